@@ -1,0 +1,26 @@
+// Package functions is the SDK a Cortex function author imports.
+//
+// A predictor is just a type with two jobs: initialise a model and serve a
+// prediction. The only required method is Predict:
+//
+//	type Predictor interface {
+//		Predict(ctx context.Context, req *Request) (*Response, error)
+//	}
+//
+// Optional capabilities are separate one-method interfaces that the runtime
+// finds by type assertion: [Initializer] (load the model once, before the
+// function reports ready), [Closer] (release it on shutdown) and
+// [BatchPredictor] (serve a gathered batch in one call).
+//
+// A prediction is just a request: the body, query and headers arrive as the
+// caller sent them, whatever carried them (plain HTTP, a Lambda event or a
+// CloudEvent), and the predictor may answer with any status, content type and
+// body. An error that carries a status ([Error], built with [Errorf]) reaches
+// the caller with that status and a JSON body {"error": "..."}; any other
+// error becomes a 500 whose detail goes to the log, not to the caller.
+//
+// This package imports only the standard library so that it costs a function
+// binary nothing. The entry point that serves a predictor lives in package
+// github.com/cortexfn/cortex/runtime (runtime.Main), because it needs the
+// runtime and the carriers.
+package functions

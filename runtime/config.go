@@ -1,0 +1,155 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is everything the runtime needs to serve one function. The
+// packager resolves cortex.yaml into a Config (defaults filled, paths
+// resolved) and ships it as JSON beside the binary; Main reads it from the
+// file named by $CORTEX_CONFIG. Its zero value serves a predictor with the
+// defaults documented on each field.
+type Config struct {
+	// Name is the function's name; it labels logs and metrics and is the
+	// model name on the Open Inference Protocol routes.
+	Name string `json:"name"`
+	// Dir is the directory relative paths are resolved against. When a
+	// Config is read from a file, an empty Dir means that file's directory.
+	Dir string `json:"dir,omitempty"`
+	// Predictor configures the predictor (predictor.* in cortex.yaml).
+	Predictor PredictorConfig `json:"predictor"`
+	// Pre and Post name optional WebAssembly stages (.wasm paths).
+	Pre  string `json:"pre,omitempty"`
+	Post string `json:"post,omitempty"`
+	// GPU is the number of GPUs asked for (compute.gpu).
+	GPU int `json:"gpu,omitempty"`
+	// Limits bounds what one request and the whole process may use.
+	Limits Limits `json:"limits"`
+	// Batching, when MaxBatchSize > 1, gathers concurrent requests.
+	Batching Batching `json:"batching,omitempty"`
+}
+
+// PredictorConfig is predictor.* from cortex.yaml.
+type PredictorConfig struct {
+	// Type is "onnx" (built in) or "go" (a user's package).
+	Type string `json:"type"`
+	// Model is the model file or directory, relative to Dir or absolute.
+	Model string `json:"model,omitempty"`
+	// Values is predictor.config, passed to Init.
+	Values map[string]any `json:"config,omitempty"`
+}
+
+// Limits bounds a function's resources. Zero fields take the defaults below.
+type Limits struct {
+	// MaxBody is the largest request body in bytes (default 6 MiB, Lambda's
+	// buffered payload limit). Larger bodies are a 413.
+	MaxBody int64 `json:"max_body,omitempty"`
+	// Timeout bounds one prediction (default 30s). A prediction that runs
+	// past it is answered with a 504.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MaxConcurrency is how many predictions run at once (default 64).
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// MaxQueue is how many more may wait for a slot (default 128). Beyond
+	// that a request is refused with 503 and Retry-After.
+	MaxQueue int `json:"max_queue,omitempty"`
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// after SIGTERM (default 30s).
+	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty"`
+}
+
+// Batching configures server-side batching.
+type Batching struct {
+	MaxBatchSize  int      `json:"max_batch_size,omitempty"`
+	BatchInterval Duration `json:"batch_interval,omitempty"`
+}
+
+// Defaults for Limits.
+const (
+	DefaultMaxBody         = 6 << 20
+	DefaultTimeout         = 30 * time.Second
+	DefaultMaxConcurrency  = 64
+	DefaultMaxQueue        = 128
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxBody <= 0 {
+		l.MaxBody = DefaultMaxBody
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = Duration(DefaultTimeout)
+	}
+	if l.MaxConcurrency <= 0 {
+		l.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if l.MaxQueue < 0 {
+		l.MaxQueue = 0
+	} else if l.MaxQueue == 0 {
+		l.MaxQueue = DefaultMaxQueue
+	}
+	if l.ShutdownTimeout <= 0 {
+		l.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	return l
+}
+
+// Path resolves p against c.Dir. An empty p stays empty.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// LoadConfig reads a Config from a JSON file. Dir defaults to the file's
+// directory.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading function config: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("function config %s: %w", path, err)
+	}
+	if c.Dir == "" {
+		abs, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			return nil, err
+		}
+		c.Dir = abs
+	}
+	return &c, nil
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration
+// string ("30s", "2ms"). A bare JSON number is taken as nanoseconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		if n, nerr := strconv.ParseInt(string(b), 10, 64); nerr == nil {
+			*d = Duration(n)
+			return nil
+		}
+		return fmt.Errorf("invalid duration %q: use a number with a unit, such as 30s or 2ms", b)
+	}
+	*d = Duration(v)
+	return nil
+}
