@@ -10,6 +10,7 @@ package adapters
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -52,4 +53,15 @@ func ErrorResponse(err error, requestID string) *functions.Response {
 		resp.Header.Set("X-Request-Id", requestID)
 	}
 	return resp
+}
+
+// TooLarge is the 413 every carrier returns for a body over the limit. got
+// is the body's size when known, else 0.
+func TooLarge(got, limit int64) error {
+	size := "over"
+	if got > 0 {
+		size = fmt.Sprintf("%d bytes, over", got)
+	}
+	return &functions.Error{Status: http.StatusRequestEntityTooLarge,
+		Message: fmt.Sprintf("request body is %s the function's limit of %d bytes (limits.max_body in cortex.yaml)", size, limit)}
 }

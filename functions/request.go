@@ -28,6 +28,11 @@ const (
 	// ProtocolOIP is the Open Inference Protocol v2 (KServe V2, Triton)
 	// infer route: the body is an inference request in OIP JSON.
 	ProtocolOIP Protocol = "oip-v2"
+	// ProtocolKServeV1 is the KServe V1 predict route
+	// (POST /v1/models/{name}:predict) when the predictor publishes no
+	// tensor metadata: the body is {"instances": [...]} as the caller sent
+	// it and the predictor answers {"predictions": [...]} itself.
+	ProtocolKServeV1 Protocol = "kserve-v1"
 )
 
 // Request is one prediction request, whatever carried it.

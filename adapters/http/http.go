@@ -1,0 +1,408 @@
+// Package http is the plain HTTP carrier: it maps an HTTP request onto a
+// functions.Request, hands it to the engine, and writes the
+// functions.Response back.
+//
+// Routes:
+//
+//	POST /predict, POST /                 the function's own route: the body reaches the predictor as it came
+//	GET  /healthz                         live: the process is up
+//	GET  /readyz                          ready: Init succeeded and the function is not draining
+//	GET  /metrics                         Prometheus metrics (when the engine has them)
+//	GET  /v2                              Open Inference Protocol v2 server metadata
+//	GET  /v2/health/live, /v2/health/ready
+//	GET  /v2/models/{name}[/versions/{v}]         model metadata
+//	GET  /v2/models/{name}[/versions/{v}]/ready   model readiness
+//	POST /v2/models/{name}[/versions/{v}]/infer   OIP v2 inference
+//	GET  /v1/models/{name}                KServe V1 model status
+//	POST /v1/models/{name}:predict        KServe V1 prediction ({"instances"} -> {"predictions"})
+//
+// Every error body is {"error": "..."}, unknown routes included.
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cortexfn/cortex/adapters"
+	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/functions/oip"
+)
+
+// MetadataSource is implemented by engines whose predictor publishes tensor
+// metadata (the built-in ONNX predictor). The OIP metadata route and the
+// KServe V1 conversion use it; without it V1 bodies go to the predictor as
+// they came.
+type MetadataSource interface {
+	ModelMetadata() (oip.ModelMetadata, bool)
+}
+
+// Option configures the handler.
+type Option func(*Handler)
+
+// WithMetrics serves h at /metrics.
+func WithMetrics(h http.Handler) Option { return func(x *Handler) { x.metrics = h } }
+
+// WithVersion sets the server version reported by GET /v2.
+func WithVersion(v string) Option { return func(x *Handler) { x.version = v } }
+
+// Handler serves a function over HTTP.
+type Handler struct {
+	e       adapters.Engine
+	meta    MetadataSource
+	metrics http.Handler
+	version string
+}
+
+// New returns the HTTP handler for e.
+func New(e adapters.Engine, opts ...Option) *Handler {
+	h := &Handler{e: e, version: "dev"}
+	h.meta, _ = e.(MetadataSource)
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case p == "/predict" || p == "/":
+		if !allow(w, r, http.MethodPost) {
+			return
+		}
+		h.predict(w, r, functions.ProtocolRaw, "", "")
+	case p == "/healthz":
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			writeJSON(w, http.StatusOK, map[string]any{"live": true})
+		}
+	case p == "/readyz":
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			h.ready(w)
+		}
+	case p == "/metrics" && h.metrics != nil:
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			h.metrics.ServeHTTP(w, r)
+		}
+	case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+		h.oip(w, r, strings.TrimPrefix(p, "/v2"))
+	case strings.HasPrefix(p, "/v1/models/"):
+		h.v1(w, r, strings.TrimPrefix(p, "/v1/models/"))
+	default:
+		h.notFound(w, r)
+	}
+}
+
+func (h *Handler) ready(w http.ResponseWriter) {
+	if h.e.Ready() {
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "function is not ready")
+}
+
+// oip serves the Open Inference Protocol v2 routes; rest is the path after /v2.
+func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
+	switch rest {
+	case "", "/":
+		if allow(w, r, http.MethodGet) {
+			writeJSON(w, http.StatusOK, map[string]any{"name": "cortex", "version": h.version, "extensions": []string{}})
+		}
+		return
+	case "/health/live":
+		if allow(w, r, http.MethodGet) {
+			writeJSON(w, http.StatusOK, map[string]any{"live": true})
+		}
+		return
+	case "/health/ready":
+		if allow(w, r, http.MethodGet) {
+			h.ready(w)
+		}
+		return
+	}
+	model, ok := strings.CutPrefix(rest, "/models/")
+	if !ok || model == "" {
+		h.notFound(w, r)
+		return
+	}
+	name, tail, _ := strings.Cut(model, "/")
+	version := ""
+	if v, ok := strings.CutPrefix(tail, "versions/"); ok {
+		version, tail, _ = strings.Cut(v, "/")
+		if version == "" {
+			h.notFound(w, r)
+			return
+		}
+	}
+	if !h.knownModel(w, name) {
+		return
+	}
+	switch tail {
+	case "":
+		if allow(w, r, http.MethodGet) {
+			h.modelMetadata(w, name, version)
+		}
+	case "ready":
+		if allow(w, r, http.MethodGet) {
+			if !h.e.Ready() {
+				writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %q is not ready", name))
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
+		}
+	case "infer":
+		if allow(w, r, http.MethodPost) {
+			h.predict(w, r, functions.ProtocolOIP, name, version)
+		}
+	default:
+		h.notFound(w, r)
+	}
+}
+
+// knownModel answers 404 naming the served model when name is not it.
+func (h *Handler) knownModel(w http.ResponseWriter, name string) bool {
+	if name == h.e.Name() {
+		return true
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("model %q not found; this function serves %q", name, h.e.Name()))
+	return false
+}
+
+func (h *Handler) modelMetadata(w http.ResponseWriter, name, version string) {
+	md := oip.ModelMetadata{Name: name, Platform: "cortex"}
+	if h.meta != nil {
+		if m, ok := h.meta.ModelMetadata(); ok {
+			md = m
+			md.Name = name
+		}
+	}
+	if version != "" {
+		md.Versions = []string{version}
+	}
+	writeJSON(w, http.StatusOK, md)
+}
+
+// v1 serves KServe V1; rest is the path after /v1/models/.
+func (h *Handler) v1(w http.ResponseWriter, r *http.Request, rest string) {
+	name, verb, hasVerb := strings.Cut(rest, ":")
+	if name == "" || strings.Contains(name, "/") {
+		h.notFound(w, r)
+		return
+	}
+	if !h.knownModel(w, name) {
+		return
+	}
+	switch {
+	case !hasVerb:
+		if allow(w, r, http.MethodGet) {
+			writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": h.e.Ready()})
+		}
+	case verb == "predict":
+		if !allow(w, r, http.MethodPost) {
+			return
+		}
+		if h.meta != nil {
+			if md, ok := h.meta.ModelMetadata(); ok && len(md.Inputs) > 0 {
+				h.predictV1(w, r, name, md)
+				return
+			}
+		}
+		h.predict(w, r, functions.ProtocolKServeV1, name, "")
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown KServe V1 verb %q: use POST /v1/models/%s:predict", verb, name))
+	}
+}
+
+// predictV1 converts a V1 body into an OIP request for a predictor that
+// speaks OIP, and the OIP answer back into V1 predictions.
+func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name string, md oip.ModelMetadata) {
+	req, ok := h.request(w, r, functions.ProtocolOIP, name, "")
+	if !ok {
+		return
+	}
+	ireq, err := oip.FromV1(req.Body, md.Inputs[0])
+	if err == nil {
+		req.Body, err = json.Marshal(ireq)
+	}
+	if err != nil {
+		writeResponse(w, adapters.ErrorResponse(err, req.ID))
+		return
+	}
+	req.ContentType = "application/json"
+	resp, err := h.e.Invoke(r.Context(), req)
+	if err != nil {
+		writeResponse(w, adapters.ErrorResponse(err, req.ID))
+		return
+	}
+	if resp.StatusCode() != http.StatusOK {
+		setRequestID(resp, req.ID)
+		writeResponse(w, resp)
+		return
+	}
+	var ires oip.InferenceResponse
+	if err := json.Unmarshal(resp.Body, &ires); err != nil {
+		writeResponse(w, adapters.ErrorResponse(fmt.Errorf("decoding the predictor's OIP answer: %w", err), req.ID))
+		return
+	}
+	body, err := oip.ToV1(&ires)
+	if err != nil {
+		writeResponse(w, adapters.ErrorResponse(err, req.ID))
+		return
+	}
+	out := functions.Bytes(http.StatusOK, "application/json", body)
+	setRequestID(out, req.ID)
+	writeResponse(w, out)
+}
+
+func (h *Handler) predict(w http.ResponseWriter, r *http.Request, proto functions.Protocol, model, version string) {
+	req, ok := h.request(w, r, proto, model, version)
+	if !ok {
+		return
+	}
+	resp, err := h.e.Invoke(r.Context(), req)
+	if err != nil {
+		resp = adapters.ErrorResponse(err, req.ID)
+	} else {
+		setRequestID(resp, req.ID)
+	}
+	writeResponse(w, resp)
+}
+
+// Request builds the functions.Request for r, reading the body under the
+// engine's limit. It is exported so other carriers that receive HTTP (the
+// Knative CloudEvents carrier) build exactly the same request.
+func Request(r *http.Request, maxBody int64) (*functions.Request, error) {
+	body, err := readBody(r, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	model := ""
+	q := r.URL.Query()
+	if m := q.Get("model"); m != "" {
+		model = m
+	}
+	return &functions.Request{
+		ID:          r.Header.Get("X-Request-Id"),
+		Method:      r.Method,
+		Path:        r.URL.Path,
+		Query:       q,
+		Header:      r.Header,
+		ContentType: r.Header.Get("Content-Type"),
+		Body:        body,
+		Carrier:     functions.CarrierHTTP,
+		Model:       model,
+	}, nil
+}
+
+func (h *Handler) request(w http.ResponseWriter, r *http.Request, proto functions.Protocol, model, version string) (*functions.Request, bool) {
+	req, err := Request(r, h.e.MaxBody())
+	if err != nil {
+		id := r.Header.Get("X-Request-Id")
+		if functions.StatusOf(err) == http.StatusRequestEntityTooLarge {
+			// Do not read the rest of an oversized body to keep the
+			// connection: close it.
+			w.Header().Set("Connection", "close")
+		}
+		writeResponse(w, adapters.ErrorResponse(err, id))
+		return nil, false
+	}
+	req.Protocol = proto
+	if model != "" {
+		req.Model = model
+	}
+	req.Version = version
+	return req, true
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, adapters.TooLarge(r.ContentLength, limit)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength >= 0 {
+		// Known size: one exact allocation (net/http stops the body at
+		// Content-Length, so it cannot run longer).
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, bodyError(err)
+		}
+		return buf, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if int64(len(body)) > limit {
+		return nil, adapters.TooLarge(0, limit)
+	}
+	return body, nil
+}
+
+func bodyError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return adapters.TooLarge(0, tooBig.Limit)
+	}
+	return &functions.Error{Status: http.StatusBadRequest, Message: "reading the request body: " + err.Error(), Err: err}
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, fmt.Sprintf(
+		"no route for %s %s: send predictions to POST /predict, POST /v2/models/%s/infer or POST /v1/models/%s:predict",
+		r.Method, r.URL.Path, h.e.Name(), h.e.Name()))
+}
+
+// allow answers 405 with an Allow header unless r's method is one of methods.
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	list := strings.Join(methods, ", ")
+	w.Header().Set("Allow", list)
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, list))
+	return false
+}
+
+func setRequestID(resp *functions.Response, id string) {
+	if resp.Header == nil {
+		resp.Header = make(http.Header, 1)
+	}
+	resp.Header.Set("X-Request-Id", id)
+}
+
+func writeResponse(w http.ResponseWriter, resp *functions.Response) {
+	dst := w.Header()
+	for k, v := range resp.Header {
+		dst[k] = v
+	}
+	if len(resp.Body) > 0 && dst.Get("Content-Type") == "" {
+		dst.Set("Content-Type", http.DetectContentType(resp.Body))
+	}
+	dst.Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	w.WriteHeader(resp.StatusCode())
+	_, _ = w.Write(resp.Body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encoding response: "+err.Error())
+		return
+	}
+	writeResponse(w, functions.Bytes(status, "application/json", b))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeResponse(w, functions.Bytes(status, "application/json", functions.ErrorBody(msg)))
+}
+
+var _ http.Handler = (*Handler)(nil)

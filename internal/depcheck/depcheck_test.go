@@ -1,0 +1,112 @@
+package depcheck
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cortexfn/cortex"
+
+// forbidden are the import path prefixes a function binary must not contain.
+var forbidden = []string{
+	"k8s.io/",
+	"sigs.k8s.io/",
+	"knative.dev/",
+	"github.com/aws/aws-sdk-go",
+	"github.com/google/go-containerregistry",
+	module + "/packager",
+	module + "/cmd/",
+	module + "/runtime/host",
+}
+
+type pkg struct {
+	ImportPath string
+	Standard   bool
+	Deps       []string
+	CgoFiles   []string
+}
+
+// list runs go list -deps for patterns and returns every package with its
+// transitive dependencies.
+func list(t *testing.T, env []string, patterns ...string) []pkg {
+	t.Helper()
+	args := append([]string{"list", "-json=ImportPath,Standard,Deps,CgoFiles"}, patterns...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", patterns, err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) == 0 {
+		t.Fatalf("go list %v found no packages", patterns)
+	}
+	return pkgs
+}
+
+func TestFunctionBinaryDependencies(t *testing.T) {
+	for _, p := range list(t, nil, "./functions/...", "./runtime/...", "./adapters/...") {
+		if strings.HasPrefix(p.ImportPath, module+"/runtime/host") {
+			continue // the local multi-function host is imported by the CLI only
+		}
+		for _, d := range p.Deps {
+			for _, f := range forbidden {
+				if strings.HasPrefix(d, f) {
+					t.Errorf("%s depends on %s: function binaries must not carry it (see DESIGN.md, dependency rule)", p.ImportPath, d)
+				}
+			}
+		}
+	}
+}
+
+func TestFunctionsImportsOnlyTheStandardLibrary(t *testing.T) {
+	for _, p := range list(t, nil, "./functions/...") {
+		for _, d := range p.Deps {
+			if strings.Contains(strings.SplitN(d, "/", 2)[0], ".") && !strings.HasPrefix(d, module+"/functions") {
+				t.Errorf("%s depends on %s: the SDK imports only the standard library", p.ImportPath, d)
+			}
+		}
+		if p.ImportPath == module+"/functions" {
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, module) {
+					t.Errorf("functions depends on %s: it imports nothing of ours", d)
+				}
+			}
+		}
+	}
+}
+
+// A pure-Go function must build into a static binary: the core runtime and
+// the carriers may not need cgo. Only runtime/onnx may.
+func TestCoreRuntimeIsPureGo(t *testing.T) {
+	for _, p := range list(t, []string{"CGO_ENABLED=1"}, "./runtime", "./adapters/...") {
+		for _, d := range p.Deps {
+			if d == "github.com/yalue/onnxruntime_go" || d == module+"/runtime/onnx" {
+				t.Errorf("%s depends on %s: ONNX (cgo) must be imported only by functions that use it", p.ImportPath, d)
+			}
+		}
+	}
+	cmd := exec.Command("go", "build", "./runtime", "./adapters/...", "./functions/...")
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("CGO_ENABLED=0 go build of the core runtime failed: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,6 @@
+// Package depcheck holds the test that keeps the dependency rule of
+// DESIGN.md true: what goes into a function binary (functions, runtime,
+// adapters) never pulls in Kubernetes, Knative, AWS SDK or
+// go-containerregistry code, functions imports only the standard library,
+// and the core runtime builds without cgo.
+package depcheck

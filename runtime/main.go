@@ -1,0 +1,136 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	httpadapter "github.com/cortexfn/cortex/adapters/http"
+	"github.com/cortexfn/cortex/functions"
+)
+
+// Main serves p and exits the process when serving ends: the entry point a
+// generated main calls, and that a user who writes their own main calls.
+// It reads the function's Config from the JSON file named by $CORTEX_CONFIG
+// (defaults when unset) and picks the carrier from the environment: an HTTP
+// server on $PORT (default 8080), Knative's container contract.
+func Main(p functions.Predictor, opts ...Option) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := Run(ctx, p, opts...); err != nil {
+		fmt.Fprintln(os.Stderr, "cortex:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// Run is Main without the process exit: it serves p until ctx ends, then
+// drains. It returns the error that stopped serving, if any.
+func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
+	cfg, err := configFromEnv()
+	if err != nil {
+		return err
+	}
+	rt, err := New(p, *cfg, opts...)
+	if err != nil {
+		return err
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	return rt.ServeHTTP(ctx, net.JoinHostPort(os.Getenv("CORTEX_HOST"), port))
+}
+
+func configFromEnv() (*Config, error) {
+	path := os.Getenv("CORTEX_CONFIG")
+	if path == "" {
+		return &Config{}, nil
+	}
+	return LoadConfig(path)
+}
+
+// ServeHTTP listens on addr and serves the function over HTTP until ctx
+// ends. The listener opens before Init runs, so /healthz answers while the
+// model loads and /readyz turns 200 once it has loaded. When ctx ends it
+// refuses new requests, lets the admitted ones finish within
+// limits.shutdown_timeout, then closes the predictor.
+func (r *Runtime) ServeHTTP(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return r.Serve(ctx, ln)
+}
+
+// Serve is ServeHTTP on an open listener.
+func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version())),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	r.log.Info("listening", "addr", ln.Addr().String())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	initErr := make(chan error, 1)
+	go func() { initErr <- r.Start(ctx) }()
+
+	select {
+	case err := <-initErr:
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+	case err := <-serveErr:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	return r.drain(srv)
+}
+
+// drain stops the server gracefully: readiness fails and new requests get
+// 503 at once, the listener closes, in-flight requests finish within the
+// bound, then the predictor closes.
+func (r *Runtime) drain(srv *http.Server) error {
+	bound := r.limits.ShutdownTimeout.D()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	rtErr := make(chan error, 1)
+	go func() { rtErr <- r.Shutdown(ctx) }()
+	err := srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = srv.Close()
+	}
+	err = errors.Join(err, <-rtErr)
+	r.log.Info("stopped")
+	return err
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/cortexfn/cortex" {
+				return d.Version
+			}
+		}
+		if bi.Main.Path == "github.com/cortexfn/cortex" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}

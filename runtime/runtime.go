@@ -1,0 +1,397 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cortexfn/cortex/adapters"
+	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/functions/oip"
+)
+
+// Runtime is the engine between a carrier and a predictor. It assigns
+// request ids, enforces the body limit, the per-request deadline and the
+// bound on concurrent and queued requests, recovers panics, counts and times
+// every request, and drains in-flight work on shutdown. Every carrier hands
+// it requests through the adapters.Engine interface, so all of this behaves
+// the same whatever delivered the request.
+type Runtime struct {
+	p      functions.Predictor
+	cfg    Config
+	limits Limits
+	log    *slog.Logger
+	m      *metrics
+
+	slots   chan struct{} // one token per running prediction
+	waiting atomic.Int64  // requests queued for a slot
+
+	ready    atomic.Bool
+	draining atomic.Bool
+	initErr  atomic.Pointer[error]
+
+	mu       sync.Mutex
+	inflight int           // admitted requests not yet finished
+	idle     chan struct{} // closed when draining and inflight reaches 0
+	closed   bool
+}
+
+// Option configures a Runtime.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+}
+
+// WithLogger sets the logger. The default writes JSON to stderr at the
+// level named by $CORTEX_LOG_LEVEL (debug, info, warn, error; default info).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// New returns a Runtime for p. It does not call Init: Start does.
+func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
+	if p == nil {
+		return nil, errors.New("runtime: nil predictor")
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if cfg.Name == "" {
+		cfg.Name = os.Getenv("K_SERVICE")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "function"
+	}
+	if o.logger == nil {
+		o.logger = DefaultLogger()
+	}
+	labels := prometheus.Labels{"function": cfg.Name}
+	if rev := os.Getenv("K_REVISION"); rev != "" {
+		labels["revision"] = rev
+	}
+	r := &Runtime{
+		p:      p,
+		cfg:    cfg,
+		limits: cfg.Limits.WithDefaults(),
+		log:    o.logger.With("function", cfg.Name),
+		m:      newMetrics(labels),
+		idle:   make(chan struct{}),
+	}
+	r.slots = make(chan struct{}, r.limits.MaxConcurrency)
+	return r, nil
+}
+
+// DefaultLogger is the logger a function uses unless told otherwise: JSON on
+// stderr, at the level in $CORTEX_LOG_LEVEL, with the Knative service and
+// revision when they are set.
+func DefaultLogger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv("CORTEX_LOG_LEVEL"))); err != nil {
+		level = slog.LevelInfo
+	}
+	l := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, k := range []string{"K_SERVICE", "K_REVISION", "K_CONFIGURATION"} {
+		if v := os.Getenv(k); v != "" {
+			l = l.With(k, v)
+		}
+	}
+	return l
+}
+
+// Start initialises the predictor (when it implements functions.Initializer)
+// and marks the runtime ready. It records the load time. An Init error is
+// returned wrapped with the function's name and leaves the runtime not ready.
+func (r *Runtime) Start(ctx context.Context) error {
+	start := time.Now()
+	if in, ok := r.p.(functions.Initializer); ok {
+		cfg := functions.Config{
+			Name:   r.cfg.Name,
+			Dir:    r.cfg.Dir,
+			Model:  r.cfg.Path(r.cfg.Predictor.Model),
+			Values: r.cfg.Predictor.Values,
+			GPU:    r.cfg.GPU,
+		}
+		if err := safeInit(ctx, in, cfg); err != nil {
+			err = fmt.Errorf("initialising function %q: %w", r.cfg.Name, err)
+			r.initErr.Store(&err)
+			r.log.Error("init failed", "err", err)
+			return err
+		}
+	}
+	took := time.Since(start)
+	r.m.loadTime.Set(took.Seconds())
+	r.ready.Store(true)
+	r.m.ready.Set(1)
+	r.log.Info("ready", "load_time", took.String(),
+		"max_concurrency", r.limits.MaxConcurrency, "max_queue", r.limits.MaxQueue,
+		"timeout", r.limits.Timeout.String(), "max_body", r.limits.MaxBody)
+	return nil
+}
+
+func safeInit(ctx context.Context, in functions.Initializer, cfg functions.Config) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic in Init: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return in.Init(ctx, cfg)
+}
+
+// Name returns the function's name.
+func (r *Runtime) Name() string { return r.cfg.Name }
+
+// MaxBody returns the largest request body accepted, in bytes.
+func (r *Runtime) MaxBody() int64 { return r.limits.MaxBody }
+
+// Limits returns the limits in force, defaults filled in.
+func (r *Runtime) Limits() Limits { return r.limits }
+
+// Ready reports whether the predictor has initialised and the runtime is not
+// draining.
+func (r *Runtime) Ready() bool { return r.ready.Load() && !r.draining.Load() }
+
+// InitError returns the error Start failed with, if any.
+func (r *Runtime) InitError() error {
+	if p := r.initErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// MetricsHandler serves the function's metrics in the Prometheus text format.
+func (r *Runtime) MetricsHandler() http.Handler { return r.m.handler() }
+
+// Logger returns the runtime's logger, labelled with the function's name.
+func (r *Runtime) Logger() *slog.Logger { return r.log }
+
+// ModelMetadata returns the predictor's tensor metadata when it publishes
+// any (the built-in ONNX predictor does), for the Open Inference Protocol
+// metadata route and the KServe V1 conversion.
+func (r *Runtime) ModelMetadata() (oip.ModelMetadata, bool) {
+	mp, ok := r.p.(oip.MetadataProvider)
+	if !ok || !r.ready.Load() {
+		return oip.ModelMetadata{}, false
+	}
+	md := mp.ModelMetadata()
+	if md.Name == "" {
+		md.Name = r.cfg.Name
+	}
+	return md, true
+}
+
+// Invoke runs one prediction through the limits. It never panics; a non-nil
+// error is a *functions.Error whose status and message are safe to send to
+// the caller.
+func (r *Runtime) Invoke(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	start := time.Now()
+	if req.ID == "" {
+		req.ID = NewRequestID()
+	}
+	resp, err := r.invoke(ctx, req)
+	status := resp.StatusCode()
+	if err != nil {
+		status = functions.StatusOf(err)
+	}
+	r.m.countStatus(status)
+	r.m.latency.Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+func (r *Runtime) invoke(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	if int64(len(req.Body)) > r.limits.MaxBody {
+		r.m.rejected.WithLabelValues("body_too_large").Inc()
+		return nil, adapters.TooLarge(int64(len(req.Body)), r.limits.MaxBody)
+	}
+	if !r.ready.Load() {
+		r.m.rejected.WithLabelValues("not_ready").Inc()
+		msg := "function is starting: the model is still loading"
+		if err := r.InitError(); err != nil {
+			msg = "function failed to start; see its log (request id " + req.ID + ")"
+		}
+		return nil, &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
+	}
+	if !r.enter() {
+		r.m.rejected.WithLabelValues("shutting_down").Inc()
+		return nil, &functions.Error{Status: http.StatusServiceUnavailable,
+			Message: "function is shutting down; retry on another instance", RetryAfter: time.Second}
+	}
+	defer r.leave()
+
+	ctx, cancel := context.WithTimeout(ctx, r.limits.Timeout.D())
+	defer cancel()
+
+	if err := r.acquire(ctx, req); err != nil {
+		return nil, err
+	}
+	// The slot is released by the goroutine that runs the predictor, when
+	// the predictor returns: a prediction that outlives its deadline keeps
+	// its slot, so the bound on concurrent work stays true.
+	done := make(chan result, 1)
+	r.m.inFlight.Inc()
+	go r.run(ctx, req, done)
+	select {
+	case res := <-done:
+		return r.finish(ctx, req, res)
+	case <-ctx.Done():
+		return nil, r.deadlineError(ctx, req)
+	}
+}
+
+type result struct {
+	resp *functions.Response
+	err  error
+}
+
+func (r *Runtime) run(ctx context.Context, req *functions.Request, done chan<- result) {
+	defer func() {
+		<-r.slots
+		r.m.inFlight.Dec()
+	}()
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("predictor panicked", "request_id", req.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			done <- result{err: &functions.Error{Status: http.StatusInternalServerError,
+				Message: "internal error: the predictor panicked (request id " + req.ID + ")"}}
+		}
+	}()
+	resp, err := r.p.Predict(ctx, req)
+	done <- result{resp, err}
+}
+
+func (r *Runtime) finish(ctx context.Context, req *functions.Request, res result) (*functions.Response, error) {
+	if res.err == nil {
+		if res.resp == nil {
+			res.resp = &functions.Response{Status: http.StatusNoContent}
+		}
+		return res.resp, nil
+	}
+	var fe *functions.Error
+	if errors.As(res.err, &fe) && fe.Status >= 400 && fe.Status <= 599 {
+		if fe.Status >= 500 {
+			r.log.Error("prediction failed", "request_id", req.ID, "status", fe.Status, "err", res.err)
+		}
+		return nil, fe
+	}
+	if ctx.Err() != nil && errors.Is(res.err, ctx.Err()) {
+		return nil, r.deadlineError(ctx, req)
+	}
+	// An error without a status: its text may hold internals, so it goes to
+	// the log and the caller gets the request id to find it.
+	r.log.Error("prediction failed", "request_id", req.ID, "err", res.err)
+	return nil, &functions.Error{Status: http.StatusInternalServerError,
+		Message: "internal error (request id " + req.ID + ")", Err: res.err}
+}
+
+func (r *Runtime) deadlineError(ctx context.Context, req *functions.Request) error {
+	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		r.log.Warn("prediction timed out", "request_id", req.ID, "timeout", r.limits.Timeout.String())
+		return &functions.Error{Status: http.StatusGatewayTimeout,
+			Message: fmt.Sprintf("prediction did not finish within %s (limits.timeout in cortex.yaml, or the caller's deadline)", r.limits.Timeout),
+			Err:     context.DeadlineExceeded}
+	}
+	// The caller went away. 499 is nginx's "client closed request": nobody
+	// reads the answer, but logs and metrics should not call it a 5xx.
+	return &functions.Error{Status: 499, Message: "client closed the request", Err: ctx.Err()}
+}
+
+// acquire takes a concurrency slot, waiting in the bounded queue when all
+// are busy. A full queue is a 503 with Retry-After, never unbounded memory.
+func (r *Runtime) acquire(ctx context.Context, req *functions.Request) error {
+	select {
+	case r.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if n := r.waiting.Add(1); n > int64(r.limits.MaxQueue) {
+		r.waiting.Add(-1)
+		r.m.rejected.WithLabelValues("queue_full").Inc()
+		return &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
+			Message: fmt.Sprintf("function is at capacity: %d predictions running and %d queued (limits.max_concurrency, limits.max_queue); retry later",
+				r.limits.MaxConcurrency, r.limits.MaxQueue)}
+	}
+	r.m.queued.Inc()
+	defer func() {
+		r.waiting.Add(-1)
+		r.m.queued.Dec()
+	}()
+	select {
+	case r.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		r.m.rejected.WithLabelValues("queue_timeout").Inc()
+		return r.deadlineError(ctx, req)
+	}
+}
+
+// enter admits a request unless the runtime is draining.
+func (r *Runtime) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.draining.Load() {
+		return false
+	}
+	r.inflight++
+	return true
+}
+
+func (r *Runtime) leave() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inflight--
+	if r.inflight == 0 && r.draining.Load() && !r.closed {
+		r.closed = true
+		close(r.idle)
+	}
+}
+
+// Shutdown stops admitting requests (new ones get 503 and Ready turns
+// false), waits for the admitted ones to finish or for ctx to end, then
+// closes the predictor. It returns ctx's error when requests were still
+// running at the bound.
+func (r *Runtime) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.draining.Store(true)
+	r.m.ready.Set(0)
+	if r.inflight == 0 && !r.closed {
+		r.closed = true
+		close(r.idle)
+	}
+	pending := r.inflight
+	r.mu.Unlock()
+	r.log.Info("draining", "in_flight", pending)
+
+	var err error
+	select {
+	case <-r.idle:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: requests still running after the drain bound: %w", ctx.Err())
+		r.log.Warn("drain bound reached", "err", err)
+	}
+	if c, ok := r.p.(functions.Closer); ok {
+		if cerr := c.Close(); cerr != nil {
+			r.log.Error("closing predictor", "err", cerr)
+			err = errors.Join(err, cerr)
+		}
+	}
+	return err
+}
+
+// NewRequestID returns a random 128-bit id in hex.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var _ adapters.Engine = (*Runtime)(nil)
