@@ -54,8 +54,9 @@ type Limits struct {
 	Timeout Duration `json:"timeout,omitempty"`
 	// MaxConcurrency is how many predictions run at once (default 64).
 	MaxConcurrency int `json:"max_concurrency,omitempty"`
-	// MaxQueue is how many more may wait for a slot (default 128). Beyond
-	// that a request is refused with 503 and Retry-After.
+	// MaxQueue is how many more may wait for a slot (default 128; negative
+	// means none may wait). Beyond that a request is refused with 503 and
+	// Retry-After.
 	MaxQueue int `json:"max_queue,omitempty"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGTERM (default 30s).
