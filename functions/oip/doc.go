@@ -1,0 +1,29 @@
+// Package oip holds the Open Inference Protocol v2 (KServe V2, Triton) types
+// and a codec for them, plus the conversion from and to the KServe V1
+// protocol.
+//
+// A request's tensors are decoded straight into typed Go slices: the data of
+// an FP32 input becomes a []float32, that of an INT64 input an []int64, and
+// so on, with no []any in between. [DecodeRequest] checks what a model
+// server must not trust: datatype names, negative dimensions, that the
+// number of elements matches the shape, that each value fits its datatype
+// (300 is not a UINT8) and a bound on the total number of elements. Every
+// problem is a 400 [functions.Error] that names the input and says what was
+// expected and what came.
+//
+// The data of a tensor may be sent flat or nested in row-major order; both
+// decode to the same flat slice. A nested array must be regular (not
+// ragged).
+//
+// Go types per datatype: BOOL []bool, UINT8..UINT64 []uint8..[]uint64,
+// INT8..INT64 []int8..[]int64, FP32 []float32, FP64 []float64, BYTES
+// []string. FP16 and BF16 values are carried as []float32 (checked against
+// their narrower range); converting them to their bit patterns is left to
+// whoever hands them to a model.
+//
+// JSON cannot carry NaN or infinities: an output that holds one encodes it
+// as null.
+//
+// This package imports only the standard library and package functions, so
+// a Go predictor can use it at no cost.
+package oip
