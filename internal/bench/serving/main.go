@@ -1,0 +1,244 @@
+// Command serving measures the iris function's HTTP serving throughput and
+// latency through the Cortex runtime, beside a baseline: a bare net/http
+// server that calls onnxruntime_go directly, written the way a user would
+// without Cortex. Both serve the same model with the same ONNX Runtime
+// library in the same process, and are loaded by the same client, in
+// alternating rounds, so the ratio is what the runtime costs.
+//
+//	go run ./internal/bench/serving [-c 64] [-d 5s] [-rounds 2]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/cortexfn/cortex/runtime"
+	"github.com/cortexfn/cortex/runtime/onnx"
+)
+
+const body = `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`
+
+func main() {
+	conns := flag.Int("c", 64, "concurrent connections")
+	dur := flag.Duration("d", 5*time.Second, "measured duration of each round")
+	rounds := flag.Int("rounds", 2, "rounds per server (alternating)")
+	model := flag.String("model", "samples/iris/model/iris.onnx", "ONNX model")
+	flag.Parse()
+	modelPath, err := filepath.Abs(*model)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	cortexURL, stopCortex := startCortex(modelPath)
+	defer stopCortex()
+	baseURL, stopBase := startBaseline(modelPath)
+	defer stopBase()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
+	results := map[string][]result{}
+	for r := 0; r < *rounds; r++ {
+		for _, s := range []struct{ name, url string }{{"baseline", baseURL}, {"cortex", cortexURL}} {
+			load(client, s.url, *conns, time.Second) // warm up connections and caches
+			results[s.name] = append(results[s.name], load(client, s.url, *conns, *dur))
+		}
+	}
+	base, cx := merge(results["baseline"]), merge(results["cortex"])
+	fmt.Printf("iris over HTTP, %d concurrent connections, %d x %s per server, GOMAXPROCS=%d\n",
+		*conns, *rounds, *dur, goMaxProcs())
+	fmt.Printf("%-34s %10s %10s %10s %8s\n", "server", "req/s", "p50", "p99", "errors")
+	fmt.Printf("%-34s %10.0f %10s %10s %8d\n", "baseline (net/http + onnxruntime_go)", base.rps(), base.pct(50), base.pct(99), base.errors)
+	fmt.Printf("%-34s %10.0f %10s %10s %8d\n", "cortex runtime (iris function)", cx.rps(), cx.pct(50), cx.pct(99), cx.errors)
+	fmt.Printf("ratio cortex/baseline: throughput %.2f, p50 %.2f, p99 %.2f\n",
+		cx.rps()/base.rps(), ratio(cx.pct(50), base.pct(50)), ratio(cx.pct(99), base.pct(99)))
+	if base.errors+cx.errors > 0 {
+		os.Exit(1)
+	}
+}
+
+func goMaxProcs() int { return goruntime.GOMAXPROCS(0) }
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// startCortex serves the iris function the way a packaged function does:
+// the runtime with the built-in ONNX predictor behind the HTTP carrier.
+func startCortex(model string) (string, func()) {
+	cfg := runtime.Config{
+		Name:      "iris",
+		Predictor: runtime.PredictorConfig{Type: "onnx", Model: model},
+		Limits:    runtime.Limits{MaxConcurrency: 64, MaxQueue: 1024},
+	}
+	rt, err := runtime.New(onnx.New(), cfg, runtime.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := rt.Serve(ctx, ln); err != nil {
+			log.Fatal(err)
+		}
+	}()
+	url := "http://" + ln.Addr().String()
+	for !rt.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return url + "/predict", func() { cancel(); <-done }
+}
+
+// startBaseline is the hand-written server: decode the OIP request, run the
+// session, encode the OIP response. No limits, metrics or request ids.
+func startBaseline(model string) (string, func()) {
+	if !ort.IsInitialized() {
+		lib, err := onnx.FindLibrary("")
+		if err != nil {
+			log.Fatal(err)
+		}
+		ort.SetSharedLibraryPath(lib)
+		if err := ort.InitializeEnvironment(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	session, err := ort.NewDynamicAdvancedSession(model, []string{"input"}, []string{"label", "probabilities"}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	type tensor struct {
+		Name     string    `json:"name"`
+		Shape    []int64   `json:"shape"`
+		Datatype string    `json:"datatype"`
+		Data     []float32 `json:"data"`
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Inputs []tensor `json:"inputs"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Inputs) != 1 {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		in, err := ort.NewTensor(ort.NewShape(req.Inputs[0].Shape...), req.Inputs[0].Data)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		defer in.Destroy()
+		outs := []ort.Value{nil, nil}
+		if err := session.Run([]ort.Value{in}, outs); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer outs[0].Destroy()
+		defer outs[1].Destroy()
+		label := outs[0].(*ort.Tensor[int64])
+		probs := outs[1].(*ort.Tensor[float32])
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"model_name": "iris",
+			"outputs": []any{
+				map[string]any{"name": "label", "shape": label.GetShape(), "datatype": "INT64", "data": label.GetData()},
+				map[string]any{"name": "probabilities", "shape": probs.GetShape(), "datatype": "FP32", "data": probs.GetData()},
+			},
+		})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/predict", func() { _ = srv.Close(); _ = session.Destroy() }
+}
+
+type result struct {
+	n, errors int
+	elapsed   time.Duration
+	lat       []time.Duration
+}
+
+func load(client *http.Client, url string, conns int, d time.Duration) result {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		res    result
+		errs   atomic.Int64
+		cutoff = time.Now().Add(d)
+	)
+	start := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			for time.Now().Before(cutoff) {
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", strings.NewReader(body))
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs.Add(1)
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.n = len(res.lat)
+	res.errors = int(errs.Load())
+	return res
+}
+
+func merge(rs []result) result {
+	var m result
+	for _, r := range rs {
+		m.n += r.n
+		m.errors += r.errors
+		m.elapsed += r.elapsed
+		m.lat = append(m.lat, r.lat...)
+	}
+	slices.Sort(m.lat)
+	return m
+}
+
+func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r result) pct(p int) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := len(r.lat) * p / 100
+	if i >= len(r.lat) {
+		i = len(r.lat) - 1
+	}
+	return r.lat[i].Round(time.Microsecond)
+}
