@@ -16,9 +16,11 @@ import (
 // says where it went wrong. Out is encoded as a JSON 200. An error fn returns
 // is passed through unchanged, so fn may return an *Error with any status.
 //
-// When In is []byte, the raw body is passed as it came.
+// When In is []byte, the raw body is passed as it came. The whole request
+// (query, headers, path) stays within reach through RequestFromContext.
 func Typed[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Predictor {
 	return PredictorFunc(func(ctx context.Context, req *Request) (*Response, error) {
+		ctx = context.WithValue(ctx, requestKey{}, req)
 		var in In
 		if raw, ok := any(&in).(*[]byte); ok {
 			*raw = req.Body
@@ -73,4 +75,13 @@ func describeJSONError(err error, dec *json.Decoder) string {
 	default:
 		return "invalid JSON: " + err.Error()
 	}
+}
+
+type requestKey struct{}
+
+// RequestFromContext returns the request a Typed function is serving, so it
+// can read the query, headers or path beside its decoded body.
+func RequestFromContext(ctx context.Context) (*Request, bool) {
+	req, ok := ctx.Value(requestKey{}).(*Request)
+	return req, ok
 }

@@ -1,0 +1,80 @@
+package scaffold_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cortexfn/cortex/cmd/cortex/internal/scaffold"
+	"github.com/cortexfn/cortex/packager/spec"
+)
+
+func TestWriteValidates(t *testing.T) {
+	for _, typ := range []string{spec.TypeGo, spec.TypeONNX} {
+		t.Run(typ, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "my-fn")
+			files, err := scaffold.Write(dir, "my-fn", typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) == 0 {
+				t.Fatal("no files written")
+			}
+			s, err := spec.Load(dir)
+			if err != nil {
+				t.Fatalf("the scaffold does not validate: %v", err)
+			}
+			if s.Name != "my-fn" || s.Predictor.Type != typ {
+				t.Errorf("got name %q type %q", s.Name, s.Predictor.Type)
+			}
+			if ex, _ := filepath.Glob(filepath.Join(dir, "examples", "*.json")); len(ex) == 0 {
+				t.Error("no examples")
+			}
+		})
+	}
+}
+
+func TestWriteRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cortex.yaml"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := scaffold.Write(dir, "fn", spec.TypeGo)
+	if !errors.Is(err, scaffold.ErrExists) {
+		t.Fatalf("got %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "cortex.yaml")); string(b) != "mine" {
+		t.Errorf("cortex.yaml was overwritten: %q", b)
+	}
+}
+
+func TestWriteEmptyDirIsFine(t *testing.T) {
+	if _, err := scaffold.Write(t.TempDir(), "fn", spec.TypeGo); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadNameOrType(t *testing.T) {
+	tests := []struct{ name, typ string }{
+		{"My_Fn", spec.TypeGo},
+		{"fn", "pytorch"},
+	}
+	for _, tt := range tests {
+		dir := filepath.Join(t.TempDir(), "x")
+		if _, err := scaffold.Write(dir, tt.name, tt.typ); err == nil {
+			t.Errorf("Write(%q, %q) succeeded", tt.name, tt.typ)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("Write(%q, %q) left a directory behind", tt.name, tt.typ)
+		}
+	}
+}
+
+func TestIdentityModelBytes(t *testing.T) {
+	m := scaffold.IdentityModel()
+	// ir_version 8, then producer "cortex".
+	if len(m) < 10 || m[0] != 0x08 || m[1] != 8 || string(m[4:10]) != "cortex" {
+		t.Errorf("unexpected model header % x", m[:min(len(m), 12)])
+	}
+}

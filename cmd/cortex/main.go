@@ -1,0 +1,316 @@
+// Command cortex builds, runs, tests and packages Cortex functions.
+//
+// Output conventions: data a script reads goes to stdout (with --output json
+// where it has structure); progress, logs and errors go to stderr. A failed
+// command exits 1.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cortexfn/cortex/cmd/cortex/internal/client"
+	"github.com/cortexfn/cortex/cmd/cortex/internal/examples"
+	"github.com/cortexfn/cortex/cmd/cortex/internal/local"
+	"github.com/cortexfn/cortex/cmd/cortex/internal/scaffold"
+	"github.com/cortexfn/cortex/packager/spec"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var silent exitError
+		if !errors.As(err, &silent) {
+			fmt.Fprintln(os.Stderr, "cortex:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// exitError ends the command with status 1 after it has printed what it
+// had to say.
+type exitError struct{ msg string }
+
+func (e exitError) Error() string { return e.msg }
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cortex",
+		Short:         "Build, run, test and deploy inference functions",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictCmd(), testCmd())
+	return root
+}
+
+func checkOutput(format string) error {
+	if format != "text" && format != "json" {
+		return fmt.Errorf("--output %q: use text or json", format)
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// VersionInfo is what `cortex version` reports.
+type VersionInfo struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision,omitempty"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+}
+
+func versionInfo() VersionInfo {
+	v := VersionInfo{Version: "(devel)", Go: goruntime.Version(), Platform: goruntime.GOOS + "/" + goruntime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v.Version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v.Revision = s.Value
+			}
+		}
+	}
+	return v
+}
+
+func versionCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the CLI's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			v := versionInfo()
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), v)
+			}
+			rev := ""
+			if v.Revision != "" {
+				rev = " " + v.Revision[:min(12, len(v.Revision))]
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "cortex %s%s (%s, %s)\n", v.Version, rev, v.Go, v.Platform)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func initCmd() *cobra.Command {
+	var typ string
+	cmd := &cobra.Command{
+		Use:   "init NAME",
+		Short: "Create a function directory NAME that builds, serves and tests as it is",
+		Example: "  cortex init greeter --type go\n" +
+			"  cortex init classifier --type onnx",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := args[0]
+			name := filepath.Base(filepath.Clean(dir))
+			files, err := scaffold.Write(dir, name, typ)
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				fmt.Fprintln(cmd.ErrOrStderr(), "created", f)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "next: cortex serve %s   or   cortex test %s\n", dir, dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&typ, "type", "t", spec.TypeGo, "predictor type: go or onnx")
+	return cmd
+}
+
+func serveCmd() *cobra.Command {
+	var (
+		port int
+		host string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve DIR",
+		Short: "Build and run one function locally until Ctrl-C",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return serve(cmd.Context(), local.Options{Dir: args[0], Host: host, Port: port, Progress: cmd.ErrOrStderr(), Logs: cmd.ErrOrStderr()}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().IntVarP(&port, "port", "p", 8080, "port to listen on (0: a free one)")
+	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
+	return cmd
+}
+
+// serve runs a function until ctx ends (Ctrl-C, SIGTERM) or it exits; the
+// URL goes to stdout.
+func serve(ctx context.Context, o local.Options, stdout, stderr io.Writer) error {
+	f, err := local.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, f.URL)
+	fmt.Fprintf(stderr, "%s is ready: POST %s/predict (Ctrl-C to stop)\n", f.Name, f.URL)
+	select {
+	case <-ctx.Done():
+		fmt.Fprintf(stderr, "stopping %s\n", f.Name)
+		return f.Stop(f.Spec.RuntimeConfig().Limits.WithDefaults().ShutdownTimeout.D() + 5*time.Second)
+	case <-f.Done():
+		if err := f.Err(); err != nil {
+			return fmt.Errorf("%s exited: %w", f.Name, err)
+		}
+		return fmt.Errorf("%s exited", f.Name)
+	}
+}
+
+func predictCmd() *cobra.Command {
+	var (
+		url, path, data, method string
+		headers, query          []string
+	)
+	cmd := &cobra.Command{
+		Use:   "predict",
+		Short: "Send one request to a running function and print the answer",
+		Example: `  cortex predict -d '{"name": "Ada"}'
+  cortex predict --url http://localhost:8080 -d @input.json --query shout=true
+  cortex predict --path /v2/models/iris/infer -d @examples/oip.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req, err := predictRequest(cmd.InOrStdin(), method, path, data, headers, query)
+			if err != nil {
+				return err
+			}
+			return predict(cmd.Context(), url, req, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "url", "http://localhost:8080", "the function's base URL")
+	f.StringVar(&path, "path", "/predict", "the route")
+	f.StringVarP(&data, "data", "d", "", "request body; @file reads a file, @- standard input")
+	f.StringVarP(&method, "request", "X", "", "HTTP method (default POST with a body, else GET)")
+	f.StringArrayVarP(&headers, "header", "H", nil, "header Key:value (repeatable)")
+	f.StringArrayVar(&query, "query", nil, "query parameter key=value (repeatable)")
+	return cmd
+}
+
+func predictRequest(stdin io.Reader, method, path, data string, headers, query []string) (client.Request, error) {
+	r := client.Request{Method: method, Path: path}
+	var err error
+	if r.Header, err = client.ParseHeader(headers); err != nil {
+		return r, err
+	}
+	if r.Query, err = client.ParseQuery(query); err != nil {
+		return r, err
+	}
+	if data != "" {
+		if r.Body, err = client.ReadData(data, stdin); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// predict prints a 2xx body to stdout; any other status prints the body to
+// stderr and fails.
+func predict(ctx context.Context, base string, r client.Request, stdout, stderr io.Writer) error {
+	resp, err := client.Do(ctx, nil, base, r)
+	if err != nil {
+		return err
+	}
+	body := resp.Body
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		body = append(body, '\n')
+	}
+	if resp.Status < 200 || resp.Status > 299 {
+		fmt.Fprintf(stderr, "%d %s", resp.Status, body)
+		return exitError{fmt.Sprintf("status %d", resp.Status)}
+	}
+	_, err = stdout.Write(body)
+	return err
+}
+
+func testCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "test DIR",
+		Short: "Build and start a function, run its examples/*.json and report",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return runTests(cmd.Context(), args[0], output, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+// runTests starts the function on a free port, runs every example and
+// prints the results; any failure makes it fail.
+func runTests(ctx context.Context, dir, output string, stdout, stderr io.Writer) error {
+	exs, err := examples.Load(dir)
+	if err != nil {
+		return err
+	}
+	if len(exs) == 0 {
+		return fmt.Errorf("no examples in %s: add examples/*.json (see cortex init)", filepath.Join(dir, "examples"))
+	}
+	f, err := local.Start(ctx, local.Options{Dir: dir, Progress: stderr, Logs: stderr})
+	if err != nil {
+		return err
+	}
+	results := make([]examples.Result, 0, len(exs))
+	for _, ex := range exs {
+		if ctx.Err() != nil {
+			break
+		}
+		results = append(results, examples.Run(ctx, nil, f.URL, ex))
+	}
+	stopErr := f.Stop(10 * time.Second)
+	sum := examples.Summarize(f.Name, results)
+	if output == "json" {
+		err = writeJSON(stdout, sum)
+	} else {
+		err = examples.WriteTable(stdout, results)
+		fmt.Fprintf(stdout, "%s: %d passed, %d failed\n", f.Name, sum.Passed, sum.Failed)
+	}
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if sum.Failed > 0 {
+		return exitError{fmt.Sprintf("%d of %d examples failed", sum.Failed, len(results))}
+	}
+	if stopErr != nil {
+		return fmt.Errorf("the examples passed but stopping the function failed: %w", stopErr)
+	}
+	return nil
+}

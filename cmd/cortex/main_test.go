@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cortexfn/cortex/cmd/cortex/internal/examples"
+	"github.com/cortexfn/cortex/cmd/cortex/internal/local"
+)
+
+func run(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRoot(strings.NewReader(stdin), &out, &errb)
+	root.SetArgs(args)
+	err = root.ExecuteContext(context.Background())
+	return out.String(), errb.String(), err
+}
+
+func TestPredict(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), "bad") {
+			w.WriteHeader(422)
+			io.WriteString(w, `{"error":"bad input"}`)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path, "q": r.URL.RawQuery, "h": r.Header.Get("X-K"), "body": string(body), "method": r.Method})
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name       string
+		stdin      string
+		args       []string
+		wantOut    string
+		wantErrOut string
+		wantErr    bool
+	}{
+		{"body", "", []string{"-d", `{"a":1}`}, `"body":"{\"a\":1}"`, "", false},
+		{"stdin, route, query and header", `{"b":2}`, []string{"-d", "@-", "--path", "/v1/models/x:predict", "--query", "k=v", "-H", "X-K: 1"},
+			`"h":"1","method":"POST","path":"/v1/models/x:predict","q":"k=v"`, "", false},
+		{"no body is a GET", "", nil, `"method":"GET"`, "", false},
+		{"non-2xx", "", []string{"-d", "bad"}, "", `422 {"error":"bad input"}`, true},
+		{"bad header", "", []string{"-H", "nocolon"}, "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, err := run(t, tt.stdin, append([]string{"predict", "--url", srv.URL}, tt.args...)...)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !strings.Contains(out, tt.wantOut) {
+				t.Errorf("stdout %q, want it to contain %q", out, tt.wantOut)
+			}
+			if !strings.Contains(errOut, tt.wantErrOut) {
+				t.Errorf("stderr %q, want it to contain %q", errOut, tt.wantErrOut)
+			}
+			if tt.name == "non-2xx" && out != "" {
+				t.Errorf("an error body reached stdout: %q", out)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, err := run(t, "", "version", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v VersionInfo
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Version == "" || v.Go == "" {
+		t.Errorf("version -o json: %q (%v)", out, err)
+	}
+	if _, _, err := run(t, "", "version", "-o", "yaml"); err == nil {
+		t.Error("--output yaml accepted")
+	}
+}
+
+const echoDir = "../../samples/echo-go"
+
+// TestTestCommand runs `cortex test` on the echo-go sample end to end.
+func TestTestCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function")
+	}
+	t.Setenv("CORTEX_CACHE", t.TempDir())
+	out, errOut, err := run(t, "", "test", echoDir, "-o", "json")
+	if err != nil {
+		t.Fatalf("cortex test: %v\n%s", err, errOut)
+	}
+	var sum examples.Summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+	}
+	if sum.Function != "echo-go" || sum.Failed != 0 || sum.Passed < 5 {
+		t.Errorf("summary: %+v", sum)
+	}
+	if !strings.Contains(errOut, "echo-go | ") {
+		t.Errorf("function logs are not forwarded with a prefix:\n%s", errOut)
+	}
+}
+
+// TestServeStopsOnCancel checks that ending serve (Ctrl-C) stops the
+// function and leaves no process behind.
+func TestServeStopsOnCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function")
+	}
+	t.Setenv("CORTEX_CACHE", t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, local.Options{Dir: echoDir, Port: 0}, stdout, io.Discard)
+	}()
+	var url string
+	for deadline := time.Now().Add(2 * time.Minute); url == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		url = strings.TrimSpace(stdout.String())
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended early: %v", err)
+		default:
+		}
+	}
+	if url == "" {
+		t.Fatal("serve printed no URL")
+	}
+	resp, err := http.Post(url+"/predict", "application/json", strings.NewReader(`{"name":"Ada"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("POST /predict: %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return after cancel")
+	}
+	if _, err := http.Get(url + "/healthz"); err == nil {
+		t.Error("the function still answers after serve returned")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestExitErrorIsSilent(t *testing.T) {
+	var silent exitError
+	if !errors.As(error(exitError{"x"}), &silent) {
+		t.Error("exitError not found")
+	}
+}

@@ -1,0 +1,57 @@
+package spec
+
+import (
+	"path/filepath"
+
+	"github.com/cortexfn/cortex/runtime"
+)
+
+// RuntimeConfig converts the spec to the configuration the function's
+// runtime reads (runtime.Config). Call SetDefaults first; RuntimeConfig
+// copies values as they are. Paths stay relative (with forward slashes) and
+// Dir is the spec's Dir, so a packager that ships the files beside the
+// config clears Dir and the runtime resolves them against the config's own
+// directory.
+//
+// A pre or post stage that names a Go package is built to a .wasm by the
+// packager, which then sets Pre or Post to the built file.
+func (s *Spec) RuntimeConfig() runtime.Config {
+	c := runtime.Config{
+		Name: s.Name,
+		Dir:  s.Dir,
+		Predictor: runtime.PredictorConfig{
+			Type:   s.Predictor.Type,
+			Model:  slash(s.Predictor.Model),
+			Values: s.Predictor.Config,
+		},
+		Pre:  slash(s.Pre),
+		Post: slash(s.Post),
+		GPU:  s.Compute.GPU,
+		Limits: runtime.Limits{
+			MaxBody:        int64(s.Limits.MaxBody),
+			Timeout:        runtime.Duration(s.Limits.Timeout),
+			MaxConcurrency: s.Limits.MaxConcurrency,
+		},
+	}
+	if q := s.Limits.MaxQueue; q != nil {
+		// The runtime reads 0 as "default" and a negative queue as "none".
+		c.Limits.MaxQueue = *q
+		if *q == 0 {
+			c.Limits.MaxQueue = -1
+		}
+	}
+	if s.Batching.MaxBatchSize > 1 {
+		c.Batching = runtime.Batching{
+			MaxBatchSize:  s.Batching.MaxBatchSize,
+			BatchInterval: runtime.Duration(s.Batching.BatchInterval),
+		}
+	}
+	return c
+}
+
+func slash(p string) string {
+	if p == "" {
+		return ""
+	}
+	return filepath.ToSlash(filepath.Clean(filepath.FromSlash(p)))
+}

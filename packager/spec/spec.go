@@ -1,0 +1,261 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FileName is the name of the spec file in a function directory.
+const FileName = "cortex.yaml"
+
+// Predictor types.
+const (
+	// TypeONNX is the built-in ONNX predictor: no Go code, only a model.
+	TypeONNX = "onnx"
+	// TypeGo is a Go package that exports func New() functions.Predictor.
+	TypeGo = "go"
+)
+
+// Spec is a function's cortex.yaml. Its zero value, after SetDefaults, is
+// valid except for the fields a function must name: Name and Predictor.
+type Spec struct {
+	// Name names the function. It becomes a Knative Service name, a Lambda
+	// function name and a URL path segment, so it is a DNS label: lower-case
+	// letters, digits and '-', starting with a letter, at most 57 characters
+	// (Knative appends "-00001" for revision names, which must fit in 63).
+	Name string
+	// Predictor says what serves predictions.
+	Predictor Predictor
+	// Pre and Post name optional WebAssembly stages: a .wasm file or a Go
+	// package directory built for wasip1, relative to the function directory.
+	Pre, Post string
+	// Compute is what one replica asks for.
+	Compute Compute
+	// Autoscaling configures the Knative autoscaler.
+	Autoscaling Autoscaling
+	// Batching gathers concurrent requests into one PredictBatch call.
+	Batching Batching
+	// Limits bounds a request and a replica.
+	Limits Limits
+	// Targets holds the settings of each place a function can be deployed.
+	Targets Targets
+
+	// Dir is the absolute path of the function directory; relative paths in
+	// the spec are resolved against it. Load sets it. Validate checks the
+	// files the spec names only when Dir is set.
+	Dir string
+	// File names the spec in messages, for example "fn/cortex.yaml".
+	File string
+
+	// lines maps a field path to the line its value was read from.
+	lines map[string]int
+	// bad holds the paths that had a problem while parsing, so that
+	// validation does not report them again in other words.
+	bad map[string]bool
+}
+
+// Predictor is predictor.* in cortex.yaml.
+type Predictor struct {
+	// Type is TypeONNX or TypeGo.
+	Type string
+	// Model is a model file or directory, relative to the function
+	// directory. Required for onnx; optional for go.
+	Model string
+	// Path is the Go package directory of a type go predictor, relative to
+	// the function directory (for example ./predictor).
+	Path string
+	// Config is passed to the predictor's Init as functions.Config.Values.
+	// It holds what JSON would decode: numbers are float64.
+	Config map[string]any
+}
+
+// Compute is compute.* in cortex.yaml.
+type Compute struct {
+	// CPU is a Kubernetes quantity of cores ("1", "500m"). Default "1".
+	CPU string
+	// Mem is a Kubernetes quantity of bytes ("512Mi", "2Gi"). Default "1Gi".
+	Mem string
+	// GPU is the number of GPUs (nvidia.com/gpu). Default 0.
+	GPU int
+}
+
+// Autoscaling is autoscaling.* in cortex.yaml; the names follow Knative's
+// autoscaling.knative.dev annotations.
+type Autoscaling struct {
+	// MinScale is the fewest replicas; 0 lets the function scale to zero.
+	MinScale int
+	// MaxScale is the most replicas. Default 10.
+	MaxScale int
+	// TargetConcurrency is the in-flight requests per replica the
+	// autoscaler aims for. Default limits.max_concurrency.
+	TargetConcurrency int
+	// ScaleDownDelay keeps replicas this long after load drops (0 to 1h).
+	ScaleDownDelay time.Duration
+	// Window is the autoscaler's averaging window (6s to 1h). Default 60s.
+	Window time.Duration
+}
+
+// Batching is batching.* in cortex.yaml.
+type Batching struct {
+	// MaxBatchSize is the largest batch; 0 or 1 turns batching off.
+	MaxBatchSize int
+	// BatchInterval is how long the first request of a batch waits for
+	// others. Default 5ms when batching is on.
+	BatchInterval time.Duration
+}
+
+// Limits is limits.* in cortex.yaml.
+type Limits struct {
+	// MaxBody is the largest request body. Default 6MiB (Lambda's limit).
+	MaxBody Size
+	// Timeout bounds one prediction. Default 30s; at most 10m.
+	Timeout time.Duration
+	// MaxConcurrency is how many predictions a replica runs at once.
+	// Default 64.
+	MaxConcurrency int
+	// MaxQueue is how many more requests may wait for a slot before the
+	// function answers 503. Nil means the default, 128; 0 means no queue.
+	MaxQueue *int
+}
+
+// Targets is targets.* in cortex.yaml.
+type Targets struct {
+	Knative Knative
+	Lambda  Lambda
+}
+
+// Knative is targets.knative.* in cortex.yaml.
+type Knative struct {
+	// Namespace to deploy into. Default "default".
+	Namespace string
+	// Visibility is "public" or "cluster-local". Default "public".
+	Visibility string
+	// GPUNodeSelector selects GPU nodes when compute.gpu > 0. Default
+	// {"nvidia.com/gpu.present": "true"} when a GPU is asked for.
+	GPUNodeSelector map[string]string
+	// Registry is where images are pushed, for example ghcr.io/acme.
+	Registry string
+}
+
+// Lambda is targets.lambda.* in cortex.yaml.
+type Lambda struct {
+	// Arch is "x86_64" or "arm64". Default "x86_64".
+	Arch string
+	// Memory is the function's memory in MB, 128 to 10240. Default 1024.
+	Memory int
+	// URLAuth is the function URL's auth type, "AWS_IAM" or "NONE".
+	// Default "AWS_IAM": a function is not public unless the spec says so.
+	URLAuth string
+}
+
+// Line returns the line the field at path (for example "limits.max_body")
+// was read from, or 0 when the spec did not set it.
+func (s *Spec) Line(path string) int { return s.lines[path] }
+
+// Has reports whether the spec file set the field or section at path.
+func (s *Spec) Has(path string) bool {
+	_, ok := s.lines[path]
+	return ok
+}
+
+// Problem is one thing wrong with a spec.
+type Problem struct {
+	// Path is the field's path, for example "limits.max_body"; empty for
+	// the file as a whole.
+	Path string
+	// Line is the line in the spec file, or 0 when unknown.
+	Line int
+	// Message says what is wrong and, where it can, how to fix it.
+	Message string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "%d: ", p.Line)
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// ValidationError lists every problem found in a spec.
+type ValidationError struct {
+	// File names the spec file.
+	File     string
+	Problems []Problem
+}
+
+// Error returns one line per problem: "file:line: path: message".
+func (e *ValidationError) Error() string {
+	file := e.File
+	if file == "" {
+		file = FileName
+	}
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		sep := ":"
+		if p.Line == 0 {
+			sep = ": "
+		}
+		lines[i] = file + sep + p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (e *ValidationError) sort() {
+	sort.SliceStable(e.Problems, func(i, j int) bool { return e.Problems[i].Line < e.Problems[j].Line })
+}
+
+// ErrNoSpec is returned (wrapped) by Load when the directory has no cortex.yaml.
+var ErrNoSpec = errors.New("spec: no " + FileName)
+
+// Load reads dir/cortex.yaml, fills in defaults and validates it, including
+// the files it names. The error, when the spec has problems, is a
+// *ValidationError listing all of them, parse and validation alike.
+func Load(dir string) (*Spec, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("function directory %s: %w", dir, err)
+	}
+	file := filepath.Join(dir, FileName)
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		if st, serr := os.Stat(dir); serr != nil || !st.IsDir() {
+			return nil, fmt.Errorf("%s is not a function directory: %w", dir, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("%w in %s: create one with `cortex init`", ErrNoSpec, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", file, err)
+	}
+	s, perr := Parse(data, file)
+	if s == nil {
+		return nil, perr
+	}
+	s.Dir = abs
+	s.SetDefaults()
+	all := &ValidationError{File: file}
+	var pe *ValidationError
+	if errors.As(perr, &pe) {
+		all.Problems = append(all.Problems, pe.Problems...)
+	}
+	var ve *ValidationError
+	if err := s.Validate(); errors.As(err, &ve) {
+		all.Problems = append(all.Problems, ve.Problems...)
+	}
+	if len(all.Problems) > 0 {
+		all.sort()
+		return nil, all
+	}
+	return s, nil
+}

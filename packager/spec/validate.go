@@ -1,0 +1,401 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Limits that come from the platforms a function runs on.
+const (
+	maxNameLen      = 57               // 63 (DNS label) minus "-00001" (Knative revision suffix)
+	maxTimeout      = 10 * time.Minute // Knative's max-revision-timeout-seconds default
+	lambdaMaxBody   = 6 << 20          // Lambda's buffered request limit
+	maxBodyCeiling  = 1 << 30
+	minMem          = 32 << 20
+	maxBatchSize    = 4096
+	maxWindow       = time.Hour
+	minWindow       = 6 * time.Second
+	maxScaleDown    = time.Hour
+	lambdaMinMemory = 128
+	lambdaMaxMemory = 10240
+)
+
+var (
+	dnsLabel      = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	labelName     = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+	labelValue    = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`)
+	dnsSubdomain  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	registryChars = regexp.MustCompile(`^[A-Za-z0-9._\-/:\[\]]+$`)
+)
+
+// Validate checks the spec's values and how they fit together, and, when
+// Dir is set, that the files it names exist inside the function directory.
+// It returns a *ValidationError listing every problem, or nil. Call
+// SetDefaults first: Validate checks the values that will be used.
+func (s *Spec) Validate() error {
+	v := &validator{s: s}
+	v.name()
+	v.predictor()
+	v.stage("pre", s.Pre)
+	v.stage("post", s.Post)
+	v.compute()
+	v.limits()
+	v.autoscaling()
+	v.batching()
+	v.knative()
+	v.lambda()
+	if len(v.problems) == 0 {
+		return nil
+	}
+	e := &ValidationError{File: s.File, Problems: v.problems}
+	e.sort()
+	return e
+}
+
+type validator struct {
+	s        *Spec
+	problems []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	if v.s.bad[path] {
+		return // already reported while parsing
+	}
+	line := v.s.Line(path)
+	for p := path; line == 0 && p != ""; {
+		i := strings.LastIndex(p, ".")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+		line = v.s.Line(p)
+	}
+	v.problems = append(v.problems, Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) name() {
+	n := v.s.Name
+	switch {
+	case n == "":
+		v.add("name", "is required: a short lower-case name such as iris or sentiment-v2")
+	case len(n) > maxNameLen:
+		v.add("name", "%q is %d characters; at most %d fit in a Knative revision name", n, len(n), maxNameLen)
+	case !dnsLabel.MatchString(n):
+		v.add("name", "%q is not a valid name; use lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (it becomes a Knative Service name and a URL path)", n)
+	}
+}
+
+func (v *validator) predictor() {
+	p := v.s.Predictor
+	if !v.s.Has("predictor") && p.Type == "" && p.Model == "" && p.Path == "" {
+		v.add("predictor", "is required: set type: onnx with a model, or type: go with a path")
+		return
+	}
+	switch p.Type {
+	case TypeONNX:
+		if p.Model == "" {
+			v.add("predictor.model", "is required for type onnx: the .onnx file, for example model/model.onnx")
+		}
+		if p.Path != "" {
+			v.add("predictor.path", "is only for type go; an onnx predictor needs no Go code (remove path, or set type: go)")
+		}
+	case TypeGo:
+		if p.Path == "" {
+			v.add("predictor.path", "is required for type go: the directory of the Go package that exports func New() functions.Predictor, for example ./predictor")
+		}
+	case "":
+		v.add("predictor.type", "is required: onnx (built-in, needs model) or go (needs path)")
+	default:
+		v.add("predictor.type", "%q is not a predictor type; use onnx or go", p.Type)
+	}
+	if p.Model != "" {
+		v.file("predictor.model", p.Model, func(path string, info fs.FileInfo) string {
+			if !info.IsDir() && p.Type == TypeONNX && !strings.HasSuffix(path, ".onnx") {
+				return "is not an .onnx file"
+			}
+			return ""
+		})
+	}
+	if p.Path != "" {
+		v.file("predictor.path", p.Path, goPackage)
+	}
+}
+
+// goPackage checks that path is a directory holding Go source.
+func goPackage(path string, info fs.FileInfo) string {
+	if !info.IsDir() {
+		return "is a file; name the directory of the Go package"
+	}
+	if !hasGoFiles(path) {
+		return "has no .go files; it must hold the Go package"
+	}
+	return ""
+}
+
+func hasGoFiles(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if n := e.Name(); !e.IsDir() && strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) stage(field, path string) {
+	if path == "" {
+		return
+	}
+	v.file(field, path, func(abs string, info fs.FileInfo) string {
+		if info.IsDir() {
+			if !hasGoFiles(abs) {
+				return "is a directory without .go files; name a .wasm file or a Go package built for wasip1"
+			}
+			return ""
+		}
+		if !strings.HasSuffix(abs, ".wasm") {
+			return "is not a .wasm file; name a .wasm file or a Go package directory"
+		}
+		return ""
+	})
+}
+
+// file checks that rel names a file inside the function directory, without
+// escaping it by "..", an absolute path or a symbolic link, and passes its
+// resolved path and info to check (which returns a problem or "").
+func (v *validator) file(field, rel string, check func(abs string, info fs.FileInfo) string) {
+	if filepath.IsAbs(rel) || strings.HasPrefix(rel, "/") {
+		v.add(field, "%q is an absolute path; name a path relative to the function directory, and copy the file into it", rel)
+		return
+	}
+	clean := filepath.Clean(filepath.FromSlash(rel))
+	if clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+		v.add(field, "%q is outside the function directory; everything a function ships must be inside it", rel)
+		return
+	}
+	if v.s.Dir == "" {
+		return
+	}
+	root, err := filepath.EvalSymlinks(v.s.Dir)
+	if err != nil {
+		v.add(field, "cannot resolve the function directory: %v", err)
+		return
+	}
+	joined := filepath.Join(v.s.Dir, clean)
+	if _, err := os.Lstat(joined); errors.Is(err, fs.ErrNotExist) {
+		v.add(field, "%s does not exist in %s", rel, v.s.Dir)
+		return
+	}
+	real, err := filepath.EvalSymlinks(joined)
+	if err != nil {
+		v.add(field, "%s is a broken symbolic link", rel)
+		return
+	}
+	if r, err := filepath.Rel(root, real); err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		v.add(field, "%s is a symbolic link to %s, outside the function directory; copy the file in instead", rel, real)
+		return
+	}
+	info, err := os.Stat(real)
+	if err != nil {
+		v.add(field, "%v", err)
+		return
+	}
+	if msg := check(real, info); msg != "" {
+		v.add(field, "%s %s", rel, msg)
+	}
+}
+
+func (v *validator) compute() {
+	c := v.s.Compute
+	if c.CPU != "" {
+		q, err := parseQuantity(c.CPU)
+		switch {
+		case err != nil:
+			v.add("compute.cpu", "%q is not a Kubernetes quantity; use cores like 1 or 0.5, or millicores like 500m", c.CPU)
+		case q < 0.001:
+			v.add("compute.cpu", "%q is less than 1m, the smallest CPU request", c.CPU)
+		}
+	}
+	if c.Mem != "" {
+		q, err := parseQuantity(c.Mem)
+		num, suffix := splitNumber(c.Mem)
+		switch {
+		case err != nil && num != "" && (strings.HasSuffix(suffix, "B") || strings.HasSuffix(suffix, "b")):
+			v.add("compute.mem", "%q is not a Kubernetes quantity; %s", c.Mem, suggestMem(num, suffix))
+		case err != nil:
+			v.add("compute.mem", "%q is not a Kubernetes quantity; use bytes with a suffix like 512Mi or 2Gi", c.Mem)
+		case suffix == "m":
+			v.add("compute.mem", "%q means %s milli-bytes (the m suffix is milli); did you mean %sMi?", c.Mem, num, num)
+		case q < minMem:
+			v.add("compute.mem", "%q is less than 32Mi, too little for a function to start", c.Mem)
+		}
+	}
+	if c.GPU < 0 {
+		v.add("compute.gpu", "must be 0 or more, not %d", c.GPU)
+	}
+	if c.GPU > 0 && v.s.Has("targets.lambda") {
+		v.add("compute.gpu", "AWS Lambda has no GPUs; remove targets.lambda or set gpu: 0")
+	}
+}
+
+func (v *validator) limits() {
+	l := v.s.Limits
+	switch {
+	case l.MaxBody <= 0:
+		v.add("limits.max_body", "must be more than 0 bytes")
+	case l.MaxBody > maxBodyCeiling:
+		v.add("limits.max_body", "%s is more than 1GiB; a function buffers the whole body in memory", l.MaxBody)
+	case l.MaxBody > lambdaMaxBody && v.s.Has("targets.lambda"):
+		v.add("limits.max_body", "%s is more than Lambda's 6MiB request limit (targets.lambda is set)", l.MaxBody)
+	}
+	switch {
+	case l.Timeout <= 0:
+		v.add("limits.timeout", "must be more than 0, not %s", l.Timeout)
+	case l.Timeout > maxTimeout:
+		v.add("limits.timeout", "%s is more than 10m, Knative's longest request timeout", l.Timeout)
+	}
+	if l.MaxConcurrency < 1 {
+		v.add("limits.max_concurrency", "must be 1 or more, not %d", l.MaxConcurrency)
+	}
+	if l.MaxQueue != nil && *l.MaxQueue < 0 {
+		v.add("limits.max_queue", "must be 0 (no queue) or more, not %d", *l.MaxQueue)
+	}
+}
+
+func (v *validator) autoscaling() {
+	a := v.s.Autoscaling
+	if a.MinScale < 0 {
+		v.add("autoscaling.min_scale", "must be 0 (scale to zero) or more, not %d", a.MinScale)
+	}
+	if a.MaxScale < 1 {
+		v.add("autoscaling.max_scale", "must be 1 or more, not %d", a.MaxScale)
+	} else if a.MinScale > a.MaxScale {
+		v.add("autoscaling.min_scale", "%d is more than max_scale (%d)", a.MinScale, a.MaxScale)
+	}
+	queue := 0
+	if v.s.Limits.MaxQueue != nil {
+		queue = *v.s.Limits.MaxQueue
+	}
+	if a.TargetConcurrency < 1 {
+		v.add("autoscaling.target_concurrency", "must be 1 or more, not %d", a.TargetConcurrency)
+	} else if room := v.s.Limits.MaxConcurrency + queue; v.s.Limits.MaxConcurrency > 0 && queue >= 0 && a.TargetConcurrency > room {
+		v.add("autoscaling.target_concurrency", "%d is more than a replica accepts (limits.max_concurrency + limits.max_queue = %d): requests would be refused before the autoscaler adds replicas", a.TargetConcurrency, room)
+	}
+	if a.ScaleDownDelay < 0 || a.ScaleDownDelay > maxScaleDown {
+		v.add("autoscaling.scale_down_delay", "%s is out of range; use 0s to 1h", a.ScaleDownDelay)
+	}
+	if a.Window != 0 && (a.Window < minWindow || a.Window > maxWindow) {
+		v.add("autoscaling.window", "%s is out of range; use 6s to 1h", a.Window)
+	}
+}
+
+func (v *validator) batching() {
+	b := v.s.Batching
+	switch {
+	case b.MaxBatchSize < 0:
+		v.add("batching.max_batch_size", "must be 0 (off) or more, not %d", b.MaxBatchSize)
+	case b.MaxBatchSize > maxBatchSize:
+		v.add("batching.max_batch_size", "%d is more than %d", b.MaxBatchSize, maxBatchSize)
+	}
+	if b.BatchInterval < 0 {
+		v.add("batching.batch_interval", "must be more than 0, not %s", b.BatchInterval)
+	} else if b.BatchInterval > 0 && b.MaxBatchSize <= 1 {
+		v.add("batching.batch_interval", "has no effect unless max_batch_size is more than 1")
+	} else if b.BatchInterval >= v.s.Limits.Timeout && v.s.Limits.Timeout > 0 {
+		v.add("batching.batch_interval", "%s is not shorter than limits.timeout (%s)", b.BatchInterval, v.s.Limits.Timeout)
+	}
+}
+
+func (v *validator) knative() {
+	k := v.s.Targets.Knative
+	if k.Namespace != "" && (len(k.Namespace) > 63 || !dnsLabel.MatchString(k.Namespace)) {
+		v.add("targets.knative.namespace", "%q is not a Kubernetes namespace name; use lower-case letters, digits and '-'", k.Namespace)
+	}
+	switch k.Visibility {
+	case "", VisibilityPublic, VisibilityClusterLocal:
+	default:
+		v.add("targets.knative.visibility", "%q is not a visibility; use public or cluster-local", k.Visibility)
+	}
+	for _, key := range slices.Sorted(maps.Keys(k.GPUNodeSelector)) {
+		val := k.GPUNodeSelector[key]
+		p := "targets.knative.gpu_node_selector[" + key + "]"
+		if !validLabelKey(key) {
+			v.add(p, "%q is not a Kubernetes label key (an optional DNS prefix and '/', then a name of at most 63 letters, digits, '-', '_' or '.')", key)
+		}
+		if len(val) > 63 || !labelValue.MatchString(val) {
+			v.add(p, "%q is not a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.')", val)
+		}
+	}
+	if r := k.Registry; r != "" {
+		switch {
+		case strings.Contains(r, "://"):
+			v.add("targets.knative.registry", "%q has a scheme; write the registry without it, like ghcr.io/acme", r)
+		case !registryChars.MatchString(r) || strings.HasPrefix(r, "/") || strings.HasSuffix(r, "/"):
+			v.add("targets.knative.registry", "%q is not a registry; use host[:port][/path], like ghcr.io/acme", r)
+		}
+	}
+}
+
+func validLabelKey(key string) bool {
+	name := key
+	if i := strings.LastIndex(key, "/"); i >= 0 {
+		prefix := key[:i]
+		name = key[i+1:]
+		if prefix == "" || len(prefix) > 253 || !dnsSubdomain.MatchString(prefix) {
+			return false
+		}
+	}
+	return name != "" && len(name) <= 63 && labelName.MatchString(name)
+}
+
+func (v *validator) lambda() {
+	l := v.s.Targets.Lambda
+	switch l.Arch {
+	case "", ArchX86, ArchARM64:
+	case "amd64", "x86-64", "x64":
+		v.add("targets.lambda.arch", "%q: Lambda calls it x86_64", l.Arch)
+	case "aarch64", "arm":
+		v.add("targets.lambda.arch", "%q: Lambda calls it arm64", l.Arch)
+	default:
+		v.add("targets.lambda.arch", "%q is not a Lambda architecture; use x86_64 or arm64", l.Arch)
+	}
+	if l.Memory != 0 && (l.Memory < lambdaMinMemory || l.Memory > lambdaMaxMemory) {
+		v.add("targets.lambda.memory", "%d is out of range; Lambda takes 128 to 10240 (MB)", l.Memory)
+	}
+	switch l.URLAuth {
+	case "", URLAuthIAM, URLAuthNone:
+	default:
+		if up := strings.ToUpper(l.URLAuth); up == URLAuthIAM || up == URLAuthNone {
+			v.add("targets.lambda.url_auth", "%q must be upper case: %s", l.URLAuth, up)
+		} else {
+			v.add("targets.lambda.url_auth", "%q is not a function URL auth type; use AWS_IAM or NONE", l.URLAuth)
+		}
+	}
+}
+
+// suggestMem turns "512", "MB" into "write 512Mi (binary) or 512M (decimal), without B".
+func suggestMem(num, suffix string) string {
+	u := strings.TrimSuffix(strings.TrimSuffix(suffix, "B"), "b")
+	u = strings.TrimSuffix(u, "i")
+	switch strings.ToUpper(u) {
+	case "":
+		return "write plain bytes, " + num + ", without B"
+	case "K":
+		return "write " + num + "Ki (binary) or " + num + "k (decimal), without B"
+	case "M", "G", "T", "P", "E":
+		u = strings.ToUpper(u)
+		return "write " + num + u + "i (binary) or " + num + u + " (decimal), without B"
+	}
+	return "use bytes with a suffix like 512Mi or 2Gi"
+}
