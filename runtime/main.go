@@ -57,6 +57,9 @@ func configFromEnv() (*Config, error) {
 	return LoadConfig(path)
 }
 
+// MaxHeaderBytes bounds a request's headers; larger ones are answered 431.
+const MaxHeaderBytes = 64 << 10
+
 // ServeHTTP listens on addr and serves the function over HTTP until ctx
 // ends. The listener opens before Init runs, so /healthz answers while the
 // model loads and /readyz turns 200 once it has loaded. When ctx ends it
@@ -74,9 +77,14 @@ func (r *Runtime) ServeHTTP(ctx context.Context, addr string) error {
 func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version())),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: r.opts.readHeaderTimeout,
+		// The body must arrive, and the answer leave, within the prediction
+		// timeout plus a margin for slow links: no connection is held
+		// forever by a client that stops reading or writing.
+		ReadTimeout:    r.limits.Timeout.D() + 30*time.Second,
+		WriteTimeout:   r.limits.Timeout.D() + 30*time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: MaxHeaderBytes,
 	}
 	r.log.Info("listening", "addr", ln.Addr().String())
 	serveErr := make(chan error, 1)

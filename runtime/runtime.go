@@ -33,6 +33,7 @@ type Runtime struct {
 	limits Limits
 	log    *slog.Logger
 	m      *metrics
+	opts   options
 
 	slots   chan struct{} // one token per running prediction
 	waiting atomic.Int64  // requests queued for a slot
@@ -51,12 +52,19 @@ type Runtime struct {
 type Option func(*options)
 
 type options struct {
-	logger *slog.Logger
+	logger            *slog.Logger
+	readHeaderTimeout time.Duration
 }
 
 // WithLogger sets the logger. The default writes JSON to stderr at the
 // level named by $CORTEX_LOG_LEVEL (debug, info, warn, error; default info).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithReadHeaderTimeout bounds how long a client may take to send its
+// request headers (default 10s): a client that trickles them is cut off.
+func WithReadHeaderTimeout(d time.Duration) Option {
+	return func(o *options) { o.readHeaderTimeout = d }
+}
 
 // New returns a Runtime for p. It does not call Init: Start does.
 func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
@@ -76,6 +84,9 @@ func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
 	if o.logger == nil {
 		o.logger = DefaultLogger()
 	}
+	if o.readHeaderTimeout <= 0 {
+		o.readHeaderTimeout = 10 * time.Second
+	}
 	labels := prometheus.Labels{"function": cfg.Name}
 	if rev := os.Getenv("K_REVISION"); rev != "" {
 		labels["revision"] = rev
@@ -85,6 +96,7 @@ func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
 		cfg:    cfg,
 		limits: cfg.Limits.WithDefaults(),
 		log:    o.logger.With("function", cfg.Name),
+		opts:   o,
 		m:      newMetrics(labels),
 		idle:   make(chan struct{}),
 	}

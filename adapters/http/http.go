@@ -50,22 +50,31 @@ func WithMetrics(h http.Handler) Option { return func(x *Handler) { x.metrics = 
 // WithVersion sets the server version reported by GET /v2.
 func WithVersion(v string) Option { return func(x *Handler) { x.version = v } }
 
+// WithoutCompression turns off compression of JSON and text responses.
+func WithoutCompression() Option { return func(x *Handler) { x.noCompress = true } }
+
 // Handler serves a function over HTTP.
 type Handler struct {
-	e       adapters.Engine
-	meta    MetadataSource
-	metrics http.Handler
-	version string
+	e          adapters.Engine
+	meta       MetadataSource
+	metrics    http.Handler
+	version    string
+	noCompress bool
 }
 
-// New returns the HTTP handler for e.
-func New(e adapters.Engine, opts ...Option) *Handler {
+// New returns the HTTP handler for e. JSON and text responses are
+// compressed for clients that accept gzip or zstd, unless
+// WithoutCompression is given.
+func New(e adapters.Engine, opts ...Option) http.Handler {
 	h := &Handler{e: e, version: "dev"}
 	h.meta, _ = e.(MetadataSource)
 	for _, o := range opts {
 		o(h)
 	}
-	return h
+	if h.noCompress {
+		return h
+	}
+	return compressResponses(h)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -280,6 +289,13 @@ func Request(r *http.Request, maxBody int64) (*functions.Request, error) {
 	body, err := readBody(r, maxBody)
 	if err != nil {
 		return nil, err
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" {
+		if body, err = decodeBody(enc, body, maxBody); err != nil {
+			return nil, err
+		}
+		// The predictor gets the body decoded: say so.
+		r.Header.Del("Content-Encoding")
 	}
 	model := ""
 	q := r.URL.Query()
