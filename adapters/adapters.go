@@ -14,6 +14,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/cortexfn/cortex/functions"
 )
@@ -64,4 +65,63 @@ func TooLarge(got, limit int64) error {
 	}
 	return &functions.Error{Status: http.StatusRequestEntityTooLarge,
 		Message: fmt.Sprintf("request body is %s the function's limit of %d bytes (limits.max_body in cortex.yaml)", size, limit)}
+}
+
+// Route reads the prediction route from req.Path and sets req.Protocol,
+// req.Model and req.Version from it, the same way for every carrier:
+//
+//	/, /predict                                   the function's own route (raw body)
+//	/v2/models/{name}[/versions/{v}]/infer        Open Inference Protocol v2
+//	/v1/models/{name}:predict                     KServe V1
+//
+// A ?model= query parameter names the model when the path does not. Route
+// reports false when the path is none of these; the request is then left on
+// the function's own route. The HTTP carrier owns its whole URL space and
+// answers such a path 404 (NotFound); the Lambda and CloudEvents carriers do
+// not, since API Gateway, ALB rules and Knative triggers mount a function
+// under paths of their choosing.
+func Route(req *functions.Request) bool {
+	ok := route(req)
+	if !ok {
+		req.Protocol, req.Model, req.Version = functions.ProtocolRaw, "", ""
+	}
+	if req.Model == "" && req.Query != nil {
+		req.Model = req.Query.Get("model")
+	}
+	return ok
+}
+
+func route(req *functions.Request) bool {
+	p := req.Path
+	switch {
+	case p == "" || p == "/" || p == "/predict":
+		req.Protocol = functions.ProtocolRaw
+		return true
+	case strings.HasPrefix(p, "/v2/models/"):
+		rest, ok := strings.CutSuffix(strings.TrimPrefix(p, "/v2/models/"), "/infer")
+		if !ok {
+			return false
+		}
+		name, version, hasVersion := strings.Cut(rest, "/versions/")
+		if name == "" || strings.Contains(name, "/") || (hasVersion && (version == "" || strings.Contains(version, "/"))) {
+			return false
+		}
+		req.Protocol, req.Model, req.Version = functions.ProtocolOIP, name, version
+		return true
+	case strings.HasPrefix(p, "/v1/models/"):
+		name, ok := strings.CutSuffix(strings.TrimPrefix(p, "/v1/models/"), ":predict")
+		if !ok || name == "" || strings.ContainsAny(name, "/:") {
+			return false
+		}
+		req.Protocol, req.Model = functions.ProtocolKServeV1, name
+		return true
+	}
+	return false
+}
+
+// NotFound is the 404 a carrier answers for a path that is not a route.
+func NotFound(method, path, function string) error {
+	return &functions.Error{Status: http.StatusNotFound, Message: fmt.Sprintf(
+		"no route for %s %s: send predictions to POST /predict, POST /v2/models/%s/infer or POST /v1/models/%s:predict",
+		method, path, function, function)}
 }

@@ -13,14 +13,18 @@ import (
 	"time"
 
 	httpadapter "github.com/cortexfn/cortex/adapters/http"
+	"github.com/cortexfn/cortex/adapters/knative"
+	"github.com/cortexfn/cortex/adapters/lambda"
 	"github.com/cortexfn/cortex/functions"
 )
 
 // Main serves p and exits the process when serving ends: the entry point a
 // generated main calls, and that a user who writes their own main calls.
 // It reads the function's Config from the JSON file named by $CORTEX_CONFIG
-// (defaults when unset) and picks the carrier from the environment: an HTTP
-// server on $PORT (default 8080), Knative's container contract.
+// (defaults when unset) and picks the carrier from the environment: the
+// Lambda runtime loop when $AWS_LAMBDA_RUNTIME_API is set, otherwise an HTTP
+// server on $PORT (default 8080, Knative's container contract) that also
+// takes CloudEvents.
 func Main(p functions.Predictor, opts ...Option) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -42,11 +46,27 @@ func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
 	if err != nil {
 		return err
 	}
+	if os.Getenv(lambda.EnvRuntimeAPI) != "" {
+		return rt.ServeLambda(ctx)
+	}
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
 	}
 	return rt.ServeHTTP(ctx, net.JoinHostPort(os.Getenv("CORTEX_HOST"), port))
+}
+
+// ServeLambda initialises the predictor and runs the Lambda runtime loop
+// until the process ends. An Init error is reported to the Runtime API's
+// init error endpoint, as Lambda expects, and returned.
+func (r *Runtime) ServeLambda(ctx context.Context) error {
+	if err := r.Start(ctx); err != nil {
+		if rerr := lambda.ReportInitError(err); rerr != nil {
+			r.log.Error("reporting the init error to Lambda", "err", rerr)
+		}
+		return err
+	}
+	return lambda.Start(r)
 }
 
 func configFromEnv() (*Config, error) {
@@ -76,7 +96,8 @@ func (r *Runtime) ServeHTTP(ctx context.Context, addr string) error {
 // Serve is ServeHTTP on an open listener.
 func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version())),
+		// CloudEvents (Knative Eventing) first; everything else is plain HTTP.
+		Handler:           knative.Wrap(r, httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version()))),
 		ReadHeaderTimeout: r.opts.readHeaderTimeout,
 		// The body must arrive, and the answer leave, within the prediction
 		// timeout plus a margin for slow links: no connection is held

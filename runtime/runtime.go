@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,8 +79,10 @@ func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if cfg.Name == "" {
-		cfg.Name = os.Getenv("K_SERVICE")
+	for _, env := range []string{"K_SERVICE", "AWS_LAMBDA_FUNCTION_NAME"} {
+		if cfg.Name == "" {
+			cfg.Name = os.Getenv(env)
+		}
 	}
 	if cfg.Name == "" {
 		cfg.Name = "function"
@@ -210,7 +216,11 @@ func (r *Runtime) Invoke(ctx context.Context, req *functions.Request) (*function
 	if req.ID == "" {
 		req.ID = NewRequestID()
 	}
-	resp, err := r.invoke(ctx, req)
+	var resp *functions.Response
+	err := r.route(req)
+	if err == nil {
+		resp, err = r.invokeProtocol(ctx, req)
+	}
 	status := resp.StatusCode()
 	if err != nil {
 		status = functions.StatusOf(err)
@@ -218,6 +228,77 @@ func (r *Runtime) Invoke(ctx context.Context, req *functions.Request) (*function
 	r.m.countStatus(status)
 	r.m.latency.Observe(time.Since(start).Seconds())
 	return resp, err
+}
+
+// ModelLister is implemented by predictors that serve several models. The
+// runtime answers 404 for a model they do not list, naming those they do.
+type ModelLister interface {
+	Models() []string
+}
+
+// route checks the model a request names. A predictor that lists its
+// models is held to that list; otherwise the function is its one model,
+// named on the OIP and V1 routes, while a ?model= on the function's own
+// route is left to the predictor.
+func (r *Runtime) route(req *functions.Request) error {
+	if req.Model == "" {
+		return nil
+	}
+	names := []string{r.cfg.Name}
+	if ml, ok := r.p.(ModelLister); ok {
+		names = ml.Models()
+	} else if req.Protocol == functions.ProtocolRaw {
+		return nil
+	}
+	if slices.Contains(names, req.Model) {
+		return nil
+	}
+	r.m.rejected.WithLabelValues("unknown_model").Inc()
+	return functions.Errorf(http.StatusNotFound, "model %q not found; this function serves %s", req.Model, quoteList(names))
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// invokeProtocol converts a KServe V1 request into an OIP request for a
+// predictor that publishes tensor metadata, and the answer back; other
+// requests pass as they are.
+func (r *Runtime) invokeProtocol(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	if req.Protocol != functions.ProtocolKServeV1 {
+		return r.invoke(ctx, req)
+	}
+	md, ok := r.ModelMetadata()
+	if !ok || len(md.Inputs) == 0 {
+		return r.invoke(ctx, req) // the predictor speaks V1 itself
+	}
+	ireq, err := oip.FromV1(req.Body, md.Inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(ireq)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the OIP request: %w", err)
+	}
+	req.Body, req.ContentType, req.Protocol = body, "application/json", functions.ProtocolOIP
+	resp, err := r.invoke(ctx, req)
+	if err != nil || resp.StatusCode() != http.StatusOK {
+		return resp, err
+	}
+	ires, err := oip.DecodeResponse(resp.Body)
+	if err == nil {
+		body, err = oip.ToV1(ires)
+	}
+	if err != nil {
+		r.log.Error("converting the answer to KServe V1", "request_id", req.ID, "err", err)
+		return nil, &functions.Error{Status: http.StatusInternalServerError,
+			Message: "internal error converting the answer to KServe V1 (request id " + req.ID + ")", Err: err}
+	}
+	return functions.Bytes(http.StatusOK, "application/json", body), nil
 }
 
 func (r *Runtime) invoke(ctx context.Context, req *functions.Request) (*functions.Response, error) {

@@ -34,9 +34,7 @@ import (
 )
 
 // MetadataSource is implemented by engines whose predictor publishes tensor
-// metadata (the built-in ONNX predictor). The OIP metadata route and the
-// KServe V1 conversion use it; without it V1 bodies go to the predictor as
-// they came.
+// metadata (the built-in ONNX predictor), for the OIP model metadata route.
 type MetadataSource interface {
 	ModelMetadata() (oip.ModelMetadata, bool)
 }
@@ -84,7 +82,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !allow(w, r, http.MethodPost) {
 			return
 		}
-		h.predict(w, r, functions.ProtocolRaw, "", "")
+		h.predict(w, r)
 	case p == "/healthz":
 		if allow(w, r, http.MethodGet, http.MethodHead) {
 			writeJSON(w, http.StatusOK, map[string]any{"live": true})
@@ -148,6 +146,12 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 			return
 		}
 	}
+	if tail == "infer" {
+		if allow(w, r, http.MethodPost) {
+			h.predict(w, r) // the runtime answers 404 for a model it does not serve
+		}
+		return
+	}
 	if !h.knownModel(w, name) {
 		return
 	}
@@ -163,10 +167,6 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
-		}
-	case "infer":
-		if allow(w, r, http.MethodPost) {
-			h.predict(w, r, functions.ProtocolOIP, name, version)
 		}
 	default:
 		h.notFound(w, r)
@@ -203,74 +203,34 @@ func (h *Handler) v1(w http.ResponseWriter, r *http.Request, rest string) {
 		h.notFound(w, r)
 		return
 	}
-	if !h.knownModel(w, name) {
-		return
-	}
 	switch {
+	case verb == "predict":
+		if allow(w, r, http.MethodPost) {
+			h.predict(w, r) // the runtime converts V1 for predictors that publish tensor metadata
+		}
 	case !hasVerb:
-		if allow(w, r, http.MethodGet) {
+		if h.knownModel(w, name) && allow(w, r, http.MethodGet) {
 			writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": h.e.Ready()})
 		}
-	case verb == "predict":
-		if !allow(w, r, http.MethodPost) {
-			return
-		}
-		if h.meta != nil {
-			if md, ok := h.meta.ModelMetadata(); ok && len(md.Inputs) > 0 {
-				h.predictV1(w, r, name, md)
-				return
-			}
-		}
-		h.predict(w, r, functions.ProtocolKServeV1, name, "")
 	default:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown KServe V1 verb %q: use POST /v1/models/%s:predict", verb, name))
 	}
 }
 
-// predictV1 converts a V1 body into an OIP request for a predictor that
-// speaks OIP, and the OIP answer back into V1 predictions.
-func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name string, md oip.ModelMetadata) {
-	req, ok := h.request(w, r, functions.ProtocolOIP, name, "")
-	if !ok {
-		return
-	}
-	ireq, err := oip.FromV1(req.Body, md.Inputs[0])
-	if err == nil {
-		req.Body, err = json.Marshal(ireq)
-	}
+// predict hands a prediction route's request to the engine.
+func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
+	req, err := Request(r, h.e.MaxBody())
 	if err != nil {
-		writeResponse(w, adapters.ErrorResponse(err, req.ID))
+		if functions.StatusOf(err) == http.StatusRequestEntityTooLarge {
+			// The rest of an oversized body is not read: close the
+			// connection rather than drain it.
+			w.Header().Set("Connection", "close")
+		}
+		writeResponse(w, adapters.ErrorResponse(err, r.Header.Get("X-Request-Id")))
 		return
 	}
-	req.ContentType = "application/json"
-	resp, err := h.e.Invoke(r.Context(), req)
-	if err != nil {
-		writeResponse(w, adapters.ErrorResponse(err, req.ID))
-		return
-	}
-	if resp.StatusCode() != http.StatusOK {
-		setRequestID(resp, req.ID)
-		writeResponse(w, resp)
-		return
-	}
-	var ires oip.InferenceResponse
-	if err := json.Unmarshal(resp.Body, &ires); err != nil {
-		writeResponse(w, adapters.ErrorResponse(fmt.Errorf("decoding the predictor's OIP answer: %w", err), req.ID))
-		return
-	}
-	body, err := oip.ToV1(&ires)
-	if err != nil {
-		writeResponse(w, adapters.ErrorResponse(err, req.ID))
-		return
-	}
-	out := functions.Bytes(http.StatusOK, "application/json", body)
-	setRequestID(out, req.ID)
-	writeResponse(w, out)
-}
-
-func (h *Handler) predict(w http.ResponseWriter, r *http.Request, proto functions.Protocol, model, version string) {
-	req, ok := h.request(w, r, proto, model, version)
-	if !ok {
+	if !adapters.Route(req) {
+		writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.e.Name()), req.ID))
 		return
 	}
 	resp, err := h.e.Invoke(r.Context(), req)
@@ -297,42 +257,16 @@ func Request(r *http.Request, maxBody int64) (*functions.Request, error) {
 		// The predictor gets the body decoded: say so.
 		r.Header.Del("Content-Encoding")
 	}
-	model := ""
-	q := r.URL.Query()
-	if m := q.Get("model"); m != "" {
-		model = m
-	}
 	return &functions.Request{
 		ID:          r.Header.Get("X-Request-Id"),
 		Method:      r.Method,
 		Path:        r.URL.Path,
-		Query:       q,
+		Query:       r.URL.Query(),
 		Header:      r.Header,
 		ContentType: r.Header.Get("Content-Type"),
 		Body:        body,
 		Carrier:     functions.CarrierHTTP,
-		Model:       model,
 	}, nil
-}
-
-func (h *Handler) request(w http.ResponseWriter, r *http.Request, proto functions.Protocol, model, version string) (*functions.Request, bool) {
-	req, err := Request(r, h.e.MaxBody())
-	if err != nil {
-		id := r.Header.Get("X-Request-Id")
-		if functions.StatusOf(err) == http.StatusRequestEntityTooLarge {
-			// Do not read the rest of an oversized body to keep the
-			// connection: close it.
-			w.Header().Set("Connection", "close")
-		}
-		writeResponse(w, adapters.ErrorResponse(err, id))
-		return nil, false
-	}
-	req.Protocol = proto
-	if model != "" {
-		req.Model = model
-	}
-	req.Version = version
-	return req, true
 }
 
 func readBody(r *http.Request, limit int64) ([]byte, error) {
@@ -370,9 +304,7 @@ func bodyError(err error) error {
 }
 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotFound, fmt.Sprintf(
-		"no route for %s %s: send predictions to POST /predict, POST /v2/models/%s/infer or POST /v1/models/%s:predict",
-		r.Method, r.URL.Path, h.e.Name(), h.e.Name()))
+	writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.e.Name()), ""))
 }
 
 // allow answers 405 with an Allow header unless r's method is one of methods.

@@ -1,0 +1,250 @@
+package lambda
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	awslambda "github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/cortexfn/cortex/adapters"
+	"github.com/cortexfn/cortex/functions"
+)
+
+// Environment variables the carrier reads.
+const (
+	// EnvRuntimeAPI is set by Lambda to the Runtime API's host:port.
+	EnvRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
+	// EnvInvokeMode is the function URL's InvokeMode as deployed:
+	// BUFFERED (the default) or RESPONSE_STREAM.
+	EnvInvokeMode = "CORTEX_LAMBDA_INVOKE_MODE"
+)
+
+// ErrNoRuntimeAPI is returned by Start outside Lambda.
+var ErrNoRuntimeAPI = errors.New("lambda: " + EnvRuntimeAPI + " is not set: not running in AWS Lambda")
+
+// DefaultInitTimeout is how long Start waits for the engine to become
+// ready: Lambda's init phase limit.
+const DefaultInitTimeout = 10 * time.Second
+
+// Option configures Handler and Start.
+type Option func(*options) error
+
+type options struct {
+	stream      bool
+	initTimeout time.Duration
+}
+
+// WithResponseStreaming says whether the function URL invokes the function
+// with InvokeMode RESPONSE_STREAM; it overrides $CORTEX_LAMBDA_INVOKE_MODE.
+func WithResponseStreaming(on bool) Option {
+	return func(o *options) error { o.stream = on; return nil }
+}
+
+// WithInitTimeout sets how long Start waits for the engine to become ready
+// before it reports an init error (default DefaultInitTimeout).
+func WithInitTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("lambda: init timeout must be positive, got %s", d)
+		}
+		o.initTimeout = d
+		return nil
+	}
+}
+
+func makeOptions(opts []Option) (*options, error) {
+	o := &options{initTimeout: DefaultInitTimeout}
+	switch m := os.Getenv(EnvInvokeMode); strings.ToUpper(m) {
+	case "", "BUFFERED":
+	case "RESPONSE_STREAM":
+		o.stream = true
+	default:
+		return nil, fmt.Errorf("lambda: %s=%q: use BUFFERED or RESPONSE_STREAM", EnvInvokeMode, m)
+	}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// HandlerFunc is what aws-lambda-go runs for each invocation. Its result
+// is the encoded invocation result: aws-lambda-go sends it as it is (it does
+// not encode it as JSON again), with the Content-Type the reader names. A
+// returned error is a function error, and only a direct invoke returns one.
+type HandlerFunc func(ctx context.Context, payload json.RawMessage) (io.Reader, error)
+
+// Handler returns the handler that serves e for every event shape (see the
+// package documentation), for a main that calls aws-lambda-go's
+// lambda.StartWithOptions itself; Start does that and more. It fails when
+// an option or $CORTEX_LAMBDA_INVOKE_MODE is invalid.
+func Handler(e adapters.Engine, opts ...Option) (HandlerFunc, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newHandler(e, o).invoke, nil
+}
+
+type handler struct {
+	e adapters.Engine
+	o *options
+}
+
+func newHandler(e adapters.Engine, o *options) *handler { return &handler{e: e, o: o} }
+
+func (h *handler) invoke(ctx context.Context, payload json.RawMessage) (io.Reader, error) {
+	var inv invocation
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		inv = invocation{requestID: lc.AwsRequestID, functionARN: lc.InvokedFunctionArn}
+	}
+	ctx, cancel := withReserve(ctx)
+	defer cancel()
+
+	ev, s := decode(payload)
+	if s == shapeDirect {
+		req := directRequest(payload, inv)
+		if max := h.e.MaxBody(); int64(len(req.Body)) > max {
+			return encodeDirect(nil, adapters.TooLarge(int64(len(req.Body)), max))
+		}
+		return encodeDirect(h.call(ctx, req))
+	}
+	req, err := ev.request(s, inv, h.e.MaxBody())
+	if err == nil {
+		adapters.Route(req) // any other path is the function's own route
+	}
+	var resp *functions.Response
+	if err == nil {
+		resp, err = h.call(ctx, req)
+	}
+	if err != nil {
+		resp = adapters.ErrorResponse(err, req.ID)
+	}
+	return encodeHTTP(s, ev, resp, req.ID, h.o.stream)
+}
+
+// call invokes the engine. Engine.Invoke never panics; the recover is a
+// second line so that a bug answers 500 instead of taking the execution
+// environment down.
+func (h *handler) call(ctx context.Context, req *functions.Request) (resp *functions.Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			resp, err = nil, &functions.Error{Status: http.StatusInternalServerError,
+				Message: "internal error (request id " + req.ID + ")", Err: fmt.Errorf("engine panicked: %v", v)}
+		}
+	}()
+	resp, err = h.e.Invoke(ctx, req)
+	if err == nil && resp == nil {
+		resp = &functions.Response{Status: http.StatusNoContent}
+	}
+	return resp, err
+}
+
+// withReserve shortens the invocation's deadline by a tenth of the time
+// left, at most 100 ms, so that the engine's 504 is sent before Lambda ends
+// the invocation.
+func withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := min(time.Until(d)/10, 100*time.Millisecond)
+	return context.WithDeadline(ctx, d.Add(-max(reserve, 0)))
+}
+
+// Start serves e on the Lambda Runtime API named by $AWS_LAMBDA_RUNTIME_API.
+// It first waits (up to WithInitTimeout) for e to be ready; an engine that
+// does not become ready, or that reports an init error through an
+// InitError() error method, is reported to Lambda with ReportInitError and
+// the error returned. Once the invoke loop runs, Start does not return:
+// aws-lambda-go exits the process when the loop fails, and Lambda starts a
+// new execution environment.
+func Start(e adapters.Engine, opts ...Option) error {
+	api := os.Getenv(EnvRuntimeAPI)
+	if api == "" {
+		return ErrNoRuntimeAPI
+	}
+	o, err := makeOptions(opts)
+	if err != nil {
+		return reportInit(api, err)
+	}
+	if err := waitReady(e, o.initTimeout); err != nil {
+		return reportInit(api, err)
+	}
+	awslambda.StartWithOptions(newHandler(e, o).invoke)
+	return errors.New("lambda: the runtime loop ended") // not reached: StartWithOptions exits
+}
+
+type initErrorer interface{ InitError() error }
+
+func waitReady(e adapters.Engine, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !e.Ready() {
+		if ie, ok := e.(initErrorer); ok {
+			if err := ie.InitError(); err != nil {
+				return err
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("function %q did not become ready within %s", e.Name(), timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+func reportInit(api string, err error) error {
+	if rerr := postInitError(api, err); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+// ReportInitError tells the Lambda Runtime API that the function failed to
+// initialise (POST /2018-06-01/runtime/init/error), so Lambda logs err and
+// fails the pending invocation at once instead of letting it time out. Call
+// it before exiting when the predictor's Init fails; Start calls it itself.
+func ReportInitError(err error) error {
+	api := os.Getenv(EnvRuntimeAPI)
+	if api == "" {
+		return ErrNoRuntimeAPI
+	}
+	return postInitError(api, err)
+}
+
+const initErrorType = "InitError"
+
+func postInitError(api string, err error) error {
+	body, _ := json.Marshal(struct {
+		Message string `json:"errorMessage"`
+		Type    string `json:"errorType"`
+	}{err.Error(), initErrorType})
+	req, rerr := http.NewRequest(http.MethodPost, "http://"+api+"/2018-06-01/runtime/init/error", bytes.NewReader(body))
+	if rerr != nil {
+		return fmt.Errorf("lambda: reporting the init error: %w", rerr)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Lambda-Runtime-Function-Error-Type", initErrorType)
+	// The Runtime API is link-local: never through a proxy.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	resp, rerr := client.Do(req)
+	if rerr != nil {
+		return fmt.Errorf("lambda: reporting the init error: %w", rerr)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("lambda: reporting the init error: the Runtime API answered %s", resp.Status)
+	}
+	return nil
+}

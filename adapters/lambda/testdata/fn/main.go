@@ -1,0 +1,68 @@
+// Command fn is the function binary the Lambda end-to-end test runs: a
+// predictor served by runtime.Main, exactly as a packaged function's
+// generated main serves one. With AWS_LAMBDA_RUNTIME_API set, runtime.Main
+// picks the Lambda carrier.
+//
+// The predictor reads {"op": ..., "n": ...} from the body:
+//
+//	echo (default)  200 JSON describing the request it saw
+//	fail            422 through a functions.Error
+//	panic           panics
+//	sleep           waits for the deadline
+//	big             200 text/plain of n bytes
+//
+// $CORTEX_CONFIG (the runtime's config) bounds request bodies;
+// $CORTEX_TEST_INIT_ERROR makes Init fail with that message.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+
+	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/runtime"
+)
+
+func main() {
+	runtime.Main(predictor{})
+}
+
+type predictor struct{}
+
+func (predictor) Init(context.Context, functions.Config) error {
+	if msg := os.Getenv("CORTEX_TEST_INIT_ERROR"); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}
+
+func (predictor) Predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	return predict(ctx, req)
+}
+
+func predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	var in struct {
+		Op string `json:"op"`
+		N  int    `json:"n"`
+	}
+	_ = json.Unmarshal(req.Body, &in)
+	switch in.Op {
+	case "fail":
+		return nil, functions.Errorf(http.StatusUnprocessableEntity, "cannot classify this input")
+	case "panic":
+		panic("predictor exploded")
+	case "sleep":
+		<-ctx.Done()
+		return nil, ctx.Err()
+	case "big":
+		return functions.Text(http.StatusOK, string(bytes.Repeat([]byte("a"), in.N))), nil
+	}
+	return functions.JSON(http.StatusOK, map[string]any{
+		"method": req.Method, "path": req.Path, "query": req.Query, "body": string(req.Body),
+		"id": req.ID, "carrier": req.Carrier, "attributes": req.Attributes,
+	})
+}
