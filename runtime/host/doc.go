@@ -1,0 +1,52 @@
+// Package host runs many functions on one machine with scale-to-zero: the
+// engine of `cortex serve`. It is Knative's activator and autoscaler scaled
+// down to one host.
+//
+// A Host fronts a set of functions. Each starts with no process. The first
+// request to an idle function starts one (the function binary, with $PORT
+// set to a free loopback port, in its own process group) and is held, with
+// every request that arrives meanwhile, until the process answers 200 on
+// /readyz; then they are forwarded. Concurrency drives the process count:
+// more processes when the requests in flight exceed the target per process,
+// fewer (drained with SIGTERM) once they have been idle for the scale-down
+// delay and the average over the stable window no longer needs them, down
+// to zero when MinScale is 0.
+//
+// Routes served by Host.ServeHTTP:
+//
+//	/{function}/rest...        forwarded to the function as /rest... ("/" when empty)
+//	Host: {function}.localhost  forwarded with the path unchanged
+//	GET /-/status               Status as JSON
+//	GET /metrics, /-/metrics    the host's Prometheus metrics
+//
+// Errors the host answers itself have the JSON body {"error": "..."}:
+// 404 for an unknown function, 502 when a process died or stopped answering
+// under a request, 503 with Retry-After when a function cannot start or is
+// at capacity (see Host.ServeHTTP for why 503 rather than 429).
+//
+// # Decisions
+//
+// TargetConcurrency is both the autoscaler's target and the most requests
+// the host hands one process at a time (Knative's containerConcurrency set
+// to the target). Requests beyond that wait in the host, in a bounded FIFO
+// queue (Function.MaxQueue), and go to the first process with a free slot:
+// so a slow process never collects a backlog while another is idle, and the
+// bound on memory holds whatever the load.
+//
+// The stable window averages, per autoscaler tick, the highest demand
+// (requests in flight plus queued) seen during the tick, so a burst between
+// two ticks still counts. Scale-up is immediate: it happens on the request
+// that needs it. Scale-down waits for both the window and the delay.
+//
+// Every process start is counted as a cold start: the process loads its
+// model from nothing whether it is the first or the fifth.
+//
+// A start that fails (the process exits, cannot be spawned, or is not ready
+// within StartTimeout) puts the function in backoff: no new attempt before
+// the backoff ends (it doubles per consecutive failure, see
+// WithRestartBackoff), and requests that find no process meanwhile get 503
+// with the reason and Retry-After at once, so a broken function costs
+// neither a spin loop nor held connections.
+//
+// The package needs Unix process groups; elsewhere New fails.
+package host

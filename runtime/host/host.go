@@ -1,0 +1,604 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cortexfn/cortex/functions"
+)
+
+// Function is one function the host serves.
+type Function struct {
+	// Name routes requests (/{Name}/... and Host: {Name}.localhost). It must
+	// be a DNS label: lower-case letters, digits and '-', not starting or
+	// ending with '-', at most 63 characters. "metrics" is reserved.
+	Name string
+	// Command is the function binary (already built) and its arguments.
+	Command []string
+	// Env is added to the host's environment for every process. The host
+	// sets PORT (a free loopback port) and CORTEX_HOST (127.0.0.1) itself,
+	// after Env, so they cannot be overridden.
+	Env []string
+	// Dir is the working directory of the processes; empty means the
+	// host's.
+	Dir string
+	// Scale configures the autoscaler.
+	Scale Autoscaling
+	// MaxQueue bounds the requests held for this function while no process
+	// has a free slot (during a cold start, or at MaxScale). Beyond it a
+	// request gets 503 with Retry-After. 0 means DefaultMaxQueue; a
+	// negative value means no queue at all.
+	MaxQueue int
+	// StartTimeout bounds how long a new process may take to answer 200 on
+	// /readyz. 0 means DefaultStartTimeout.
+	StartTimeout time.Duration
+}
+
+// Autoscaling is the function's concurrency-based autoscaling, with
+// Knative's meaning for each field. Zero values take the defaults below.
+type Autoscaling struct {
+	// MinScale is the fewest processes kept running; 0 scales to zero.
+	MinScale int
+	// MaxScale is the most processes; 0 means max(DefaultMaxScale, MinScale).
+	MaxScale int
+	// TargetConcurrency is the requests in flight per process the
+	// autoscaler aims for, and the most the host sends one process at
+	// once. 0 means DefaultTargetConcurrency.
+	TargetConcurrency int
+	// ScaleDownDelay is how long a process must have been idle before it
+	// is drained. 0 means no delay beyond the stable window.
+	ScaleDownDelay time.Duration
+	// StableWindow is the period over which demand is averaged to decide a
+	// scale-down. 0 means DefaultStableWindow.
+	StableWindow time.Duration
+}
+
+// Defaults for zero fields of Function and Autoscaling, and for options.
+const (
+	DefaultMaxScale          = 10
+	DefaultTargetConcurrency = 64 // the runtime's default limits.max_concurrency
+	DefaultStableWindow      = 60 * time.Second
+	DefaultMaxQueue          = 128
+	DefaultStartTimeout      = 60 * time.Second
+	DefaultDrainTimeout      = 30 * time.Second // the runtime's default limits.shutdown_timeout
+	DefaultProbeInterval     = time.Second
+	DefaultRestartBackoff    = time.Second
+	DefaultMaxRestartBackoff = 30 * time.Second
+)
+
+// probeFailures is how many liveness probes in a row a ready process may
+// miss before it is killed as hung.
+const probeFailures = 3
+
+// Option configures a Host.
+type Option func(*options) error
+
+type options struct {
+	logger        *slog.Logger
+	logOut        io.Writer
+	onEvent       func(Event)
+	backoff       time.Duration
+	maxBackoff    time.Duration
+	drainTimeout  time.Duration
+	probeInterval time.Duration
+}
+
+// WithLogger sets the logger for the host's own messages (default: text on
+// stderr).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("host: WithLogger: nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithLogWriter sets where the processes' stdout and stderr go, one line at
+// a time, each prefixed with "[name] " (default: os.Stderr).
+func WithLogWriter(w io.Writer) Option {
+	return func(o *options) error {
+		if w == nil {
+			return errors.New("host: WithLogWriter: nil writer")
+		}
+		o.logOut = w
+		return nil
+	}
+}
+
+// WithEvents calls fn for every process event (start, ready, failed start,
+// crash, drain, exit). fn runs on the host's goroutines, never under a
+// lock; it must not block for long.
+func WithEvents(fn func(Event)) Option {
+	return func(o *options) error {
+		o.onEvent = fn
+		return nil
+	}
+}
+
+// WithRestartBackoff sets the wait after a failed start before the next
+// attempt: initial after the first failure, doubling per consecutive
+// failure up to max (defaults 1s and 30s). A start that reaches ready
+// resets it.
+func WithRestartBackoff(initial, max time.Duration) Option {
+	return func(o *options) error {
+		if initial <= 0 || max < initial {
+			return fmt.Errorf("host: WithRestartBackoff(%s, %s): want 0 < initial <= max", initial, max)
+		}
+		o.backoff, o.maxBackoff = initial, max
+		return nil
+	}
+}
+
+// WithDrainTimeout bounds how long a process told to stop (SIGTERM) may
+// take to finish its requests and exit before it is killed (default 30s).
+func WithDrainTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("host: WithDrainTimeout(%s): must be positive", d)
+		}
+		o.drainTimeout = d
+		return nil
+	}
+}
+
+// WithProbeInterval sets how often a ready process's /healthz is checked
+// (default 1s). A process that misses 3 in a row is killed and its
+// requests get 502.
+func WithProbeInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("host: WithProbeInterval(%s): must be positive", d)
+		}
+		o.probeInterval = d
+		return nil
+	}
+}
+
+func makeOptions(opts []Option) (*options, error) {
+	o := &options{
+		backoff:       DefaultRestartBackoff,
+		maxBackoff:    DefaultMaxRestartBackoff,
+		drainTimeout:  DefaultDrainTimeout,
+		probeInterval: DefaultProbeInterval,
+	}
+	var errs []error
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.logOut == nil {
+		o.logOut = os.Stderr
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return o, errors.Join(errs...)
+}
+
+// Host routes requests to functions and scales each function's processes.
+// It is an http.Handler; serve it with an http.Server and call Shutdown
+// when done (after, or while, the server shuts down).
+type Host struct {
+	opts      *options
+	fns       map[string]*function
+	order     []*function
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+	probe     *http.Client
+	m         *hostMetrics
+	metrics   http.Handler
+	out       *lineSink
+
+	shutdownOnce sync.Once
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ErrReservedName is returned by New for a function named "metrics": that
+// path is the host's own metrics route.
+var ErrReservedName = errors.New(`host: "metrics" is reserved for the host's metrics route`)
+
+// New returns a Host for fns. No process starts until a request needs one
+// (or MinScale asks for some, which starts them in the background). It
+// reports every invalid field, with the function's index and name.
+func New(fns []Function, opts ...Option) (*Host, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := supported(); err != nil {
+		return nil, err
+	}
+	if len(fns) == 0 {
+		return nil, errors.New("host: no functions")
+	}
+	var errs []error
+	seen := map[string]bool{}
+	specs := make([]Function, len(fns))
+	for i, f := range fns {
+		f = withDefaults(f)
+		specs[i] = f
+		errs = append(errs, validate(i, f)...)
+		if seen[f.Name] {
+			errs = append(errs, fmt.Errorf("host: functions[%d].name: %q is used twice", i, f.Name))
+		}
+		seen[f.Name] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	// One transport for every process: keep-alive connections sized so the
+	// busiest function at MaxScale × TargetConcurrency reuses them.
+	perHost, total := 0, 0
+	for _, f := range specs {
+		perHost = max(perHost, f.Scale.TargetConcurrency)
+		total += f.Scale.TargetConcurrency * f.Scale.MaxScale
+	}
+	perHost = min(max(perHost, 8), 1024)
+	h := &Host{
+		opts: o,
+		fns:  map[string]*function{},
+		transport: &http.Transport{
+			Proxy:                 nil, // loopback only: never through an HTTP proxy from the environment
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          min(max(total, perHost), 4096),
+			MaxIdleConnsPerHost:   perHost,
+			IdleConnTimeout:       90 * time.Second,
+			DisableCompression:    true,
+			ExpectContinueTimeout: time.Second,
+		},
+		m:   newHostMetrics(),
+		out: &lineSink{w: o.logOut},
+	}
+	h.metrics = h.m.handler()
+	h.probe = &http.Client{Transport: h.transport, Timeout: 2 * time.Second}
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:      rewrite,
+		Transport:    h.transport,
+		ErrorHandler: h.proxyError,
+		ErrorLog:     slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
+		// FlushInterval stays 0: ReverseProxy already flushes streamed
+		// responses (no Content-Length, or text/event-stream) at once.
+	}
+	for _, spec := range specs {
+		f := newFunction(h, spec)
+		h.fns[spec.Name] = f
+		h.order = append(h.order, f)
+	}
+	for _, f := range h.order {
+		go f.autoscaler()
+	}
+	return h, nil
+}
+
+func withDefaults(f Function) Function {
+	a := &f.Scale
+	if a.MaxScale == 0 {
+		a.MaxScale = max(DefaultMaxScale, a.MinScale)
+	}
+	if a.TargetConcurrency == 0 {
+		a.TargetConcurrency = DefaultTargetConcurrency
+	}
+	if a.StableWindow == 0 {
+		a.StableWindow = DefaultStableWindow
+	}
+	if f.MaxQueue == 0 {
+		f.MaxQueue = DefaultMaxQueue
+	} else if f.MaxQueue < 0 {
+		f.MaxQueue = 0
+	}
+	if f.StartTimeout == 0 {
+		f.StartTimeout = DefaultStartTimeout
+	}
+	return f
+}
+
+func validate(i int, f Function) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("host: functions[%d] (%s).%s: %s", i, f.Name, field, fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case f.Name == "metrics":
+		errs = append(errs, fmt.Errorf("functions[%d].name: %w", i, ErrReservedName))
+	case !nameRE.MatchString(f.Name):
+		bad("name", "%q is not a DNS label (lower-case letters, digits and '-', at most 63)", f.Name)
+	}
+	if len(f.Command) == 0 || f.Command[0] == "" {
+		bad("command", "empty")
+	}
+	a := f.Scale
+	if a.MinScale < 0 {
+		bad("scale.min_scale", "must be 0 or more, not %d", a.MinScale)
+	}
+	if a.MaxScale < 1 {
+		bad("scale.max_scale", "must be 1 or more, not %d", a.MaxScale)
+	} else if a.MinScale > a.MaxScale {
+		bad("scale.min_scale", "%d is more than max_scale (%d)", a.MinScale, a.MaxScale)
+	}
+	if a.TargetConcurrency < 1 {
+		bad("scale.target_concurrency", "must be 1 or more, not %d", a.TargetConcurrency)
+	}
+	if a.ScaleDownDelay < 0 {
+		bad("scale.scale_down_delay", "must not be negative (%s)", a.ScaleDownDelay)
+	}
+	if a.StableWindow < 0 {
+		bad("scale.stable_window", "must not be negative (%s)", a.StableWindow)
+	}
+	if f.StartTimeout < 0 {
+		bad("start_timeout", "must not be negative (%s)", f.StartTimeout)
+	}
+	return errs
+}
+
+// ServeHTTP routes a request to its function, starting a process when none
+// is ready, and answers the host's own routes.
+//
+// When a function is at MaxScale with every slot busy and its queue is
+// full, the answer is 503 with Retry-After, not 429: 429 tells one client
+// that it sent too many requests, while here the function as a whole is out
+// of capacity whoever is asking. 503 + Retry-After is HTTP's word for a
+// temporary overload, it is what Knative's activator and Cortex answer in
+// the same case and what the function's own runtime answers when its queue
+// is full, and load balancers and clients retry it.
+//
+// A held request waits as long as its caller does; the front server's
+// timeouts, and StartTimeout for a cold start, bound it.
+func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f, path, rawPath, done := h.route(w, r)
+	if done {
+		return
+	}
+	arrived := time.Now()
+	p, err := f.acquire(r.Context())
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the caller went away: nobody reads an answer
+		}
+		writeError(w, err)
+		return
+	}
+	defer f.release(p)
+	f.m.queueTime.Observe(time.Since(arrived).Seconds())
+
+	out := r.WithContext(context.WithValue(r.Context(), procKey{}, p))
+	u := *r.URL
+	u.Path, u.RawPath = path, rawPath
+	out.URL = &u
+	h.proxy.ServeHTTP(w, out)
+}
+
+type procKey struct{}
+
+func rewrite(pr *httputil.ProxyRequest) {
+	p := pr.In.Context().Value(procKey{}).(*process)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = p.addr
+	pr.Out.Host = "" // the process sees its own address
+	pr.SetXForwarded()
+}
+
+// proxyError answers a request whose process failed under it: 502, with
+// the exit status when the process died.
+func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the caller went away
+	}
+	p := r.Context().Value(procKey{}).(*process)
+	// A process that died takes a moment to be reaped; waiting briefly
+	// gives the caller the exit status, and makes sure the dead process
+	// is out of the routing table before the caller can retry.
+	select {
+	case <-p.exited:
+	case <-time.After(250 * time.Millisecond):
+	}
+	msg := fmt.Sprintf("function %q: process %d failed while serving the request: %v", p.f.spec.Name, p.pid, err)
+	if reason := p.exitReason(); reason != "" {
+		msg = fmt.Sprintf("function %q: process %d %s while serving the request", p.f.spec.Name, p.pid, reason)
+	}
+	h.opts.logger.Warn("proxy error", "function", p.f.spec.Name, "pid", p.pid, "err", err)
+	writeError(w, &functions.Error{Status: http.StatusBadGateway, Message: msg})
+}
+
+// closeIdle closes the keep-alive connections to processes before one is
+// told to stop. net/http's Server.Shutdown, which a function runs on
+// SIGTERM, waits up to 5s for a connection that was opened but never
+// carried a request (the transport dials ahead under bursts); closing them
+// from this side lets the process exit as soon as its requests are done.
+// The transport is shared, so the other processes' idle connections go
+// too: re-dialling on loopback costs far less than a slow drain, and
+// drains are rare.
+func (h *Host) closeIdle() { h.transport.CloseIdleConnections() }
+
+// route finds the function for r and the path it should see. done is true
+// when route answered r itself.
+func (h *Host) route(w http.ResponseWriter, r *http.Request) (f *function, path, rawPath string, done bool) {
+	host := r.Host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	}
+	if name, ok := strings.CutSuffix(strings.ToLower(host), ".localhost"); ok {
+		if f := h.fns[name]; f != nil {
+			return f, r.URL.Path, r.URL.RawPath, false
+		}
+		writeError(w, &functions.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no function %q (Host: %s); functions: %s", name, r.Host, h.names())})
+		return nil, "", "", true
+	}
+	switch r.URL.Path {
+	case "/-/status":
+		if allowRead(w, r) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(struct {
+				Functions []FunctionStatus `json:"functions"`
+			}{h.Status()})
+		}
+		return nil, "", "", true
+	case "/metrics", "/-/metrics":
+		if allowRead(w, r) {
+			h.metrics.ServeHTTP(w, r)
+		}
+		return nil, "", "", true
+	}
+	name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	f = h.fns[name]
+	if f == nil {
+		writeError(w, &functions.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no function %q; functions: %s (route /{function}/... or Host: {function}.localhost)", name, h.names())})
+		return nil, "", "", true
+	}
+	path = "/" + rest
+	if r.URL.RawPath != "" {
+		// Keep escaped slashes and the like as the caller sent them.
+		_, rawRest, _ := strings.Cut(strings.TrimPrefix(r.URL.RawPath, "/"), "/")
+		rawPath = "/" + rawRest
+	}
+	return f, path, rawPath, false
+}
+
+func (h *Host) names() string {
+	names := make([]string, len(h.order))
+	for i, f := range h.order {
+		names[i] = f.spec.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func allowRead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeError(w, &functions.Error{Status: http.StatusMethodNotAllowed, Message: "method " + r.Method + " not allowed"})
+	return false
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, msg := http.StatusInternalServerError, err.Error()
+	var fe *functions.Error
+	if errors.As(err, &fe) {
+		status, msg = fe.Status, fe.Message
+		if fe.RetryAfter > 0 {
+			secs := int((fe.RetryAfter + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(functions.ErrorBody(msg))
+}
+
+// Status reports every function, in the order given to New.
+func (h *Host) Status() []FunctionStatus {
+	out := make([]FunctionStatus, len(h.order))
+	for i, f := range h.order {
+		out[i] = f.status()
+	}
+	return out
+}
+
+// FunctionStatus is a snapshot of one function.
+type FunctionStatus struct {
+	Name      string          `json:"name"`
+	Processes []ProcessStatus `json:"processes"`
+	// Ready, Starting and Draining count Processes by state.
+	Ready    int `json:"ready"`
+	Starting int `json:"starting"`
+	Draining int `json:"draining"`
+	// InFlight is the requests forwarded and not yet answered; Queued the
+	// requests held by the host waiting for a process.
+	InFlight int `json:"in_flight"`
+	Queued   int `json:"queued"`
+	// ColdStarts counts processes that started and became ready;
+	// LastColdStart is how long the latest took, spawn to ready.
+	ColdStarts    int64         `json:"cold_starts"`
+	LastColdStart time.Duration `json:"-"`
+	StartFailures int64         `json:"start_failures"`
+	Crashes       int64         `json:"crashes"`
+	// ScaleUps counts processes started, ScaleDowns processes drained by
+	// the autoscaler.
+	ScaleUps   int64 `json:"scale_ups"`
+	ScaleDowns int64 `json:"scale_downs"`
+	// LastError is why the latest start failed, while the function is in
+	// backoff; RetryAt is when the next start may be tried.
+	LastError string    `json:"last_error,omitempty"`
+	RetryAt   time.Time `json:"retry_at,omitzero"`
+}
+
+// MarshalJSON writes LastColdStart as seconds.
+func (s FunctionStatus) MarshalJSON() ([]byte, error) {
+	type plain FunctionStatus
+	return json.Marshal(struct {
+		plain
+		LastColdStart float64 `json:"last_cold_start_seconds"`
+	}{plain(s), s.LastColdStart.Seconds()})
+}
+
+// ProcessStatus is a snapshot of one process.
+type ProcessStatus struct {
+	PID      int       `json:"pid"`
+	Addr     string    `json:"addr"`
+	State    string    `json:"state"` // starting, ready or draining
+	InFlight int       `json:"in_flight"`
+	Started  time.Time `json:"started"`
+}
+
+// ErrShuttingDown is the error of requests that arrive, or were waiting,
+// when Shutdown began.
+var ErrShuttingDown = errors.New("host: shutting down")
+
+// Shutdown stops the host: requests still waiting for a process get 503,
+// new ones too; every process gets SIGTERM (so it finishes its in-flight
+// requests and exits, as in Knative); when ctx ends first, the processes
+// still running are killed with their whole process group. It returns once
+// every process has exited, with ctx's error if any had to be killed.
+// Calling it again waits again.
+func (h *Host) Shutdown(ctx context.Context) error {
+	var procs []*process
+	h.shutdownOnce.Do(func() {
+		for _, f := range h.order {
+			f.close()
+		}
+	})
+	for _, f := range h.order {
+		procs = append(procs, f.allProcs()...)
+	}
+	var err error
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+			continue
+		case <-ctx.Done():
+		}
+		err = fmt.Errorf("host: shutdown: processes still running at the bound were killed: %w", ctx.Err())
+		break
+	}
+	if err != nil {
+		for _, p := range procs {
+			p.signal(sigKill)
+		}
+		for _, p := range procs {
+			<-p.exited // Wait returns soon after SIGKILL: WaitDelay bounds the pipes
+		}
+	}
+	h.transport.CloseIdleConnections()
+	return err
+}
+
+var _ http.Handler = (*Host)(nil)

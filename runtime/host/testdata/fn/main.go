@@ -1,0 +1,59 @@
+// Command fn is the function the host's tests run: it echoes, and on
+// request sleeps (?sleep=100ms), crashes mid-request (?crash=1 exits with
+// status 3), or fails at Init ($FN_FAIL_INIT holds the error). $FN_INIT_DELAY
+// delays Init, like a model that takes time to load.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/runtime"
+)
+
+type echo struct {
+	functions.PredictorFunc
+}
+
+func (echo) Init(ctx context.Context, _ functions.Config) error {
+	if msg := os.Getenv("FN_FAIL_INIT"); msg != "" {
+		fmt.Fprintln(os.Stderr, "loading model: "+msg)
+		return errors.New(msg)
+	}
+	if d, err := time.ParseDuration(os.Getenv("FN_INIT_DELAY")); err == nil {
+		time.Sleep(d)
+	}
+	return nil
+}
+
+func predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	if req.Query.Get("crash") == "1" {
+		fmt.Fprintln(os.Stderr, "crashing as asked")
+		os.Exit(3)
+	}
+	if s := req.Query.Get("sleep"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, functions.Errorf(http.StatusBadRequest, "sleep: %v", err)
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return functions.JSON(http.StatusOK, map[string]any{
+		"pid":  os.Getpid(),
+		"path": req.Path,
+		"body": string(req.Body),
+	})
+}
+
+func main() {
+	runtime.Main(echo{functions.PredictorFunc(predict)})
+}
