@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cortexfn/cortex/packager"
+	"github.com/cortexfn/cortex/packager/oci"
+)
+
+func packageCmd() *cobra.Command {
+	var (
+		opts        packager.Options
+		compression string
+		output      string
+	)
+	cmd := &cobra.Command{
+		Use:   "package DIR",
+		Short: "Build a function into an OCI image, a Lambda zip and a Knative Service, in DIR/dist",
+		Long: "Package builds the function's binary and assembles, without a Docker daemon, an OCI image\n" +
+			"layout and a docker-loadable tarball, a Lambda zip with its SAM template, and a Knative\n" +
+			"Service manifest that references the image by digest. Progress goes to stderr; the summary\n" +
+			"(or --output json) to stdout. --registry pushes the image with your docker credentials.",
+		Example: "  cortex package samples/iris\n" +
+			"  cortex package samples/iris --registry ghcr.io/acme --output json",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			switch compression {
+			case "gzip":
+				opts.Compression = oci.Gzip
+			case "zstd":
+				opts.Compression = oci.Zstd
+			default:
+				return fmt.Errorf("--compression %q: use gzip or zstd", compression)
+			}
+			opts.Progress = cmd.ErrOrStderr()
+			res, err := packager.Package(cmd.Context(), args[0], opts)
+			if res != nil {
+				for _, w := range res.Warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+				}
+				if output == "json" {
+					if jerr := writeJSON(cmd.OutOrStdout(), res); jerr != nil {
+						return jerr
+					}
+				} else {
+					res.WriteSummary(cmd.OutOrStdout())
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Out, "out", "", "output directory (default DIR/dist)")
+	f.StringVar(&opts.Base, "base", "", "base image reference or OCI layout directory (default: a minimal non-root base)")
+	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd (Lambda images are always gzip)")
+	f.StringVar(&opts.Arch, "arch", "", "target architecture: amd64 or arm64 (default from targets.lambda.arch)")
+	f.StringVar(&opts.Registry, "registry", "", "repository to push the image to, e.g. ghcr.io/acme")
+	f.StringVar(&opts.Tag, "tag", "", "image tag (default latest)")
+	f.BoolVar(&opts.NoCache, "no-cache", false, "rebuild the binary and recompress every layer")
+	f.StringVar(&opts.ONNXRuntime, "onnxruntime", "", "libonnxruntime.so.1 to ship (default: the one `go tool task setup` fetched)")
+	f.StringVar(&opts.LambdaLibs, "lambda-libs", "", "directory with libstdc++.so.6 and libgcc_s.so.1 built for Lambda's glibc 2.34")
+	f.StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}

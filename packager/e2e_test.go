@@ -1,0 +1,213 @@
+package packager_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/cortexfn/cortex/packager"
+)
+
+// TestImageRunsInRunc is the proof that the image is a real container:
+// package the iris sample, validate the layout with go-containerregistry,
+// inspect it with skopeo, unpack it with umoci, run it with runc (host
+// network), ask it for a prediction and stop it. skopeo, umoci and runc
+// are Debian packages the test task installs; runc needs root.
+func TestImageRunsInRunc(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: -short")
+	}
+	for _, tool := range []string{"skopeo", "umoci", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run `go tool task setup` (apt-get install -y umoci runc skopeo)", tool)
+		}
+	}
+	r := pkg(t, iris, packager.Options{Tag: "e2e"})
+	lay := r.Image.Layout
+
+	// go-containerregistry's own validation of everything in the layout.
+	idx, err := layout.ImageIndexFromPath(lay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Index(idx); err != nil {
+		t.Fatalf("validate.Index: %v", err)
+	}
+	m, _ := idx.IndexManifest()
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("validate.Image: %v", err)
+	}
+
+	// skopeo.
+	out := run(t, "skopeo", "inspect", "oci:"+lay+":e2e")
+	var insp struct {
+		Digest       string
+		Architecture string
+		Os           string
+		Layers       []string
+		Labels       map[string]string
+		Env          []string
+	}
+	if err := json.Unmarshal(out, &insp); err != nil {
+		t.Fatalf("skopeo inspect: %v\n%s", err, out)
+	}
+	if insp.Digest != r.Image.Digest || insp.Architecture != "amd64" || insp.Os != "linux" || len(insp.Layers) != len(r.Image.Layers) {
+		t.Errorf("skopeo inspect: %+v, want digest %s and %d layers", insp, r.Image.Digest, len(r.Image.Layers))
+	}
+	if insp.Labels["dev.cortexfn.function"] != "iris" || insp.Labels["dev.cortexfn.spec.sha256"] == "" {
+		t.Errorf("labels %v", insp.Labels)
+	}
+
+	// umoci.
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, "umoci", "unpack", "--image", lay+":e2e", bundle)
+	cfgPath := filepath.Join(bundle, "config.json")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	proc := cfg["process"].(map[string]any)
+	if u := proc["user"].(map[string]any); u["uid"].(float64) != 65532 {
+		t.Errorf("the image runs as uid %v, want 65532", u["uid"])
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("runc needs root; the image was validated, inspected and unpacked")
+	}
+
+	// runc: host network (drop the network namespace), no terminal, a
+	// free port.
+	port := freePort(t)
+	proc["terminal"] = false
+	var env []any
+	for _, e := range proc["env"].([]any) {
+		if !strings.HasPrefix(e.(string), "PORT=") {
+			env = append(env, e)
+		}
+	}
+	proc["env"] = append(env, fmt.Sprintf("PORT=%d", port))
+	linux := cfg["linux"].(map[string]any)
+	var ns []any
+	for _, n := range linux["namespaces"].([]any) {
+		if n.(map[string]any)["type"] != "network" {
+			ns = append(ns, n)
+		}
+	}
+	linux["namespaces"] = ns
+	raw, _ = json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("cortex-e2e-%d", os.Getpid())
+	var logs bytes.Buffer
+	cmd := exec.Command("runc", "run", "--bundle", bundle, id)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		exec.Command("runc", "kill", id, "KILL").Run()
+		exec.Command("runc", "delete", "--force", id).Run()
+	}()
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the container exited before it was ready: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 30s\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// A prediction: the setosa example.
+	var ex struct {
+		Request struct {
+			Path string
+			Body json.RawMessage
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(iris, "examples", "setosa.json"))
+	if err := json.Unmarshal(b, &ex); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(base+ex.Request.Path, "application/json", bytes.NewReader(ex.Request.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pred struct {
+		ModelName string `json:"model_name"`
+		Outputs   []struct {
+			Name string
+			Data []float64
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&pred)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("prediction: status %d, %v", resp.StatusCode, err)
+	}
+	if pred.ModelName != "iris" || len(pred.Outputs) == 0 || pred.Outputs[0].Name != "label" || pred.Outputs[0].Data[0] != 0 {
+		t.Errorf("prediction %+v, want label 0 (setosa)", pred)
+	}
+
+	// Stop it as Knative would: SIGTERM, then it drains and exits.
+	run(t, "runc", "kill", id, "TERM")
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the container did not stop after SIGTERM\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "ONNX Runtime loaded") {
+		t.Errorf("logs:\n%s", logs.String())
+	}
+}
+
+func run(t *testing.T, name string, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,227 @@
+package packager
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+
+	"github.com/cortexfn/cortex/packager/lambdazip"
+	"github.com/cortexfn/cortex/packager/spec"
+)
+
+// shipped is one file a function ships: rel is its path relative to the
+// function's root in the image (/app) and the zip (/var/task).
+type shipped struct {
+	rel  string
+	src  string
+	data []byte
+	mode fs.FileMode
+}
+
+// collect lists the regular files at rel (a file or a directory) under
+// the function directory root. Nothing may lead outside root: not rel
+// itself, nor a symbolic link anywhere below it. A symbolic link to a
+// file inside root ships as a copy of that file (layers and zips hold
+// regular files only).
+func collect(root, field, rel string) ([]shipped, error) {
+	clean := filepath.Clean(filepath.FromSlash(rel))
+	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("%s: %q: %w; copy it into the function directory", field, rel, ErrOutsideDir)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("function directory %s: %w", root, err)
+	}
+	inside := func(p string) bool {
+		r, err := filepath.Rel(realRoot, p)
+		return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
+	}
+	top := filepath.Join(root, clean)
+	if _, err := os.Lstat(top); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", field, rel, err)
+	}
+	var out []shipped
+	add := func(relPath, p string) error {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return fmt.Errorf("%s: %s is a broken symbolic link", field, relPath)
+		}
+		if !inside(real) {
+			return fmt.Errorf("%s: %s is a symbolic link to %s: %w; copy the file in instead", field, relPath, real, ErrOutsideDir)
+		}
+		st, err := os.Stat(real)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.Mode().IsRegular():
+			mode := fs.FileMode(0o644)
+			if st.Mode().Perm()&0o111 != 0 {
+				mode = 0o755
+			}
+			out = append(out, shipped{rel: relPath, src: real, mode: mode})
+			return nil
+		case st.IsDir():
+			return fmt.Errorf("%s: %s is a symbolic link to a directory; cortex ships regular files only: copy the directory in", field, relPath)
+		}
+		return fmt.Errorf("%s: %s is not a regular file (%s)", field, relPath, st.Mode().Type())
+	}
+	st, err := os.Stat(top)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", field, rel, err)
+	}
+	if !st.IsDir() {
+		if err := add(filepath.ToSlash(clean), top); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	realTop, err := filepath.EvalSymlinks(top)
+	if err != nil {
+		return nil, err
+	}
+	if !inside(realTop) {
+		return nil, fmt.Errorf("%s: %s leads to %s: %w", field, rel, realTop, ErrOutsideDir)
+	}
+	err = filepath.WalkDir(realTop, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		r, err := filepath.Rel(realTop, p)
+		if err != nil {
+			return err
+		}
+		return add(path.Join(filepath.ToSlash(clean), filepath.ToSlash(r)), p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: %s is an empty directory", field, rel)
+	}
+	return out, nil
+}
+
+// cacheRoot is the cortex cache (the same rule as packager/build and
+// runtime/onnx).
+func cacheRoot() (string, error) {
+	if d := os.Getenv("CORTEX_CACHE"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "cortex"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory: set CORTEX_CACHE: %w", err)
+	}
+	return filepath.Join(home, ".cache", "cortex"), nil
+}
+
+// ErrNoONNXRuntime: the ONNX Runtime library to ship was not found.
+var ErrNoONNXRuntime = errors.New("packager: ONNX Runtime library not found")
+
+// findONNXRuntime returns the libonnxruntime.so.1 to ship for arch:
+// explicit, else $CORTEX_ONNXRUNTIME_LIB (for the host's architecture),
+// else the cache scripts/fetch-onnxruntime.sh fills (Options.CacheDir,
+// then the default cache).
+func findONNXRuntime(explicit, cache, arch string) (string, error) {
+	const lib = "libonnxruntime.so.1"
+	var tried []string
+	if explicit != "" {
+		tried = append(tried, explicit)
+	} else {
+		if p := os.Getenv("CORTEX_ONNXRUNTIME_LIB"); p != "" && arch == goruntime.GOARCH {
+			tried = append(tried, p)
+		}
+		caches := []string{cache}
+		if def, err := cacheRoot(); err == nil && def != cache {
+			caches = append(caches, def)
+		}
+		for _, c := range caches {
+			dir := filepath.Join(c, "onnxruntime", ONNXRuntimeVersion)
+			if arch == goruntime.GOARCH {
+				tried = append(tried, filepath.Join(dir, lib))
+			}
+			tried = append(tried, filepath.Join(dir, "linux-"+map[string]string{"amd64": "x64", "arm64": "arm64"}[arch], lib))
+		}
+	}
+	for _, p := range tried {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	ortArch := map[string]string{"amd64": "x64", "arm64": "arm64"}[arch]
+	return "", fmt.Errorf("%w for linux/%s (tried %s): run `go tool task setup` or scripts/fetch-onnxruntime.sh %s", ErrNoONNXRuntime, arch, strings.Join(tried, ", "), ortArch)
+}
+
+// lambdaLibs returns the C++ runtime libraries an ONNX function ships in
+// its zip's lib/ (ONNX Runtime's RUNPATH is $ORIGIN, so it finds them
+// there), and warnings when they cannot be shipped.
+func lambdaLibs(dir, arch string) ([]lambdazip.File, []string) {
+	libs := []string{"libstdc++.so.6", "libgcc_s.so.1"}
+	var files []lambdazip.File
+	var warnings []string
+	for _, lib := range libs {
+		var p string
+		if dir != "" {
+			p = filepath.Join(dir, lib)
+		} else {
+			if arch != goruntime.GOARCH {
+				warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: this machine's is not %s; give --lambda-libs DIR with copies built for Lambda (Amazon Linux 2023's libstdc++ and libgcc packages)", lib, arch))
+				continue
+			}
+			for _, d := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64"} {
+				if _, err := os.Stat(filepath.Join(d, lib)); err == nil {
+					p = filepath.Join(d, lib)
+					break
+				}
+			}
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if p == "" || err != nil {
+			warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: not found%s; give --lambda-libs DIR", lib, map[bool]string{true: " in " + dir, false: " on this machine"}[dir != ""]))
+			continue
+		}
+		need, newer, err := lambdazip.NewerThanLambda(real)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: %v", lib, err))
+			continue
+		}
+		if newer {
+			warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: %s needs GLIBC_%s, newer than Lambda %s's glibc %s, so it could not load there; "+
+				"the function then relies on the runtime's own copy. Give --lambda-libs DIR with copies built for glibc <= %s (Amazon Linux 2023's libstdc++ and libgcc packages)",
+				lib, real, need, lambdazip.Runtime, lambdazip.GLIBC, lambdazip.GLIBC))
+			continue
+		}
+		files = append(files, lambdazip.File{Name: "lib/" + lib, Src: real, Mode: 0o755})
+	}
+	return files, warnings
+}
+
+// oipMetadata is the Open Inference Protocol model metadata a client can
+// read from the image before it runs (GET /v2/models/NAME answers the
+// same at run time, with the tensors).
+func oipMetadata(s *spec.Spec) string {
+	md := map[string]any{"name": s.Name, "versions": []string{"1"}}
+	switch s.Predictor.Type {
+	case spec.TypeONNX:
+		md["platform"] = "onnxruntime_onnx"
+	case spec.TypeGo:
+		md["platform"] = "cortex_go"
+	}
+	b, err := json.Marshal(md)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

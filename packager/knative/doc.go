@@ -1,0 +1,34 @@
+// Package knative writes a function's Knative Service manifest
+// (serving.knative.dev/v1) and checks it with Knative's own webhook code.
+//
+// What Service sets, from cortex.yaml:
+//
+//   - the image by digest (a tag could move under a running revision);
+//   - on the revision template, the autoscaling annotations: min-scale
+//     (0 by default: scale to zero), max-scale, metric concurrency,
+//     target (autoscaling.target_concurrency), window and, when set,
+//     scale-down-delay;
+//   - containerConcurrency = limits.max_concurrency (the hard limit; the
+//     queue-proxy queues the rest) and timeoutSeconds = limits.timeout plus
+//     5 s (so the function's own 504 answers first), at most 600;
+//   - requests from compute (cpu, mem) and a memory limit; no CPU limit
+//     (throttling a model server hurts latency more than it protects);
+//   - a readiness probe on /readyz (port left to Knative), and a startup
+//     probe on /readyz whose worst case is LoadBudget: twice a pessimistic
+//     load time for the model's size (30 s + 50 MB/s), at least a minute;
+//   - the securityContext Knative recommends (it warns otherwise):
+//     runAsNonRoot, allowPrivilegeEscalation false, drop ALL, seccomp
+//     RuntimeDefault;
+//   - for compute.gpu > 0: the nvidia.com/gpu limit, the node selector
+//     (targets.knative.gpu_node_selector, default nvidia.com/gpu.present:
+//     "true"), a toleration for the nvidia.com/gpu NoSchedule taint, and
+//     serving.knative.dev/progress-deadline sized by ProgressDeadline to
+//     cover a GPU node coming up, the image pull and the load budget. A CPU
+//     function gets the annotation only when that exceeds Knative's 10m
+//     default.
+//
+// Node selectors and tolerations need the config-features flags that
+// Needed lists (both off in a default install). Validate runs
+// SetDefaults and Validate from knative.dev/serving/pkg/apis/serving/v1 —
+// what the webhook runs — and fails on any error or warning.
+package knative

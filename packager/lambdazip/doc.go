@@ -1,0 +1,20 @@
+// Package lambdazip writes a function's AWS Lambda deployment package: a
+// zip for the provided.al2023 runtime, and an AWS SAM template that
+// declares the function and its function URL.
+//
+// The zip has bootstrap (the function binary, mode 0755) at its root, the
+// runtime config (cortex.json, which the template points $CORTEX_CONFIG
+// at), the model and WASM stages at their paths relative to the function
+// directory, and for ONNX functions lib/libonnxruntime.so.1 with the C++
+// runtime beside it (lib/libstdc++.so.6, lib/libgcc_s.so.1: ONNX Runtime's
+// RUNPATH is $ORIGIN, and the function finds ONNX Runtime in lib/ beside
+// its executable). provided.al2023 has glibc 2.34 and is not documented to
+// carry libstdc++; GLIBCNeeded checks each shipped ELF file's newest
+// GLIBC_ symbol version so nothing needs more than Lambda has.
+//
+// The zip is reproducible byte for byte: entries sorted, one fixed
+// modification time (MS-DOS time, so nothing before 1980), no extra
+// fields, Deflate at a fixed level. Write refuses, with a *TooLargeError
+// that suggests the container-image route, a package over Lambda's 250 MB
+// unzipped or 50 MB zipped quotas.
+package lambdazip

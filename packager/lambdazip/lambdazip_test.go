@@ -1,0 +1,204 @@
+package lambdazip_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zip"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cortexfn/cortex/packager/lambdazip"
+	"github.com/cortexfn/cortex/packager/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+func TestTemplateGolden(t *testing.T) {
+	tests := []struct {
+		name, file string
+		edit       func(*spec.Spec)
+	}{
+		{"defaults", "template-defaults.yaml", func(*spec.Spec) {}},
+		{"public arm64", "template-public-arm64.yaml", func(s *spec.Spec) {
+			s.Targets.Lambda = spec.Lambda{Arch: spec.ArchARM64, Memory: 2048, URLAuth: spec.URLAuthNone}
+			s.Limits.Timeout = 2 * time.Minute
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &spec.Spec{Name: "iris", Predictor: spec.Predictor{Type: spec.TypeONNX, Model: "model/iris.onnx"}}
+			tt.edit(s)
+			s.SetDefaults()
+			b, err := lambdazip.Template(s, "lambda.zip")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.file, b)
+
+			var tmpl struct {
+				AWSTemplateFormatVersion string
+				Description              string
+				Outputs                  map[string]any
+				Transform                string
+				Resources                map[string]struct {
+					Type       string
+					Properties map[string]any
+				}
+			}
+			if err := yaml.UnmarshalStrict(b, &tmpl); err != nil {
+				t.Fatal(err)
+			}
+			fn := tmpl.Resources["Function"]
+			if tmpl.Transform != "AWS::Serverless-2016-10-31" || fn.Type != "AWS::Serverless::Function" || fn.Properties["Runtime"] != lambdazip.Runtime ||
+				fn.Properties["FunctionUrlConfig"].(map[string]any)["AuthType"] != s.Targets.Lambda.URLAuth {
+				t.Errorf("template %+v", tmpl)
+			}
+		})
+	}
+}
+
+func TestWriteIsReproducible(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	cache := filepath.Join(dir, "cache")
+	if err := os.WriteFile(bin, bytes.Repeat([]byte("\x7fELF binary"), 200000), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	files := []lambdazip.File{
+		{Name: "model/m.onnx", Data: []byte("weights")},
+		{Name: "cortex.json", Data: []byte(`{"name":"x"}`)},
+		{Name: "bootstrap", Src: bin, Mode: 0o755},
+	}
+	var zips [][]byte
+	for i := range 2 {
+		p := filepath.Join(dir, "f"+string(rune('0'+i))+".zip")
+		// A different file mtime must not matter.
+		os.Chtimes(bin, time.Now(), time.Now().Add(time.Duration(i)*time.Hour))
+		// The second zip takes the large file from the cache the first filled.
+		info, err := lambdazip.Write(p, files, lambdazip.Options{Modified: time.Unix(0, 0), CacheDir: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		if int64(len(b)) != info.Size {
+			t.Errorf("Info.Size %d, file %d", info.Size, len(b))
+		}
+		zips = append(zips, b)
+	}
+	if !bytes.Equal(zips[0], zips[1]) {
+		t.Fatal("two zips of the same files differ")
+	}
+	if _, err := lambdazip.Write(filepath.Join(dir, "nocache.zip"), files, lambdazip.Options{Modified: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "nocache.zip")); !bytes.Equal(b, zips[0]) {
+		t.Fatal("the zip written without a cache differs from the one written with it")
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zips[0]), int64(len(zips[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+		if f.Name == "bootstrap" && f.Mode().Perm() != 0o755 {
+			t.Errorf("bootstrap mode %v, want 0755", f.Mode())
+		}
+		if f.Method != zip.Deflate {
+			t.Errorf("%s: method %d, want Deflate", f.Name, f.Method)
+		}
+		if len(f.Extra) != 0 {
+			t.Errorf("%s has extra fields %x", f.Name, f.Extra)
+		}
+	}
+	if got, want := names, []string{"bootstrap", "cortex.json", "model/m.onnx"}; !equal(got, want) {
+		t.Errorf("entries %v, want %v", got, want)
+	}
+	if _, err := exec.LookPath("unzip"); err == nil {
+		if out, err := exec.Command("unzip", "-t", filepath.Join(dir, "f0.zip")).CombinedOutput(); err != nil {
+			t.Errorf("unzip -t: %v\n%s", err, out)
+		}
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestWriteRefusesTooLarge uses a sparse file, so no disk is spent.
+func TestWriteRefusesTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.onnx")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(lambdazip.MaxUnzipped + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out := filepath.Join(dir, "f.zip")
+	_, err = lambdazip.Write(out, []lambdazip.File{{Name: "bootstrap", Data: []byte("x"), Mode: 0o755}, {Name: "model/big.onnx", Src: big}}, lambdazip.Options{})
+	var tl *lambdazip.TooLargeError
+	if !errors.As(err, &tl) || !tl.Unzipped || !errors.Is(err, lambdazip.ErrTooLarge) {
+		t.Fatalf("got %v, want an unzipped *TooLargeError", err)
+	}
+	if !bytes.Contains([]byte(err.Error()), []byte("container image")) {
+		t.Errorf("%q does not suggest the container image", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a zip was left behind: %v", err)
+	}
+}
+
+func TestGLIBCNeeded(t *testing.T) {
+	exe, err := os.Executable() // this test binary: cgo or static, either way an ELF file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lambdazip.GLIBCNeeded(exe); err != nil {
+		t.Fatal(err)
+	}
+	for _, lib := range []string{"/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"} {
+		if _, err := os.Stat(lib); err != nil {
+			continue
+		}
+		if _, err := lambdazip.GLIBCNeeded(lib); err != nil {
+			t.Errorf("%s: %v", lib, err)
+		}
+	}
+	if _, err := lambdazip.GLIBCNeeded("lambdazip_test.go"); err == nil {
+		t.Error("a Go source file was read as ELF")
+	}
+}

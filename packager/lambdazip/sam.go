@@ -1,0 +1,87 @@
+package lambdazip
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"text/template"
+	"time"
+
+	"github.com/cortexfn/cortex/packager/spec"
+)
+
+// ConfigPath is where the runtime config lands in a Lambda function
+// (/var/task is the unpacked zip); the template points $CORTEX_CONFIG at it.
+const ConfigPath = "/var/task/cortex.json"
+
+// maxTimeout is Lambda's longest invocation.
+const maxTimeout = 15 * time.Minute
+
+// Timeout is the Lambda function timeout for s: limits.timeout plus a
+// margin, so the function's own deadline answers (with a 504) before
+// Lambda kills the invocation. At most 900 seconds.
+func Timeout(s *spec.Spec) int {
+	d := s.Limits.Timeout + 5*time.Second
+	if d > maxTimeout {
+		d = maxTimeout
+	}
+	return int(math.Ceil(d.Seconds()))
+}
+
+// Template returns an AWS SAM template (template.yaml) that declares the
+// function from the zip at codeURI (relative to the template) and its
+// function URL: runtime provided.al2023, targets.lambda's architecture,
+// memory and URL auth type (AWS_IAM unless the spec says NONE), and the
+// timeout from limits.timeout. `sam deploy --guided` deploys it.
+func Template(s *spec.Spec, codeURI string) ([]byte, error) {
+	var b bytes.Buffer
+	err := samTemplate.Execute(&b, map[string]any{
+		"Name":    s.Name,
+		"CodeURI": strconv.Quote(codeURI),
+		"Runtime": Runtime,
+		"Arch":    s.Targets.Lambda.Arch,
+		"Memory":  s.Targets.Lambda.Memory,
+		"Timeout": Timeout(s),
+		"Config":  ConfigPath,
+		"Auth":    s.Targets.Lambda.URLAuth,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing the SAM template: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+var samTemplate = template.Must(template.New("sam").Parse(`# AWS SAM template for the Cortex function {{.Name}}, written by cortex package.
+# Deploy with: sam deploy --guided --template-file template.yaml
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Description: Cortex function {{.Name}}
+Resources:
+  Function:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: {{.CodeURI}}
+      Handler: bootstrap
+      Runtime: {{.Runtime}}
+      Architectures:
+        - {{.Arch}}
+      MemorySize: {{.Memory}}
+      Timeout: {{.Timeout}}
+      Environment:
+        Variables:
+          CORTEX_CONFIG: {{.Config}}
+      FunctionUrlConfig:
+        AuthType: {{.Auth}}
+      Tags:
+        cortex.function: {{.Name}}
+Outputs:
+  FunctionArn:
+    Description: The function's ARN
+    Value:
+      Fn::GetAtt: [Function, Arn]
+  FunctionUrl:
+    Description: The function URL (auth {{.Auth}})
+    Value:
+      Fn::GetAtt: [FunctionUrl, FunctionUrl]
+`))

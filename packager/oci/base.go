@@ -1,0 +1,284 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// NonRootUID is the user (and group) a function runs as: distroless's
+// "nonroot", so files and policies written for distroless images fit.
+const NonRootUID = 65532
+
+// caBundles are where distributions keep the CA certificate bundle; the
+// first found is shipped at /etc/ssl/certs/ca-certificates.crt, where Go
+// and OpenSSL look.
+var caBundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine
+	"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL, Amazon Linux
+	"/etc/ssl/cert.pem",                  // macOS, BSDs
+}
+
+// cLibraries are what a cgo binary and libonnxruntime.so.1 load (ldd):
+// glibc's pieces, the C++ runtime and libgcc_s.
+var cLibraries = []string{
+	"libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0",
+	"libstdc++.so.6", "libgcc_s.so.1",
+}
+
+// loaders is the dynamic loader each architecture's binaries name in
+// PT_INTERP.
+var loaders = map[string]string{
+	"amd64": "/lib64/ld-linux-x86-64.so.2",
+	"arm64": "/lib/ld-linux-aarch64.so.1",
+}
+
+var libDirs = map[string][]string{
+	"amd64": {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"},
+	"arm64": {"/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64"},
+}
+
+// BaseInfo describes the base an image was built on.
+type BaseInfo struct {
+	// Ref is the base image reference, or "builtin" / "builtin-cc".
+	Ref string `json:"ref"`
+	// Packages lists where the built-in base's files came from, with
+	// versions ("libc6=2.36-9+deb12u14"), when the build machine's package
+	// manager knows them.
+	Packages []string `json:"packages,omitempty"`
+	// CUDA reports whether the base carries CUDA (it sets CUDA_VERSION, as
+	// the nvidia/cuda images do).
+	CUDA bool `json:"cuda"`
+}
+
+// builtinBase returns the files of the built-in base: a scratch-like root
+// with /etc/passwd and /etc/group naming uid 65532, CA certificates, /tmp
+// and a home directory; with cc, also the build machine's glibc, loader,
+// libstdc++ and libgcc_s, placed where they are on the build machine so its
+// loader finds them (an ONNX function is a cgo binary that loads ONNX
+// Runtime, a C++ library).
+func builtinBase(arch string, cc bool, ns noteSink) ([]File, BaseInfo, error) {
+	info := BaseInfo{Ref: "builtin"}
+	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", NonRootUID, NonRootUID)
+	group := fmt.Sprintf("root:x:0:\nnonroot:x:%d:\n", NonRootUID)
+	files := []File{
+		{Path: "etc/passwd", Data: []byte(passwd)},
+		{Path: "etc/group", Data: []byte(group)},
+		{Path: "tmp", Dir: true, Mode: 0o777 | os.ModeSticky},
+		{Path: "home/nonroot", Dir: true, Mode: 0o755, UID: NonRootUID, GID: NonRootUID},
+	}
+	var hostFiles []string
+	ca := ""
+	for _, p := range caBundles {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			ca = p
+			break
+		}
+	}
+	if ca == "" {
+		return nil, info, fmt.Errorf("no CA certificate bundle on this machine (looked at %s): install the ca-certificates package, or give a base image", strings.Join(caBundles, ", "))
+	}
+	files = append(files, File{Path: "etc/ssl/certs/ca-certificates.crt", Src: ca})
+	hostFiles = append(hostFiles, ca)
+
+	if cc {
+		info.Ref = "builtin-cc"
+		if arch != hostArch() {
+			return nil, info, fmt.Errorf("the built-in base for a cgo (onnx) function copies the build machine's C libraries, which are %s, not %s: package on a %s machine, or give a base image that carries glibc, libstdc++ and libgcc_s (for example a distroless/cc image for linux/%s)", hostArch(), arch, arch, arch)
+		}
+		loader := loaders[arch]
+		real, err := filepath.EvalSymlinks(loader)
+		if err != nil {
+			return nil, info, fmt.Errorf("the dynamic loader %s is not on this machine: give a base image with glibc: %w", loader, err)
+		}
+		files = append(files, File{Path: loader, Src: real, Mode: 0o755})
+		hostFiles = append(hostFiles, real)
+		for _, lib := range cLibraries {
+			dir, real, err := findLibrary(lib, libDirs[arch])
+			if err != nil {
+				return nil, info, err
+			}
+			files = append(files, File{Path: filepath.ToSlash(filepath.Join(dir, lib)), Src: real, Mode: 0o755})
+			hostFiles = append(hostFiles, real)
+		}
+	}
+	info.Packages = packagesOf(hostFiles)
+	if len(info.Packages) == 0 && ns != nil {
+		ns("the built-in base's files come from this machine; their package versions could not be recorded (no dpkg-query)")
+	}
+	return files, info, nil
+}
+
+type noteSink func(string)
+
+func findLibrary(lib string, dirs []string) (dir, real string, err error) {
+	for _, d := range dirs {
+		p := filepath.Join(d, lib)
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			if st, err := os.Stat(r); err == nil && st.Mode().IsRegular() {
+				return d, r, nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("%s is not on this machine (looked in %s): install it (Debian: libc6, libstdc++6, libgcc-s1) or give a base image that carries it", lib, strings.Join(dirs, ", "))
+}
+
+// packagesOf asks dpkg which package owns each file and at which version,
+// in two dpkg-query calls (each costs about 100 ms).
+func packagesOf(files []string) []string {
+	if _, err := exec.LookPath("dpkg-query"); err != nil {
+		return nil
+	}
+	// usrmerge: dpkg may know /lib/x where the file is /usr/lib/x.
+	var args []string
+	for _, f := range files {
+		args = append(args, f)
+		if rest, ok := strings.CutPrefix(f, "/usr"); ok {
+			args = append(args, rest)
+		}
+	}
+	// dpkg-query -S exits 1 when some path is unknown; its output for the
+	// others still counts.
+	out, _ := exec.Command("dpkg-query", append([]string{"-S"}, args...)...).Output()
+	set := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		pkgs, _, ok := strings.Cut(line, ": ")
+		if !ok || strings.HasPrefix(line, "diversion ") {
+			continue
+		}
+		for _, p := range strings.Split(pkgs, ", ") {
+			set[p] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	set["ca-certificates"] = true // the bundle is generated, not owned by a package
+	names := slices.Sorted(maps.Keys(set))
+	out, err := exec.Command("dpkg-query", append([]string{"-W", "-f", "${binary:Package}=${Version}\n"}, names...)...).Output()
+	if err != nil && len(out) == 0 {
+		return nil
+	}
+	var list []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		name, version, _ := strings.Cut(line, "=")
+		name, _, _ = strings.Cut(name, ":") // libc6:amd64
+		list = append(list, name+"="+version)
+	}
+	slices.Sort(list)
+	return slices.Compact(list)
+}
+
+// loadBase reads a base image: "oci:DIR[:TAG]" or a directory holding an
+// OCI layout reads it from disk; anything else is a registry reference,
+// pulled with the user's credentials (the docker config and credential
+// helpers, authn.DefaultKeychain). An index resolves to linux/arch.
+func loadBase(ref, arch string, ropts []remote.Option) (v1.Image, error) {
+	platform := v1.Platform{OS: "linux", Architecture: arch}
+	dir, tag, isLayout := strings.Cut(strings.TrimPrefix(ref, "oci:"), ":")
+	if !strings.HasPrefix(ref, "oci:") {
+		isLayout = false
+		if st, err := os.Stat(filepath.Join(ref, "oci-layout")); err == nil && st.Mode().IsRegular() {
+			dir, tag, isLayout = ref, "", true
+		}
+	} else {
+		isLayout = true
+	}
+	if isLayout {
+		idx, err := layout.ImageIndexFromPath(dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading base image layout %s: %w", dir, err)
+		}
+		return pickFromIndex(idx, tag, platform)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("base image %q: %w", ref, err)
+	}
+	opts := append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform)}, ropts...)
+	img, err := remote.Image(r, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pulling base image %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+func pickFromIndex(idx v1.ImageIndex, tag string, platform v1.Platform) (v1.Image, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var cands []v1.Descriptor
+	for _, d := range m.Manifests {
+		if tag == "" || d.Annotations["org.opencontainers.image.ref.name"] == tag {
+			cands = append(cands, d)
+		}
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("no image tagged %q in the base image layout", tag)
+	}
+	for _, d := range cands {
+		switch {
+		case d.MediaType.IsIndex():
+			child, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			if img, err := pickFromIndex(child, "", platform); err == nil {
+				return img, nil
+			}
+		case d.MediaType.IsImage():
+			if d.Platform != nil && !d.Platform.Satisfies(platform) {
+				continue
+			}
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				return nil, err
+			}
+			if cf.OS != "" && (cf.OS != platform.OS || cf.Architecture != platform.Architecture) {
+				continue
+			}
+			return img, nil
+		}
+	}
+	return nil, errors.New("no linux/" + platform.Architecture + " image in the base image layout")
+}
+
+// ociLayer presents a Docker-typed base layer as its OCI equivalent (same
+// bytes: a gzipped tar), so the whole image is one consistent OCI image.
+type ociLayer struct{ v1.Layer }
+
+func (l ociLayer) MediaType() (types.MediaType, error) {
+	mt, err := l.Layer.MediaType()
+	if err != nil {
+		return "", err
+	}
+	switch mt {
+	case types.DockerLayer:
+		return types.OCILayer, nil
+	case types.DockerUncompressedLayer:
+		return types.OCIUncompressedLayer, nil
+	case types.DockerForeignLayer:
+		return types.OCIRestrictedLayer, nil
+	}
+	return mt, nil
+}

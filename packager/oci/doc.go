@@ -1,0 +1,43 @@
+// Package oci assembles a function's OCI image without a Docker daemon,
+// with go-containerregistry, the way ko does.
+//
+// Build puts a function's files on a base in layers ordered from least to
+// most often changed. Each layer is a deterministic tar: entries sorted
+// (parents first), every time set to one instant (SourceDateEpoch:
+// $SOURCE_DATE_EPOCH, else the Unix epoch), owners numeric and 0 (the
+// non-root user's home directory excepted), no user or group names,
+// regular files and directories only, fixed modes. So the same inputs give
+// the same diffIDs, and with the same klauspost/compress version and
+// settings the same compressed digests and manifest digest.
+//
+// A layer is streamed twice and never held in memory: once to hash the
+// tar (its diffID), once, when the layer cache has no blob for that diffID
+// and compression, to compress it into the cache. An unchanged model of
+// several GB is therefore hashed (about 1 GB/s) but not compressed again,
+// and its digest does not move when only code changes. Model layers are
+// compressed at the fastest level (weights barely compress); compression
+// is single-threaded so its output does not depend on the machine.
+//
+// Compression is gzip by default (klauspost/compress; every runtime reads
+// it, and Lambda container images require it) or zstd
+// (application/vnd.oci.image.layer.v1.tar+zstd; containerd >= 1.5, Docker
+// >= 23). The image is always a single-platform OCI image manifest, never
+// an index; a Docker-typed base is rewritten as OCI around the same layer
+// bytes.
+//
+// The base is the built-in minimal non-root base or any image: pulled
+// from a registry with the user's credentials (authn.DefaultKeychain) or
+// read from an OCI layout ("oci:DIR[:TAG]"). The built-in base has
+// /etc/passwd and /etc/group naming uid/gid 65532 (distroless's nonroot),
+// the CA bundle, /tmp (1777) and /home/nonroot; for a cgo (ONNX) function
+// it also carries the dynamic loader, glibc's libraries, libstdc++ and
+// libgcc_s, copied from the build machine at the paths they have there
+// (so that machine's loader, which the binary was linked against, finds
+// them), with their Debian package versions recorded in the image history
+// and in BaseInfo. That makes the base depend on the build machine: build
+// release images on a fixed builder image, or name a base.
+//
+// WriteLayout, WriteTarball and Push are the sinks: an OCI image layout
+// (skopeo, umoci, crane), a `docker load` tarball, and a registry, where
+// blobs the registry already has are not uploaded again.
+package oci

@@ -1,0 +1,385 @@
+package oci
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Layer is one group of files that becomes one image layer.
+type Layer struct {
+	// Name says what the layer holds ("model", "binary"); it is recorded
+	// in the image history and in LayerInfo.
+	Name  string
+	Files []File
+	// Level is Fast for data that barely compresses (model weights).
+	Level Level
+}
+
+// Contents is what goes into a function image, on top of its base.
+type Contents struct {
+	// Layers in order, least often changed first. Empty layers are left out.
+	Layers []Layer
+	// Entrypoint, Env ("K=V", added to or replacing the base's),
+	// WorkingDir and Labels form the image config. User defaults to
+	// 65532:65532.
+	Entrypoint []string
+	Env        []string
+	WorkingDir string
+	User       string
+	Labels     map[string]string
+	// CGO says the binary is dynamically linked (an ONNX function): the
+	// built-in base then carries glibc, libstdc++ and libgcc_s.
+	CGO bool
+}
+
+// Options says how an image is built. The zero value builds a linux/amd64
+// image, gzip-compressed, on the built-in base, with times at the Unix epoch.
+type Options struct {
+	// Base is the base image: "" for the built-in minimal non-root base,
+	// "oci:DIR[:TAG]" (or a directory holding an OCI layout) to read one
+	// from disk, or a registry reference to pull.
+	Base string
+	// Arch is the GOARCH of the image ("amd64", "arm64"). Default amd64.
+	Arch string
+	// Compression of the function's layers. Default Gzip.
+	Compression Compression
+	// Created is every time in the image: layer mtimes, history and the
+	// config's created field. Use SourceDateEpoch for the usual choice.
+	Created time.Time
+	// CacheDir holds compressed layers between builds; empty means a
+	// temporary directory (removed by Image.Close).
+	CacheDir string
+	// NoCache compresses every layer again.
+	NoCache bool
+	// Progress receives a line per layer.
+	Progress io.Writer
+	// RemoteOptions are added when pulling the base image.
+	RemoteOptions []remote.Option
+}
+
+// LayerInfo describes one layer of a built image.
+type LayerInfo struct {
+	Name      string          `json:"name"`
+	Digest    string          `json:"digest"`
+	DiffID    string          `json:"diff_id"`
+	Size      int64           `json:"size"`
+	MediaType types.MediaType `json:"media_type"`
+	// Cached reports whether the compressed layer came from the cache.
+	Cached bool `json:"cached,omitempty"`
+}
+
+// Image is a built function image. Its layers are files in the layer cache
+// (or a temporary directory): write or push it before Close.
+type Image struct {
+	// Image is the image itself.
+	Image v1.Image
+	// Digest is the manifest digest.
+	Digest v1.Hash
+	// Layers lists every layer, the base's first.
+	Layers []LayerInfo
+	// Base says what the image was built on.
+	Base BaseInfo
+	// Notes are things the caller should tell the user.
+	Notes []string
+
+	tmp string
+}
+
+// Close removes the temporary layer directory, if one was used.
+func (i *Image) Close() error {
+	if i.tmp != "" {
+		return os.RemoveAll(i.tmp)
+	}
+	return nil
+}
+
+// SourceDateEpoch returns the time in $SOURCE_DATE_EPOCH (seconds since the
+// Unix epoch, the reproducible-builds convention), or the epoch itself.
+func SourceDateEpoch() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	var n int64
+	if _, err := fmt.Sscan(v, &n); err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970", v)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+// Build assembles the image: the base's layers, then one layer per
+// non-empty Contents.Layers entry, each a deterministic tar compressed
+// once into the cache, then the config.
+func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	if o.Compression == "" {
+		o.Compression = Gzip
+	}
+	if _, err := o.Compression.compressor(io.Discard, Default); err != nil {
+		return nil, err
+	}
+	if o.Created.IsZero() {
+		o.Created = time.Unix(0, 0).UTC()
+	}
+	out := &Image{}
+	if o.CacheDir == "" {
+		tmp, err := os.MkdirTemp("", "cortex-layers-")
+		if err != nil {
+			return nil, err
+		}
+		out.tmp, o.CacheDir = tmp, tmp
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			out.Close()
+		}
+	}()
+	lb := &layerBuilder{dir: filepath.Join(o.CacheDir, "layers"), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}
+
+	base, err := baseImage(ctx, c, o, lb, out)
+	if err != nil {
+		return nil, err
+	}
+	baseCF, err := base.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the base image config: %w", err)
+	}
+	baseCF = baseCF.DeepCopy()
+	out.Base.CUDA = hasEnv(baseCF.Config.Env, "CUDA_VERSION")
+	baseLayers, err := base.Layers()
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range baseLayers {
+		info, err := describe(fmt.Sprintf("base %d", i+1), l)
+		if err != nil {
+			return nil, err
+		}
+		out.Layers = append(out.Layers, info)
+	}
+
+	img := base
+	for _, l := range c.Layers {
+		if len(l.Files) == 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		bl, cached, err := buildLayer(lb, l)
+		if err != nil {
+			return nil, fmt.Errorf("%s layer: %w", l.Name, err)
+		}
+		info, _ := describe(l.Name, bl)
+		info.Cached = cached
+		out.Layers = append(out.Layers, info)
+		if o.Progress != nil {
+			how := "compressed in " + time.Since(start).Round(time.Millisecond).String()
+			if cached {
+				how = "cached"
+			}
+			fmt.Fprintf(o.Progress, "layer %-8s %s %s (%s)\n", l.Name, bl.digest.Hex[:12], humanSize(bl.size), how)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer:     bl,
+			MediaType: o.Compression.mediaType(),
+			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "cortex package: " + l.Name, Comment: "cortex"},
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", o.Arch
+	cf.Created = v1.Time{Time: o.Created}
+	cfg := baseCF.Config
+	cfg.Entrypoint = c.Entrypoint
+	cfg.Cmd = nil
+	cfg.User = c.User
+	if cfg.User == "" {
+		cfg.User = fmt.Sprintf("%d:%d", NonRootUID, NonRootUID)
+	}
+	cfg.Env = mergeEnv(cfg.Env, c.Env)
+	if c.WorkingDir != "" {
+		cfg.WorkingDir = c.WorkingDir
+	}
+	labels := maps.Clone(cfg.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, c.Labels)
+	cfg.Labels = labels
+	cf.Config = cfg
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, err
+	}
+	out.Image = img
+	if out.Digest, err = img.Digest(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return out, nil
+}
+
+func buildLayer(lb *layerBuilder, l Layer) (*blobLayer, bool, error) {
+	files, err := normalize(l.Files)
+	if err != nil {
+		return nil, false, err
+	}
+	diffID, err := lb.hashTar(files)
+	if err != nil {
+		return nil, false, err
+	}
+	if !lb.noCache {
+		dir := filepath.Join(lb.dir, fmt.Sprintf("%s-%d", lb.compression, l.Level))
+		if bl, ok := lb.cached(filepath.Join(dir, diffID.Hex+".blob"), filepath.Join(dir, diffID.Hex+".json"), diffID); ok {
+			return bl, true, nil
+		}
+	}
+	bl, err := lb.build(l.Files, l.Level)
+	return bl, false, err
+}
+
+// baseImage returns the base as an OCI image: the built-in base, or the
+// configured one with Docker media types mapped to their OCI twins.
+func baseImage(ctx context.Context, c Contents, o Options, lb *layerBuilder, out *Image) (v1.Image, error) {
+	ociEmpty := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	if o.Base == "" {
+		files, info, err := builtinBase(o.Arch, c.CGO, func(s string) { out.Notes = append(out.Notes, s) })
+		if err != nil {
+			return nil, err
+		}
+		out.Base = info
+		bl, _, err := buildLayer(lb, Layer{Name: "base", Files: files})
+		if err != nil {
+			return nil, fmt.Errorf("base layer: %w", err)
+		}
+		img, err := mutate.Append(ociEmpty, mutate.Addendum{
+			Layer:     bl,
+			MediaType: o.Compression.mediaType(),
+			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "cortex package: " + info.Ref + " base", Comment: strings.Join(info.Packages, " ")},
+		})
+		if err != nil {
+			return nil, err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		cf = cf.DeepCopy()
+		cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
+		return mutate.ConfigFile(img, cf)
+	}
+	ropts := append([]remote.Option{remote.WithContext(ctx)}, o.RemoteOptions...)
+	base, err := loadBase(o.Base, o.Arch, ropts)
+	if err != nil {
+		return nil, err
+	}
+	out.Base = BaseInfo{Ref: o.Base}
+	mt, err := base.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	if mt == types.OCIManifestSchema1 {
+		return base, nil
+	}
+	// A Docker manifest: rebuild it as OCI around the same layer bytes, so
+	// zstd layers (OCI only) can go on top and the image is of one kind.
+	baseCF, err := base.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	layers, err := base.Layers()
+	if err != nil {
+		return nil, err
+	}
+	img := ociEmpty
+	for _, l := range layers {
+		if img, err = mutate.Append(img, mutate.Addendum{Layer: ociLayer{l}}); err != nil {
+			return nil, err
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.History = baseCF.History
+	cf.Config = baseCF.Config
+	cf.OS, cf.Architecture, cf.Variant = baseCF.OS, baseCF.Architecture, baseCF.Variant
+	return mutate.ConfigFile(img, cf)
+}
+
+func describe(name string, l v1.Layer) (LayerInfo, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return LayerInfo{}, err
+	}
+	diff, err := l.DiffID()
+	if err != nil {
+		return LayerInfo{}, err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return LayerInfo{}, err
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		return LayerInfo{}, err
+	}
+	return LayerInfo{Name: name, Digest: d.String(), DiffID: diff.String(), Size: size, MediaType: mt}, nil
+}
+
+func hasEnv(env []string, key string) bool {
+	return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
+}
+
+// mergeEnv returns base with each of add set, replacing the same key.
+func mergeEnv(base, add []string) []string {
+	out := slices.Clone(base)
+	for _, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(e string) bool { return strings.HasPrefix(e, k+"=") })
+		if i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

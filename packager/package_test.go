@@ -1,0 +1,481 @@
+package packager_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zip"
+
+	"github.com/cortexfn/cortex/packager"
+	"github.com/cortexfn/cortex/packager/oci"
+	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime/onnx"
+)
+
+const iris = "../samples/iris"
+
+func pkg(t *testing.T, dir string, o packager.Options) *packager.Result {
+	t.Helper()
+	if o.Out == "" {
+		o.Out = filepath.Join(t.TempDir(), "dist")
+	}
+	r, err := packager.Package(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// copyDir copies a sample into a temporary directory the test may change.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func editSpec(t *testing.T, dir, old, new string) {
+	t.Helper()
+	p := filepath.Join(dir, spec.FileName)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		t.Fatalf("%s has no %q", p, old)
+	}
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func layer(t *testing.T, r *packager.Result, name string) oci.LayerInfo {
+	t.Helper()
+	for _, l := range r.Image.Layers {
+		if l.Name == name {
+			return l
+		}
+	}
+	t.Fatalf("no %s layer", name)
+	return oci.LayerInfo{}
+}
+
+func TestONNXRuntimeVersionMatchesRuntime(t *testing.T) {
+	if packager.ONNXRuntimeVersion != onnx.Version {
+		t.Errorf("packager ships ONNX Runtime %s, runtime/onnx is built for %s", packager.ONNXRuntimeVersion, onnx.Version)
+	}
+}
+
+// TestReproducible packages iris twice, the second time without any cache
+// (binary rebuilt, every layer compressed again): the same manifest
+// digest, the same zip bytes, the same manifests.
+func TestReproducible(t *testing.T) {
+	a := pkg(t, iris, packager.Options{})
+	b := pkg(t, iris, packager.Options{NoCache: true, CacheDir: t.TempDir()})
+	if a.Image.Digest != b.Image.Digest {
+		t.Errorf("manifest digests differ: %s, %s", a.Image.Digest, b.Image.Digest)
+	}
+	for _, f := range []string{"lambda.zip", "knative.yaml", "template.yaml", "image.tar"} {
+		x, _ := os.ReadFile(filepath.Join(a.Out, f))
+		y, _ := os.ReadFile(filepath.Join(b.Out, f))
+		if len(x) == 0 || !bytes.Equal(x, y) {
+			t.Errorf("%s differs between two builds (%d and %d bytes)", f, len(x), len(y))
+		}
+	}
+	if a.Lambda == nil || a.Lambda.SHA256 != b.Lambda.SHA256 {
+		t.Errorf("lambda zips: %+v, %+v", a.Lambda, b.Lambda)
+	}
+	// The layers, in order, as the package documentation promises.
+	var names []string
+	for _, l := range a.Image.Layers {
+		names = append(names, l.Name)
+	}
+	if got, want := strings.Join(names, ","), "base 1,runtime,model,binary,config"; got != want {
+		t.Errorf("layers %s, want %s", got, want)
+	}
+}
+
+// TestCodeChangeKeepsModelLayer changes a Go predictor's code: the model
+// layer's digest stays, the binary's moves.
+func TestCodeChangeKeepsModelLayer(t *testing.T) {
+	dir := copyDir(t, "../samples/echo-go")
+	if err := os.MkdirAll(filepath.Join(dir, "model"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model", "weights.bin"), bytes.Repeat([]byte{1, 2, 3, 4}, 1<<16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	editSpec(t, dir, "  path: ./predictor", "  path: ./predictor\n  model: model")
+	a := pkg(t, dir, packager.Options{})
+
+	src := filepath.Join(dir, "predictor", "predictor.go")
+	b, _ := os.ReadFile(src)
+	b = append(b, []byte("\nfunc init() { println(\"echo-go v2\") }\n")...)
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := pkg(t, dir, packager.Options{})
+	if a.Image.Digest == c.Image.Digest {
+		t.Fatal("a code change did not change the image")
+	}
+	if layer(t, a, "model").Digest != layer(t, c, "model").Digest {
+		t.Errorf("the model layer changed with the code: %s -> %s", layer(t, a, "model").Digest, layer(t, c, "model").Digest)
+	}
+	if layer(t, a, "binary").Digest == layer(t, c, "binary").Digest {
+		t.Error("the binary layer did not change")
+	}
+	if a.Image.Base.Ref != "builtin" {
+		t.Errorf("a pure-Go function got base %q, want the static builtin", a.Image.Base.Ref)
+	}
+	for _, l := range a.Image.Layers {
+		if l.Name == "runtime" {
+			t.Error("a pure-Go function ships ONNX Runtime")
+		}
+	}
+}
+
+// TestBadInput: each a clear error, and no dist/ (not even a partial one)
+// left behind.
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) (out string)
+		want  string
+		is    error
+	}{
+		{
+			name: "missing model",
+			setup: func(t *testing.T, dir string) string {
+				os.Remove(filepath.Join(dir, "model", "iris.onnx"))
+				return ""
+			},
+			want: "model/iris.onnx does not exist",
+		},
+		{
+			name: "model path escapes the function directory",
+			setup: func(t *testing.T, dir string) string {
+				editSpec(t, dir, "model: model/iris.onnx", "model: ../iris.onnx")
+				return ""
+			},
+			want: "outside the function directory",
+		},
+		{
+			name: "model is a symlink out of the tree",
+			setup: func(t *testing.T, dir string) string {
+				outside := filepath.Join(t.TempDir(), "iris.onnx")
+				os.Rename(filepath.Join(dir, "model", "iris.onnx"), outside)
+				os.Symlink(outside, filepath.Join(dir, "model", "iris.onnx"))
+				return ""
+			},
+			want: "outside the function directory",
+		},
+		{
+			name: "a symlink out of the tree inside a model directory",
+			setup: func(t *testing.T, dir string) string {
+				editSpec(t, dir, "type: onnx\n  model: model/iris.onnx", "type: go\n  path: ./predictor\n  model: model")
+				os.MkdirAll(filepath.Join(dir, "predictor"), 0o755)
+				os.WriteFile(filepath.Join(dir, "predictor", "p.go"), []byte("package predictor\n"), 0o644)
+				secret := filepath.Join(t.TempDir(), "secret")
+				os.WriteFile(secret, []byte("key"), 0o600)
+				os.Symlink(secret, filepath.Join(dir, "model", "leak.bin"))
+				return ""
+			},
+			want: "model/leak.bin is a symbolic link to",
+			is:   packager.ErrOutsideDir,
+		},
+		{
+			name: "unwritable output directory",
+			setup: func(t *testing.T, dir string) string {
+				file := filepath.Join(t.TempDir(), "a-file")
+				os.WriteFile(file, nil, 0o644)
+				return filepath.Join(file, "dist") // a directory under a regular file: not even root can create it
+			},
+			want: "output directory",
+			is:   fs.ErrExist,
+		},
+		{
+			name: "output directory holds other files",
+			setup: func(t *testing.T, dir string) string {
+				out := filepath.Join(t.TempDir(), "mine")
+				os.MkdirAll(out, 0o755)
+				os.WriteFile(filepath.Join(out, "notes.txt"), []byte("keep me"), 0o644)
+				return out
+			},
+			want: "was not written by cortex package",
+			is:   packager.ErrOutNotDist,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := copyDir(t, iris)
+			out := tt.setup(t, dir)
+			before := listing(t, out)
+			if out == "" {
+				out = filepath.Join(dir, "dist")
+			}
+			_, err := packager.Package(context.Background(), dir, packager.Options{Out: out})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) && !strings.Contains(err.Error(), "not a directory") {
+				t.Errorf("error %v is not %v", err, tt.is)
+			}
+			if after := listing(t, out); after != before {
+				t.Errorf("the output directory changed:\nbefore %s\nafter  %s", before, after)
+			}
+			if parent := filepath.Dir(out); parent != "" {
+				entries, _ := os.ReadDir(parent)
+				for _, e := range entries {
+					if strings.Contains(e.Name(), ".tmp-") {
+						t.Errorf("a temporary directory %s was left behind", e.Name())
+					}
+				}
+			}
+		})
+	}
+}
+
+// listing describes a directory tree ("" when it does not exist).
+func listing(t *testing.T, dir string) string {
+	if dir == "" {
+		return ""
+	}
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			b.WriteString(p + " ")
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// TestFailureKeepsPreviousDist: a failed package leaves the last good
+// dist/ as it was.
+func TestFailureKeepsPreviousDist(t *testing.T) {
+	dir := copyDir(t, iris)
+	r := pkg(t, dir, packager.Options{Out: filepath.Join(dir, "dist")})
+	before, _ := os.ReadFile(filepath.Join(r.Out, "summary.json"))
+	os.Remove(filepath.Join(dir, "model", "iris.onnx"))
+	if _, err := packager.Package(context.Background(), dir, packager.Options{}); err == nil {
+		t.Fatal("no error for a missing model")
+	}
+	after, _ := os.ReadFile(filepath.Join(r.Out, "summary.json"))
+	if !bytes.Equal(before, after) || len(before) == 0 {
+		t.Error("the previous dist/ changed")
+	}
+	if _, err := os.Stat(filepath.Join(r.Out, "oci", "index.json")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestGPUWithoutCUDAWarns(t *testing.T) {
+	dir := copyDir(t, iris)
+	editSpec(t, dir, `mem: 256Mi}`, `mem: 256Mi, gpu: 1}`)
+	r := pkg(t, dir, packager.Options{})
+	var warned bool
+	for _, w := range r.Warnings {
+		if strings.Contains(w, "will run on the CPU") && strings.Contains(w, "--base") && strings.Contains(w, "libonnxruntime_providers_cuda.so") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no CPU-fallback warning in %q", r.Warnings)
+	}
+	m, _ := os.ReadFile(r.Knative.Manifest)
+	for _, want := range []string{"nvidia.com/gpu: \"1\"", "nvidia.com/gpu.present: \"true\"", "effect: NoSchedule", "serving.knative.dev/progress-deadline"} {
+		if !bytes.Contains(m, []byte(want)) {
+			t.Errorf("knative.yaml has no %q", want)
+		}
+	}
+	if len(r.Knative.Features) != 2 {
+		t.Errorf("features %v, want nodeselector and tolerations", r.Knative.Features)
+	}
+}
+
+func TestLambdaZipContents(t *testing.T) {
+	r := pkg(t, iris, packager.Options{})
+	if r.Lambda == nil {
+		t.Fatalf("no Lambda zip: %v", r.Warnings)
+	}
+	zr, err := zip.OpenReader(r.Lambda.Zip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	got := map[string]fs.FileMode{}
+	for _, f := range zr.File {
+		got[f.Name] = f.Mode()
+		if f.Name == "cortex.json" {
+			rc, _ := f.Open()
+			var cfg map[string]any
+			json.NewDecoder(rc).Decode(&cfg)
+			rc.Close()
+			if _, ok := cfg["dir"]; ok {
+				t.Errorf("cortex.json names a build-machine dir: %v", cfg["dir"])
+			}
+			if p := cfg["predictor"].(map[string]any)["model"]; p != "model/iris.onnx" {
+				t.Errorf("cortex.json model %v", p)
+			}
+		}
+	}
+	if got["bootstrap"] != 0o755 {
+		t.Errorf("bootstrap mode %v, want 0755", got["bootstrap"])
+	}
+	for _, want := range []string{"cortex.json", "lib/libonnxruntime.so.1", "model/iris.onnx"} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("zip has no %s: %v", want, got)
+		}
+	}
+	tmpl, _ := os.ReadFile(r.Lambda.Template)
+	if !bytes.Contains(tmpl, []byte("CodeUri: \"lambda.zip\"")) || !bytes.Contains(tmpl, []byte("AuthType: AWS_IAM")) {
+		t.Errorf("template.yaml:\n%s", tmpl)
+	}
+}
+
+func TestZstd(t *testing.T) {
+	r := pkg(t, iris, packager.Options{Compression: oci.Zstd})
+	for _, l := range r.Image.Layers {
+		if l.MediaType != types.OCILayerZStd {
+			t.Errorf("layer %s: %s", l.Name, l.MediaType)
+		}
+	}
+	g := pkg(t, iris, packager.Options{})
+	if layer(t, r, "model").DiffID != layer(t, g, "model").DiffID {
+		t.Error("the model's diffID depends on the compression")
+	}
+	if r.Lambda == nil || r.Lambda.SHA256 != g.Lambda.SHA256 {
+		t.Error("the Lambda zip depends on the image compression")
+	}
+}
+
+// blobCounter counts blob uploads to a registry (each ends with a PUT
+// carrying ?digest=).
+type blobCounter struct {
+	h       http.Handler
+	uploads atomic.Int64
+	last    atomic.Value
+}
+
+func (c *blobCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+		c.uploads.Add(1)
+		c.last.Store(r.URL.Query().Get("digest"))
+	}
+	c.h.ServeHTTP(w, r)
+}
+
+func TestPush(t *testing.T) {
+	reg := &blobCounter{h: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	repo := strings.TrimPrefix(srv.URL, "http://") + "/acme"
+
+	r := pkg(t, iris, packager.Options{Registry: repo, Tag: "v1"})
+	want := repo + "/iris@" + r.Image.Digest
+	if r.Pushed != want {
+		t.Errorf("pushed %q, want %q", r.Pushed, want)
+	}
+	if m, _ := os.ReadFile(r.Knative.Manifest); !bytes.Contains(m, []byte("image: "+want)) {
+		t.Errorf("knative.yaml does not name %s", want)
+	}
+	first := reg.uploads.Load()
+	if first != int64(len(r.Image.Layers)+1) {
+		t.Errorf("first push uploaded %d blobs, want %d (layers and config)", first, len(r.Image.Layers)+1)
+	}
+	ref, err := name.ParseReference(r.Pushed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := img.Digest(); d.String() != r.Image.Digest {
+		t.Errorf("pulled %s, pushed %s", d, r.Image.Digest)
+	}
+	tag, err := name.ParseReference(repo + "/iris:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged, err := remote.Image(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := tagged.Digest(); d.String() != r.Image.Digest {
+		t.Errorf("tag v1 is %s, want %s", d, r.Image.Digest)
+	}
+
+	// Again, as after a change that touches nothing: no blob goes up,
+	// the model's least of all.
+	pkg(t, iris, packager.Options{Registry: repo, Tag: "v2"})
+	if n := reg.uploads.Load() - first; n != 0 {
+		t.Errorf("second push uploaded %d blobs (last %v), want 0", n, reg.last.Load())
+	}
+}
+
+// TestWasmStageShipped: a .wasm stage goes into its own layer and the zip,
+// and the shipped config names it relative to itself.
+func TestWasmStageShipped(t *testing.T) {
+	dir := copyDir(t, "../samples/echo-go")
+	os.MkdirAll(filepath.Join(dir, "wasm"), 0o755)
+	// Only shipped here, never run: any bytes do.
+	if err := os.WriteFile(filepath.Join(dir, "wasm", "pre.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	editSpec(t, dir, "compute:", "pre: wasm/pre.wasm\ncompute:")
+	r := pkg(t, dir, packager.Options{})
+	layer(t, r, "wasm")
+	zr, err := zip.OpenReader(r.Lambda.Zip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	found := false
+	for _, f := range zr.File {
+		if f.Name == "wasm/pre.wasm" {
+			found = true
+		}
+		if f.Name == "cortex.json" {
+			rc, _ := f.Open()
+			var cfg struct{ Pre string }
+			json.NewDecoder(rc).Decode(&cfg)
+			rc.Close()
+			if cfg.Pre != "wasm/pre.wasm" {
+				t.Errorf("cortex.json pre %q", cfg.Pre)
+			}
+		}
+	}
+	if !found {
+		t.Error("the zip has no wasm/pre.wasm")
+	}
+	var sum bytes.Buffer
+	if err := r.WriteSummary(&sum); err != nil || !strings.Contains(sum.String(), r.Image.Ref) {
+		t.Errorf("summary %q, %v", sum.String(), err)
+	}
+	j, err := json.Marshal(r)
+	if err != nil || !bytes.Contains(j, []byte(`"digest":"`+r.Image.Digest)) {
+		t.Errorf("JSON %s, %v", j, err)
+	}
+}
