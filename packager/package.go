@@ -60,7 +60,6 @@ import (
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/oci"
 	"github.com/cortexfn/cortex/packager/spec"
-	"github.com/cortexfn/cortex/runtime/wasm"
 )
 
 // ONNXRuntimeVersion is the ONNX Runtime release shipped with onnx
@@ -290,10 +289,9 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 			stages[st.field] = files[0].rel
 			continue
 		}
-		// A Go package: build it for wasip1.
-		say("building the %s stage %s for wasip1", st.field, st.rel)
-		out := filepath.Join(work, st.field+".wasm")
-		if err := wasm.BuildGo(ctx, filepath.Join(s.Dir, filepath.FromSlash(st.rel)), out); err != nil {
+		// A Go package: compiled for wasip1 (cached).
+		out, err := build.Stage(ctx, s.Dir, st.rel, o.CacheDir, o.Progress)
+		if err != nil {
 			return nil, err
 		}
 		rel := path.Join("wasm", st.field+".wasm")

@@ -26,6 +26,9 @@ type Config struct {
 	// Pre and Post name optional WebAssembly stages (.wasm paths).
 	Pre  string `json:"pre,omitempty"`
 	Post string `json:"post,omitempty"`
+	// WasmCacheDir, when set, keeps wazero's compiled stages on disk so a
+	// restart does not compile them again.
+	WasmCacheDir string `json:"wasm_cache_dir,omitempty"`
 	// GPU is the number of GPUs asked for (compute.gpu).
 	GPU int `json:"gpu,omitempty"`
 	// Limits bounds what one request and the whole process may use.

@@ -39,6 +39,7 @@ type Runtime struct {
 	m      *metrics
 	opts   options
 
+	stages  *stages       // WebAssembly pre/post stages, nil without any
 	slots   chan struct{} // one token per running prediction
 	waiting atomic.Int64  // requests queued for a slot
 
@@ -132,6 +133,14 @@ func DefaultLogger() *slog.Logger {
 // returned wrapped with the function's name and leaves the runtime not ready.
 func (r *Runtime) Start(ctx context.Context) error {
 	start := time.Now()
+	st, err := loadStages(ctx, &r.cfg, r.limits)
+	if err != nil {
+		err = fmt.Errorf("initialising function %q: %w", r.cfg.Name, err)
+		r.initErr.Store(&err)
+		r.log.Error("init failed", "err", err)
+		return err
+	}
+	r.stages = st
 	if in, ok := r.p.(functions.Initializer); ok {
 		cfg := functions.Config{
 			Name:   r.cfg.Name,
@@ -141,7 +150,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 			GPU:    r.cfg.GPU,
 		}
 		if err := safeInit(ctx, in, cfg); err != nil {
-			err = fmt.Errorf("initialising function %q: %w", r.cfg.Name, err)
+			err = errors.Join(fmt.Errorf("initialising function %q: %w", r.cfg.Name, err), r.stages.close(ctx))
 			r.initErr.Store(&err)
 			r.log.Error("init failed", "err", err)
 			return err
@@ -358,7 +367,7 @@ func (r *Runtime) run(ctx context.Context, req *functions.Request, done chan<- r
 				Message: "internal error: the predictor panicked (request id " + req.ID + ")"}}
 		}
 	}()
-	resp, err := r.p.Predict(ctx, req)
+	resp, err := r.stages.predict(ctx, r.p, req)
 	done <- result{resp, err}
 }
 
@@ -476,6 +485,10 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			r.log.Error("closing predictor", "err", cerr)
 			err = errors.Join(err, cerr)
 		}
+	}
+	if serr := r.stages.close(context.Background()); serr != nil {
+		r.log.Error("closing wasm stages", "err", serr)
+		err = errors.Join(err, serr)
 	}
 	return err
 }

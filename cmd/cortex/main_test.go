@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -178,5 +179,34 @@ func TestExitErrorIsSilent(t *testing.T) {
 	var silent exitError
 	if !errors.As(error(exitError{"x"}), &silent) {
 		t.Error("exitError not found")
+	}
+}
+
+// TestSamples runs `cortex test` on every sample: each is built as a user
+// would build it (the ONNX ones against the real ONNX Runtime, iris-wasm
+// with its stage compiled to WebAssembly) and must pass all its examples.
+func TestSamples(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs every sample")
+	}
+	dirs, err := filepath.Glob("../../samples/*/cortex.yaml")
+	if err != nil || len(dirs) < 3 {
+		t.Fatalf("samples found: %v (%v), want at least iris, iris-wasm and echo-go", dirs, err)
+	}
+	for _, y := range dirs {
+		dir := filepath.Dir(y)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			out, errOut, err := run(t, "", "test", dir, "-o", "json")
+			if err != nil {
+				t.Fatalf("cortex test %s: %v\n%s", dir, err, errOut)
+			}
+			var sum examples.Summary
+			if err := json.Unmarshal([]byte(out), &sum); err != nil {
+				t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+			}
+			if sum.Failed != 0 || sum.Passed < 4 {
+				t.Errorf("%s: %d passed, %d failed, want every example (at least 4) to pass:\n%s", dir, sum.Passed, sum.Failed, out)
+			}
+		})
 	}
 }

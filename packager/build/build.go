@@ -65,6 +65,7 @@ import (
 	"time"
 
 	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime"
 )
 
 // CortexModule is the module path of Cortex.
@@ -263,10 +264,10 @@ func mustRel(base, target string) string {
 	return r
 }
 
-// WriteConfig writes the spec's runtime configuration (runtime.Config) as
-// JSON to path, creating its directory.
-func WriteConfig(s *spec.Spec, path string) error {
-	b, err := json.MarshalIndent(s.RuntimeConfig(), "", "  ")
+// WriteConfig writes a runtime configuration (see RuntimeConfig) as JSON to
+// path, creating its directory.
+func WriteConfig(cfg runtime.Config, path string) error {
+	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the runtime config: %w", err)
 	}

@@ -73,7 +73,7 @@ func TestBinaryEchoGo(t *testing.T) {
 	}
 
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
-	if err := build.WriteConfig(s, cfgPath); err != nil {
+	if err := build.WriteConfig(s.RuntimeConfig(), cfgPath); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
@@ -227,7 +227,7 @@ func TestWriteConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "sub", "config.json")
-	if err := build.WriteConfig(s, path); err != nil {
+	if err := build.WriteConfig(s.RuntimeConfig(), path); err != nil {
 		t.Fatal(err)
 	}
 	got, err := runtime.LoadConfig(path)

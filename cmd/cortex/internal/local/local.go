@@ -91,7 +91,11 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 		return nil, err
 	}
 	cfg := filepath.Join(tmp, "config.json")
-	if err := build.WriteConfig(s, cfg); err != nil {
+	rc, err := build.RuntimeConfig(ctx, s, o.CacheDir, o.Progress)
+	if err == nil {
+		err = build.WriteConfig(rc, cfg)
+	}
+	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
