@@ -149,45 +149,6 @@ func initCmd() *cobra.Command {
 	return cmd
 }
 
-func serveCmd() *cobra.Command {
-	var (
-		port int
-		host string
-	)
-	cmd := &cobra.Command{
-		Use:   "serve DIR",
-		Short: "Build and run one function locally until Ctrl-C",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return serve(cmd.Context(), local.Options{Dir: args[0], Host: host, Port: port, Progress: cmd.ErrOrStderr(), Logs: cmd.ErrOrStderr()}, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
-	}
-	cmd.Flags().IntVarP(&port, "port", "p", 8080, "port to listen on (0: a free one)")
-	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
-	return cmd
-}
-
-// serve runs a function until ctx ends (Ctrl-C, SIGTERM) or it exits; the
-// URL goes to stdout.
-func serve(ctx context.Context, o local.Options, stdout, stderr io.Writer) error {
-	f, err := local.Start(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, f.URL)
-	fmt.Fprintf(stderr, "%s is ready: POST %s/predict (Ctrl-C to stop)\n", f.Name, f.URL)
-	select {
-	case <-ctx.Done():
-		fmt.Fprintf(stderr, "stopping %s\n", f.Name)
-		return f.Stop(f.Spec.RuntimeConfig().Limits.WithDefaults().ShutdownTimeout.D() + 5*time.Second)
-	case <-f.Done():
-		if err := f.Err(); err != nil {
-			return fmt.Errorf("%s exited: %w", f.Name, err)
-		}
-		return fmt.Errorf("%s exited", f.Name)
-	}
-}
-
 func predictCmd() *cobra.Command {
 	var (
 		url, path, data, method string

@@ -11,11 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cortexfn/cortex/cmd/cortex/internal/examples"
-	"github.com/cortexfn/cortex/cmd/cortex/internal/local"
+	"github.com/cortexfn/cortex/runtime/host"
 )
 
 func run(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
@@ -110,51 +111,100 @@ func TestTestCommand(t *testing.T) {
 	}
 }
 
-// TestServeStopsOnCancel checks that ending serve (Ctrl-C) stops the
-// function and leaves no process behind.
-func TestServeStopsOnCancel(t *testing.T) {
+// TestServe runs `cortex serve` on two real samples behind one front
+// server: each starts at zero processes, the first request cold-starts one,
+// an idle function scales back to zero, and Ctrl-C leaves no process behind.
+func TestServe(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs a function")
+		t.Skip("builds and runs functions")
 	}
-	t.Setenv("CORTEX_CACHE", t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, local.Options{Dir: echoDir, Port: 0}, stdout, io.Discard)
+		done <- serveFunctions(ctx, []string{echoDir, "../../samples/iris"},
+			serveOptions{addr: "127.0.0.1:0", scaleDownAfter: time.Second, statusEvery: 100 * time.Millisecond}, stdout, io.Discard)
 	}()
-	var url string
-	for deadline := time.Now().Add(2 * time.Minute); url == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		url = strings.TrimSpace(stdout.String())
+	var urls []string
+	for deadline := time.Now().Add(3 * time.Minute); len(urls) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		urls = strings.Fields(stdout.String())
 		select {
 		case err := <-done:
 			t.Fatalf("serve ended early: %v", err)
 		default:
 		}
 	}
-	if url == "" {
-		t.Fatal("serve printed no URL")
+	if len(urls) != 2 || !strings.HasSuffix(urls[0], "/echo-go/") || !strings.HasSuffix(urls[1], "/iris/") {
+		t.Fatalf("serve printed %q, want the URLs of echo-go and iris", urls)
 	}
-	resp, err := http.Post(url+"/predict", "application/json", strings.NewReader(`{"name":"Ada"}`))
+	base := strings.TrimSuffix(urls[0], "/echo-go/")
+	status := func() map[string]host.FunctionStatus {
+		resp, err := http.Get(base + "/-/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var all struct{ Functions []host.FunctionStatus }
+		if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]host.FunctionStatus{}
+		for _, s := range all.Functions {
+			m[s.Name] = s
+		}
+		return m
+	}
+	if s := status(); len(s["iris"].Processes) != 0 || len(s["echo-go"].Processes) != 0 {
+		t.Fatalf("processes before any request: %+v, want none", s)
+	}
+
+	resp, err := http.Post(urls[1]+"predict", "application/json", strings.NewReader(
+		`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"label"`) {
+		t.Fatalf("iris cold request: %d %s", resp.StatusCode, body)
+	}
+	s := status()["iris"]
+	if s.ColdStarts != 1 || len(s.Processes) != 1 {
+		t.Fatalf("iris after one request: %d cold starts, %d processes; want 1 and 1", s.ColdStarts, len(s.Processes))
+	}
+	pid := s.Processes[0].PID
+
+	// Idle for the scale-down time: back to zero, the process gone.
+	for deadline := time.Now().Add(time.Minute); len(status()["iris"].Processes) != 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("iris did not scale to zero within a minute of idling")
+		}
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process %d still exists after scale to zero: %v", pid, err)
+	}
+
+	resp, err = http.Post(urls[0]+"predict", "application/json", strings.NewReader(`{"name":"Ada"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Errorf("POST /predict: %d", resp.StatusCode)
+		t.Errorf("echo-go: %d", resp.StatusCode)
 	}
+	echoPID := status()["echo-go"].Processes[0].PID
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("serve: %v", err)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("serve did not return after cancel")
 	}
-	if _, err := http.Get(url + "/healthz"); err == nil {
-		t.Error("the function still answers after serve returned")
+	if err := syscall.Kill(echoPID, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process %d still exists after serve returned: %v", echoPID, err)
 	}
 }
 

@@ -98,10 +98,19 @@ func stageKey(ctx context.Context, pkgDir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
-// RuntimeConfig returns the runtime configuration of the spec, its stages
-// resolved to .wasm files (Go packages compiled, see Stage).
+// RuntimeConfig returns the runtime configuration of the spec for a run on
+// this machine: its stages resolved to .wasm files (Go packages compiled,
+// see Stage), and wazero's compilation cache kept in the cortex cache so a
+// restarted function does not compile its stages again.
 func RuntimeConfig(ctx context.Context, s *spec.Spec, cacheDir string, report io.Writer) (runtime.Config, error) {
 	cfg := s.RuntimeConfig()
+	if s.Pre != "" || s.Post != "" {
+		root, err := cacheRoot(cacheDir)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.WasmCacheDir = filepath.Join(root, "wazero")
+	}
 	var err error
 	if s.Pre != "" {
 		if cfg.Pre, err = Stage(ctx, s.Dir, s.Pre, cacheDir, report); err != nil {
