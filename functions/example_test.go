@@ -1,0 +1,106 @@
+package functions_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cortexfn/cortex/functions"
+)
+
+type greetIn struct {
+	Name string `json:"name"`
+}
+
+type greetOut struct {
+	Greeting string `json:"greeting"`
+}
+
+func greet(ctx context.Context, in greetIn) (greetOut, error) {
+	if in.Name == "" {
+		return greetOut{}, functions.Errorf(http.StatusUnprocessableEntity, "name is required")
+	}
+	return greetOut{Greeting: "hello " + in.Name}, nil
+}
+
+func ExampleTyped() {
+	p := functions.Typed(greet)
+	resp, _ := p.Predict(context.Background(), &functions.Request{Body: []byte(`{"name": "Ada"}`)})
+	fmt.Println(resp.StatusCode(), resp.ContentType(), string(resp.Body))
+
+	_, err := p.Predict(context.Background(), &functions.Request{Body: []byte(`{"name": ""}`)})
+	fmt.Println(functions.StatusOf(err), err)
+	// Output:
+	// 200 application/json {"greeting":"hello Ada"}
+	// 422 422 Unprocessable Entity: name is required
+}
+
+func ExampleRequestFromContext() {
+	p := functions.Typed(func(ctx context.Context, in greetIn) (greetOut, error) {
+		req, _ := functions.RequestFromContext(ctx)
+		return greetOut{Greeting: req.Query.Get("salutation") + " " + in.Name}, nil
+	})
+	req := &functions.Request{Body: []byte(`{"name": "Ada"}`), Query: map[string][]string{"salutation": {"ahoy"}}}
+	resp, _ := p.Predict(context.Background(), req)
+	fmt.Println(string(resp.Body))
+	// Output: {"greeting":"ahoy Ada"}
+}
+
+func TestTypedRejectsBadInput(t *testing.T) {
+	p := functions.Typed(greet)
+	tests := []struct {
+		name, body, want string
+	}{
+		{name: "empty", body: "", want: "request body is empty"},
+		{name: "syntax", body: `{"name": }`, want: "invalid JSON at offset"},
+		{name: "type", body: `{"name": 3}`, want: `field "name" must be string`},
+		{name: "unknown field", body: `{"nmae": "Ada"}`, want: `unknown field "nmae"`},
+		{name: "trailing data", body: `{"name": "Ada"} {}`, want: "unexpected data after the document"},
+		{name: "truncated", body: `{"name": "Ada"`, want: "invalid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.Predict(context.Background(), &functions.Request{Body: []byte(tt.body)})
+			var fe *functions.Error
+			if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest {
+				t.Fatalf("error = %v, want a 400 *functions.Error", err)
+			}
+			if !strings.Contains(fe.Message, tt.want) {
+				t.Errorf("message = %q, want it to contain %q", fe.Message, tt.want)
+			}
+		})
+	}
+}
+
+func TestTypedRawBytes(t *testing.T) {
+	p := functions.Typed(func(ctx context.Context, in []byte) (*functions.Response, error) {
+		return functions.Bytes(http.StatusOK, "application/octet-stream", in), nil
+	})
+	resp, err := p.Predict(context.Background(), &functions.Request{Body: []byte("not json")})
+	if err != nil || string(resp.Body) != "not json" {
+		t.Fatalf("raw body: %v %v, want it passed as it came", resp, err)
+	}
+}
+
+func TestErrorfWrapsAndStatusOf(t *testing.T) {
+	err := functions.Errorf(http.StatusNotFound, "model %q: %w", "tulip", fs.ErrNotExist)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Error("Errorf does not wrap its %w operand")
+	}
+	if got := functions.StatusOf(fmt.Errorf("loading: %w", err)); got != http.StatusNotFound {
+		t.Errorf("StatusOf a wrapped *Error = %d, want 404", got)
+	}
+	if got := functions.StatusOf(errors.New("plain")); got != http.StatusInternalServerError {
+		t.Errorf("StatusOf a plain error = %d, want 500", got)
+	}
+	if got := functions.StatusOf(&functions.Error{Status: 200}); got != http.StatusInternalServerError {
+		t.Errorf("StatusOf an *Error with a non-error status = %d, want 500", got)
+	}
+	if got := string(functions.ErrorBody(`say "hi"`)); got != `{"error":"say \"hi\""}` {
+		t.Errorf("ErrorBody = %s", got)
+	}
+}
