@@ -26,6 +26,8 @@ type Config struct {
 	// Pre and Post name optional WebAssembly stages (.wasm paths).
 	Pre  string `json:"pre,omitempty"`
 	Post string `json:"post,omitempty"`
+	// Wasm bounds the stages and grants them what the sandbox withholds.
+	Wasm WasmConfig `json:"wasm,omitzero"`
 	// WasmCacheDir, when set, keeps wazero's compiled stages on disk so a
 	// restart does not compile them again.
 	WasmCacheDir string `json:"wasm_cache_dir,omitempty"`
@@ -35,6 +37,18 @@ type Config struct {
 	Limits Limits `json:"limits"`
 	// Batching, when MaxBatchSize > 1, gathers concurrent requests.
 	Batching Batching `json:"batching,omitempty"`
+}
+
+// WasmConfig is wasm.* from cortex.yaml. Its zero value is the strictest
+// sandbox: 128 MiB per instance, no environment, a fixed clock, fixed
+// randomness, no filesystem.
+type WasmConfig struct {
+	// MemoryLimit caps each stage instance's memory in bytes (default
+	// 128 MiB), rounded down to whole 64 KiB pages.
+	MemoryLimit int64             `json:"memory_limit,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	Clock       bool              `json:"clock,omitempty"`
+	Random      bool              `json:"random,omitempty"`
 }
 
 // PredictorConfig is predictor.* from cortex.yaml.

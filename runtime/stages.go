@@ -29,9 +29,13 @@ func loadStages(ctx context.Context, cfg *Config, limits Limits) (*stages, error
 		return nil, nil
 	}
 	opts := wasm.Options{
-		Instances: min(limits.MaxConcurrency, 2*goruntime.GOMAXPROCS(0)),
-		MaxOutput: int(limits.MaxBody),
-		CacheDir:  cfg.WasmCacheDir,
+		Instances:        min(limits.MaxConcurrency, 2*goruntime.GOMAXPROCS(0)),
+		MemoryLimitPages: uint32(cfg.Wasm.MemoryLimit >> 16),
+		MaxOutput:        int(limits.MaxBody),
+		CacheDir:         cfg.WasmCacheDir,
+		Env:              cfg.Wasm.Env,
+		Clock:            cfg.Wasm.Clock,
+		Random:           cfg.Wasm.Random,
 	}
 	s := &stages{modules: map[string]*wasm.Module{}}
 	open := func(path string) (*wasm.Module, error) {

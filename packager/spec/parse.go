@@ -212,6 +212,17 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 	return ""
 }
 
+func (d *decoder) boolean(n *yaml.Node, path string) bool {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" {
+		var v bool
+		if err := n.Decode(&v); err == nil {
+			return v
+		}
+	}
+	d.problem(n, path, "must be true or false, not %s", describe(n))
+	return false
+}
+
 func (d *decoder) int(n *yaml.Node, path string) int {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
 		var v int
@@ -366,7 +377,8 @@ func jsonSafe(v any, path string) error {
 
 // The known keys of each section, in the order a spec usually lists them.
 var (
-	topKeys         = []string{"name", "predictor", "pre", "post", "compute", "autoscaling", "batching", "limits", "targets"}
+	topKeys         = []string{"name", "predictor", "pre", "post", "wasm", "compute", "autoscaling", "batching", "limits", "targets"}
+	wasmKeys        = []string{"memory", "env", "clock", "random"}
 	predictorKeys   = []string{"type", "model", "path", "config"}
 	computeKeys     = []string{"cpu", "mem", "gpu"}
 	autoscalingKeys = []string{"min_scale", "max_scale", "target_concurrency", "scale_down_delay", "window"}
@@ -389,6 +401,21 @@ func (d *decoder) spec(n *yaml.Node, s *Spec) {
 		case "predictor":
 			if d.mapping(v, p) {
 				d.predictor(v, p, &s.Predictor)
+			}
+		case "wasm":
+			if d.mapping(v, p) {
+				d.fields(v, p, wasmKeys, func(key string, v *yaml.Node, p string) {
+					switch key {
+					case "memory":
+						s.Wasm.Memory = d.size(v, p)
+					case "env":
+						s.Wasm.Env = d.stringMap(v, p)
+					case "clock":
+						s.Wasm.Clock = d.boolean(v, p)
+					case "random":
+						s.Wasm.Random = d.boolean(v, p)
+					}
+				})
 			}
 		case "compute":
 			if d.mapping(v, p) {

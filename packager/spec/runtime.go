@@ -26,7 +26,13 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 		},
 		Pre:  slash(s.Pre),
 		Post: slash(s.Post),
-		GPU:  s.Compute.GPU,
+		Wasm: runtime.WasmConfig{
+			MemoryLimit: int64(s.Wasm.Memory),
+			Env:         s.Wasm.Env,
+			Clock:       s.Wasm.Clock,
+			Random:      s.Wasm.Random,
+		},
+		GPU: s.Compute.GPU,
 		Limits: runtime.Limits{
 			MaxBody:        int64(s.Limits.MaxBody),
 			Timeout:        runtime.Duration(s.Limits.Timeout),

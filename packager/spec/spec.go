@@ -35,6 +35,9 @@ type Spec struct {
 	// Pre and Post name optional WebAssembly stages: a .wasm file or a Go
 	// package directory built for wasip1, relative to the function directory.
 	Pre, Post string
+	// Wasm bounds the WebAssembly stages and grants them what the sandbox
+	// otherwise withholds.
+	Wasm Wasm
 	// Compute is what one replica asks for.
 	Compute Compute
 	// Autoscaling configures the Knative autoscaler.
@@ -83,6 +86,22 @@ type Compute struct {
 	Mem string
 	// GPU is the number of GPUs (nvidia.com/gpu). Default 0.
 	GPU int
+}
+
+// Wasm is wasm.* in cortex.yaml: the sandbox of the pre and post stages.
+// A stage gets no filesystem, network, environment, real clock or real
+// randomness unless granted here (there is no network grant: WASI preview 1
+// cannot open sockets).
+type Wasm struct {
+	// Memory caps each stage instance's memory. Default 128Mi.
+	Memory Size
+	// Env is the environment a stage sees. Default none.
+	Env map[string]string
+	// Clock grants the real clock; without it a stage sees a fixed time.
+	Clock bool
+	// Random grants real randomness; without it a stage gets a fixed
+	// sequence.
+	Random bool
 }
 
 // Autoscaling is autoscaling.* in cortex.yaml; the names follow Knative's

@@ -46,6 +46,7 @@ func (s *Spec) Validate() error {
 	v.predictor()
 	v.stage("pre", s.Pre)
 	v.stage("post", s.Post)
+	v.wasm()
 	v.compute()
 	v.limits()
 	v.autoscaling()
@@ -151,6 +152,20 @@ func hasGoFiles(dir string) bool {
 		}
 	}
 	return false
+}
+
+// MaxWasmMemory is the largest memory a stage instance may have: 32-bit
+// WebAssembly addresses 4 GiB.
+const MaxWasmMemory = 4 << 30
+
+func (v *validator) wasm() {
+	w := v.s.Wasm
+	if m := w.Memory; m != 0 && (m < 64<<10 || m > MaxWasmMemory) {
+		v.add("wasm.memory", "%s is outside 64Ki to 4Gi (a WebAssembly page is 64Ki; 32-bit memory ends at 4Gi)", m)
+	}
+	if v.s.Pre == "" && v.s.Post == "" && v.s.Has("wasm") {
+		v.add("wasm", "is set but the function has no pre or post stage; remove it or name a stage")
+	}
 }
 
 func (v *validator) stage(field, path string) {
