@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command stages is the iris-wasm function's pre and post stage, built for
 // WebAssembly (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared; cortex does it).
 //
