@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,6 +78,10 @@ func configFromEnv() (*Config, error) {
 	return LoadConfig(path)
 }
 
+// freshGrace is how long a draining server lets a fresh connection bring
+// its request before closing it.
+const freshGrace = 250 * time.Millisecond
+
 // MaxHeaderBytes bounds a request's headers; larger ones are answered 431.
 const MaxHeaderBytes = 64 << 10
 
@@ -107,6 +112,7 @@ func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: MaxHeaderBytes,
 	}
+	fresh := trackFresh(srv)
 	r.log.Info("listening", "addr", ln.Addr().String())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -129,18 +135,61 @@ func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	return r.drain(srv)
+	return r.drain(srv, fresh)
+}
+
+// freshConns are the connections accepted but not yet carrying a request.
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// trackFresh records srv's fresh connections. http.Server.Shutdown waits up
+// to five seconds for a connection that was opened but never used, and
+// proxies (Knative's queue-proxy, cortex serve) open spare ones: without
+// this a drain would take five seconds for nothing.
+func trackFresh(srv *http.Server) *freshConns {
+	f := &freshConns{conns: map[net.Conn]struct{}{}}
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if st == http.StateNew {
+			f.conns[c] = struct{}{}
+		} else {
+			delete(f.conns, c)
+		}
+	}
+	return f
+}
+
+// close closes the connections still fresh.
+func (f *freshConns) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		_ = c.Close()
+	}
 }
 
 // drain stops the server gracefully: readiness fails and new requests get
 // 503 at once, the listener closes, in-flight requests finish within the
 // bound, then the predictor closes.
-func (r *Runtime) drain(srv *http.Server) error {
+func (r *Runtime) drain(srv *http.Server, fresh *freshConns) error {
 	bound := r.limits.ShutdownTimeout.D()
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	rtErr := make(chan error, 1)
 	go func() { rtErr <- r.Shutdown(ctx) }()
+	// A request already on its way over a fresh connection gets a moment to
+	// arrive (and then a 503, the runtime is draining); after that, fresh
+	// connections are closed so Shutdown need not wait for them.
+	go func() {
+		select {
+		case <-time.After(freshGrace):
+			fresh.close()
+		case <-ctx.Done():
+		}
+	}()
 	err := srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		_ = srv.Close()

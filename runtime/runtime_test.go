@@ -414,3 +414,39 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A connection opened but never used (proxies keep spare ones) must not
+// hold a drain: net/http alone would wait five seconds for it.
+func TestDrainClosesFreshConnections(t *testing.T) {
+	rt, err := runtime.New(echo, runtime.Config{Name: "fresh"}, runtime.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- rt.Serve(ctx, ln) }()
+	waitFor(t, rt.Ready)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond) // let the server accept it
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve = %v", err)
+		}
+	case <-time.After(4 * time.Second): // net/http's own wait is 5 s
+		t.Fatal("the drain waited for a connection that never carried a request")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the fresh connection is still open after the drain")
+	}
+}
