@@ -40,6 +40,7 @@ type Runtime struct {
 	opts   options
 
 	stages  *stages       // WebAssembly pre/post stages, nil without any
+	batch   *batcher      // nil unless batching.max_batch_size > 1
 	slots   chan struct{} // one token per running prediction
 	waiting atomic.Int64  // requests queued for a slot
 
@@ -108,6 +109,9 @@ func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
 		idle:   make(chan struct{}),
 	}
 	r.slots = make(chan struct{}, r.limits.MaxConcurrency)
+	if cfg.Batching.MaxBatchSize > 1 {
+		r.batch = newBatcher(r)
+	}
 	return r, nil
 }
 
@@ -367,7 +371,13 @@ func (r *Runtime) run(ctx context.Context, req *functions.Request, done chan<- r
 				Message: "internal error: the predictor panicked (request id " + req.ID + ")"}}
 		}
 	}()
-	resp, err := r.stages.predict(ctx, r.p, req)
+	var resp *functions.Response
+	var err error
+	if r.batch != nil {
+		resp, err = r.batch.predict(ctx, req)
+	} else {
+		resp, err = r.stages.predict(ctx, r.p, req)
+	}
 	done <- result{resp, err}
 }
 

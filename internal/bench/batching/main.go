@@ -1,0 +1,190 @@
+// Command batching measures what server-side batching buys the iris
+// function: iris rows/s and latency at many concurrent single-row clients,
+// with batching off and on, in one run. Both functions are the Cortex
+// runtime with the built-in ONNX predictor behind the HTTP carrier on
+// loopback, in the same process and with the same ONNX Runtime library, and
+// are loaded by the same client in alternating rounds.
+//
+// The target (issue 8): batching at least 3 times the rows/s of unbatched,
+// with p99 no worse than batch_interval plus the unbatched p99.
+//
+//	go run ./internal/bench/batching [-c 64] [-d 5s] [-rounds 2] [-max-batch 32] [-interval 5ms]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cortexfn/cortex/runtime"
+	"github.com/cortexfn/cortex/runtime/onnx"
+)
+
+func main() {
+	conns := flag.Int("c", 64, "concurrent clients, one row per request")
+	dur := flag.Duration("d", 5*time.Second, "measured duration of each round")
+	rounds := flag.Int("rounds", 2, "rounds per mode (alternating)")
+	maxBatch := flag.Int("max-batch", 32, "batching.max_batch_size when batching is on")
+	interval := flag.Duration("interval", 5*time.Millisecond, "batching.batch_interval when batching is on")
+	model := flag.String("model", "samples/iris/model/iris.onnx", "ONNX model")
+	flag.Parse()
+	modelPath, err := filepath.Abs(*model)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	offURL, stopOff := start(modelPath, runtime.Batching{}, *conns)
+	defer stopOff()
+	onURL, stopOn := start(modelPath, runtime.Batching{MaxBatchSize: *maxBatch, BatchInterval: runtime.Duration(*interval)}, *conns)
+	defer stopOn()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
+	results := map[string][]result{}
+	for range *rounds {
+		for _, s := range []struct{ name, url string }{{"off", offURL}, {"on", onURL}} {
+			load(client, s.url, *conns, time.Second) // warm up connections and caches
+			results[s.name] = append(results[s.name], load(client, s.url, *conns, *dur))
+		}
+	}
+	off, on := merge(results["off"]), merge(results["on"])
+	fmt.Printf("iris over HTTP, %d concurrent single-row clients, %d x %s per mode, GOMAXPROCS=%d\n",
+		*conns, *rounds, *dur, goruntime.GOMAXPROCS(0))
+	fmt.Printf("%-44s %10s %10s %10s %8s\n", "batching", "rows/s", "p50", "p99", "errors")
+	fmt.Printf("%-44s %10.0f %10s %10s %8d\n", "off", off.rps(), off.pct(50), off.pct(99), off.errors)
+	fmt.Printf("%-44s %10.0f %10s %10s %8d\n", fmt.Sprintf("on (max_batch_size %d, batch_interval %s)", *maxBatch, *interval),
+		on.rps(), on.pct(50), on.pct(99), on.errors)
+	bound := *interval + off.pct(99)
+	fmt.Printf("on/off rows/s %.2f (target >= 3); p99 on %s vs batch_interval + p99 off %s (%s)\n",
+		on.rps()/off.rps(), on.pct(99), bound, verdict(on.pct(99) <= bound))
+	if off.errors+on.errors > 0 {
+		os.Exit(1)
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
+}
+
+// start serves the iris function the way a packaged function does.
+func start(model string, b runtime.Batching, conns int) (string, func()) {
+	cfg := runtime.Config{
+		Name:      "iris",
+		Predictor: runtime.PredictorConfig{Type: "onnx", Model: model},
+		Limits:    runtime.Limits{MaxConcurrency: conns, MaxQueue: 1024},
+		Batching:  b,
+	}
+	rt, err := runtime.New(onnx.New(), cfg, runtime.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := rt.Serve(ctx, ln); err != nil {
+			log.Fatal(err)
+		}
+	}()
+	for !rt.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return "http://" + ln.Addr().String() + "/predict", func() { cancel(); <-done }
+}
+
+// rows are distinct single-row requests: the same row over and over would
+// flatter nothing here, but varied input is what a real load looks like.
+var rows = func() []string {
+	var b []string
+	for i := range 150 {
+		b = append(b, fmt.Sprintf(`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[%.1f,%.1f,%.1f,%.1f]}]}`,
+			4.3+float64(i%37)*0.1, 2.0+float64(i%23)*0.1, 1.0+float64(i%59)*0.1, 0.1+float64(i%25)*0.1))
+	}
+	return b
+}()
+
+type result struct {
+	n, errors int
+	elapsed   time.Duration
+	lat       []time.Duration
+}
+
+func load(client *http.Client, url string, conns int, d time.Duration) result {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		res    result
+		errs   atomic.Int64
+		cutoff = time.Now().Add(d)
+	)
+	start := time.Now()
+	for c := range conns {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 4096)
+			for i := c; time.Now().Before(cutoff); i++ {
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", strings.NewReader(rows[i%len(rows)]))
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs.Add(1)
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.n = len(res.lat)
+	res.errors = int(errs.Load())
+	return res
+}
+
+func merge(rs []result) result {
+	var m result
+	for _, r := range rs {
+		m.n += r.n
+		m.errors += r.errors
+		m.elapsed += r.elapsed
+		m.lat = append(m.lat, r.lat...)
+	}
+	slices.Sort(m.lat)
+	return m
+}
+
+func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r result) pct(p int) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := min(len(r.lat)*p/100, len(r.lat)-1)
+	return r.lat[i].Round(time.Microsecond)
+}
