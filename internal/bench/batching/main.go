@@ -23,12 +23,9 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/bench/load"
 	"github.com/cortexfn/cortex/runtime"
 	"github.com/cortexfn/cortex/runtime/onnx"
 )
@@ -52,24 +49,24 @@ func main() {
 	defer stopOn()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
-	results := map[string][]result{}
+	results := map[string][]load.Result{}
 	for range *rounds {
 		for _, s := range []struct{ name, url string }{{"off", offURL}, {"on", onURL}} {
-			load(client, s.url, *conns, time.Second) // warm up connections and caches
-			results[s.name] = append(results[s.name], load(client, s.url, *conns, *dur))
+			load.Run(client, s.url, rows, *conns, time.Second) // warm up connections and caches
+			results[s.name] = append(results[s.name], load.Run(client, s.url, rows, *conns, *dur))
 		}
 	}
-	off, on := merge(results["off"]), merge(results["on"])
+	off, on := load.Merge(results["off"]), load.Merge(results["on"])
 	fmt.Printf("iris over HTTP, %d concurrent single-row clients, %d x %s per mode, GOMAXPROCS=%d\n",
 		*conns, *rounds, *dur, goruntime.GOMAXPROCS(0))
 	fmt.Printf("%-44s %10s %10s %10s %8s\n", "batching", "rows/s", "p50", "p99", "errors")
-	fmt.Printf("%-44s %10.0f %10s %10s %8d\n", "off", off.rps(), off.pct(50), off.pct(99), off.errors)
+	fmt.Printf("%-44s %10.0f %10s %10s %8d\n", "off", off.RPS(), off.Pct(50), off.Pct(99), off.Errors)
 	fmt.Printf("%-44s %10.0f %10s %10s %8d\n", fmt.Sprintf("on (max_batch_size %d, batch_interval %s)", *maxBatch, *interval),
-		on.rps(), on.pct(50), on.pct(99), on.errors)
-	bound := *interval + off.pct(99)
+		on.RPS(), on.Pct(50), on.Pct(99), on.Errors)
+	bound := *interval + off.Pct(99)
 	fmt.Printf("on/off rows/s %.2f (target >= 3); p99 on %s vs batch_interval + p99 off %s (%s)\n",
-		on.rps()/off.rps(), on.pct(99), bound, verdict(on.pct(99) <= bound))
-	if off.errors+on.errors > 0 {
+		on.RPS()/off.RPS(), on.Pct(99), bound, verdict(on.Pct(99) <= bound))
+	if off.Errors+on.Errors > 0 {
 		os.Exit(1)
 	}
 }
@@ -121,70 +118,3 @@ var rows = func() []string {
 	}
 	return b
 }()
-
-type result struct {
-	n, errors int
-	elapsed   time.Duration
-	lat       []time.Duration
-}
-
-func load(client *http.Client, url string, conns int, d time.Duration) result {
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		res    result
-		errs   atomic.Int64
-		cutoff = time.Now().Add(d)
-	)
-	start := time.Now()
-	for c := range conns {
-		wg.Go(func() {
-			lat := make([]time.Duration, 0, 4096)
-			for i := c; time.Now().Before(cutoff); i++ {
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", strings.NewReader(rows[i%len(rows)]))
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs.Add(1)
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-			}
-			mu.Lock()
-			res.lat = append(res.lat, lat...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.n = len(res.lat)
-	res.errors = int(errs.Load())
-	return res
-}
-
-func merge(rs []result) result {
-	var m result
-	for _, r := range rs {
-		m.n += r.n
-		m.errors += r.errors
-		m.elapsed += r.elapsed
-		m.lat = append(m.lat, r.lat...)
-	}
-	slices.Sort(m.lat)
-	return m
-}
-
-func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
-
-func (r result) pct(p int) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	i := min(len(r.lat)*p/100, len(r.lat)-1)
-	return r.lat[i].Round(time.Microsecond)
-}

@@ -21,14 +21,11 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/cortexfn/cortex/internal/bench/load"
 	"github.com/cortexfn/cortex/runtime"
 	"github.com/cortexfn/cortex/runtime/onnx"
 )
@@ -52,22 +49,22 @@ func main() {
 	defer stopBase()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
-	results := map[string][]result{}
+	results := map[string][]load.Result{}
 	for r := 0; r < *rounds; r++ {
 		for _, s := range []struct{ name, url string }{{"baseline", baseURL}, {"cortex", cortexURL}} {
-			load(client, s.url, *conns, time.Second) // warm up connections and caches
-			results[s.name] = append(results[s.name], load(client, s.url, *conns, *dur))
+			load.Run(client, s.url, []string{body}, *conns, time.Second) // warm up connections and caches
+			results[s.name] = append(results[s.name], load.Run(client, s.url, []string{body}, *conns, *dur))
 		}
 	}
-	base, cx := merge(results["baseline"]), merge(results["cortex"])
+	base, cx := load.Merge(results["baseline"]), load.Merge(results["cortex"])
 	fmt.Printf("iris over HTTP, %d concurrent connections, %d x %s per server, GOMAXPROCS=%d\n",
 		*conns, *rounds, *dur, goMaxProcs())
 	fmt.Printf("%-34s %10s %10s %10s %8s\n", "server", "req/s", "p50", "p99", "errors")
-	fmt.Printf("%-34s %10.0f %10s %10s %8d\n", "baseline (net/http + onnxruntime_go)", base.rps(), base.pct(50), base.pct(99), base.errors)
-	fmt.Printf("%-34s %10.0f %10s %10s %8d\n", "cortex runtime (iris function)", cx.rps(), cx.pct(50), cx.pct(99), cx.errors)
+	fmt.Printf("%-34s %10.0f %10s %10s %8d\n", "baseline (net/http + onnxruntime_go)", base.RPS(), base.Pct(50), base.Pct(99), base.Errors)
+	fmt.Printf("%-34s %10.0f %10s %10s %8d\n", "cortex runtime (iris function)", cx.RPS(), cx.Pct(50), cx.Pct(99), cx.Errors)
 	fmt.Printf("ratio cortex/baseline: throughput %.2f, p50 %.2f, p99 %.2f\n",
-		cx.rps()/base.rps(), ratio(cx.pct(50), base.pct(50)), ratio(cx.pct(99), base.pct(99)))
-	if base.errors+cx.errors > 0 {
+		cx.RPS()/base.RPS(), ratio(cx.Pct(50), base.Pct(50)), ratio(cx.Pct(99), base.Pct(99)))
+	if base.Errors+cx.Errors > 0 {
 		os.Exit(1)
 	}
 }
@@ -169,76 +166,4 @@ func startBaseline(model string) (string, func()) {
 	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String() + "/predict", func() { _ = srv.Close(); _ = session.Destroy() }
-}
-
-type result struct {
-	n, errors int
-	elapsed   time.Duration
-	lat       []time.Duration
-}
-
-func load(client *http.Client, url string, conns int, d time.Duration) result {
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		res    result
-		errs   atomic.Int64
-		cutoff = time.Now().Add(d)
-	)
-	start := time.Now()
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lat := make([]time.Duration, 0, 4096)
-			for time.Now().Before(cutoff) {
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", strings.NewReader(body))
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errs.Add(1)
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-			}
-			mu.Lock()
-			res.lat = append(res.lat, lat...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.n = len(res.lat)
-	res.errors = int(errs.Load())
-	return res
-}
-
-func merge(rs []result) result {
-	var m result
-	for _, r := range rs {
-		m.n += r.n
-		m.errors += r.errors
-		m.elapsed += r.elapsed
-		m.lat = append(m.lat, r.lat...)
-	}
-	slices.Sort(m.lat)
-	return m
-}
-
-func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
-
-func (r result) pct(p int) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	i := len(r.lat) * p / 100
-	if i >= len(r.lat) {
-		i = len(r.lat) - 1
-	}
-	return r.lat[i].Round(time.Microsecond)
 }
