@@ -41,6 +41,9 @@ func predict(ctx context.Context, req *functions.Request) (*functions.Response, 
 		if err != nil {
 			return nil, functions.Errorf(http.StatusBadRequest, "sleep: %v", err)
 		}
+		// Tests wait for this line to know the process itself has the
+		// request (the host counts it in flight before the process reads it).
+		fmt.Fprintln(os.Stderr, "sleeping", s)
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
