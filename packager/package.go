@@ -50,6 +50,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,11 +268,25 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	onnx := s.Predictor.Type == spec.TypeONNX
 	var model []shipped
-	if s.Predictor.Model != "" {
-		if model, err = collect(s.Dir, "predictor.model", s.Predictor.Model); err != nil {
+	// The model layer holds predictor.model, or every model of a
+	// multi-model function (predictor.models_dir, predictor.models[].path).
+	sources := []struct{ field, rel string }{{"predictor.model", s.Predictor.Model}, {"predictor.models_dir", s.Predictor.ModelsDir}}
+	for i, m := range s.Predictor.Models {
+		sources = append(sources, struct{ field, rel string }{fmt.Sprintf("predictor.models[%d].path", i), m.Path})
+	}
+	for _, src := range sources {
+		if src.rel == "" {
+			continue
+		}
+		files, err := collect(s.Dir, src.field, src.rel)
+		if err != nil {
 			return nil, err
+		}
+		for _, f := range files { // two models may name one file
+			if !slices.ContainsFunc(model, func(m shipped) bool { return m.rel == f.rel }) {
+				model = append(model, f)
+			}
 		}
 	}
 	stages := map[string]string{} // field -> path in the image, relative to /app
@@ -298,13 +313,6 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 		wasmFiles = append(wasmFiles, shipped{rel: rel, src: out})
 		stages[st.field] = rel
 	}
-	var ortLib string
-	if onnx {
-		if ortLib, err = findONNXRuntime(o.ONNXRuntime, o.CacheDir, o.Arch); err != nil {
-			return nil, err
-		}
-	}
-
 	// The binary.
 	bin, err := build.Binary(ctx, build.Options{
 		Dir: s.Dir, Spec: s, GOOS: "linux", GOARCH: o.Arch,
@@ -312,6 +320,15 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	// ONNX Runtime ships with every binary that links it: type onnx, or a
+	// Go predictor that uses runtime/onnx.
+	onnx := bin.ONNXRuntime
+	var ortLib string
+	if onnx {
+		if ortLib, err = findONNXRuntime(o.ONNXRuntime, o.CacheDir, o.Arch); err != nil {
+			return nil, err
+		}
 	}
 	st, err := os.Stat(bin.Path)
 	if err != nil {
@@ -387,7 +404,7 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 		Env:        []string{"PORT=" + fmt.Sprint(knative.Port), "CORTEX_CONFIG=" + path.Join(AppDir, ConfigName)},
 		WorkingDir: AppDir,
 		Labels:     labels,
-		CGO:        onnx,
+		CGO:        bin.Cgo,
 	}, oci.Options{
 		Base: o.Base, Arch: o.Arch, Compression: o.Compression, Created: created,
 		CacheDir: o.CacheDir, NoCache: o.NoCache, Progress: o.Progress, RemoteOptions: o.RemoteOptions,

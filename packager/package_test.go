@@ -42,11 +42,15 @@ func pkg(t *testing.T, dir string, o packager.Options) *packager.Result {
 	return r
 }
 
-// copyDir copies a sample into a temporary directory the test may change.
+// copyDir copies a sample into a temporary directory the test may change,
+// without the dist/ an earlier `cortex package` (or the demo) left in it.
 func copyDir(t *testing.T, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), filepath.Base(src))
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dst, "dist")); err != nil {
 		t.Fatal(err)
 	}
 	return dst

@@ -59,6 +59,33 @@ type PredictorConfig struct {
 	Model string `json:"model,omitempty"`
 	// Values is predictor.config, passed to Init.
 	Values map[string]any `json:"config,omitempty"`
+
+	// The fields below configure a multi-model onnx function; Model is then
+	// empty. The generated main passes the same values to
+	// onnx.NewRepository: they are recorded here so that the config beside
+	// the binary describes everything the function serves.
+
+	// Models lists the models by name (predictor.models). Each path is a
+	// .onnx file or a directory of version subdirectories, relative to Dir
+	// or absolute.
+	Models []ModelConfig `json:"models,omitempty"`
+	// ModelsDir is a directory whose subdirectories are the models
+	// (predictor.models_dir), relative to Dir or absolute.
+	ModelsDir string `json:"models_dir,omitempty"`
+	// CacheSize is how many models may be loaded at once; 0 loads them all.
+	CacheSize int `json:"cache_size,omitempty"`
+	// PollInterval is how often the model files are checked for changes
+	// (default 2s).
+	PollInterval Duration `json:"poll_interval,omitempty"`
+	// DefaultModel serves requests that name no model. Empty means such a
+	// request is a 400 when several models are served.
+	DefaultModel string `json:"default_model,omitempty"`
+}
+
+// ModelConfig is one entry of predictor.models.
+type ModelConfig struct {
+	Name string `json:"name"`
+	Path string `json:"path"`
 }
 
 // Limits bounds a function's resources. Zero fields take the defaults below.

@@ -20,11 +20,13 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,6 +39,16 @@ import (
 // metadata (the built-in ONNX predictor), for the OIP model metadata route.
 type MetadataSource interface {
 	ModelMetadata() (oip.ModelMetadata, bool)
+}
+
+// ModelCatalog is implemented by engines that may serve several models
+// (*runtime.Runtime): the model routes list and describe models through it.
+type ModelCatalog interface {
+	// Models returns the names of the models served.
+	Models() []string
+	// DescribeModel returns a model's metadata; its error carries the
+	// status to answer (404 for an unknown model or version).
+	DescribeModel(ctx context.Context, name, version string) (oip.ModelMetadata, error)
 }
 
 // Option configures the handler.
@@ -55,6 +67,7 @@ func WithoutCompression() Option { return func(x *Handler) { x.noCompress = true
 type Handler struct {
 	e          adapters.Engine
 	meta       MetadataSource
+	catalog    ModelCatalog
 	metrics    http.Handler
 	version    string
 	noCompress bool
@@ -66,6 +79,7 @@ type Handler struct {
 func New(e adapters.Engine, opts ...Option) http.Handler {
 	h := &Handler{e: e, version: "dev"}
 	h.meta, _ = e.(MetadataSource)
+	h.catalog, _ = e.(ModelCatalog)
 	for _, o := range opts {
 		o(h)
 	}
@@ -158,7 +172,7 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 	switch tail {
 	case "":
 		if allow(w, r, http.MethodGet) {
-			h.modelMetadata(w, name, version)
+			h.modelMetadata(w, r, name, version)
 		}
 	case "ready":
 		if allow(w, r, http.MethodGet) {
@@ -173,16 +187,39 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 	}
 }
 
-// knownModel answers 404 naming the served model when name is not it.
+// knownModel answers 404 naming the served models when name is not one of
+// them, and 503 while a multi-model function has not listed its models yet.
 func (h *Handler) knownModel(w http.ResponseWriter, name string) bool {
-	if name == h.e.Name() {
+	names := []string{h.e.Name()}
+	if h.catalog != nil {
+		names = h.catalog.Models()
+	}
+	if slices.Contains(names, name) {
 		return true
 	}
-	writeError(w, http.StatusNotFound, fmt.Sprintf("model %q not found; this function serves %q", name, h.e.Name()))
+	if len(names) == 0 {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "function is starting: the models are still loading")
+		return false
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("model %q not found; this function serves %s", name, strings.Join(q, ", ")))
 	return false
 }
 
-func (h *Handler) modelMetadata(w http.ResponseWriter, name, version string) {
+func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request, name, version string) {
+	if h.catalog != nil {
+		md, err := h.catalog.DescribeModel(r.Context(), name, version)
+		if err != nil {
+			writeResponse(w, adapters.ErrorResponse(err, ""))
+			return
+		}
+		writeJSON(w, http.StatusOK, md)
+		return
+	}
 	md := oip.ModelMetadata{Name: name, Platform: "cortex"}
 	if h.meta != nil {
 		if m, ok := h.meta.ModelMetadata(); ok {

@@ -4,6 +4,9 @@
 // # The Go contract
 //
 // For type onnx the generated main is runtime.Main(onnx.New()): no user code.
+// With predictor.models or predictor.models_dir it is
+// runtime.Main(onnx.NewRepository(...)), the spec's choices written out as
+// options (onnx.WithModelsDir, onnx.WithCacheSize, ...).
 // For type go, predictor.path names a Go package that exports
 //
 //	func New() functions.Predictor
@@ -60,6 +63,7 @@ import (
 	goruntime "runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -105,7 +109,19 @@ type Result struct {
 	Cached bool
 	// Duration is how long Binary took.
 	Duration time.Duration
+	// Cgo reports whether the binary was built with cgo: a dependency
+	// outside the standard library has cgo files (the ONNX Runtime binding
+	// does). Such a binary needs the C library at run time.
+	Cgo bool
+	// ONNXRuntime reports whether the binary links ONNX Runtime (a type onnx
+	// function, or a Go predictor that uses runtime/onnx), so that
+	// libonnxruntime.so.1 must ship beside it.
+	ONNXRuntime bool
 }
+
+// onnxBinding is the module whose presence among a function's dependencies
+// means it loads ONNX Runtime.
+const onnxBinding = "github.com/yalue/onnxruntime_go"
 
 // Error is a build failure the user can act on: Message says what to do,
 // Output is the compiler's own text.
@@ -158,19 +174,6 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 		return &Error{Function: s.Name, Message: msg, Output: out, Err: err}
 	}
 
-	cgo := s.Predictor.Type == spec.TypeONNX
-	env := []string{"GOOS=" + o.GOOS, "GOARCH=" + o.GOARCH, "CGO_ENABLED=0"}
-	if cgo {
-		env[2] = "CGO_ENABLED=1"
-		cc, err := crossCompiler(o.GOOS, o.GOARCH)
-		if err != nil {
-			return Result{}, fail(err.Error(), err, "")
-		}
-		if cc != "" {
-			env = append(env, "CC="+cc)
-		}
-	}
-
 	plan, err := planBuild(ctx, o, dir)
 	if err != nil {
 		return Result{}, fail(err.Error(), err, "")
@@ -204,6 +207,24 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 	}
 	pkg := "./" + filepath.ToSlash(mustRel(plan.moduleDir, plan.virtualDir))
 
+	// cgo only when a dependency needs it, so a pure-Go function stays a
+	// static binary that runs on a scratch-like base.
+	cgo, ort, err := cgoDeps(ctx, o, plan.moduleDir, ovPath, pkg)
+	if err != nil {
+		return Result{}, fail(err.Error(), err, "")
+	}
+	env := []string{"GOOS=" + o.GOOS, "GOARCH=" + o.GOARCH, "CGO_ENABLED=0"}
+	if cgo {
+		env[2] = "CGO_ENABLED=1"
+		cc, err := crossCompiler(o.GOOS, o.GOARCH)
+		if err != nil {
+			return Result{}, fail(err.Error(), err, "")
+		}
+		if cc != "" {
+			env = append(env, "CC="+cc)
+		}
+	}
+
 	key, err := cacheKey(ctx, o, plan, overlay, ovPath, pkg, args, env)
 	if err != nil {
 		return Result{}, err
@@ -217,7 +238,7 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 	if !o.NoCache {
 		if st, err := os.Stat(out); err == nil && st.Mode().IsRegular() {
 			progress(o.Progress, "using the cached %s binary (%s/%s)\n", s.Name, o.GOOS, o.GOARCH)
-			return Result{Path: out, Cached: true, Duration: time.Since(start)}, nil
+			return Result{Path: out, Cached: true, Duration: time.Since(start), Cgo: cgo, ONNXRuntime: ort}, nil
 		}
 	}
 	progress(o.Progress, "building %s (type %s) for %s/%s\n", s.Name, s.Predictor.Type, o.GOOS, o.GOARCH)
@@ -247,7 +268,7 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 	}
 	d := time.Since(start)
 	progress(o.Progress, "built %s in %s\n", s.Name, d.Round(100*time.Millisecond))
-	return Result{Path: out, Duration: d}, nil
+	return Result{Path: out, Duration: d, Cgo: cgo, ONNXRuntime: ort}, nil
 }
 
 func progress(w io.Writer, format string, args ...any) {
@@ -314,11 +335,41 @@ type plan struct {
 	overlay map[string]string
 	// Type is the predictor type; Import the predictor package's import path.
 	Type, Import string
+	// Repository holds the onnx.RepositoryOption expressions of a
+	// multi-model onnx function, empty for a single model.
+	Repository []string
+}
+
+// repositoryOptions turns predictor.models, models_dir, cache_size,
+// poll_interval and default_model into Go expressions for the generated
+// main. Paths stay relative: the repository resolves them against the
+// function's directory at Init, wherever the function is shipped.
+func repositoryOptions(p spec.Predictor) []string {
+	if p.Type != spec.TypeONNX || !p.MultiModel() {
+		return nil
+	}
+	var opts []string
+	for _, m := range p.Models {
+		opts = append(opts, fmt.Sprintf("onnx.WithModel(%s, %s)", strconv.Quote(m.Name), strconv.Quote(filepath.ToSlash(m.Path))))
+	}
+	if p.ModelsDir != "" {
+		opts = append(opts, fmt.Sprintf("onnx.WithModelsDir(%s)", strconv.Quote(filepath.ToSlash(p.ModelsDir))))
+	}
+	if p.CacheSize > 0 {
+		opts = append(opts, fmt.Sprintf("onnx.WithCacheSize(%d)", p.CacheSize))
+	}
+	if p.PollInterval > 0 {
+		opts = append(opts, fmt.Sprintf("onnx.WithPollInterval(%d) /* %s */", int64(p.PollInterval), p.PollInterval))
+	}
+	if p.DefaultModel != "" {
+		opts = append(opts, fmt.Sprintf("onnx.WithDefaultModel(%s)", strconv.Quote(p.DefaultModel)))
+	}
+	return opts
 }
 
 func planBuild(ctx context.Context, o Options, dir string) (*plan, error) {
 	s := o.Spec
-	p := &plan{Type: s.Predictor.Type, overlay: map[string]string{}}
+	p := &plan{Type: s.Predictor.Type, Repository: repositoryOptions(s.Predictor), overlay: map[string]string{}}
 	modDir, modPath, _ := findModule(dir)
 	usable := false
 	switch {
@@ -514,6 +565,28 @@ func cacheKey(ctx context.Context, o Options, p *plan, overlay map[string]string
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
+// cgoDeps reports whether a dependency of pkg outside the standard library
+// has cgo files, and whether the ONNX Runtime binding is among them.
+func cgoDeps(ctx context.Context, o Options, moduleDir, ovPath, pkg string) (cgo, ort bool, err error) {
+	list := exec.CommandContext(ctx, o.Go, "list", "-e", "-deps", "-overlay", ovPath, "-tags", "lambda.norpc",
+		"-f", "{{if and (not .Standard) .CgoFiles}}{{.ImportPath}}{{end}}", pkg)
+	list.Dir = moduleDir
+	list.Env = append(os.Environ(), "GOOS="+o.GOOS, "GOARCH="+o.GOARCH, "CGO_ENABLED=1")
+	var errb bytes.Buffer
+	list.Stderr = &errb
+	out, err := list.Output()
+	if err != nil {
+		return false, false, fmt.Errorf("listing the packages of %s: %v: %s", o.Spec.Name, err, strings.TrimSpace(errb.String()))
+	}
+	for _, p := range strings.Fields(string(out)) {
+		cgo = true
+		if p == onnxBinding || strings.HasPrefix(p, onnxBinding+"/") {
+			ort = true
+		}
+	}
+	return cgo, ort, nil
+}
+
 // hashPackage hashes the name and content of every file in one package
 // directory that can change a build: Go, cgo and assembly sources and the
 // files it embeds. A directory that exists only in the overlay is skipped
@@ -562,7 +635,16 @@ import (
 )
 
 func main() {
+{{- if .Repository}}
+	// Several models (predictor.models or predictor.models_dir).
+	var p functions.Predictor = onnx.NewRepository(
+{{- range .Repository}}
+		{{.}},
+{{- end}}
+	)
+{{- else}}
 	var p functions.Predictor = onnx.New()
+{{- end}}
 	runtime.Main(p)
 }
 {{- else}}

@@ -11,6 +11,7 @@ const (
 	DefaultMaxScale       = 10
 	DefaultWindow         = 60 * time.Second
 	DefaultBatchInterval  = 5 * time.Millisecond
+	DefaultPollInterval   = 2 * time.Second
 	DefaultMaxBody        = Size(6 << 20)
 	DefaultTimeout        = 30 * time.Second
 	DefaultMaxConcurrency = 64
@@ -38,6 +39,7 @@ const GPUPresentLabel = "nvidia.com/gpu.present"
 
 // SetDefaults sets every field the spec left zero to its default:
 //
+//	predictor:   poll_interval 2s for a multi-model function (models or models_dir)
 //	compute:     cpu 1, mem 1Gi, gpu 0
 //	autoscaling: min_scale 0 (scale to zero), max_scale 10,
 //	             target_concurrency = limits.max_concurrency, scale_down_delay 0, window 60s
@@ -47,9 +49,12 @@ const GPUPresentLabel = "nvidia.com/gpu.present"
 //	             gpu_node_selector {nvidia.com/gpu.present: "true"} when gpu > 0
 //	lambda:      arch x86_64, memory 1024 (MB), url_auth AWS_IAM
 //
-// It does not touch Name or Predictor, which a spec must set. It is
-// idempotent.
+// It does not touch Name or the predictor's type and model, which a spec
+// must set. It is idempotent.
 func (s *Spec) SetDefaults() {
+	if s.Predictor.MultiModel() && s.Predictor.PollInterval == 0 {
+		s.Predictor.PollInterval = DefaultPollInterval
+	}
 	if s.Compute.CPU == "" {
 		s.Compute.CPU = DefaultCPU
 	}

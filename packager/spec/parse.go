@@ -379,7 +379,8 @@ func jsonSafe(v any, path string) error {
 var (
 	topKeys         = []string{"name", "predictor", "pre", "post", "wasm", "compute", "autoscaling", "batching", "limits", "targets"}
 	wasmKeys        = []string{"memory", "env", "clock", "random"}
-	predictorKeys   = []string{"type", "model", "path", "config"}
+	predictorKeys   = []string{"type", "model", "models", "models_dir", "cache_size", "poll_interval", "default_model", "path", "config"}
+	modelKeys       = []string{"name", "path"}
 	computeKeys     = []string{"cpu", "mem", "gpu"}
 	autoscalingKeys = []string{"min_scale", "max_scale", "target_concurrency", "scale_down_delay", "window"}
 	batchingKeys    = []string{"max_batch_size", "batch_interval"}
@@ -459,8 +460,53 @@ func (d *decoder) predictor(n *yaml.Node, path string, pr *Predictor) {
 			pr.Path = d.str(v, p)
 		case "config":
 			pr.Config = d.anyMap(v, p)
+		case "models":
+			pr.Models = d.models(v, p)
+		case "models_dir":
+			pr.ModelsDir = d.str(v, p)
+		case "cache_size":
+			pr.CacheSize = d.int(v, p)
+		case "poll_interval":
+			pr.PollInterval = d.duration(v, p)
+		case "default_model":
+			pr.DefaultModel = d.str(v, p)
 		}
 	})
+}
+
+// models reads predictor.models: a list of {name, path} mappings. Each
+// entry's line is recorded under path[i], its fields under path[i].name
+// and path[i].path.
+func (d *decoder) models(n *yaml.Node, path string) []Model {
+	if n.Kind != yaml.SequenceNode {
+		d.problem(n, path, "must be a list of {name, path} entries, not %s", describe(n))
+		return nil
+	}
+	var out []Model
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		item = d.resolve(item, p)
+		if item == nil {
+			continue
+		}
+		d.lines[p] = item.Line
+		if item.Kind != yaml.MappingNode {
+			d.problem(item, p, "must be a mapping with name and path, not %s", describe(item))
+			out = append(out, Model{}) // keeps the indices of later entries
+			continue
+		}
+		var m Model
+		d.fields(item, p, modelKeys, func(key string, v *yaml.Node, p string) {
+			switch key {
+			case "name":
+				m.Name = d.str(v, p)
+			case "path":
+				m.Path = d.str(v, p)
+			}
+		})
+		out = append(out, m)
+	}
+	return out
 }
 
 func (d *decoder) compute(n *yaml.Node, path string, c *Compute) {

@@ -39,6 +39,15 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 			MaxConcurrency: s.Limits.MaxConcurrency,
 		},
 	}
+	for _, m := range s.Predictor.Models {
+		c.Predictor.Models = append(c.Predictor.Models, runtime.ModelConfig{Name: m.Name, Path: slash(m.Path)})
+	}
+	if s.Predictor.MultiModel() {
+		c.Predictor.ModelsDir = slash(s.Predictor.ModelsDir)
+		c.Predictor.CacheSize = s.Predictor.CacheSize
+		c.Predictor.PollInterval = runtime.Duration(s.Predictor.PollInterval)
+		c.Predictor.DefaultModel = s.Predictor.DefaultModel
+	}
 	if q := s.Limits.MaxQueue; q != nil {
 		// The runtime reads 0 as "default" and a negative queue as "none".
 		c.Limits.MaxQueue = *q

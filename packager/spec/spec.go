@@ -76,7 +76,36 @@ type Predictor struct {
 	// Config is passed to the predictor's Init as functions.Config.Values.
 	// It holds what JSON would decode: numbers are float64.
 	Config map[string]any
+
+	// Models lists the models of a multi-model onnx function, each a name
+	// and a .onnx file or a directory of version subdirectories (1/, 2/,
+	// ...), relative to the function directory. Set Models or ModelsDir
+	// instead of Model.
+	Models []Model
+	// ModelsDir is a directory whose subdirectories are the models: each
+	// named for its model and holding one .onnx file or version
+	// subdirectories 1/, 2/, ... with one .onnx file each.
+	ModelsDir string
+	// CacheSize is how many models may be loaded at once, the least
+	// recently used unloaded first. 0 (the default) loads them all.
+	CacheSize int
+	// PollInterval is how often the model files are checked for new
+	// versions and changes. Default 2s for a multi-model function.
+	PollInterval time.Duration
+	// DefaultModel serves requests that name no model. Without it, such a
+	// request is a 400 naming the models when there are several.
+	DefaultModel string
 }
+
+// Model is one entry of predictor.models.
+type Model struct {
+	Name string
+	Path string
+}
+
+// MultiModel reports whether the predictor serves several models
+// (predictor.models or predictor.models_dir).
+func (p *Predictor) MultiModel() bool { return len(p.Models) > 0 || p.ModelsDir != "" }
 
 // Compute is compute.* in cortex.yaml.
 type Compute struct {

@@ -474,7 +474,7 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	for _, s := range []string{"", "name: a\n", "x: &a [*a]\n", "a: !!binary AAAA\n", "predictor: {config: {a: .nan}}\n", "{", "- - -"} {
+	for _, s := range []string{"", "name: a\n", "x: &a [*a]\n", "a: !!binary AAAA\n", "predictor: {config: {a: .nan}}\n", "predictor: {type: onnx, models: [{name: a, path: a.onnx}, b, {name: [x]}], models_dir: m, cache_size: -1}\n", "{", "- - -"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -102,15 +103,21 @@ func (v *validator) predictor() {
 	}
 	switch p.Type {
 	case TypeONNX:
-		if p.Model == "" {
-			v.add("predictor.model", "is required for type onnx: the .onnx file, for example model/model.onnx")
+		if p.Model == "" && !p.MultiModel() && !v.s.Has("predictor.models") && !v.s.Has("predictor.models_dir") {
+			v.add("predictor.model", "is required for type onnx: the .onnx file, for example model/model.onnx (or models_dir: or models: to serve several)")
 		}
 		if p.Path != "" {
 			v.add("predictor.path", "is only for type go; an onnx predictor needs no Go code (remove path, or set type: go)")
 		}
+		v.models()
 	case TypeGo:
 		if p.Path == "" {
 			v.add("predictor.path", "is required for type go: the directory of the Go package that exports func New() functions.Predictor, for example ./predictor")
+		}
+		for _, f := range multiModelFields {
+			if v.s.Has("predictor." + f) {
+				v.add("predictor."+f, "is only for type onnx; a go predictor chooses its models itself (read them from predictor.config)")
+			}
 		}
 	case "":
 		v.add("predictor.type", "is required: onnx (built-in, needs model) or go (needs path)")
@@ -128,6 +135,119 @@ func (v *validator) predictor() {
 	if p.Path != "" {
 		v.file("predictor.path", p.Path, goPackage)
 	}
+}
+
+// multiModelFields are the predictor fields of a multi-model onnx function.
+var multiModelFields = []string{"models", "models_dir", "cache_size", "poll_interval", "default_model"}
+
+// modelName is what a model may be called: it is a URL path segment on the
+// OIP and KServe V1 routes (so no '/' or ':') and a directory name.
+var modelName = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+
+const (
+	maxModelName    = 128
+	minPollInterval = 100 * time.Millisecond
+	maxPollInterval = time.Hour
+)
+
+// models checks the fields of a multi-model onnx function.
+func (v *validator) models() {
+	p := v.s.Predictor
+	if !p.MultiModel() {
+		for _, f := range multiModelFields[2:] {
+			if v.s.Has("predictor." + f) {
+				v.add("predictor."+f, "has no effect unless predictor.models or predictor.models_dir is set")
+			}
+		}
+		return
+	}
+	switch {
+	case p.Model != "" && len(p.Models) > 0:
+		v.add("predictor.models", "cannot be set with predictor.model; name the single model as one entry of models, or remove models")
+	case p.Model != "" && p.ModelsDir != "":
+		v.add("predictor.models_dir", "cannot be set with predictor.model; remove one of them")
+	case len(p.Models) > 0 && p.ModelsDir != "":
+		v.add("predictor.models_dir", "cannot be set with predictor.models; list the models or name their directory, not both")
+	}
+	names := map[string]bool{}
+	seen := map[string]int{}
+	for i, m := range p.Models {
+		at := fmt.Sprintf("predictor.models[%d]", i)
+		if v.s.bad[at] {
+			continue
+		}
+		switch {
+		case m.Name == "":
+			v.add(at+".name", "is required: the model's name in /v2/models/{name}/infer and ?model=")
+		case !validModelName(m.Name):
+			v.add(at+".name", "%q is not a valid model name; use letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most %d characters", m.Name, maxModelName)
+		default:
+			if first, dup := seen[m.Name]; dup {
+				v.add(at+".name", "%q is already the name of predictor.models[%d]", m.Name, first)
+			} else {
+				seen[m.Name] = i
+			}
+			names[m.Name] = true
+		}
+		if m.Path == "" {
+			v.add(at+".path", "is required: the model's .onnx file, or a directory of version subdirectories 1/, 2/, ...")
+			continue
+		}
+		v.file(at+".path", m.Path, func(path string, info fs.FileInfo) string {
+			if !info.IsDir() && !strings.HasSuffix(path, ".onnx") {
+				return "is not an .onnx file or a directory"
+			}
+			return ""
+		})
+	}
+	dirListed := false
+	if p.ModelsDir != "" {
+		v.file("predictor.models_dir", p.ModelsDir, func(path string, info fs.FileInfo) string {
+			if !info.IsDir() {
+				return "is a file; name the directory whose subdirectories are the models"
+			}
+			entries, err := os.ReadDir(path)
+			if err != nil {
+				return fmt.Sprintf("cannot be read: %v", err)
+			}
+			var bad []string
+			for _, e := range entries {
+				n := e.Name()
+				if strings.HasPrefix(n, ".") || !isDir(filepath.Join(path, n)) {
+					continue
+				}
+				if !validModelName(n) {
+					bad = append(bad, strconv.Quote(n))
+					continue
+				}
+				names[n] = true
+			}
+			dirListed = true
+			switch {
+			case len(bad) > 0:
+				return fmt.Sprintf("has subdirectories whose names are not valid model names: %s; use letters, digits, '-', '_' and '.'", strings.Join(bad, ", "))
+			case len(names) == 0:
+				return "has no model subdirectories; add one per model, for example models/iris/1/model.onnx"
+			}
+			return ""
+		})
+	}
+	if p.CacheSize < 0 {
+		v.add("predictor.cache_size", "must be 0 (load every model) or more, not %d", p.CacheSize)
+	}
+	if pi := p.PollInterval; pi != 0 && (pi < minPollInterval || pi > maxPollInterval) {
+		v.add("predictor.poll_interval", "%s is out of range; use 100ms to 1h", pi)
+	}
+	if d := p.DefaultModel; d != "" && (len(p.Models) > 0 || dirListed) && !names[d] {
+		v.add("predictor.default_model", "%q is not one of the models: %s", d, strings.Join(slices.Sorted(maps.Keys(names)), ", "))
+	}
+}
+
+func validModelName(n string) bool { return len(n) <= maxModelName && modelName.MatchString(n) }
+
+func isDir(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.IsDir()
 }
 
 // goPackage checks that path is a directory holding Go source.
