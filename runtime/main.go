@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -47,6 +48,9 @@ func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
 	if err != nil {
 		return err
 	}
+	// The process is the function's: what predictors log through slog's
+	// default logger goes out as the runtime's JSON, labelled alike.
+	slog.SetDefault(rt.Logger())
 	if os.Getenv(lambda.EnvRuntimeAPI) != "" {
 		return rt.ServeLambda(ctx)
 	}
