@@ -272,6 +272,7 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
 		Transport:    h.transport,
+		BufferPool:   copyBuffers{},
 		ErrorHandler: h.proxyError,
 		ErrorLog:     slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
 		// FlushInterval stays 0: ReverseProxy already flushes streamed
@@ -386,6 +387,15 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type procKey struct{}
+
+// copyBuffers reuses the proxy's 32 KiB copy buffers: without a pool
+// ReverseProxy allocates one per request.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 func rewrite(pr *httputil.ProxyRequest) {
 	p := pr.In.Context().Value(procKey{}).(*process)
