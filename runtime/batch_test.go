@@ -290,10 +290,11 @@ func TestBatchDeadlines(t *testing.T) {
 		rt := newBatchRuntime(t, p, runtime.Batching{MaxBatchSize: 8, BatchInterval: runtime.Duration(time.Second)}, runtime.Limits{})
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		start := time.Now()
+		// Held for the 1 s interval, it would meet its 100 ms deadline and
+		// answer 504: a 200 with no batch formed means it ran alone at once.
 		resp, err := rt.Invoke(ctx, &functions.Request{Body: []byte("x")})
-		if status(resp, err) != 200 || time.Since(start) > 50*time.Millisecond {
-			t.Errorf("got %d after %v, want 200 at once", status(resp, err), time.Since(start))
+		if status(resp, err) != 200 {
+			t.Errorf("got %d, want 200 at once", status(resp, err))
 		}
 		if p.singles.Load() != 1 || len(p.batches()) != 0 {
 			t.Errorf("got %d Predict and batches %v, want one Predict", p.singles.Load(), p.batches())

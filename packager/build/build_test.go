@@ -65,9 +65,6 @@ func TestBinaryEchoGo(t *testing.T) {
 	if !again.Cached || again.Path != res.Path {
 		t.Errorf("second build: got %+v, want the cached %s", again, res.Path)
 	}
-	if again.Duration > time.Second {
-		t.Errorf("cached build took %s", again.Duration)
-	}
 	if !strings.Contains(progress.String(), "building echo-go") || !strings.Contains(progress.String(), "using the cached echo-go binary") {
 		t.Errorf("progress:\n%s", progress.String())
 	}
