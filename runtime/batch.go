@@ -291,29 +291,3 @@ func (b *batcher) safePredictBatch(ctx context.Context, reqs []*functions.Reques
 	}()
 	return b.bp.PredictBatch(ctx, reqs)
 }
-
-// preprocess runs the pre stage on req, when there is one, replacing its
-// body with the stage's output.
-func (s *stages) preprocess(ctx context.Context, req *functions.Request) error {
-	if s == nil || s.pre == nil {
-		return nil
-	}
-	out, err := s.pre.Preprocess(ctx, req.Body)
-	if err != nil {
-		return err
-	}
-	req.Body, req.ContentType = out, sniff(out)
-	return nil
-}
-
-// postprocess runs the post stage on a 2xx answer, when there is one.
-func (s *stages) postprocess(ctx context.Context, resp *functions.Response) (*functions.Response, error) {
-	if s == nil || s.post == nil || resp == nil || resp.StatusCode() >= 300 {
-		return resp, nil
-	}
-	out, err := s.post.Postprocess(ctx, resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return functions.Bytes(resp.StatusCode(), sniff(out), out), nil
-}

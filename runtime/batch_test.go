@@ -479,4 +479,30 @@ func TestBatchingWasmStages(t *testing.T) {
 	if count, _ := batchSizes(t, batched); count >= callers {
 		t.Errorf("%d batches for %d callers: none held more than one request", count, callers)
 	}
+
+	// The stages' own metrics: call latency by stage, the pool's size.
+	fams := scrape(t, plain)
+	calls := map[string]uint64{}
+	for _, m := range fams["cortex_stage_duration_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "stage" {
+				calls[l.GetValue()] = m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	// Every caller ran pre; post ran for those the pre stage let through.
+	if calls["pre"] != callers || calls["post"] == 0 || calls["post"] >= callers {
+		t.Errorf("stage calls by stage = %v, want pre %d and post fewer but some", calls, callers)
+	}
+	var size float64
+	for _, m := range fams["cortex_stage_instances"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "state" && l.GetValue() == "size" {
+				size = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if size < 1 {
+		t.Errorf("cortex_stage_instances{state=\"size\"} = %v, want the pool's size", size)
+	}
 }

@@ -15,6 +15,7 @@ import (
 // labels so a scrape of many functions stays apart.
 type metrics struct {
 	reg      *prometheus.Registry
+	labels   prometheus.Labels // the constant labels every series carries
 	requests *prometheus.CounterVec
 	latency  prometheus.Histogram
 	inFlight prometheus.Gauge
@@ -28,7 +29,7 @@ type metrics struct {
 }
 
 func newMetrics(constLabels prometheus.Labels) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), labels: constLabels}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cortex_requests_total", Help: "Predictions served, by HTTP status code.",
 		ConstLabels: constLabels,

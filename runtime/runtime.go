@@ -144,6 +144,9 @@ func (r *Runtime) Start(ctx context.Context) error {
 		r.log.Error("init failed", "err", err)
 		return err
 	}
+	if st != nil {
+		st.collect(r.m.reg, r.m.labels)
+	}
 	r.stages = st
 	if in, ok := r.p.(functions.Initializer); ok {
 		cfg := functions.Config{

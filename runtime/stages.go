@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/runtime/wasm"
@@ -18,6 +21,57 @@ import (
 type stages struct {
 	pre, post *wasm.Module
 	modules   map[string]*wasm.Module // by path
+	latency   *prometheus.HistogramVec
+}
+
+// collect registers the stages' metrics: call latency by stage, and each
+// module's pool size, live instances and discards by reason, read from
+// the pools when scraped.
+func (s *stages) collect(reg prometheus.Registerer, constLabels prometheus.Labels) {
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "cortex_stage_duration_seconds", Help: "Time in a WebAssembly stage call, by stage.",
+		ConstLabels: constLabels,
+		Buckets:     []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1},
+	}, []string{"stage"})
+	reg.MustRegister(s.latency, &poolCollector{s: s, labels: constLabels})
+}
+
+// poolCollector reports the stage pools' state at scrape time.
+type poolCollector struct {
+	s      *stages
+	labels prometheus.Labels
+}
+
+var (
+	poolSizeDesc = func(l prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc("cortex_stage_instances", "WebAssembly stage instances, by stage and state (size: the pool's configured size; live: existing now).", []string{"stage", "state"}, l)
+	}
+	poolDiscardDesc = func(l prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc("cortex_stage_discards_total", "WebAssembly stage instances discarded and replaced, by stage and reason.", []string{"stage", "reason"}, l)
+	}
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolSizeDesc(c.labels)
+	ch <- poolDiscardDesc(c.labels)
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	size, discard := poolSizeDesc(c.labels), poolDiscardDesc(c.labels)
+	for _, st := range []struct {
+		name string
+		m    *wasm.Module
+	}{{"pre", c.s.pre}, {"post", c.s.post}} {
+		if st.m == nil || (st.name == "post" && st.m == c.s.pre) {
+			continue // one module serving both stages is reported once, as pre
+		}
+		stats := st.m.Stats()
+		ch <- prometheus.MustNewConstMetric(size, prometheus.GaugeValue, float64(stats.Size), st.name, "size")
+		ch <- prometheus.MustNewConstMetric(size, prometheus.GaugeValue, float64(stats.Live), st.name, "live")
+		for reason, n := range stats.Discards {
+			ch <- prometheus.MustNewConstMetric(discard, prometheus.CounterValue, float64(n), st.name, string(reason))
+		}
+	}
 }
 
 // loadStages compiles and warms the stages named in cfg. The instance pool
@@ -69,28 +123,53 @@ func loadStages(ctx context.Context, cfg *Config, limits Limits) (*stages, error
 	return s, nil
 }
 
-// predict runs pre, the predictor and post for one request. post runs only
-// on a 2xx answer: an error from the predictor reaches the caller as it is.
+// predict runs pre, the predictor and post for one request.
 func (s *stages) predict(ctx context.Context, p functions.Predictor, req *functions.Request) (*functions.Response, error) {
 	if s == nil {
 		return p.Predict(ctx, req)
 	}
-	if s.pre != nil {
-		out, err := s.pre.Preprocess(ctx, req.Body)
-		if err != nil {
-			return nil, err
-		}
-		req.Body, req.ContentType = out, sniff(out)
+	if err := s.preprocess(ctx, req); err != nil {
+		return nil, err
 	}
 	resp, err := p.Predict(ctx, req)
-	if err != nil || s.post == nil || resp == nil || resp.StatusCode() >= 300 {
-		return resp, err
+	if err != nil {
+		return nil, err
 	}
+	return s.postprocess(ctx, resp)
+}
+
+// preprocess runs the pre stage on the request body, when there is one.
+func (s *stages) preprocess(ctx context.Context, req *functions.Request) error {
+	if s == nil || s.pre == nil {
+		return nil
+	}
+	defer s.observe("pre", time.Now())
+	out, err := s.pre.Preprocess(ctx, req.Body)
+	if err != nil {
+		return err
+	}
+	req.Body, req.ContentType = out, sniff(out)
+	return nil
+}
+
+// postprocess runs the post stage on a 2xx answer: an error from the
+// predictor reaches the caller as it is.
+func (s *stages) postprocess(ctx context.Context, resp *functions.Response) (*functions.Response, error) {
+	if s == nil || s.post == nil || resp == nil || resp.StatusCode() >= 300 {
+		return resp, nil
+	}
+	defer s.observe("post", time.Now())
 	out, err := s.post.Postprocess(ctx, resp.Body)
 	if err != nil {
 		return nil, err
 	}
 	return functions.Bytes(resp.StatusCode(), sniff(out), out), nil
+}
+
+func (s *stages) observe(stage string, start time.Time) {
+	if s.latency != nil {
+		s.latency.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+	}
 }
 
 // sniff names a stage's output: JSON when it looks like a JSON document,
