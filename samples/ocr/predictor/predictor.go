@@ -143,8 +143,17 @@ func (o *OCR) Predict(ctx context.Context, req *functions.Request) (*functions.R
 
 // Timings splits one Read into its parts.
 type Timings struct {
-	Detect, Boxes, Recognise time.Duration
-	Lines                    int
+	// DetectInput is building the detector's normalised input tensor;
+	// Detect is the detection model's run.
+	DetectInput, Detect time.Duration
+	// Boxes is DB post-processing: threshold, connected regions, rectangles,
+	// unclip, reading order.
+	Boxes time.Duration
+	// Crop is rectifying each line to the recogniser's input; Recognise is
+	// the recognition model's runs; Decode is CTC decoding and scaling the
+	// boxes back to the caller's image.
+	Crop, Recognise, Decode time.Duration
+	Lines                   int
 }
 
 // Read runs the pipeline on a frame. When t is not nil it records where the
@@ -154,7 +163,11 @@ func (o *OCR) Read(ctx context.Context, f *raster.Frame, t *Timings) (*Output, e
 		t = new(Timings)
 	}
 	start := time.Now()
-	prob, err := o.det.Run(ctx, detectorInput(f))
+	in := detectorInput(f)
+	t.DetectInput = time.Since(start)
+
+	start = time.Now()
+	prob, err := o.det.Run(ctx, in)
 	if err != nil {
 		return nil, fmt.Errorf("ocr: detection: %w", err)
 	}
@@ -165,15 +178,16 @@ func (o *OCR) Read(ctx context.Context, f *raster.Frame, t *Timings) (*Output, e
 	sortReadingOrder(boxes)
 	t.Boxes = time.Since(start)
 
-	start = time.Now()
 	sx, sy := float64(f.OrigWidth)/float64(f.Width), float64(f.OrigHeight)/float64(f.Height)
 	out := &Output{Lines: []Line{}}
 	for _, b := range boxes {
-		text, conf, err := o.recognise(ctx, f, b)
+		text, conf, err := o.recognise(ctx, f, b, t)
 		if err != nil {
 			return nil, fmt.Errorf("ocr: recognition: %w", err)
 		}
+		start = time.Now()
 		if text == "" || conf < minConfidence {
+			t.Decode += time.Since(start)
 			continue
 		}
 		l := Line{Text: text, Confidence: round4(conf)}
@@ -181,8 +195,8 @@ func (o *OCR) Read(ctx context.Context, f *raster.Frame, t *Timings) (*Output, e
 			l.Box[i] = [2]int{clampInt(int(p.x*sx+0.5), 0, f.OrigWidth), clampInt(int(p.y*sy+0.5), 0, f.OrigHeight)}
 		}
 		out.Lines = append(out.Lines, l)
+		t.Decode += time.Since(start)
 	}
-	t.Recognise = time.Since(start)
 	t.Lines = len(out.Lines)
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/cortexfn/cortex/runtime/onnx"
 	"github.com/cortexfn/cortex/samples/ocr/raster"
@@ -18,14 +19,21 @@ const (
 	maxRecWidth = 48 * 50
 )
 
-// recognise reads the text in one box.
-func (o *OCR) recognise(ctx context.Context, f *raster.Frame, b box) (string, float64, error) {
+// recognise reads the text in one box, adding to t's Crop, Recognise and
+// Decode.
+func (o *OCR) recognise(ctx context.Context, f *raster.Frame, b box, t *Timings) (string, float64, error) {
+	start := time.Now()
 	in := recogniserInput(f, b)
+	t.Crop += time.Since(start)
+	start = time.Now()
 	out, err := o.rec.Run(ctx, in)
+	t.Recognise += time.Since(start)
 	if err != nil {
 		return "", 0, err
 	}
+	start = time.Now()
 	text, conf := ctcGreedy(out[0], o.chars)
+	t.Decode += time.Since(start)
 	return text, conf, nil
 }
 
