@@ -1,0 +1,23 @@
+// Package runtime is the engine inside one function process, between the
+// carriers (adapters/http, adapters/lambda, adapters/knative) and the
+// predictor.
+//
+// Main is what a function's generated main calls: it reads the function's
+// Config from $CORTEX_CONFIG and serves the predictor on the carrier the
+// environment names (the Lambda runtime loop when $AWS_LAMBDA_RUNTIME_API is
+// set, else HTTP on $PORT, which also takes CloudEvents).
+//
+// Runtime.Invoke is where everything that must behave the same on every
+// carrier lives: the request id, the body limit (413), the model check and
+// the KServe V1 conversion, the bound on concurrent predictions and the
+// bounded queue behind it (503 with Retry-After), the per-request deadline
+// (504), panic recovery (500, the process keeps serving), the optional
+// WebAssembly pre and post stages, server-side batching, and the Prometheus
+// metrics. Runtime.Start runs the predictor's Init before the function
+// reports ready; Runtime.Shutdown drains in-flight requests and then closes
+// the predictor.
+//
+// The package never imports the packager, Kubernetes or AWS SDK code, so a
+// function binary stays small; runtime/onnx (cgo) is imported only by the
+// functions that use it. See ARCHITECTURE.md for the whole map.
+package runtime
