@@ -57,7 +57,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictCmd(), testCmd(), packageCmd())
+	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictByName(predictCmd()), testCmd(), packageCmd(), deployCmd(), getCmd(), deleteCmd(), rollbackCmd())
 	return root
 }
 

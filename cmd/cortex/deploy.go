@@ -1,0 +1,519 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/spf13/cobra"
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cortexfn/cortex/packager"
+	kdeploy "github.com/cortexfn/cortex/packager/deploy/knative"
+	ldeploy "github.com/cortexfn/cortex/packager/deploy/lambda"
+	"github.com/cortexfn/cortex/packager/knative"
+	"github.com/cortexfn/cortex/packager/spec"
+)
+
+// Deploy targets.
+const (
+	targetKnative = "knative"
+	targetLambda  = "lambda"
+)
+
+// clusterFlags are the kubectl-style flags of every command that talks to
+// a Kubernetes cluster.
+type clusterFlags struct {
+	kc kdeploy.Kubeconfig
+}
+
+func (f *clusterFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.kc.Path, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, else ~/.kube/config)")
+	fl.StringVar(&f.kc.Context, "context", "", "kubeconfig context (default the current one)")
+	fl.StringVarP(&f.kc.Namespace, "namespace", "n", "", "namespace (default: targets.knative.namespace for deploy, else the context's, else default)")
+}
+
+// client connects to the cluster and returns the namespace to use when the
+// command names none: the flag's, else the context's, else "default".
+func (f *clusterFlags) client(stderr io.Writer) (*kdeploy.Client, string, bool, error) {
+	cfg, ns, explicit, err := f.kc.Load()
+	if err != nil {
+		return nil, "", false, err
+	}
+	c, err := kdeploy.New(cfg, kdeploy.WithProgress(stderr))
+	if err != nil {
+		return nil, "", false, err
+	}
+	if ns == "" {
+		ns = spec.DefaultNamespace
+	}
+	return c, ns, explicit, nil
+}
+
+// awsFlags are the flags of every command that talks to AWS.
+type awsFlags struct {
+	region, profile string
+}
+
+func (f *awsFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.region, "region", "", "AWS region (default $AWS_REGION or the profile's)")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS shared config profile (default $AWS_PROFILE)")
+}
+
+// client loads the standard AWS configuration: environment, shared config
+// and credentials files, SSO, web identity, instance roles.
+func (f *awsFlags) client(ctx context.Context) (*awslambda.Client, error) {
+	var opts []func(*config.LoadOptions) error
+	if f.region != "" {
+		opts = append(opts, config.WithRegion(f.region))
+	}
+	if f.profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(f.profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: pass --region or set AWS_REGION")
+	}
+	return awslambda.NewFromConfig(cfg), nil
+}
+
+func checkFormat(format string) error {
+	switch format {
+	case "text", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("--output %q: use text, json or yaml", format)
+}
+
+// writeData prints v as JSON or YAML.
+func writeData(w io.Writer, format string, v any) error {
+	if format == "json" {
+		return writeJSON(w, v)
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// defaultTarget is where a function goes when --target is not given:
+// lambda when cortex.yaml configures only targets.lambda, else knative.
+func defaultTarget(s *spec.Spec) string {
+	if s.Has("targets.lambda") && !s.Has("targets.knative") {
+		return targetLambda
+	}
+	return targetKnative
+}
+
+func deployCmd() *cobra.Command {
+	var (
+		target, registry, output, tag, role string
+		traffic                             int
+		timeout                             time.Duration
+		dryRun                              bool
+		cf                                  clusterFlags
+		af                                  awsFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "deploy DIR",
+		Short: "Package a function and deploy it to Knative or to an AWS Lambda function URL",
+		Long: "Deploy packages the function (as cortex package does; unchanged inputs reuse the build cache)\n" +
+			"and deploys it.\n\n" +
+			"--target knative pushes the image to --registry (or targets.knative.registry), checks the\n" +
+			"cluster (Knative installed, namespace, your permissions, the config-features flags a GPU\n" +
+			"function needs), creates or updates the Knative Service keeping what others set on it, and\n" +
+			"waits until the new revision is Ready. --traffic 1..99 makes it a canary beside the revision\n" +
+			"serving now, reachable on its own under --tag.\n\n" +
+			"--target lambda creates or updates the function from the zip (provided.al2023) with the\n" +
+			"standard AWS credential chain, and its function URL (targets.lambda.url_auth; NONE makes it\n" +
+			"public). Creating a function needs --role.\n\n" +
+			"The URL goes to stdout; progress to stderr. --dry-run prints what would be applied.",
+		Example: "  cortex deploy samples/iris --registry ghcr.io/acme\n" +
+			"  cortex deploy samples/iris --traffic 10 --tag canary\n" +
+			"  cortex deploy samples/iris --dry-run -o yaml\n" +
+			"  cortex deploy samples/iris --target lambda --role arn:aws:iam::123456789012:role/cortex",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(output); err != nil {
+				return err
+			}
+			dir := args[0]
+			s, err := spec.Load(dir)
+			if err != nil {
+				return err
+			}
+			if target == "" {
+				target = defaultTarget(s)
+			}
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			ctx := cmd.Context()
+			switch target {
+			case targetKnative:
+				if registry == "" {
+					registry = s.Targets.Knative.Registry
+				}
+				if registry == "" && !dryRun {
+					return errors.New("deploying to Knative needs a registry the cluster can pull from: pass --registry ghcr.io/acme or set targets.knative.registry")
+				}
+				svc, err := packageForKnative(ctx, dir, registry, dryRun, stderr)
+				if err != nil {
+					return err
+				}
+				d, ns, explicit, err := cf.client(stderr)
+				if err != nil {
+					return err
+				}
+				switch {
+				case cf.kc.Namespace != "":
+					svc.Namespace = cf.kc.Namespace
+				case !s.Has("targets.knative.namespace") && explicit:
+					svc.Namespace = ns
+				}
+				res, err := d.Deploy(ctx, svc, kdeploy.DeployOptions{Traffic: traffic, Tag: tag, DryRun: dryRun, Timeout: timeout})
+				return printKnative(stdout, stderr, output, res, err)
+			case targetLambda:
+				if cmd.Flags().Changed("traffic") {
+					return errors.New("--traffic is for Knative: Lambda function URLs have no traffic split")
+				}
+				r, err := packager.Package(ctx, dir, packager.Options{Progress: stderr})
+				if err != nil {
+					return err
+				}
+				if r.Lambda == nil {
+					return fmt.Errorf("no Lambda zip was written: %s", strings.Join(r.Warnings, "; "))
+				}
+				api, err := af.client(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := ldeploy.Deploy(ctx, api, ldeploy.FromSpec(s, r.Lambda.Zip), ldeploy.Options{
+					Role: role, DryRun: dryRun, Timeout: timeout, Progress: stderr,
+				})
+				return printLambda(stdout, stderr, output, res, err)
+			}
+			return fmt.Errorf("--target %q: use knative or lambda", target)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&target, "target", "t", "", "knative or lambda (default: lambda when cortex.yaml has only targets.lambda, else knative)")
+	f.StringVar(&registry, "registry", "", "repository to push the image to (default targets.knative.registry)")
+	f.IntVar(&traffic, "traffic", 0, "percent of traffic for the new revision: 1..99 for a canary, 100 to take all traffic back from a pinned revision")
+	f.StringVar(&tag, "tag", kdeploy.DefaultTag, "tag of the canary's traffic target (it gets its own URL)")
+	f.DurationVar(&timeout, "timeout", 0, "how long to wait for the new revision (default: its progress deadline plus a minute; Lambda 5m)")
+	f.BoolVar(&dryRun, "dry-run", false, "print the object (Knative) or the calls (Lambda) that would be applied; write nothing")
+	f.StringVarP(&output, "output", "o", "text", "text, json or yaml")
+	f.StringVar(&role, "role", "", "Lambda execution role ARN (needed to create the function)")
+	cf.add(cmd)
+	af.add(cmd)
+	return cmd
+}
+
+// packageForKnative packages the function, pushing it to registry unless
+// this is a dry run, and returns its Knative Service.
+func packageForKnative(ctx context.Context, dir, registry string, dryRun bool, stderr io.Writer) (*servingv1.Service, error) {
+	o := packager.Options{Progress: stderr, Registry: registry}
+	if dryRun {
+		o.Registry = "" // no push
+	}
+	r, err := packager.Package(ctx, dir, o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(r.Knative.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	var svc servingv1.Service
+	if err := yaml.Unmarshal(b, &svc); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", r.Knative.Manifest, err)
+	}
+	if dryRun && registry != "" && len(svc.Spec.Template.Spec.Containers) > 0 {
+		// The image the deploy would push.
+		svc.Spec.Template.Spec.Containers[0].Image = strings.TrimSuffix(registry, "/") + "/" + r.Function + "@" + r.Image.Digest
+	}
+	return &svc, nil
+}
+
+func printKnative(stdout, stderr io.Writer, output string, res *kdeploy.Result, err error) error {
+	if res == nil {
+		return err
+	}
+	switch dry := res.DryRun; {
+	case output != "text":
+		if werr := writeData(stdout, output, res); werr != nil {
+			return werr
+		}
+	case dry:
+		b, yerr := knative.YAML(res.Object)
+		if yerr != nil {
+			return yerr
+		}
+		fmt.Fprintf(stderr, "dry run: would %s Service %s/%s\n", res.Action, res.Namespace, res.Name)
+		stdout.Write(b)
+	case err == nil:
+		fmt.Fprintf(stderr, "%s %s/%s: revision %s is Ready\n", res.Action, res.Namespace, res.Name, res.Revision)
+		for _, t := range res.Traffic {
+			if t.Tag != "" && t.URL != "" {
+				fmt.Fprintf(stderr, "  %d%% to %s, tag %s: %s\n", t.Percent, t.Revision, t.Tag, t.URL)
+			}
+		}
+		fmt.Fprintln(stdout, res.URL)
+	}
+	return err
+}
+
+func printLambda(stdout, stderr io.Writer, output string, res *ldeploy.Result, err error) error {
+	if res == nil {
+		return err
+	}
+	switch {
+	case output != "text":
+		if werr := writeData(stdout, output, res); werr != nil {
+			return werr
+		}
+	case res.DryRun:
+		for _, c := range res.Calls {
+			state := "call"
+			if c.Planned {
+				state = "would call"
+			}
+			fmt.Fprintf(stdout, "%s %s %s\n", state, c.Op, c.Detail)
+		}
+	case err == nil:
+		fmt.Fprintf(stderr, "%s Lambda function %s (URL auth %s)\n", res.Action, res.Name, res.AuthType)
+		fmt.Fprintln(stdout, res.URL)
+	}
+	return err
+}
+
+func getCmd() *cobra.Command {
+	var (
+		output string
+		cf     clusterFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "get [NAME]",
+		Short: "Show deployed functions (Knative): URL, readiness, revision, traffic, scale, GPU",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(output); err != nil {
+				return err
+			}
+			d, ns, _, err := cf.client(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			var fs []kdeploy.Function
+			if len(args) == 1 {
+				f, err := d.Get(cmd.Context(), ns, args[0])
+				if err != nil {
+					return err
+				}
+				if output != "text" {
+					return writeData(cmd.OutOrStdout(), output, f)
+				}
+				fs = []kdeploy.Function{*f}
+			} else {
+				if fs, err = d.List(cmd.Context(), ns); err != nil {
+					return err
+				}
+				if output != "text" {
+					return writeData(cmd.OutOrStdout(), output, fs)
+				}
+				if len(fs) == 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "no functions in namespace %s\n", ns)
+					return nil
+				}
+			}
+			return writeFunctions(cmd.OutOrStdout(), fs)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or yaml")
+	cf.add(cmd)
+	return cmd
+}
+
+func writeFunctions(w io.Writer, fs []kdeploy.Function) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tREADY\tURL\tREVISION\tTRAFFIC\tSCALE\tGPU")
+	for _, f := range fs {
+		var tr []string
+		for _, t := range f.Traffic {
+			s := fmt.Sprintf("%s=%d%%", t.Revision, t.Percent)
+			if t.Tag != "" {
+				s += "(" + t.Tag + ")"
+			}
+			tr = append(tr, s)
+		}
+		ready := f.Ready
+		if f.Ready != "True" && f.Reason != "" {
+			ready += " (" + f.Reason + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s-%s\t%d\n", f.Name, ready, dash(f.URL), dash(f.Revision), dash(strings.Join(tr, ",")), f.MinScale, f.MaxScale, f.GPU)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func deleteCmd() *cobra.Command {
+	var (
+		yes bool
+		cf  clusterFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a deployed function (Knative Service) and its revisions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, ns, _, err := cf.client(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			if !yes {
+				fmt.Fprintf(cmd.ErrOrStderr(), "delete function %s in namespace %s, with all its revisions? [y/N] ", name, ns)
+				ok, err := confirm(cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return exitError{"not deleted"}
+				}
+			}
+			return d.Delete(cmd.Context(), ns, name)
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cf.add(cmd)
+	return cmd
+}
+
+// confirm reads one line and reports whether it says yes. End of input is
+// a no.
+func confirm(r io.Reader) (bool, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
+}
+
+func rollbackCmd() *cobra.Command {
+	var (
+		output  string
+		timeout time.Duration
+		dryRun  bool
+		cf      clusterFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "rollback NAME [REVISION]",
+		Short: "Send all of a function's traffic to an earlier Ready revision (default: the previous one)",
+		Long: "Rollback points 100% of the function's traffic at REVISION, or at the newest Ready revision\n" +
+			"older than the one serving most traffic now. A later cortex deploy sends traffic to its new\n" +
+			"revision again.",
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(output); err != nil {
+				return err
+			}
+			d, ns, _, err := cf.client(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			o := kdeploy.RollbackOptions{DryRun: dryRun, Timeout: timeout}
+			if len(args) == 2 {
+				o.Revision = args[1]
+			}
+			res, err := d.Rollback(cmd.Context(), ns, args[0], o)
+			if res != nil && err == nil && output == "text" && !dryRun {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s/%s: all traffic to %s\n", ns, args[0], res.Revision)
+				fmt.Fprintln(cmd.OutOrStdout(), res.URL)
+				return nil
+			}
+			return printKnative(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, res, err)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or yaml")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for Knative to report the route Ready")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the Service that would be applied; write nothing")
+	cf.add(cmd)
+	return cmd
+}
+
+// predictByName lets `cortex predict NAME` find a deployed function's URL
+// (the Knative Service's status URL, or the Lambda function URL) instead
+// of --url. It decorates the predict command without changing it.
+func predictByName(cmd *cobra.Command) *cobra.Command {
+	var (
+		target string
+		cf     clusterFlags
+		af     awsFlags
+	)
+	cmd.Use = "predict [NAME]"
+	cmd.Args = cobra.MaximumNArgs(1)
+	cmd.Example += "\n  cortex predict iris -d @examples/oip.json --path /v2/models/iris/infer\n" +
+		"  cortex predict iris --target lambda --region eu-west-1 -d '{}'"
+	cf.add(cmd)
+	af.add(cmd)
+	cmd.Flags().StringVar(&target, "target", targetKnative, "where NAME is deployed: knative or lambda")
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return run(cmd, args)
+		}
+		if cmd.Flags().Changed("url") {
+			return errors.New("give either NAME or --url, not both")
+		}
+		var u string
+		switch target {
+		case targetKnative:
+			d, ns, _, err := cf.client(nil)
+			if err != nil {
+				return err
+			}
+			if u, err = d.URL(cmd.Context(), ns, args[0]); err != nil {
+				return err
+			}
+		case targetLambda:
+			api, err := af.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if u, err = ldeploy.URL(cmd.Context(), api, args[0]); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("--target %q: use knative or lambda", target)
+		}
+		if err := cmd.Flags().Set("url", strings.TrimSuffix(u, "/")); err != nil {
+			return err
+		}
+		return run(cmd, nil)
+	}
+	return cmd
+}

@@ -1,0 +1,193 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
+)
+
+// repoRoot is the cortex checkout this module replaces
+// github.com/cortexfn/cortex with.
+const repoRoot = ".."
+
+// cliDir holds the CLI cortexCLI builds; TestMain removes it.
+var cliDir string
+
+// cortexCLI builds the cortex command once per run, from the main module.
+var cortexCLI = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "cortex-e2e-cli-")
+	if err != nil {
+		return "", err
+	}
+	cliDir = dir
+	bin := filepath.Join(dir, "cortex")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cortex")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/cortex: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// removeCLI removes the CLI cortexCLI built, if it built one.
+func removeCLI() {
+	if cliDir != "" {
+		os.RemoveAll(cliDir)
+	}
+}
+
+type run struct {
+	stdout, stderr string
+	err            error
+}
+
+// cortex runs the CLI from the repository root (where it finds the cortex
+// module to build functions with), with stdin.
+func cortex(t *testing.T, stdin string, args ...string) run {
+	t.Helper()
+	bin, err := cortexCLI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = repoRoot
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return run{o.String(), e.String(), err}
+}
+
+// copyDir copies the sample function dir to a temporary directory, so
+// dist/ is written there.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			if d.Name() == "dist" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestCLI drives the cortex command against the API server: deploy (which
+// packages the echo-go sample and pushes it to an in-process registry),
+// get, predict by name, a dry run, rollback and delete.
+func TestCLI(t *testing.T) {
+	c := startCluster(t)
+	k := startController(t, c, "fn")
+	// The function "runs" here: the controller gives it this URL.
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path, "body": string(b)})
+	}))
+	defer fn.Close()
+	u, _ := url.Parse(fn.URL)
+	k.mu.Lock()
+	k.url = func(string) *apis.URL { return &apis.URL{Scheme: u.Scheme, Host: u.Host} }
+	k.mu.Unlock()
+	reg := httptest.NewServer(registry.New())
+	defer reg.Close()
+	regHost := strings.TrimPrefix(reg.URL, "http://")
+
+	kc := c.kubeconfig(t)
+	dir := copyDir(t, filepath.Join(repoRoot, "samples", "echo-go"))
+
+	r := cortex(t, "", "deploy", dir, "--kubeconfig", kc, "--registry", regHost+"/acme", "--timeout", "60s")
+	if r.err != nil {
+		t.Fatalf("cortex deploy: %v\n%s", r.err, r.stderr)
+	}
+	if got := strings.TrimSpace(r.stdout); got != fn.URL {
+		t.Errorf("deploy printed %q, want the URL %s\nstderr:\n%s", got, fn.URL, r.stderr)
+	}
+	svc, err := c.serving.ServingV1().Services("fn").Get(context.Background(), "echo-go", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := svc.Spec.Template.Spec.Containers[0].Image
+	if !strings.HasPrefix(image, regHost+"/acme/echo-go@sha256:") {
+		t.Errorf("deployed image %s", image)
+	}
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(ref); err != nil {
+		t.Errorf("the deployed image is not in the registry: %v", err)
+	}
+
+	r = cortex(t, "", "get", "--kubeconfig", kc, "-o", "json")
+	var fs []struct{ Name, URL, Ready, Revision string }
+	if err := json.Unmarshal([]byte(r.stdout), &fs); err != nil || len(fs) != 1 || fs[0].Name != "echo-go" || fs[0].Ready != "True" || fs[0].Revision != "echo-go-00001" {
+		t.Errorf("cortex get -o json: %v %+v\n%s%s", err, fs, r.stdout, r.stderr)
+	}
+	r = cortex(t, "", "get", "echo-go", "--kubeconfig", kc)
+	if r.err != nil || !strings.Contains(r.stdout, "echo-go-00001=100%") {
+		t.Errorf("cortex get echo-go: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+
+	r = cortex(t, "", "predict", "echo-go", "--kubeconfig", kc, "-d", `{"name":"Ada"}`)
+	if r.err != nil || !strings.Contains(r.stdout, `"body":"{\"name\":\"Ada\"}"`) || !strings.Contains(r.stdout, `"path":"/predict"`) {
+		t.Errorf("cortex predict echo-go: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+
+	r = cortex(t, "", "deploy", dir, "--kubeconfig", kc, "--registry", regHost+"/acme", "--dry-run")
+	if r.err != nil || !strings.Contains(r.stdout, "kind: Service") || !strings.Contains(r.stdout, "image: "+regHost+"/acme/echo-go@sha256:") {
+		t.Errorf("cortex deploy --dry-run: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+
+	r = cortex(t, "", "rollback", "echo-go", "--kubeconfig", kc)
+	if r.err == nil || !strings.Contains(r.stderr, "no Ready revision older than echo-go-00001") {
+		t.Errorf("rollback with one revision: %v\n%s", r.err, r.stderr)
+	}
+
+	r = cortex(t, "n\n", "delete", "echo-go", "--kubeconfig", kc)
+	if r.err == nil || !strings.Contains(r.stderr, "[y/N]") {
+		t.Errorf("delete answered no: %v\n%s", r.err, r.stderr)
+	}
+	r = cortex(t, "", "delete", "echo-go", "--kubeconfig", kc)
+	if r.err == nil {
+		t.Errorf("delete with no answer on stdin deleted")
+	}
+	r = cortex(t, "y\n", "delete", "echo-go", "--kubeconfig", kc)
+	if r.err != nil {
+		t.Errorf("delete answered yes: %v\n%s", r.err, r.stderr)
+	}
+	if _, err := c.serving.ServingV1().Services("fn").Get(context.Background(), "echo-go", metav1.GetOptions{}); err == nil {
+		t.Error("echo-go still exists after delete")
+	}
+}

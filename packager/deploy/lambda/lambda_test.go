@@ -1,0 +1,509 @@
+package lambda_test
+
+// AWS itself cannot run here (no account, no network), so these tests run
+// the deployer, through the real AWS SDK client and its HTTP, signing,
+// retry and error decoding, against fakeLambda: a local server that
+// implements the part of the Lambda REST API the deployer calls, with
+// Lambda's paths, status codes, error headers and asynchronous states
+// (Pending -> Active after a create, InProgress -> Successful after an
+// update).
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/cortexfn/cortex/packager/deploy/lambda"
+)
+
+// fakeLambda is the Lambda REST API subset, for one account and region.
+type fakeLambda struct {
+	mu    sync.Mutex
+	calls []string
+	funcs map[string]*fakeFunc
+	// fail, keyed by operation, answers the next n calls with an error.
+	fail map[string]*fakeError
+	// bodies keeps the last request body per operation.
+	bodies map[string]map[string]any
+}
+
+type fakeError struct {
+	n      int
+	status int
+	code   string
+	msg    string
+}
+
+type fakeFunc struct {
+	config map[string]any
+	url    map[string]any
+	policy []map[string]any
+	// pending counts the reads before an asynchronous change completes.
+	pending int
+}
+
+func newFake() *fakeLambda {
+	return &fakeLambda{funcs: map[string]*fakeFunc{}, fail: map[string]*fakeError{}, bodies: map[string]map[string]any{}}
+}
+
+func (f *fakeLambda) log() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeLambda) reset() {
+	f.mu.Lock()
+	f.calls = nil
+	f.mu.Unlock()
+}
+
+func (f *fakeLambda) failNext(op string, n, status int, code, msg string) {
+	f.mu.Lock()
+	f.fail[op] = &fakeError{n: n, status: status, code: code, msg: msg}
+	f.mu.Unlock()
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+const (
+	region  = "eu-west-1"
+	account = "123456789012"
+)
+
+func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		writeErr(w, 403, "MissingAuthenticationTokenException", "request not signed")
+		return
+	}
+	var body map[string]any
+	if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+		if err := json.Unmarshal(b, &body); err != nil {
+			writeErr(w, 400, "InvalidRequestContentException", err.Error())
+			return
+		}
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	op := ""
+	name := ""
+	if len(parts) >= 3 {
+		name = parts[2]
+	}
+	switch {
+	case r.Method == "POST" && len(parts) == 2 && parts[1] == "functions":
+		op, name = "CreateFunction", body["FunctionName"].(string)
+	case r.Method == "GET" && len(parts) == 3:
+		op = "GetFunction"
+	case r.Method == "GET" && len(parts) == 4 && parts[3] == "configuration":
+		op = "GetFunctionConfiguration"
+	case r.Method == "PUT" && len(parts) == 4 && parts[3] == "configuration":
+		op = "UpdateFunctionConfiguration"
+	case r.Method == "PUT" && len(parts) == 4 && parts[3] == "code":
+		op = "UpdateFunctionCode"
+	case parts[0] == "2021-10-31" && len(parts) == 4 && parts[3] == "url":
+		op = map[string]string{"GET": "GetFunctionUrlConfig", "POST": "CreateFunctionUrlConfig", "PUT": "UpdateFunctionUrlConfig"}[r.Method]
+	case r.Method == "GET" && len(parts) == 4 && parts[3] == "policy":
+		op = "GetPolicy"
+	case r.Method == "POST" && len(parts) == 4 && parts[3] == "policy":
+		op = "AddPermission"
+	case r.Method == "DELETE" && len(parts) == 5 && parts[3] == "policy":
+		op = "RemovePermission"
+	}
+	if op == "" {
+		writeErr(w, 404, "UnknownOperationException", r.Method+" "+r.URL.Path)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, op)
+	f.bodies[op] = body
+	if e := f.fail[op]; e != nil && e.n > 0 {
+		e.n--
+		if e.status == 429 {
+			w.Header().Set("Retry-After", "0")
+		}
+		writeErr(w, e.status, e.code, e.msg)
+		return
+	}
+	fn := f.funcs[name]
+	if fn == nil && op != "CreateFunction" {
+		writeErr(w, 404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:"+region+":"+account+":function:"+name)
+		return
+	}
+	arn := "arn:aws:lambda:" + region + ":" + account + ":function:" + name
+	switch op {
+	case "CreateFunction":
+		if fn != nil {
+			writeErr(w, 409, "ResourceConflictException", "Function already exist: "+name)
+			return
+		}
+		code := body["Code"].(map[string]any)
+		zip, _ := base64.StdEncoding.DecodeString(code["ZipFile"].(string))
+		fn = &fakeFunc{config: map[string]any{
+			"FunctionName": name, "FunctionArn": arn, "Runtime": body["Runtime"], "Handler": body["Handler"],
+			"Role": body["Role"], "MemorySize": body["MemorySize"], "Timeout": body["Timeout"],
+			"Architectures": body["Architectures"], "Environment": map[string]any{"Variables": body["Environment"].(map[string]any)["Variables"]},
+			"CodeSha256": sha(zip), "State": "Pending", "LastUpdateStatus": "InProgress",
+		}, pending: 1}
+		f.funcs[name] = fn
+		writeJSON(w, 201, fn.config)
+	case "GetFunction":
+		writeJSON(w, 200, map[string]any{"Configuration": fn.config, "Code": map[string]any{"RepositoryType": "S3"}})
+	case "GetFunctionConfiguration":
+		if fn.pending > 0 {
+			fn.pending--
+		} else {
+			fn.config["State"], fn.config["LastUpdateStatus"] = "Active", "Successful"
+		}
+		writeJSON(w, 200, fn.config)
+	case "UpdateFunctionConfiguration", "UpdateFunctionCode":
+		if fn.config["LastUpdateStatus"] == "InProgress" {
+			writeErr(w, 409, "ResourceConflictException", "The operation cannot be performed at this time. An update is in progress for resource: "+arn)
+			return
+		}
+		for k, v := range body {
+			switch k {
+			case "ZipFile":
+				zip, _ := base64.StdEncoding.DecodeString(v.(string))
+				fn.config["CodeSha256"] = sha(zip)
+			default:
+				fn.config[k] = v
+			}
+		}
+		fn.config["LastUpdateStatus"], fn.pending = "InProgress", 1
+		writeJSON(w, 200, fn.config)
+	case "GetFunctionUrlConfig":
+		if fn.url == nil {
+			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
+			return
+		}
+		writeJSON(w, 200, fn.url)
+	case "CreateFunctionUrlConfig":
+		if fn.url != nil {
+			writeErr(w, 409, "ResourceConflictException", "Failed to create function url config for [functionArn = "+arn+"]. Error message:  FunctionUrlConfig exists for this Lambda function")
+			return
+		}
+		fn.url = map[string]any{"FunctionUrl": "https://" + name + "abc.lambda-url." + region + ".on.aws/", "FunctionArn": arn,
+			"AuthType": body["AuthType"], "CreationTime": "2026-01-01T00:00:00.000Z", "LastModifiedTime": "2026-01-01T00:00:00.000Z"}
+		writeJSON(w, 201, fn.url)
+	case "UpdateFunctionUrlConfig":
+		if fn.url == nil {
+			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
+			return
+		}
+		fn.url["AuthType"] = body["AuthType"]
+		writeJSON(w, 200, fn.url)
+	case "GetPolicy":
+		if len(fn.policy) == 0 {
+			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
+			return
+		}
+		p, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Id": "default", "Statement": fn.policy})
+		writeJSON(w, 200, map[string]any{"Policy": string(p), "RevisionId": "r1"})
+	case "AddPermission":
+		for _, s := range fn.policy {
+			if s["Sid"] == body["StatementId"] {
+				writeErr(w, 409, "ResourceConflictException", "The statement id ("+s["Sid"].(string)+") provided already exists.")
+				return
+			}
+		}
+		s := map[string]any{"Sid": body["StatementId"], "Effect": "Allow", "Principal": "*", "Action": body["Action"], "Resource": arn}
+		fn.policy = append(fn.policy, s)
+		b, _ := json.Marshal(s)
+		writeJSON(w, 201, map[string]any{"Statement": string(b)})
+	case "RemovePermission":
+		sid := parts[4]
+		for i, s := range fn.policy {
+			if s["Sid"] == sid {
+				fn.policy = append(fn.policy[:i], fn.policy[i+1:]...)
+				w.WriteHeader(204)
+				return
+			}
+		}
+		writeErr(w, 404, "ResourceNotFoundException", "Statement "+sid+" is not found in resource policy.")
+	}
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return base64.StdEncoding.EncodeToString(s[:])
+}
+
+// client is the real SDK client pointed at the fake, with static
+// credentials and no back-off between retries (the retry count and the
+// throttle handling are the SDK's own).
+func client(t *testing.T, f *fakeLambda) *awslambda.Client {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	cfg := aws.Config{
+		Region:      region,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+			})
+		},
+	}
+	return awslambda.NewFromConfig(cfg, func(o *awslambda.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+}
+
+func zipFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "lambda.zip")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func function(zip, auth string) lambda.Function {
+	return lambda.Function{Name: "iris", Zip: zip, Arch: "arm64", Memory: 1024, Timeout: 35,
+		Env: map[string]string{"CORTEX_CONFIG": "/var/task/cortex.json"}, URLAuth: auth}
+}
+
+var fast = lambda.Options{Role: "arn:aws:iam::123456789012:role/cortex", PollInterval: time.Millisecond, Timeout: 10 * time.Second}
+
+func check(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got %v\nwant %v", what, got, want)
+	}
+}
+
+func TestDeployPublicCreateThenIdempotent(t *testing.T) {
+	f := newFake()
+	api := client(t, f)
+	ctx := context.Background()
+	zip := zipFile(t, "zip v1")
+
+	res, err := lambda.Deploy(ctx, api, function(zip, "NONE"), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "first deploy calls", f.log(), []string{
+		"GetFunction", "CreateFunction", "GetFunctionConfiguration", "GetFunctionConfiguration",
+		"CreateFunctionUrlConfig", "AddPermission", "AddPermission",
+	})
+	check(t, "action", res.Action, "created")
+	check(t, "url", res.URL, "https://irisabc.lambda-url."+region+".on.aws/")
+	check(t, "arn", res.ARN, "arn:aws:lambda:"+region+":"+account+":function:iris")
+
+	cfg := f.funcs["iris"].config
+	check(t, "runtime", cfg["Runtime"], "provided.al2023")
+	check(t, "handler", cfg["Handler"], "bootstrap")
+	check(t, "architectures", cfg["Architectures"], []any{"arm64"})
+	check(t, "memory", cfg["MemorySize"], 1024.0)
+	check(t, "timeout", cfg["Timeout"], 35.0)
+	check(t, "role", cfg["Role"], fast.Role)
+	check(t, "env", cfg["Environment"], map[string]any{"Variables": map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json"}})
+	check(t, "url auth", f.funcs["iris"].url["AuthType"], "NONE")
+	var actions []any
+	for _, s := range f.funcs["iris"].policy {
+		actions = append(actions, s["Action"])
+	}
+	check(t, "permissions", actions, []any{"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"})
+	check(t, "InvokeFunction only via the URL", f.bodies["AddPermission"]["InvokedViaFunctionUrl"], true)
+
+	// The same zip and spec again: reads only.
+	f.reset()
+	res, err = lambda.Deploy(ctx, api, function(zip, "NONE"), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "second deploy calls", f.log(), []string{"GetFunction", "GetFunctionUrlConfig", "GetPolicy"})
+	check(t, "second action", res.Action, "unchanged")
+	check(t, "second url", res.URL, "https://irisabc.lambda-url."+region+".on.aws/")
+}
+
+func TestDeployUpdate(t *testing.T) {
+	f := newFake()
+	api := client(t, f)
+	ctx := context.Background()
+	if _, err := lambda.Deploy(ctx, api, function(zipFile(t, "zip v1"), "AWS_IAM"), fast); err != nil {
+		t.Fatal(err)
+	}
+	// Someone adds an environment variable; the update keeps it.
+	f.funcs["iris"].config["Environment"] = map[string]any{"Variables": map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json", "LOG_LEVEL": "debug"}}
+	f.reset()
+	fn := function(zipFile(t, "zip v2"), "AWS_IAM")
+	fn.Memory = 2048
+	res, err := lambda.Deploy(ctx, api, fn, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "update calls", f.log(), []string{
+		"GetFunction",
+		"UpdateFunctionConfiguration", "GetFunctionConfiguration", "GetFunctionConfiguration",
+		"UpdateFunctionCode", "GetFunctionConfiguration", "GetFunctionConfiguration",
+		"GetFunctionUrlConfig", "GetPolicy",
+	})
+	check(t, "action", res.Action, "updated")
+	cfg := f.funcs["iris"].config
+	check(t, "memory", cfg["MemorySize"], 2048.0)
+	check(t, "code", cfg["CodeSha256"], sha([]byte("zip v2")))
+	check(t, "env keeps others' variables", cfg["Environment"], map[string]any{"Variables": map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json", "LOG_LEVEL": "debug"}})
+	check(t, "the update body names only the changed fields", keys(f.bodies["UpdateFunctionConfiguration"]), []string{"MemorySize"})
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestDeployPublicThenPrivate(t *testing.T) {
+	f := newFake()
+	api := client(t, f)
+	ctx := context.Background()
+	zip := zipFile(t, "zip v1")
+	if _, err := lambda.Deploy(ctx, api, function(zip, "NONE"), fast); err != nil {
+		t.Fatal(err)
+	}
+	f.reset()
+	res, err := lambda.Deploy(ctx, api, function(zip, "AWS_IAM"), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "calls", f.log(), []string{"GetFunction", "GetFunctionUrlConfig", "UpdateFunctionUrlConfig", "GetPolicy", "RemovePermission", "RemovePermission"})
+	check(t, "auth", f.funcs["iris"].url["AuthType"], "AWS_IAM")
+	check(t, "policy", len(f.funcs["iris"].policy), 0)
+	check(t, "action", res.Action, "updated")
+}
+
+func TestDeployThrottlingIsRetried(t *testing.T) {
+	f := newFake()
+	f.failNext("CreateFunction", 2, 429, "TooManyRequestsException", "Rate exceeded")
+	f.failNext("GetFunctionConfiguration", 1, 429, "TooManyRequestsException", "Rate exceeded")
+	res, err := lambda.Deploy(context.Background(), client(t, f), function(zipFile(t, "zip"), "AWS_IAM"), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "calls", f.log(), []string{
+		"GetFunction", "CreateFunction", "CreateFunction", "CreateFunction",
+		"GetFunctionConfiguration", "GetFunctionConfiguration", "GetFunctionConfiguration",
+		"CreateFunctionUrlConfig",
+	})
+	check(t, "action", res.Action, "created")
+}
+
+func TestDeployAccessDenied(t *testing.T) {
+	f := newFake()
+	msg := "User: arn:aws:iam::123456789012:user/bob is not authorized to perform: lambda:CreateFunction on resource: arn:aws:lambda:eu-west-1:123456789012:function:iris because no identity-based policy allows the lambda:CreateFunction action"
+	f.failNext("CreateFunction", 1, 403, "AccessDeniedException", msg)
+	_, err := lambda.Deploy(context.Background(), client(t, f), function(zipFile(t, "zip"), "AWS_IAM"), fast)
+	var ae *lambda.AccessError
+	if !errors.As(err, &ae) {
+		t.Fatalf("error %v (%T), want an *AccessError", err, err)
+	}
+	check(t, "op", ae.Op, "CreateFunction")
+	check(t, "code", ae.Code, "AccessDeniedException")
+	for _, want := range []string{"AWS refused CreateFunction", msg, "IAM policy must allow lambda:CreateFunction"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	check(t, "not retried, nothing after it", f.log(), []string{"GetFunction", "CreateFunction"})
+}
+
+func TestDeployBadCredentials(t *testing.T) {
+	f := newFake()
+	f.failNext("GetFunction", 1, 403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+	_, err := lambda.Deploy(context.Background(), client(t, f), function(zipFile(t, "zip"), "AWS_IAM"), fast)
+	var ae *lambda.AccessError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "check your AWS credentials") {
+		t.Fatalf("error %v, want an *AccessError about credentials", err)
+	}
+}
+
+func TestDeployDryRun(t *testing.T) {
+	f := newFake()
+	o := fast
+	o.DryRun = true
+	res, err := lambda.Deploy(context.Background(), client(t, f), function(zipFile(t, "zip"), "NONE"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "server saw reads only", f.log(), []string{"GetFunction"})
+	var plan []string
+	for _, c := range res.Calls {
+		plan = append(plan, fmt.Sprintf("%s planned=%v", c.Op, c.Planned))
+	}
+	check(t, "plan", plan, []string{
+		"GetFunction planned=false", "CreateFunction planned=true", "CreateFunctionUrlConfig planned=true",
+		"AddPermission planned=true", "AddPermission planned=true",
+	})
+	check(t, "action", res.Action, "create")
+}
+
+func TestDeployNeedsRoleToCreate(t *testing.T) {
+	f := newFake()
+	o := fast
+	o.Role = ""
+	_, err := lambda.Deploy(context.Background(), client(t, f), function(zipFile(t, "zip"), "AWS_IAM"), o)
+	if !errors.Is(err, lambda.ErrNoRole) {
+		t.Fatalf("error %v, want ErrNoRole", err)
+	}
+}
+
+func TestDeployFailedUpdate(t *testing.T) {
+	f := newFake()
+	api := client(t, f)
+	ctx := context.Background()
+	if _, err := lambda.Deploy(ctx, api, function(zipFile(t, "v1"), "AWS_IAM"), fast); err != nil {
+		t.Fatal(err)
+	}
+	f.funcs["iris"].config["State"] = "Failed"
+	f.funcs["iris"].config["StateReasonCode"] = "InvalidRuntime"
+	f.funcs["iris"].config["StateReason"] = "The runtime parameter of provided.al2 is no longer supported"
+	f.funcs["iris"].pending = 1 << 30
+	_, err := lambda.Deploy(ctx, api, function(zipFile(t, "v2"), "AWS_IAM"), fast)
+	if err == nil || !strings.Contains(err.Error(), "InvalidRuntime: The runtime parameter") {
+		t.Fatalf("error %v, want the state reason", err)
+	}
+}
+
+func TestURL(t *testing.T) {
+	f := newFake()
+	api := client(t, f)
+	if _, err := lambda.URL(context.Background(), api, "iris"); err == nil {
+		t.Fatal("URL of a missing function: no error")
+	}
+	if _, err := lambda.Deploy(context.Background(), api, function(zipFile(t, "zip"), "AWS_IAM"), fast); err != nil {
+		t.Fatal(err)
+	}
+	u, err := lambda.URL(context.Background(), api, "iris")
+	check(t, "url", u, "https://irisabc.lambda-url."+region+".on.aws/")
+	check(t, "err", err, nil)
+}
