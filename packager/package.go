@@ -608,7 +608,8 @@ func replaceDir(tmp, out string) error {
 }
 
 // WriteSummary prints r for a person: the artifacts with their digests
-// and sizes, then the warnings.
+// and sizes. The warnings are not part of it: they are diagnostics, which
+// the CLI writes to stderr.
 func (r *Result) WriteSummary(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "packaged %s in %s -> %s\n", r.Function, r.Duration.Round(time.Millisecond), r.Out)
@@ -623,9 +624,6 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "  knative   %s\n", r.Knative.Manifest)
 	if r.Pushed != "" {
 		fmt.Fprintf(&b, "  pushed    %s\n", r.Pushed)
-	}
-	for _, wn := range r.Warnings {
-		fmt.Fprintf(&b, "warning: %s\n", wn)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
