@@ -12,13 +12,9 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,7 +23,6 @@ import (
 
 	"github.com/cortexfn/cortex/internal/bench/load"
 	"github.com/cortexfn/cortex/runtime"
-	"github.com/cortexfn/cortex/runtime/onnx"
 )
 
 func main() {
@@ -78,34 +73,9 @@ func verdict(ok bool) string {
 	return "not met"
 }
 
-// start serves the iris function the way a packaged function does.
+// start serves the iris function with the given batching.
 func start(model string, b runtime.Batching, conns int) (string, func()) {
-	cfg := runtime.Config{
-		Name:      "iris",
-		Predictor: runtime.PredictorConfig{Type: "onnx", Model: model},
-		Limits:    runtime.Limits{MaxConcurrency: conns, MaxQueue: 1024},
-		Batching:  b,
-	}
-	rt, err := runtime.New(onnx.New(), cfg, runtime.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		log.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := rt.Serve(ctx, ln); err != nil {
-			log.Fatal(err)
-		}
-	}()
-	for !rt.Ready() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	return "http://" + ln.Addr().String() + "/predict", func() { cancel(); <-done }
+	return load.ServeIris(model, runtime.Limits{MaxConcurrency: conns, MaxQueue: 1024}, b)
 }
 
 // rows are distinct single-row requests: the same row over and over would

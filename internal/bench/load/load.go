@@ -1,16 +1,24 @@
-// Package load is the load generator the bench programs share: a fixed
-// number of concurrent keep-alive clients POSTing for a fixed time, with
-// every successful request's latency recorded.
+// Package load is what the bench programs share: a load generator (a fixed
+// number of concurrent keep-alive clients POSTing for a fixed time, every
+// successful request's latency recorded) and the iris function served
+// in process.
 package load
 
 import (
+	"context"
 	"io"
+	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cortexfn/cortex/runtime"
+	"github.com/cortexfn/cortex/runtime/onnx"
 )
 
 // Result is one load run, or several merged.
@@ -85,4 +93,37 @@ func (r Result) Pct(p int) time.Duration {
 	}
 	i := min(len(r.Lat)*p/100, len(r.Lat)-1)
 	return r.Lat[i].Round(time.Microsecond)
+}
+
+// ServeIris serves the iris model the way a packaged function does (the
+// runtime with the built-in ONNX predictor behind the HTTP carrier) on a
+// loopback port, waits until it is ready, and returns its /predict URL and
+// a function that stops it.
+func ServeIris(model string, limits runtime.Limits, batching runtime.Batching) (string, func()) {
+	cfg := runtime.Config{
+		Name:      "iris",
+		Predictor: runtime.PredictorConfig{Type: "onnx", Model: model},
+		Limits:    limits,
+		Batching:  batching,
+	}
+	rt, err := runtime.New(onnx.New(), cfg, runtime.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := rt.Serve(ctx, ln); err != nil {
+			log.Fatal(err)
+		}
+	}()
+	for !rt.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return "http://" + ln.Addr().String() + "/predict", func() { cancel(); <-done }
 }

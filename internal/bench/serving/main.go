@@ -9,13 +9,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -76,32 +73,7 @@ func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 // startCortex serves the iris function the way a packaged function does:
 // the runtime with the built-in ONNX predictor behind the HTTP carrier.
 func startCortex(model string) (string, func()) {
-	cfg := runtime.Config{
-		Name:      "iris",
-		Predictor: runtime.PredictorConfig{Type: "onnx", Model: model},
-		Limits:    runtime.Limits{MaxConcurrency: 64, MaxQueue: 1024},
-	}
-	rt, err := runtime.New(onnx.New(), cfg, runtime.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		log.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := rt.Serve(ctx, ln); err != nil {
-			log.Fatal(err)
-		}
-	}()
-	url := "http://" + ln.Addr().String()
-	for !rt.Ready() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	return url + "/predict", func() { cancel(); <-done }
+	return load.ServeIris(model, runtime.Limits{MaxConcurrency: 64, MaxQueue: 1024}, runtime.Batching{})
 }
 
 // startBaseline is the hand-written server: decode the OIP request, run the
