@@ -1,9 +1,7 @@
 package predictor_test
 
 import (
-	"bytes"
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
@@ -49,21 +47,4 @@ func BenchmarkRead(b *testing.B) {
 	b.ReportMetric(ms(sum.Detect), "detect-ms/op")
 	b.ReportMetric(ms(sum.Recognise), "recognise-ms/op")
 	b.ReportMetric(ms(sum.Boxes+sum.Decode), "post-ms/op")
-}
-
-// BenchmarkServed is the same request through the runtime over HTTP, with
-// the pre stage in WebAssembly: what `cortex serve` adds to the floor.
-func BenchmarkServed(b *testing.B) {
-	base := serve(b)
-	img := testpage.Pages[0].PNG()
-	for b.Loop() {
-		resp, err := http.Post(base+"/predict", "image/png", bytes.NewReader(img))
-		if err != nil {
-			b.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-	}
 }
