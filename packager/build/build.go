@@ -209,11 +209,12 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 
 	// cgo only when a dependency needs it, so a pure-Go function stays a
 	// static binary that runs on a scratch-like base.
-	cgo, ort, err := cgoDeps(ctx, o, plan.moduleDir, ovPath, pkg)
+	deps, err := listDeps(ctx, o, plan.moduleDir, ovPath, pkg)
 	if err != nil {
 		return Result{}, fail(err.Error(), err, "")
 	}
 	env := []string{"GOOS=" + o.GOOS, "GOARCH=" + o.GOARCH, "CGO_ENABLED=0"}
+	cgo, ort := deps.cgo, deps.onnx
 	if cgo {
 		env[2] = "CGO_ENABLED=1"
 		cc, err := crossCompiler(o.GOOS, o.GOARCH)
@@ -225,7 +226,7 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 
-	key, err := cacheKey(ctx, o, plan, overlay, ovPath, pkg, args, env)
+	key, err := cacheKey(ctx, o, plan.moduleDir, overlay, deps, args, env)
 	if err != nil {
 		return Result{}, err
 	}
@@ -513,7 +514,7 @@ func cacheRoot(override string) (string, error) {
 // binary depends on, as `go list -deps` names them. Packages in the module
 // cache are immutable, so their directory (which holds the version) stands
 // for their content.
-func cacheKey(ctx context.Context, o Options, p *plan, overlay map[string]string, ovPath, pkg string, args, env []string) (string, error) {
+func cacheKey(ctx context.Context, o Options, moduleDir string, overlay map[string]string, deps deps, args, env []string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "cortex-build v1\x00%q\x00%q\x00%s\x00%s\x00", args, env, os.Getenv("CC"), os.Getenv("GOFLAGS"))
 	goEnv := exec.CommandContext(ctx, o.Go, "env", "GOVERSION", "GOROOT", "GOEXPERIMENT", "GOMODCACHE", "CGO_CFLAGS", "CGO_LDFLAGS")
@@ -533,25 +534,12 @@ func cacheKey(ctx context.Context, o Options, p *plan, overlay map[string]string
 		h.Write(b)
 	}
 	for _, f := range []string{"go.mod", "go.sum", "go.work", "go.work.sum"} {
-		if b, err := os.ReadFile(filepath.Join(p.moduleDir, f)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(moduleDir, f)); err == nil {
 			fmt.Fprintf(h, "%s %d\x00", f, len(b))
 			h.Write(b)
 		}
 	}
-	list := exec.CommandContext(ctx, o.Go, "list", "-e", "-deps", "-overlay", ovPath, "-tags", "lambda.norpc",
-		"-f", "{{if not .Standard}}{{.Dir}}{{range .EmbedFiles}}\t{{.}}{{end}}{{end}}", pkg)
-	list.Dir = p.moduleDir
-	list.Env = append(os.Environ(), env...)
-	var errb bytes.Buffer
-	list.Stderr = &errb
-	deps, err := list.Output()
-	if err != nil {
-		return "", fmt.Errorf("listing the packages of %s: %v: %s", o.Spec.Name, err, strings.TrimSpace(errb.String()))
-	}
-	for _, line := range strings.Split(string(deps), "\n") {
-		if line == "" {
-			continue
-		}
+	for _, line := range deps.packages {
 		fields := strings.Split(line, "\t")
 		dir := fields[0]
 		if modCache != "" && isWithin(modCache, dir) {
@@ -565,26 +553,45 @@ func cacheKey(ctx context.Context, o Options, p *plan, overlay map[string]string
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
-// cgoDeps reports whether a dependency of pkg outside the standard library
-// has cgo files, and whether the ONNX Runtime binding is among them.
-func cgoDeps(ctx context.Context, o Options, moduleDir, ovPath, pkg string) (cgo, ort bool, err error) {
+// deps is what one `go list -deps` says of a function's packages.
+type deps struct {
+	// packages are the non-standard packages, each "dir\tembed...".
+	packages []string
+	// cgo reports whether one of them has cgo files; onnx whether the ONNX
+	// Runtime binding is among them.
+	cgo, onnx bool
+}
+
+// listDeps lists pkg's dependencies once, with cgo on, for both the cgo
+// decision and the cache key: with cgo on the list is a superset of the
+// directories a cgo-off build reads, so the key covers either build.
+func listDeps(ctx context.Context, o Options, moduleDir, ovPath, pkg string) (deps, error) {
 	list := exec.CommandContext(ctx, o.Go, "list", "-e", "-deps", "-overlay", ovPath, "-tags", "lambda.norpc",
-		"-f", "{{if and (not .Standard) .CgoFiles}}{{.ImportPath}}{{end}}", pkg)
+		"-f", "{{if not .Standard}}{{.ImportPath}}\t{{if .CgoFiles}}cgo{{end}}\t{{.Dir}}{{range .EmbedFiles}}\t{{.}}{{end}}{{end}}", pkg)
 	list.Dir = moduleDir
 	list.Env = append(os.Environ(), "GOOS="+o.GOOS, "GOARCH="+o.GOARCH, "CGO_ENABLED=1")
 	var errb bytes.Buffer
 	list.Stderr = &errb
 	out, err := list.Output()
 	if err != nil {
-		return false, false, fmt.Errorf("listing the packages of %s: %v: %s", o.Spec.Name, err, strings.TrimSpace(errb.String()))
+		return deps{}, fmt.Errorf("listing the packages of %s: %v: %s", o.Spec.Name, err, strings.TrimSpace(errb.String()))
 	}
-	for _, p := range strings.Fields(string(out)) {
-		cgo = true
-		if p == onnxBinding || strings.HasPrefix(p, onnxBinding+"/") {
-			ort = true
+	var d deps
+	for _, line := range strings.Split(string(out), "\n") {
+		path, rest, ok := strings.Cut(line, "\t")
+		if !ok {
+			continue
 		}
+		flag, pkgLine, _ := strings.Cut(rest, "\t")
+		if flag == "cgo" {
+			d.cgo = true
+			if path == onnxBinding || strings.HasPrefix(path, onnxBinding+"/") {
+				d.onnx = true
+			}
+		}
+		d.packages = append(d.packages, pkgLine)
 	}
-	return cgo, ort, nil
+	return d, nil
 }
 
 // hashPackage hashes the name and content of every file in one package
