@@ -79,22 +79,16 @@ func functionDirs(args []string) ([]string, error) {
 
 // hostFunction builds the function in dir and describes it for the host.
 func hostFunction(ctx context.Context, dir, configDir string, o serveOptions, progress io.Writer) (host.Function, error) {
-	s, err := spec.Load(dir)
+	fnDir, err := os.MkdirTemp(configDir, "fn-")
 	if err != nil {
 		return host.Function{}, err
 	}
-	bin, err := build.Binary(ctx, build.Options{Dir: dir, Spec: s, Progress: progress})
+	cfg := filepath.Join(fnDir, "config.json")
+	l, err := build.Prepare(ctx, dir, cfg, "", progress)
 	if err != nil {
 		return host.Function{}, err
 	}
-	rc, err := build.RuntimeConfig(ctx, s, "", progress)
-	if err != nil {
-		return host.Function{}, err
-	}
-	cfg := filepath.Join(configDir, s.Name+".json")
-	if err := build.WriteConfig(rc, cfg); err != nil {
-		return host.Function{}, err
-	}
+	s, bin, rc := l.Spec, l.Binary, l.Config
 	a := s.Autoscaling
 	scale := host.Autoscaling{
 		MinScale:          a.MinScale,

@@ -124,3 +124,34 @@ func RuntimeConfig(ctx context.Context, s *spec.Spec, cacheDir string, report io
 	}
 	return cfg, nil
 }
+
+// Local is a function built to run on this machine, as cortex serve and
+// cortex test run it.
+type Local struct {
+	Spec   *spec.Spec
+	Binary Result
+	// Config is the runtime configuration, written to the path Prepare was
+	// given ($CORTEX_CONFIG for the process).
+	Config runtime.Config
+}
+
+// Prepare loads the function in dir, builds its binary for this machine,
+// resolves its stages and writes its runtime configuration to configPath.
+func Prepare(ctx context.Context, dir, configPath, cacheDir string, report io.Writer) (*Local, error) {
+	s, err := spec.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := Binary(ctx, Options{Dir: dir, Spec: s, Progress: report, CacheDir: cacheDir})
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := RuntimeConfig(ctx, s, cacheDir, report)
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteConfig(cfg, configPath); err != nil {
+		return nil, err
+	}
+	return &Local{Spec: s, Binary: bin, Config: cfg}, nil
+}

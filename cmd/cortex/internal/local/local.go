@@ -72,32 +72,23 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 2 * time.Minute
 	}
-	s, err := spec.Load(o.Dir)
-	if err != nil {
-		return nil, err
-	}
-	bin, err := build.Binary(ctx, build.Options{Dir: o.Dir, Spec: s, Progress: o.Progress, CacheDir: o.CacheDir})
-	if err != nil {
-		return nil, err
-	}
-	port := o.Port
-	if port == 0 {
-		if port, err = freePort(o.Host); err != nil {
-			return nil, err
-		}
-	}
-	tmp, err := os.MkdirTemp("", "cortex-"+s.Name+"-")
+	tmp, err := os.MkdirTemp("", "cortex-")
 	if err != nil {
 		return nil, err
 	}
 	cfg := filepath.Join(tmp, "config.json")
-	rc, err := build.RuntimeConfig(ctx, s, o.CacheDir, o.Progress)
-	if err == nil {
-		err = build.WriteConfig(rc, cfg)
-	}
+	l, err := build.Prepare(ctx, o.Dir, cfg, o.CacheDir, o.Progress)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
+	}
+	s, bin := l.Spec, l.Binary
+	port := o.Port
+	if port == 0 {
+		if port, err = freePort(o.Host); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
 	}
 
 	f := &Function{
