@@ -22,7 +22,6 @@ package http
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -333,10 +332,6 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 }
 
 func bodyError(err error) error {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return adapters.TooLarge(0, tooBig.Limit)
-	}
 	return &functions.Error{Status: http.StatusBadRequest, Message: "reading the request body: " + err.Error(), Err: err}
 }
 
