@@ -102,11 +102,16 @@ func (r *Runtime) ServeHTTP(ctx context.Context, addr string) error {
 	return r.Serve(ctx, ln)
 }
 
+// Handler is the function's HTTP handler, as Serve serves it: CloudEvents
+// (Knative Eventing) first, everything else plain HTTP, with /metrics.
+func (r *Runtime) Handler() http.Handler {
+	return knative.Wrap(r, httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version())))
+}
+
 // Serve is ServeHTTP on an open listener.
 func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		// CloudEvents (Knative Eventing) first; everything else is plain HTTP.
-		Handler:           knative.Wrap(r, httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version()))),
+		Handler:           r.Handler(),
 		ReadHeaderTimeout: r.opts.readHeaderTimeout,
 		// The body must arrive, and the answer leave, within the prediction
 		// timeout plus a margin for slow links: no connection is held

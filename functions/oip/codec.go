@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/cortexfn/cortex/functions"
@@ -41,10 +42,22 @@ func DecodeRequest(body []byte, limit ...int) (*InferenceRequest, error) {
 	if len(limit) > 0 && limit[0] > 0 {
 		max = limit[0]
 	}
+	if w, ok := scanRequest(body); ok {
+		if req, err := checkRequest(&w, max); err == nil {
+			return req, nil
+		}
+		// Let encoding/json read it again, so that every error is worded
+		// one way whichever path read the request.
+	}
 	var w wireRequest
 	if err := functions.DecodeJSON(body, &w); err != nil {
 		return nil, err
 	}
+	return checkRequest(&w, max)
+}
+
+// checkRequest checks a decoded envelope and decodes its tensors.
+func checkRequest(w *wireRequest, max int) (*InferenceRequest, error) {
 	if len(w.Inputs) == 0 {
 		return nil, badRequest(`inference request has no inputs: send {"inputs": [{"name", "shape", "datatype", "data"}]}`)
 	}
@@ -54,17 +67,26 @@ func DecodeRequest(body []byte, limit ...int) (*InferenceRequest, error) {
 		Inputs:     make([]RequestInput, len(w.Inputs)),
 		Outputs:    w.Outputs,
 	}
-	seen := make(map[string]bool, len(w.Inputs))
+	// A few inputs are checked for repeats by a scan, many with a map.
+	var seen map[string]bool
+	if len(w.Inputs) > 8 {
+		seen = make(map[string]bool, len(w.Inputs))
+	}
 	remaining := max
 	for i := range w.Inputs {
 		in := &w.Inputs[i]
 		if in.Name == "" {
 			return nil, badRequest("input %d has no name", i)
 		}
-		if seen[in.Name] {
+		repeated := seen[in.Name]
+		if seen != nil {
+			seen[in.Name] = true
+		} else {
+			repeated = slices.ContainsFunc(req.Inputs[:i], func(x RequestInput) bool { return x.Name == in.Name })
+		}
+		if repeated {
 			return nil, badRequest("input %q appears more than once", in.Name)
 		}
-		seen[in.Name] = true
 		d, err := decodeInput(in, remaining, max)
 		if err != nil {
 			return nil, err

@@ -5,20 +5,32 @@
 // loopback, in the same process and with the same ONNX Runtime library, and
 // are loaded by the same client in alternating rounds.
 //
+// A third server, the HTTP floor, is a bare net/http handler that reads
+// each request and answers a fixed iris response: no JSON, no runtime, no
+// model. No server that does the work can answer faster with this client
+// on this machine, so floor/off is the most any server-side batching could
+// gain here.
+//
 // The target (issue 8): batching at least 3 times the rows/s of unbatched,
 // with p99 no worse than batch_interval plus the unbatched p99.
 //
-//	go run ./internal/bench/batching [-c 64] [-d 5s] [-rounds 2] [-max-batch 32] [-interval 5ms]
+//	go run ./internal/bench/batching [-c 64] [-d 5s] [-rounds 2] [-max-batch 32] [-interval 5ms] [-only off|on|floor] [-cpuprofile FILE]
 package main
 
 import (
+	"bytes"
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/cortexfn/cortex/internal/bench/load"
@@ -32,6 +44,8 @@ func main() {
 	maxBatch := flag.Int("max-batch", 32, "batching.max_batch_size when batching is on")
 	interval := flag.Duration("interval", 5*time.Millisecond, "batching.batch_interval when batching is on")
 	model := flag.String("model", "samples/iris/model/iris.onnx", "ONNX model")
+	only := flag.String("only", "", "run only this mode (off, on or floor), for profiling")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the last measured round to this file")
 	flag.Parse()
 	modelPath, err := filepath.Abs(*model)
 	if err != nil {
@@ -42,28 +56,100 @@ func main() {
 	defer stopOff()
 	onURL, stopOn := start(modelPath, runtime.Batching{MaxBatchSize: *maxBatch, BatchInterval: runtime.Duration(*interval)}, *conns)
 	defer stopOn()
-
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
+	floorURL, stopFloor := floor(client, offURL)
+	defer stopFloor()
+
+	modes := []struct{ name, url string }{{"off", offURL}, {"on", onURL}, {"floor", floorURL}}
 	results := map[string][]load.Result{}
+	var prof []byte
 	for range *rounds {
-		for _, s := range []struct{ name, url string }{{"off", offURL}, {"on", onURL}} {
-			load.Run(client, s.url, rows, *conns, time.Second) // warm up connections and caches
-			results[s.name] = append(results[s.name], load.Run(client, s.url, rows, *conns, *dur))
+		for _, m := range modes {
+			if *only != "" && *only != m.name {
+				continue
+			}
+			load.Run(client, m.url, rows, *conns, time.Second) // warm up connections and caches
+			stop := profile(*cpuprofile, &prof)
+			results[m.name] = append(results[m.name], load.Run(client, m.url, rows, *conns, *dur))
+			stop()
 		}
 	}
-	off, on := load.Merge(results["off"]), load.Merge(results["on"])
+	if *cpuprofile != "" {
+		if err := os.WriteFile(*cpuprofile, prof, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	off, on, fl := load.Merge(results["off"]), load.Merge(results["on"]), load.Merge(results["floor"])
 	fmt.Printf("iris over HTTP, %d concurrent single-row clients, %d x %s per mode, GOMAXPROCS=%d\n",
 		*conns, *rounds, *dur, goruntime.GOMAXPROCS(0))
-	fmt.Printf("%-44s %10s %10s %10s %8s\n", "batching", "rows/s", "p50", "p99", "errors")
-	fmt.Printf("%-44s %10.0f %10s %10s %8d\n", "off", off.RPS(), off.Pct(50), off.Pct(99), off.Errors)
-	fmt.Printf("%-44s %10.0f %10s %10s %8d\n", fmt.Sprintf("on (max_batch_size %d, batch_interval %s)", *maxBatch, *interval),
-		on.RPS(), on.Pct(50), on.Pct(99), on.Errors)
-	bound := *interval + off.Pct(99)
-	fmt.Printf("on/off rows/s %.2f (target >= 3); p99 on %s vs batch_interval + p99 off %s (%s)\n",
-		on.RPS()/off.RPS(), on.Pct(99), bound, verdict(on.Pct(99) <= bound))
-	if off.Errors+on.Errors > 0 {
+	fmt.Printf("%-48s %10s %10s %10s %8s\n", "server", "rows/s", "p50", "p99", "errors")
+	for _, r := range []struct {
+		name string
+		res  load.Result
+	}{
+		{"batching off", off},
+		{fmt.Sprintf("batching on (max_batch_size %d, batch_interval %s)", *maxBatch, *interval), on},
+		{"HTTP floor (bare net/http, fixed answer)", fl},
+	} {
+		if r.res.N > 0 {
+			fmt.Printf("%-48s %10.0f %10s %10s %8d\n", r.name, r.res.RPS(), r.res.Pct(50), r.res.Pct(99), r.res.Errors)
+		}
+	}
+	if off.N > 0 && on.N > 0 {
+		bound := *interval + off.Pct(99)
+		fmt.Printf("on/off rows/s %.2f (target >= 3); p99 on %s vs batch_interval + p99 off %s (%s)\n",
+			on.RPS()/off.RPS(), on.Pct(99), bound, verdict(on.Pct(99) <= bound))
+	}
+	if off.N > 0 && fl.N > 0 {
+		fmt.Printf("floor/off rows/s %.2f: the most any server-side batching can gain with this client on this machine\n",
+			fl.RPS()/off.RPS())
+	}
+	if off.N > 0 && on.N > 0 && fl.N > 0 {
+		fmt.Printf("batching on reaches %.0f%% of that gain ((on-off)/(floor-off))\n",
+			100*(on.RPS()-off.RPS())/(fl.RPS()-off.RPS()))
+	}
+	if off.Errors+on.Errors+fl.Errors > 0 {
 		os.Exit(1)
 	}
+}
+
+// floor serves the HTTP floor: a bare net/http server on loopback that
+// reads each request body and answers the response the iris function gives
+// for the first row, fetched from it once.
+func floor(client *http.Client, irisURL string) (string, func()) {
+	resp, err := client.Post(irisURL, "application/json", strings.NewReader(rows[0]))
+	if err != nil {
+		log.Fatal(err)
+	}
+	answer, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		log.Fatalf("floor: fetching the iris answer: status %d, %v", resp.StatusCode, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/predict", func() { _ = srv.Shutdown(context.Background()) }
+}
+
+// profile starts a CPU profile when path is set; stop ends it and keeps
+// the round's profile in *out.
+func profile(path string, out *[]byte) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
+		log.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); *out = buf.Bytes() }
 }
 
 func verdict(ok bool) string {
