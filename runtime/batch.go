@@ -129,7 +129,7 @@ func (b *batcher) join(ctx context.Context, req *functions.Request) (*functions.
 	if full {
 		// Not on this goroutine: every member, this one too, must be free
 		// to notice that its caller has gone.
-		go b.run(bt)
+		b.r.work.do(func() { b.run(bt) })
 	}
 
 	var res batchResult

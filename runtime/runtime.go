@@ -42,6 +42,7 @@ type Runtime struct {
 	stages  *stages       // WebAssembly pre/post stages, nil without any
 	batch   *batcher      // nil unless batching.max_batch_size > 1
 	slots   chan struct{} // one token per running prediction
+	work    *workers      // the goroutines predictions run on
 	waiting atomic.Int64  // requests queued for a slot
 
 	ready    atomic.Bool
@@ -107,6 +108,7 @@ func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
 		opts:   o,
 		m:      newMetrics(labels),
 		idle:   make(chan struct{}),
+		work:   newWorkers(),
 	}
 	r.slots = make(chan struct{}, r.limits.MaxConcurrency)
 	if cfg.Batching.MaxBatchSize > 1 {
@@ -348,7 +350,7 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request) (*function
 	// its slot, so the bound on concurrent work stays true.
 	done := make(chan result, 1)
 	r.m.inFlight.Inc()
-	go r.run(ctx, req, done)
+	r.work.do(func() { r.run(ctx, req, done) })
 	select {
 	case res := <-done:
 		return r.finish(ctx, req, res)
@@ -493,6 +495,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("shutdown: requests still running after the drain bound: %w", ctx.Err())
 		r.log.Warn("drain bound reached", "err", err)
 	}
+	r.work.stop()
 	if c, ok := r.p.(functions.Closer); ok {
 		if cerr := c.Close(); cerr != nil {
 			r.log.Error("closing predictor", "err", cerr)
