@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -127,7 +126,6 @@ func (p *Predictor) member(i int, ir *oip.InferenceRequest) (*batchMember, strin
 		return nil, ""
 	}
 	m := &batchMember{i: i, ir: ir, inputs: make([]*oip.RequestInput, len(p.inputs)), want: want, rows: -1}
-	var key strings.Builder
 	for j := range ir.Inputs {
 		in := &ir.Inputs[j]
 		idx := p.inputIndex(in.Name)
@@ -144,13 +142,21 @@ func (p *Predictor) member(i int, ir *oip.InferenceRequest) (*batchMember, strin
 		m.rows = in.Shape[0]
 		m.inputs[idx] = in
 	}
+	// The key: each input's shape past the batch dimension, then the
+	// outputs wanted.
+	key := make([]byte, 0, 64)
 	for _, in := range m.inputs {
-		key.WriteString(fmt.Sprint(in.Shape[1:]))
+		for _, d := range in.Shape[1:] {
+			key = strconv.AppendInt(key, d, 10)
+			key = append(key, ',')
+		}
+		key = append(key, ';')
 	}
 	for _, w := range want {
-		key.WriteString(strconv.FormatBool(w))
+		key = strconv.AppendBool(key, w)
+		key = append(key, ',')
 	}
-	return m, key.String()
+	return m, string(key)
 }
 
 // runGroup concatenates the members' inputs, runs the model once and
