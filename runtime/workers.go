@@ -35,7 +35,6 @@ func (w *workers) do(f func()) {
 func (w *workers) loop(f func()) {
 	for {
 		f()
-		f = nil // an idle worker must not keep the last request alive
 		select {
 		case f = <-w.jobs:
 		case <-w.quit:

@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestWorkersRunEveryJobOnce(t *testing.T) {
@@ -35,4 +37,28 @@ func TestWorkersAfterStop(t *testing.T) {
 	w.stop() // a second Shutdown must not panic
 	w.do(func() { close(done) })
 	<-done
+}
+
+// TestWorkersDropFinishedJobs checks that an idle worker does not keep its
+// last job, and so the request the job holds, alive.
+func TestWorkersDropFinishedJobs(t *testing.T) {
+	w := newWorkers()
+	defer w.stop()
+	freed := make(chan struct{})
+	func() {
+		body := new([1 << 20]byte)
+		goruntime.AddCleanup(body, func(ch chan struct{}) { close(ch) }, freed)
+		done := make(chan struct{})
+		w.do(func() { body[0] = 1; close(done) })
+		<-done
+	}()
+	for range 100 {
+		goruntime.GC()
+		select {
+		case <-freed:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("a finished job is still reachable from its idle worker")
 }
