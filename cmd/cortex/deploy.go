@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/spf13/cobra"
@@ -70,9 +72,18 @@ func (f *awsFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.profile, "profile", "", "AWS shared config profile (default $AWS_PROFILE)")
 }
 
-// client loads the standard AWS configuration: environment, shared config
-// and credentials files, SSO, web identity, instance roles.
+// client is the Lambda client for the standard AWS configuration.
 func (f *awsFlags) client(ctx context.Context) (*awslambda.Client, error) {
+	cfg, err := f.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return awslambda.NewFromConfig(cfg), nil
+}
+
+// config loads the standard AWS configuration: environment, shared config
+// and credentials files, SSO, web identity, instance roles.
+func (f *awsFlags) config(ctx context.Context) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if f.region != "" {
 		opts = append(opts, config.WithRegion(f.region))
@@ -82,12 +93,12 @@ func (f *awsFlags) client(ctx context.Context) (*awslambda.Client, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return nil, errors.New("no AWS region: pass --region or set AWS_REGION")
+		return aws.Config{}, errors.New("no AWS region: pass --region or set AWS_REGION")
 	}
-	return awslambda.NewFromConfig(cfg), nil
+	return cfg, nil
 }
 
 func checkFormat(format string) error {
@@ -465,55 +476,41 @@ func rollbackCmd() *cobra.Command {
 	return cmd
 }
 
-// predictByName lets `cortex predict NAME` find a deployed function's URL
-// (the Knative Service's status URL, or the Lambda function URL) instead
-// of --url. It decorates the predict command without changing it.
-func predictByName(cmd *cobra.Command) *cobra.Command {
+// addResolveFlags adds the flags that say where a deployed function lives
+// (--target, the cluster flags, the AWS flags) and returns what finds its
+// base URL, and the HTTP client to call it with, from its name.
+func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string) (string, *http.Client, error) {
 	var (
 		target string
 		cf     clusterFlags
 		af     awsFlags
 	)
-	cmd.Use = "predict [NAME]"
-	cmd.Args = cobra.MaximumNArgs(1)
-	cmd.Example += "\n  cortex predict iris -d @examples/oip.json --path /v2/models/iris/infer\n" +
-		"  cortex predict iris --target lambda --region eu-west-1 -d '{}'"
 	cf.add(cmd)
 	af.add(cmd)
 	cmd.Flags().StringVar(&target, "target", targetKnative, "where NAME is deployed: knative or lambda")
-	run := cmd.RunE
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if len(args) == 0 {
-			return run(cmd, args)
-		}
-		if cmd.Flags().Changed("url") {
-			return errors.New("give either NAME or --url, not both")
-		}
-		var u string
+	return func(ctx context.Context, name string) (string, *http.Client, error) {
 		switch target {
 		case targetKnative:
 			d, ns, _, err := cf.client(nil)
 			if err != nil {
-				return err
+				return "", nil, err
 			}
-			if u, err = d.URL(cmd.Context(), ns, args[0]); err != nil {
-				return err
-			}
+			u, err := d.URL(ctx, ns, name)
+			return u, http.DefaultClient, err
 		case targetLambda:
-			api, err := af.client(cmd.Context())
+			cfg, err := af.config(ctx)
 			if err != nil {
-				return err
+				return "", nil, err
 			}
-			if u, err = ldeploy.URL(cmd.Context(), api, args[0]); err != nil {
-				return err
+			ep, err := ldeploy.URL(ctx, awslambda.NewFromConfig(cfg), name)
+			if err != nil {
+				return "", nil, err
 			}
-		default:
-			return fmt.Errorf("--target %q: use knative or lambda", target)
+			if !ep.IAM {
+				return ep.URL, http.DefaultClient, nil
+			}
+			return ep.URL, &http.Client{Transport: ldeploy.SigningTransport(cfg, nil)}, nil
 		}
-		if err := cmd.Flags().Set("url", strings.TrimSuffix(u, "/")); err != nil {
-			return err
-		}
-		return run(cmd, nil)
+		return "", nil, fmt.Errorf("--target %q: use knative or lambda", target)
 	}
-	return cmd
 }

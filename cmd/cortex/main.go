@@ -11,11 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,7 +59,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictByName(predictCmd()), testCmd(), packageCmd(), deployCmd(), getCmd(), deleteCmd(), rollbackCmd())
+	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictCmd(), testCmd(), packageCmd(), deployCmd(), getCmd(), deleteCmd(), rollbackCmd())
 	return root
 }
 
@@ -155,19 +157,35 @@ func predictCmd() *cobra.Command {
 		headers, query          []string
 	)
 	cmd := &cobra.Command{
-		Use:   "predict",
+		Use:   "predict [NAME]",
 		Short: "Send one request to a running function and print the answer",
+		Long: "Send one request to a running function and print the answer.\n\n" +
+			"With NAME, the function is one deployed with cortex deploy: its URL comes from the Knative Service\n" +
+			"or the Lambda function URL, and a request to a Lambda URL with auth type AWS_IAM is signed\n" +
+			"(Signature Version 4) with the standard AWS credentials.",
 		Example: `  cortex predict -d '{"name": "Ada"}'
   cortex predict --url http://localhost:8080 -d @input.json --query shout=true
-  cortex predict --path /v2/models/iris/infer -d @examples/oip.json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			req, err := predictRequest(cmd.InOrStdin(), method, path, data, headers, query)
-			if err != nil {
+  cortex predict --path /v2/models/iris/infer -d @examples/oip.json
+  cortex predict iris -d @examples/oip.json --path /v2/models/iris/infer
+  cortex predict iris --target lambda --region eu-west-1 -d '{}'`,
+		Args: cobra.MaximumNArgs(1),
+	}
+	resolve := addResolveFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		req, err := predictRequest(cmd.InOrStdin(), method, path, data, headers, query)
+		if err != nil {
+			return err
+		}
+		base, hc := url, http.DefaultClient
+		if len(args) == 1 {
+			if cmd.Flags().Changed("url") {
+				return errors.New("give either NAME or --url, not both")
+			}
+			if base, hc, err = resolve(cmd.Context(), args[0]); err != nil {
 				return err
 			}
-			return predict(cmd.Context(), url, req, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		}
+		return predict(cmd.Context(), hc, strings.TrimSuffix(base, "/"), req, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	f := cmd.Flags()
 	f.StringVar(&url, "url", "http://localhost:8080", "the function's base URL")
@@ -198,8 +216,8 @@ func predictRequest(stdin io.Reader, method, path, data string, headers, query [
 
 // predict prints a 2xx body to stdout; any other status prints the body to
 // stderr and fails.
-func predict(ctx context.Context, base string, r client.Request, stdout, stderr io.Writer) error {
-	resp, err := client.Do(ctx, nil, base, r)
+func predict(ctx context.Context, hc *http.Client, base string, r client.Request, stdout, stderr io.Writer) error {
+	resp, err := client.Do(ctx, hc, base, r)
 	if err != nil {
 		return err
 	}

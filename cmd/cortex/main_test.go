@@ -260,3 +260,57 @@ func TestSamples(t *testing.T) {
 		})
 	}
 }
+
+// TestPredictLambdaName resolves a Lambda function URL by name and signs
+// the request when the URL's auth type is AWS_IAM. AWS cannot run here: a
+// local server answers the one Lambda API call predict makes
+// (GetFunctionUrlConfig), and the function URL is a local server that
+// records how it was called (packager/deploy/lambda checks the signature
+// itself).
+func TestPredictLambdaName(t *testing.T) {
+	var gotAuth, gotBody string
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotAuth, gotBody = r.Header.Get("Authorization"), r.URL.Path+" "+string(b)
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer fn.Close()
+	authType := ""
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/2021-10-31/functions/iris/url" {
+			w.Header().Set("X-Amzn-Errortype", "ResourceNotFoundException")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"Type":"User","Message":"Function not found"}`)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"FunctionUrl": fn.URL + "/", "AuthType": authType,
+			"FunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:iris"})
+	}))
+	defer api.Close()
+	empty := filepath.Join(t.TempDir(), "none")
+	for k, v := range map[string]string{"AWS_ENDPOINT_URL_LAMBDA": api.URL, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1", "AWS_PROFILE": "",
+		"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty} {
+		t.Setenv(k, v)
+	}
+	for _, tc := range []struct{ auth, wantPrefix string }{
+		{"AWS_IAM", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"},
+		{"NONE", ""},
+	} {
+		authType, gotAuth = tc.auth, "unset"
+		out, errOut, err := run(t, "", "predict", "iris", "--target", "lambda", "-d", `{"a":1}`)
+		if err != nil || out != "{\"ok\":true}\n" {
+			t.Fatalf("%s: %v, stdout %q, stderr %q", tc.auth, err, out, errOut)
+		}
+		if gotBody != `/predict {"a":1}` {
+			t.Errorf("%s: the function got %q", tc.auth, gotBody)
+		}
+		if !strings.HasPrefix(gotAuth, tc.wantPrefix) || (tc.wantPrefix == "") != (gotAuth == "") ||
+			(tc.wantPrefix != "" && !strings.Contains(gotAuth, "/eu-west-1/lambda/aws4_request")) {
+			t.Errorf("%s: Authorization %q", tc.auth, gotAuth)
+		}
+	}
+	if _, _, err := run(t, "", "predict", "nope", "--target", "lambda"); err == nil || !strings.Contains(err.Error(), "no function URL") {
+		t.Errorf("unknown function: %v", err)
+	}
+}

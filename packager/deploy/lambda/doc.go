@@ -24,6 +24,11 @@
 // AWS then needs both permissions for anyone to call it. The environment
 // keeps variables others set on the function; the spec's win.
 //
+// URL finds a deployed function's URL and whether it takes only signed
+// requests (auth type AWS_IAM); SigningTransport signs them with Signature
+// Version 4, which is how `cortex predict NAME --target lambda` calls a
+// private function.
+//
 // Throttling (429 TooManyRequestsException) is retried by the SDK's
 // standard retryer; AccessDeniedException and credential errors come back
 // as an *AccessError naming the call, with AWS's message.

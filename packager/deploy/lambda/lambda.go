@@ -504,14 +504,22 @@ func (d *deployer) permissions(ctx context.Context, fn Function, exists bool) er
 	return nil
 }
 
-// URL returns the function URL of the Lambda function name.
-func URL(ctx context.Context, api API, name string) (string, error) {
+// Endpoint is a function URL and how a caller authenticates to it.
+type Endpoint struct {
+	URL string
+	// IAM is true when the URL's auth type is AWS_IAM: every request must
+	// be signed with Signature Version 4 (see SigningTransport).
+	IAM bool
+}
+
+// URL returns the function URL of the Lambda function called name.
+func URL(ctx context.Context, api API, name string) (Endpoint, error) {
 	out, err := api.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String(name)})
 	if isNotFound(err) {
-		return "", fmt.Errorf("the Lambda function %q has no function URL (or does not exist): deploy it with cortex deploy --target lambda", name)
+		return Endpoint{}, fmt.Errorf("the Lambda function %q has no function URL (or does not exist): deploy it with cortex deploy --target lambda", name)
 	}
 	if err != nil {
-		return "", classify("GetFunctionUrlConfig", err)
+		return Endpoint{}, classify("GetFunctionUrlConfig", err)
 	}
-	return aws.ToString(out.FunctionUrl), nil
+	return Endpoint{URL: aws.ToString(out.FunctionUrl), IAM: out.AuthType == types.FunctionUrlAuthTypeAwsIam}, nil
 }

@@ -504,6 +504,12 @@ func TestURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, err := lambda.URL(context.Background(), api, "iris")
-	check(t, "url", u, "https://irisabc.lambda-url."+region+".on.aws/")
+	check(t, "endpoint", u, lambda.Endpoint{URL: "https://irisabc.lambda-url." + region + ".on.aws/", IAM: true})
+	check(t, "err", err, nil)
+	if _, err := lambda.Deploy(context.Background(), api, function(zipFile(t, "zip"), "NONE"), fast); err != nil {
+		t.Fatal(err)
+	}
+	u, err = lambda.URL(context.Background(), api, "iris")
+	check(t, "public endpoint", u, lambda.Endpoint{URL: "https://irisabc.lambda-url." + region + ".on.aws/", IAM: false})
 	check(t, "err", err, nil)
 }
