@@ -49,6 +49,8 @@ type WasmConfig struct {
 	Env         map[string]string `json:"env,omitempty"`
 	Clock       bool              `json:"clock,omitempty"`
 	Random      bool              `json:"random,omitempty"`
+	// Uninterruptible is wasm.interruptible: false (wasm.Options).
+	Uninterruptible bool `json:"uninterruptible,omitempty"`
 }
 
 // PredictorConfig is predictor.* from cortex.yaml.

@@ -90,6 +90,7 @@ func loadStages(ctx context.Context, cfg *Config, limits Limits) (*stages, error
 		Env:              cfg.Wasm.Env,
 		Clock:            cfg.Wasm.Clock,
 		Random:           cfg.Wasm.Random,
+		Uninterruptible:  cfg.Wasm.Uninterruptible,
 	}
 	s := &stages{modules: map[string]*wasm.Module{}}
 	open := func(path string) (*wasm.Module, error) {

@@ -378,7 +378,7 @@ func jsonSafe(v any, path string) error {
 // The known keys of each section, in the order a spec usually lists them.
 var (
 	topKeys         = []string{"name", "predictor", "pre", "post", "wasm", "compute", "autoscaling", "batching", "limits", "targets"}
-	wasmKeys        = []string{"memory", "env", "clock", "random"}
+	wasmKeys        = []string{"memory", "env", "clock", "random", "interruptible"}
 	predictorKeys   = []string{"type", "model", "models", "models_dir", "cache_size", "poll_interval", "default_model", "path", "config"}
 	modelKeys       = []string{"name", "path"}
 	computeKeys     = []string{"cpu", "mem", "gpu"}
@@ -415,6 +415,8 @@ func (d *decoder) spec(n *yaml.Node, s *Spec) {
 						s.Wasm.Clock = d.boolean(v, p)
 					case "random":
 						s.Wasm.Random = d.boolean(v, p)
+					case "interruptible":
+						s.Wasm.Uninterruptible = !d.boolean(v, p)
 					}
 				})
 			}

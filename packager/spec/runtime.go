@@ -27,10 +27,11 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 		Pre:  slash(s.Pre),
 		Post: slash(s.Post),
 		Wasm: runtime.WasmConfig{
-			MemoryLimit: int64(s.Wasm.Memory),
-			Env:         s.Wasm.Env,
-			Clock:       s.Wasm.Clock,
-			Random:      s.Wasm.Random,
+			MemoryLimit:     int64(s.Wasm.Memory),
+			Env:             s.Wasm.Env,
+			Clock:           s.Wasm.Clock,
+			Random:          s.Wasm.Random,
+			Uninterruptible: s.Wasm.Uninterruptible,
 		},
 		GPU: s.Compute.GPU,
 		Limits: runtime.Limits{

@@ -131,6 +131,10 @@ type Wasm struct {
 	// Random grants real randomness; without it a stage gets a fixed
 	// sequence.
 	Random bool
+	// Uninterruptible is wasm.interruptible: false: stage code runs several
+	// times faster, but a deadline can no longer stop a call (the caller
+	// still gets its 504; the stage keeps its slot until it returns).
+	Uninterruptible bool
 }
 
 // Autoscaling is autoscaling.* in cortex.yaml; the names follow Knative's

@@ -463,6 +463,29 @@ func TestRuntimeConfig(t *testing.T) {
 	}
 }
 
+// TestWasmInterruptible: stage calls are interruptible unless the spec
+// says interruptible: false, and the runtime is told so.
+func TestWasmInterruptible(t *testing.T) {
+	const base = "name: fn\npredictor: {type: go, path: ./p}\npre: s.wasm\n"
+	for yaml, want := range map[string]bool{
+		base:                                    false,
+		base + "wasm: {interruptible: true}\n":  false,
+		base + "wasm: {interruptible: false}\n": true,
+	} {
+		s, err := spec.Parse([]byte(yaml), "cortex.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", yaml, err)
+		}
+		if got := s.RuntimeConfig().Wasm.Uninterruptible; got != want {
+			t.Errorf("%q: runtime Uninterruptible = %v, want %v", yaml, got, want)
+		}
+	}
+	if _, err := spec.Parse([]byte(base+"wasm: {interruptible: no thanks}\n"), "cortex.yaml"); err == nil ||
+		!strings.Contains(err.Error(), "wasm.interruptible: must be true or false") {
+		t.Errorf("a non-boolean: %v", err)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*/cortex.yaml")
 	more, _ := filepath.Glob("testdata/*.yaml")

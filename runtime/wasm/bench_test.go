@@ -36,9 +36,11 @@ type stageCase struct {
 
 func stageCases(b *testing.B) []stageCase {
 	m := newModule(b, "echo", wasm.Options{Instances: 1, Logger: quiet(b)})
+	u := newModule(b, "echo", wasm.Options{Instances: 1, Uninterruptible: true, Logger: quiet(b)})
 	return []stageCase{
 		{"preprocess", m.Preprocess, directPre},
 		{"postprocess", m.Postprocess, directPost},
+		{"postprocess-uninterruptible", u.Postprocess, directPost},
 	}
 }
 

@@ -61,6 +61,9 @@
 // per call. The call overhead stays within a few microseconds, but guest
 // code runs several times slower, most of all Go guests (the Go wasm
 // backend puts a loop around every function body). See BENCHMARKS.md.
+// Options.Uninterruptible turns it off for a guest that is trusted to
+// finish: its code then runs at wazero's full speed, and a deadline is
+// noticed only when the call returns.
 //
 // # Metrics
 //

@@ -133,7 +133,7 @@ func New(ctx context.Context, wasmPath string, opts Options) (*Module, error) {
 		done: make(chan struct{}),
 	}
 	m.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true). // lets a deadline stop a runaway guest
+		WithCloseOnContextDone(!opts.Uninterruptible). // lets a deadline stop a runaway guest
 		WithCompilationCache(cache))
 	if err := m.init(ctx, wasmPath, bin); err != nil {
 		m.rt.Close(context.WithoutCancel(ctx))

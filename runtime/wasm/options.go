@@ -39,6 +39,15 @@ type Options struct {
 	// module, the wazero version and the architecture). Without it the
 	// cache lives in this process only.
 	CacheDir string
+	// Uninterruptible runs guest code without the checks that let a
+	// deadline or cancellation stop it mid-call, several times faster (see
+	// the package doc's Cost). A call then always runs to its end: the
+	// caller still gets its 504 at the deadline (the runtime does not wait),
+	// but the instance, and the request's concurrency slot, stay busy until
+	// the guest returns, and a guest that never returns holds them for
+	// good. For stages whose code the function's owner trusts to finish
+	// (cortex.yaml wasm.interruptible: false).
+	Uninterruptible bool
 	// Logger receives what the guest sends through the cortex.log import,
 	// and discards with their cause. Nil means slog.Default().
 	Logger *slog.Logger

@@ -240,6 +240,30 @@ func TestDeadline(t *testing.T) {
 	wantError(t, err, 504, "wasm stage preprocess timed out", context.DeadlineExceeded)
 }
 
+// TestUninterruptible: the same guest busy for 300 ms by the real clock,
+// under a 20 ms deadline. An interruptible call is stopped (504, instance
+// replaced); an uninterruptible one runs to its end and returns its output,
+// its instance kept.
+func TestUninterruptible(t *testing.T) {
+	for _, uninterruptible := range []bool{false, true} {
+		m := newModule(t, "misbehave", wasm.Options{Instances: 1, Clock: true, Uninterruptible: uninterruptible, Logger: quiet(t)})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		out, err := m.Preprocess(ctx, []byte("spin:300ms"))
+		cancel()
+		if uninterruptible {
+			if err != nil || string(out) != "spun" {
+				t.Errorf("uninterruptible: got %q, %v; want the guest's output", out, err)
+			}
+		} else {
+			wantError(t, err, 504, "wasm stage preprocess timed out", context.DeadlineExceeded)
+		}
+		wantServed(t, m)
+		if got, want := m.Stats().Discards[wasm.DiscardDeadline], map[bool]uint64{false: 1, true: 0}[uninterruptible]; got != want {
+			t.Errorf("uninterruptible %v: %d deadline discards, want %d", uninterruptible, got, want)
+		}
+	}
+}
+
 func TestMemoryLimit(t *testing.T) {
 	var logs syncBuffer
 	const limit = 1024 // 64 MiB

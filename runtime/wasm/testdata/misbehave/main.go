@@ -47,6 +47,15 @@ func run(in []byte) ([]byte, error) {
 		for {
 			sink++
 		}
+	case "spin": // spin:DURATION of busy work, by the guest's clock (grant Clock for real time)
+		d, err := time.ParseDuration(string(arg))
+		if err != nil {
+			return nil, err
+		}
+		for start := time.Now(); time.Since(start) < d; {
+			sink++
+		}
+		return []byte("spun"), nil
 	case "bomb":
 		for {
 			keep = append(keep, make([]byte, 1<<20))
