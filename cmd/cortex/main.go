@@ -172,15 +172,15 @@ func predictCmd() *cobra.Command {
 	}
 	resolve := addResolveFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 1 && cmd.Flags().Changed("url") {
+			return errors.New("give either NAME or --url, not both")
+		}
 		req, err := predictRequest(cmd.InOrStdin(), method, path, data, headers, query)
 		if err != nil {
 			return err
 		}
 		base, hc := url, http.DefaultClient
 		if len(args) == 1 {
-			if cmd.Flags().Changed("url") {
-				return errors.New("give either NAME or --url, not both")
-			}
 			if base, hc, err = resolve(cmd.Context(), args[0]); err != nil {
 				return err
 			}
