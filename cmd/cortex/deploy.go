@@ -32,6 +32,18 @@ const (
 	targetLambda  = "lambda"
 )
 
+// addTarget adds --target, for the commands that act on a deployed
+// function, and returns where its value goes.
+func addTarget(cmd *cobra.Command) *string {
+	var target string
+	cmd.Flags().StringVar(&target, "target", targetKnative, "where NAME is deployed: knative or lambda")
+	return &target
+}
+
+func badTarget(target string) error {
+	return fmt.Errorf("--target %q: use knative or lambda", target)
+}
+
 // clusterFlags are the kubectl-style flags of every command that talks to
 // a Kubernetes cluster.
 type clusterFlags struct {
@@ -217,7 +229,7 @@ func deployCmd() *cobra.Command {
 				})
 				return printLambda(stdout, stderr, output, res, err)
 			}
-			return fmt.Errorf("--target %q: use knative or lambda", target)
+			return badTarget(target)
 		},
 	}
 	f := cmd.Flags()
@@ -298,13 +310,7 @@ func printLambda(stdout, stderr io.Writer, output string, res *ldeploy.Result, e
 			return werr
 		}
 	case res.DryRun:
-		for _, c := range res.Calls {
-			state := "call"
-			if c.Planned {
-				state = "would call"
-			}
-			fmt.Fprintf(stdout, "%s %s %s\n", state, c.Op, c.Detail)
-		}
+		writeCalls(stdout, res.Calls)
 	case err == nil:
 		fmt.Fprintf(stderr, "%s Lambda function %s (URL auth %s)\n", res.Action, res.Name, res.AuthType)
 		fmt.Fprintln(stdout, res.URL)
@@ -312,51 +318,105 @@ func printLambda(stdout, stderr io.Writer, output string, res *ldeploy.Result, e
 	return err
 }
 
+// writeCalls prints the Lambda calls of a dry run, one a line.
+func writeCalls(w io.Writer, calls []ldeploy.Call) {
+	for _, c := range calls {
+		state := "call"
+		if c.Planned {
+			state = "would call"
+		}
+		fmt.Fprintf(w, "%s %s %s\n", state, c.Op, c.Detail)
+	}
+}
+
 func getCmd() *cobra.Command {
 	var (
 		output string
 		cf     clusterFlags
+		af     awsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "get [NAME]",
-		Short: "Show deployed functions (Knative): URL, readiness, revision, traffic, scale, GPU",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(output); err != nil {
-				return err
-			}
+		Short: "Show deployed functions on Knative or Lambda: URL, readiness or state, and how they run",
+		Long: "Get shows the function NAME, or with no NAME every function cortex deployed.\n\n" +
+			"--target knative (the default) reads the Knative Services in the namespace: readiness, URL,\n" +
+			"revision, traffic, scale and GPU.\n\n" +
+			"--target lambda reads the Lambda functions in the region, with the standard AWS credential\n" +
+			"chain: URL and its auth type, state, architecture, memory and last change. The list holds the\n" +
+			"functions with the cortex.function tag; NAME may be any function.\n\n" +
+			"A table goes to stdout; --output json or yaml prints every field.",
+		Example: "  cortex get\n" +
+			"  cortex get iris -o yaml\n" +
+			"  cortex get --target lambda --region eu-west-1",
+		Args: cobra.MaximumNArgs(1),
+	}
+	target := addTarget(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkFormat(output); err != nil {
+			return err
+		}
+		switch *target {
+		case targetKnative:
 			d, ns, _, err := cf.client(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			var fs []kdeploy.Function
-			if len(args) == 1 {
-				f, err := d.Get(cmd.Context(), ns, args[0])
-				if err != nil {
-					return err
-				}
-				if output != "text" {
-					return writeData(cmd.OutOrStdout(), output, f)
-				}
-				fs = []kdeploy.Function{*f}
-			} else {
-				if fs, err = d.List(cmd.Context(), ns); err != nil {
-					return err
-				}
-				if output != "text" {
-					return writeData(cmd.OutOrStdout(), output, fs)
-				}
-				if len(fs) == 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "no functions in namespace %s\n", ns)
-					return nil
-				}
+			return show(cmd, output, args, "no functions in namespace "+ns, writeFunctions,
+				func(ctx context.Context, name string) (*kdeploy.Function, error) { return d.Get(ctx, ns, name) },
+				func(ctx context.Context) ([]kdeploy.Function, error) { return d.List(ctx, ns) })
+		case targetLambda:
+			api, err := af.client(cmd.Context())
+			if err != nil {
+				return err
 			}
-			return writeFunctions(cmd.OutOrStdout(), fs)
-		},
+			get := func(ctx context.Context, name string) (*ldeploy.Info, error) {
+				i, err := ldeploy.Get(ctx, api, name)
+				if err == nil && !i.DeployedByCortex {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s was not deployed by cortex (it has no %s tag)\n", name, ldeploy.TagFunction)
+				}
+				return i, err
+			}
+			return show(cmd, output, args, "no cortex functions on Lambda in region "+api.Options().Region, writeLambdaFunctions,
+				get, func(ctx context.Context) ([]ldeploy.Info, error) { return ldeploy.List(ctx, api) })
+		}
+		return badTarget(*target)
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or yaml")
 	cf.add(cmd)
+	af.add(cmd)
 	return cmd
+}
+
+// show is `cortex get` on one target: the function args names, or all of
+// them, as data or as a table; none is what stderr says when there are
+// none.
+func show[F any](cmd *cobra.Command, output string, args []string, none string, table func(io.Writer, []F) error,
+	get func(context.Context, string) (*F, error), list func(context.Context) ([]F, error)) error {
+	stdout := cmd.OutOrStdout()
+	var fs []F
+	if len(args) == 1 {
+		f, err := get(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if output != "text" {
+			return writeData(stdout, output, f)
+		}
+		fs = []F{*f}
+	} else {
+		var err error
+		if fs, err = list(cmd.Context()); err != nil {
+			return err
+		}
+		if output != "text" {
+			return writeData(stdout, output, fs)
+		}
+		if len(fs) == 0 {
+			fmt.Fprintln(cmd.ErrOrStderr(), none)
+			return nil
+		}
+	}
+	return table(stdout, fs)
 }
 
 func writeFunctions(w io.Writer, fs []kdeploy.Function) error {
@@ -380,6 +440,19 @@ func writeFunctions(w io.Writer, fs []kdeploy.Function) error {
 	return tw.Flush()
 }
 
+func writeLambdaFunctions(w io.Writer, fs []ldeploy.Info) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tURL\tAUTH\tSTATE\tARCH\tMEMORY\tLAST-MODIFIED")
+	for _, f := range fs {
+		state := f.State
+		if f.LastUpdateStatus != "" && f.LastUpdateStatus != "Successful" {
+			state += " (update " + f.LastUpdateStatus + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d MB\t%s\n", f.Name, dash(f.URL), dash(f.URLAuth), dash(state), dash(f.Arch), f.Memory, dash(f.LastModified))
+	}
+	return tw.Flush()
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -389,35 +462,80 @@ func dash(s string) string {
 
 func deleteCmd() *cobra.Command {
 	var (
-		yes bool
-		cf  clusterFlags
+		yes, force, dryRun bool
+		cf                 clusterFlags
+		af                 awsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a deployed function (Knative Service) and its revisions",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, ns, _, err := cf.client(cmd.ErrOrStderr())
+		Short: "Delete a deployed function: a Knative Service with its revisions, or a Lambda function with its URL",
+		Long: "Delete asks for confirmation (--yes does not), then deletes the function.\n\n" +
+			"--target knative (the default) deletes the Knative Service; Knative deletes its revisions and\n" +
+			"routes with it.\n\n" +
+			"--target lambda deletes the function URL config, then the Lambda function (its resource policy\n" +
+			"goes with it). It refuses a function without the cortex.function tag, one cortex did not\n" +
+			"deploy, unless --force. --dry-run prints the calls it would make and deletes nothing.",
+		Example: "  cortex delete iris\n" +
+			"  cortex delete iris --target lambda --region eu-west-1 --yes\n" +
+			"  cortex delete iris --target lambda --dry-run",
+		Args: cobra.ExactArgs(1),
+	}
+	target := addTarget(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		name, ctx, stderr := args[0], cmd.Context(), cmd.ErrOrStderr()
+		switch *target {
+		case targetKnative:
+			if cmd.Flags().Changed("force") || cmd.Flags().Changed("dry-run") {
+				return errors.New("--force and --dry-run are for --target lambda")
+			}
+			d, ns, _, err := cf.client(stderr)
 			if err != nil {
 				return err
 			}
-			name := args[0]
-			if !yes {
-				fmt.Fprintf(cmd.ErrOrStderr(), "delete function %s in namespace %s, with all its revisions? [y/N] ", name, ns)
-				ok, err := confirm(cmd.InOrStdin())
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return exitError{"not deleted"}
-				}
+			if err := confirmDelete(cmd, yes, fmt.Sprintf("function %s in namespace %s, with all its revisions", name, ns)); err != nil {
+				return err
 			}
-			return d.Delete(cmd.Context(), ns, name)
-		},
+			return d.Delete(ctx, ns, name)
+		case targetLambda:
+			api, err := af.client(ctx)
+			if err != nil {
+				return err
+			}
+			if err := confirmDelete(cmd, yes || dryRun, fmt.Sprintf("Lambda function %s in region %s, with its function URL", name, api.Options().Region)); err != nil {
+				return err
+			}
+			res, err := ldeploy.Delete(ctx, api, name, ldeploy.DeleteOptions{Force: force, DryRun: dryRun, Progress: stderr})
+			if err == nil && res.DryRun {
+				writeCalls(cmd.OutOrStdout(), res.Calls)
+			}
+			return err
+		}
+		return badTarget(*target)
 	}
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	f := cmd.Flags()
+	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	f.BoolVar(&force, "force", false, "Lambda: delete a function cortex did not deploy (no cortex.function tag)")
+	f.BoolVar(&dryRun, "dry-run", false, "Lambda: print the calls that would be made; delete nothing")
 	cf.add(cmd)
+	af.add(cmd)
 	return cmd
+}
+
+// confirmDelete asks whether to delete what, unless yes; a no ends the
+// command.
+func confirmDelete(cmd *cobra.Command, yes bool, what string) error {
+	if yes {
+		return nil
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "delete %s? [y/N] ", what)
+	ok, err := confirm(cmd.InOrStdin())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return exitError{"not deleted"}
+	}
+	return nil
 }
 
 // confirm reads one line and reports whether it says yes. End of input is
@@ -439,18 +557,28 @@ func rollbackCmd() *cobra.Command {
 		output  string
 		timeout time.Duration
 		dryRun  bool
+		target  *string
 		cf      clusterFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "rollback NAME [REVISION]",
-		Short: "Send all of a function's traffic to an earlier Ready revision (default: the previous one)",
+		Short: "Send all of a Knative function's traffic to an earlier Ready revision (default: the previous one)",
 		Long: "Rollback points 100% of the function's traffic at REVISION, or at the newest Ready revision\n" +
 			"older than the one serving most traffic now. A later cortex deploy sends traffic to its new\n" +
-			"revision again.",
+			"revision again.\n\n" +
+			"Rollback is for Knative targets only so far: cortex deploys Lambda functions without\n" +
+			"published versions, so there is no earlier version to go back to.",
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(output); err != nil {
 				return err
+			}
+			switch *target {
+			case targetKnative:
+			case targetLambda:
+				return errors.New("rollback is only for Knative targets so far: Lambda functions are deployed without published versions, so there is no earlier version to go back to")
+			default:
+				return badTarget(*target)
 			}
 			d, ns, _, err := cf.client(cmd.ErrOrStderr())
 			if err != nil {
@@ -472,6 +600,7 @@ func rollbackCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or yaml")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for Knative to report the route Ready")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the Service that would be applied; write nothing")
+	target = addTarget(cmd)
 	cf.add(cmd)
 	return cmd
 }
@@ -481,15 +610,14 @@ func rollbackCmd() *cobra.Command {
 // base URL, and the HTTP client to call it with, from its name.
 func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string) (string, *http.Client, error) {
 	var (
-		target string
-		cf     clusterFlags
-		af     awsFlags
+		cf clusterFlags
+		af awsFlags
 	)
 	cf.add(cmd)
 	af.add(cmd)
-	cmd.Flags().StringVar(&target, "target", targetKnative, "where NAME is deployed: knative or lambda")
+	target := addTarget(cmd)
 	return func(ctx context.Context, name string) (string, *http.Client, error) {
-		switch target {
+		switch *target {
 		case targetKnative:
 			d, ns, _, err := cf.client(nil)
 			if err != nil {
@@ -511,6 +639,6 @@ func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string) 
 			}
 			return ep.URL, &http.Client{Transport: ldeploy.SigningTransport(cfg, nil)}, nil
 		}
-		return "", nil, fmt.Errorf("--target %q: use knative or lambda", target)
+		return "", nil, badTarget(*target)
 	}
 }

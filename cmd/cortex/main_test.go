@@ -287,12 +287,7 @@ func TestPredictLambdaName(t *testing.T) {
 			"FunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:iris"})
 	}))
 	defer api.Close()
-	empty := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{"AWS_ENDPOINT_URL_LAMBDA": api.URL, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1", "AWS_PROFILE": "",
-		"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty} {
-		t.Setenv(k, v)
-	}
+	fakeAWS(t, api.URL)
 	for _, tc := range []struct{ auth, wantPrefix string }{
 		{"AWS_IAM", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"},
 		{"NONE", ""},
@@ -312,5 +307,118 @@ func TestPredictLambdaName(t *testing.T) {
 	}
 	if _, _, err := run(t, "", "predict", "nope", "--target", "lambda"); err == nil || !strings.Contains(err.Error(), "no function URL") {
 		t.Errorf("unknown function: %v", err)
+	}
+}
+
+// TestGetDeleteLambda runs get and delete with --target lambda. AWS cannot
+// run here: a local server answers the Lambda API calls they make, for one
+// function cortex deployed (packager/deploy/lambda tests the calls against
+// a fuller fake).
+func TestGetDeleteLambda(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls []string
+	)
+	const arn = "arn:aws:lambda:eu-west-1:123456789012:function:iris"
+	config := map[string]any{"FunctionName": "iris", "FunctionArn": arn, "Runtime": "provided.al2023",
+		"Environment": map[string]any{"Variables": map[string]string{"CORTEX_CONFIG": "/var/task/cortex.json"}},
+		"MemorySize":  1024, "Timeout": 35, "Architectures": []string{"arm64"}, "CodeSha256": "abc=",
+		"LastModified": "2026-01-01T00:00:00.000+0000"}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := map[string]string{
+			"GET /2015-03-31/functions":             "ListFunctions",
+			"GET /2015-03-31/functions/iris":        "GetFunction",
+			"GET /2021-10-31/functions/iris/url":    "GetFunctionUrlConfig",
+			"DELETE /2021-10-31/functions/iris/url": "DeleteFunctionUrlConfig",
+			"DELETE /2015-03-31/functions/iris":     "DeleteFunction",
+		}[r.Method+" "+r.URL.Path]
+		mu.Lock()
+		calls = append(calls, op)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch op {
+		case "ListFunctions":
+			json.NewEncoder(w).Encode(map[string]any{"Functions": []any{config}})
+		case "GetFunction":
+			active := map[string]any{"State": "Active", "LastUpdateStatus": "Successful"}
+			for k, v := range config {
+				active[k] = v
+			}
+			json.NewEncoder(w).Encode(map[string]any{"Configuration": active, "Tags": map[string]string{"cortex.function": "iris"}})
+		case "GetFunctionUrlConfig":
+			json.NewEncoder(w).Encode(map[string]string{"FunctionUrl": "https://iris.lambda-url.eu-west-1.on.aws/", "AuthType": "AWS_IAM", "FunctionArn": arn})
+		case "DeleteFunctionUrlConfig", "DeleteFunction":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Header().Set("X-Amzn-Errortype", "ResourceNotFoundException")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"Type":"User","Message":"Function not found"}`)
+		}
+	}))
+	defer api.Close()
+	fakeAWS(t, api.URL)
+	took := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		c := calls
+		calls = nil
+		return c
+	}
+
+	out, errOut, err := run(t, "", "get", "--target", "lambda", "-o", "json")
+	if err != nil {
+		t.Fatalf("get: %v\n%s", err, errOut)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("get -o json is not JSON: %v\n%s", err, out)
+	}
+	if len(list) != 1 || list[0]["name"] != "iris" || list[0]["url_auth"] != "AWS_IAM" || list[0]["state"] != "Active" {
+		t.Errorf("get -o json: %s", out)
+	}
+	took()
+
+	out, _, err = run(t, "", "get", "iris", "--target", "lambda")
+	if err != nil || !strings.HasPrefix(out, "NAME") || !strings.Contains(out, "iris.lambda-url") || !strings.Contains(out, "1024 MB") {
+		t.Errorf("get iris: %v\n%s", err, out)
+	}
+	took()
+
+	if _, _, err := run(t, "n\n", "delete", "iris", "--target", "lambda"); err == nil || err.Error() != "not deleted" {
+		t.Errorf("delete answered no: %v", err)
+	}
+	if c := took(); len(c) != 0 {
+		t.Errorf("delete answered no made calls: %v", c)
+	}
+
+	out, _, err = run(t, "", "delete", "iris", "--target", "lambda", "--dry-run")
+	if err != nil || !strings.Contains(out, "would call DeleteFunction iris") {
+		t.Errorf("delete --dry-run: %v\n%s", err, out)
+	}
+	if c := strings.Join(took(), " "); c != "GetFunction GetFunctionUrlConfig" {
+		t.Errorf("delete --dry-run calls: %s", c)
+	}
+
+	if _, errOut, err := run(t, "", "delete", "iris", "--target", "lambda", "--yes"); err != nil {
+		t.Fatalf("delete: %v\n%s", err, errOut)
+	}
+	if c := strings.Join(took(), " "); c != "GetFunction GetFunctionUrlConfig DeleteFunctionUrlConfig DeleteFunction" {
+		t.Errorf("delete calls: %s", c)
+	}
+
+	if _, _, err := run(t, "", "rollback", "iris", "--target", "lambda"); err == nil || !strings.Contains(err.Error(), "only for Knative") {
+		t.Errorf("rollback --target lambda: %v", err)
+	}
+}
+
+// fakeAWS points the AWS SDK's Lambda client at endpoint, in eu-west-1,
+// with static credentials and no shared config or credentials file.
+func fakeAWS(t *testing.T, endpoint string) {
+	t.Helper()
+	empty := filepath.Join(t.TempDir(), "none")
+	for k, v := range map[string]string{"AWS_ENDPOINT_URL_LAMBDA": endpoint, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1", "AWS_PROFILE": "",
+		"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty} {
+		t.Setenv(k, v)
 	}
 }

@@ -23,8 +23,8 @@ import (
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
-// API is the part of the Lambda client Deploy calls; *lambda.Client
-// implements it.
+// API is the part of the Lambda client Deploy, Get, List, Delete and URL
+// call; *lambda.Client implements it.
 type API interface {
 	GetFunction(context.Context, *lambda.GetFunctionInput, ...func(*lambda.Options)) (*lambda.GetFunctionOutput, error)
 	GetFunctionConfiguration(context.Context, *lambda.GetFunctionConfigurationInput, ...func(*lambda.Options)) (*lambda.GetFunctionConfigurationOutput, error)
@@ -37,6 +37,9 @@ type API interface {
 	GetPolicy(context.Context, *lambda.GetPolicyInput, ...func(*lambda.Options)) (*lambda.GetPolicyOutput, error)
 	AddPermission(context.Context, *lambda.AddPermissionInput, ...func(*lambda.Options)) (*lambda.AddPermissionOutput, error)
 	RemovePermission(context.Context, *lambda.RemovePermissionInput, ...func(*lambda.Options)) (*lambda.RemovePermissionOutput, error)
+	ListFunctions(context.Context, *lambda.ListFunctionsInput, ...func(*lambda.Options)) (*lambda.ListFunctionsOutput, error)
+	DeleteFunctionUrlConfig(context.Context, *lambda.DeleteFunctionUrlConfigInput, ...func(*lambda.Options)) (*lambda.DeleteFunctionUrlConfigOutput, error)
+	DeleteFunction(context.Context, *lambda.DeleteFunctionInput, ...func(*lambda.Options)) (*lambda.DeleteFunctionOutput, error)
 }
 
 var _ API = (*lambda.Client)(nil)
@@ -142,32 +145,75 @@ func (e *AccessError) Error() string {
 var ErrNoRole = errors.New("lambda: creating a function needs an execution role: pass --role arn:aws:iam::ACCOUNT:role/NAME (a role lambda.amazonaws.com may assume, with the AWSLambdaBasicExecutionRole policy)")
 
 type deployer struct {
+	recorder
 	api API
 	o   Options
 	res *Result
 }
 
-func (d *deployer) say(format string, args ...any) {
-	if d.o.Progress != nil {
-		fmt.Fprintf(d.o.Progress, format+"\n", args...)
+// recorder makes the Lambda calls of one Deploy or Delete and records
+// them; in a dry run it makes the reads and only records the writes.
+type recorder struct {
+	dryRun   bool
+	progress io.Writer
+	// calls receives a Call per call; nil records nothing.
+	calls *[]Call
+}
+
+func (r *recorder) say(format string, args ...any) {
+	if r.progress != nil {
+		fmt.Fprintf(r.progress, format+"\n", args...)
+	}
+}
+
+func (r *recorder) record(c Call) {
+	if r.calls != nil {
+		*r.calls = append(*r.calls, c)
 	}
 }
 
 // read records and makes a read call.
-func (d *deployer) read(op, detail string, call func() error) error {
-	d.res.Calls = append(d.res.Calls, Call{Op: op, Detail: detail})
+func (r *recorder) read(op, detail string, call func() error) error {
+	r.record(Call{Op: op, Detail: detail})
 	return classify(op, call())
 }
 
 // write records a write call and, unless this is a dry run, makes it.
-func (d *deployer) write(op, detail string, call func() error) error {
-	d.res.Calls = append(d.res.Calls, Call{Op: op, Detail: detail, Planned: d.o.DryRun})
-	if d.o.DryRun {
-		d.say("would call %s %s", op, detail)
+func (r *recorder) write(op, detail string, call func() error) error {
+	r.record(Call{Op: op, Detail: detail, Planned: r.dryRun})
+	if r.dryRun {
+		r.say("would call %s %s", op, detail)
 		return nil
 	}
-	d.say("%s %s", op, detail)
+	r.say("%s %s", op, detail)
 	return classify(op, call())
+}
+
+// getFunction reads the function's configuration and tags. A missing
+// function is an error wrapping ErrNotFound.
+func (r *recorder) getFunction(ctx context.Context, api API, name string) (*lambda.GetFunctionOutput, error) {
+	var out *lambda.GetFunctionOutput
+	err := r.read("GetFunction", name, func() (err error) {
+		out, err = api.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
+		return err
+	})
+	if isNotFound(err) {
+		return nil, notFound(api, name)
+	}
+	return out, err
+}
+
+// urlConfig reads the function's URL config: nil when it has none.
+func (r *recorder) urlConfig(ctx context.Context, api API, name string) (*lambda.GetFunctionUrlConfigOutput, error) {
+	var out *lambda.GetFunctionUrlConfigOutput
+	err := r.read("GetFunctionUrlConfig", name, func() (err error) {
+		out, err = api.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String(name)})
+		return err
+	})
+	if isNotFound(err) {
+		return nil, nil
+	}
+	return out, err
 }
 
 // classify turns the errors a user must act on into an *AccessError.
@@ -211,17 +257,14 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (*Result, erro
 	sum := sha256.Sum256(zip)
 	codeSHA := base64.StdEncoding.EncodeToString(sum[:])
 	d := &deployer{api: api, o: o, res: &Result{Name: fn.Name, AuthType: fn.URLAuth, Action: "unchanged", DryRun: o.DryRun}}
+	d.recorder = recorder{dryRun: o.DryRun, progress: o.Progress, calls: &d.res.Calls}
 	name := aws.String(fn.Name)
 	arch := []types.Architecture{types.Architecture(fn.Arch)}
 
-	var cur *lambda.GetFunctionOutput
-	err = d.read("GetFunction", fn.Name, func() (err error) {
-		cur, err = api.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: name})
-		return err
-	})
+	cur, err := d.getFunction(ctx, api, fn.Name)
 	exists := true
 	switch {
-	case isNotFound(err):
+	case errors.Is(err, ErrNotFound):
 		exists = false
 	case err != nil:
 		return nil, err
@@ -383,23 +426,17 @@ func (d *deployer) url(ctx context.Context, fn Function, exists bool) error {
 	name := aws.String(fn.Name)
 	auth := types.FunctionUrlAuthType(fn.URLAuth)
 	var cur *lambda.GetFunctionUrlConfigOutput
-	found := false
 	if exists {
-		err := d.read("GetFunctionUrlConfig", fn.Name, func() (err error) {
-			cur, err = d.api.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: name})
+		var err error
+		if cur, err = d.urlConfig(ctx, d.api, fn.Name); err != nil {
 			return err
-		})
-		switch {
-		case isNotFound(err):
-		case err != nil:
-			return err
-		default:
-			found = true
+		}
+		if cur != nil {
 			d.res.URL = aws.ToString(cur.FunctionUrl)
 		}
 	}
 	switch {
-	case !found:
+	case cur == nil:
 		d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
 		return d.write("CreateFunctionUrlConfig", fn.Name+" (auth "+fn.URLAuth+")", func() error {
 			out, err := d.api.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: name, AuthType: auth})
@@ -514,12 +551,12 @@ type Endpoint struct {
 
 // URL returns the function URL of the Lambda function called name.
 func URL(ctx context.Context, api API, name string) (Endpoint, error) {
-	out, err := api.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String(name)})
-	if isNotFound(err) {
-		return Endpoint{}, fmt.Errorf("the Lambda function %q has no function URL (or does not exist): deploy it with cortex deploy --target lambda", name)
-	}
+	out, err := (&recorder{}).urlConfig(ctx, api, name)
 	if err != nil {
-		return Endpoint{}, classify("GetFunctionUrlConfig", err)
+		return Endpoint{}, err
+	}
+	if out == nil {
+		return Endpoint{}, fmt.Errorf("the Lambda function %q has no function URL (or does not exist): deploy it with cortex deploy --target lambda", name)
 	}
 	return Endpoint{URL: aws.ToString(out.FunctionUrl), IAM: out.AuthType == types.FunctionUrlAuthTypeAwsIam}, nil
 }

@@ -16,11 +16,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +45,12 @@ type fakeLambda struct {
 	fail map[string]*fakeError
 	// bodies keeps the last request body per operation.
 	bodies map[string]map[string]any
+	// pageSize is how many functions a ListFunctions page holds (Lambda:
+	// up to 50).
+	pageSize int
+	// hideTags makes GetFunction answer a TagsError, as Lambda does to a
+	// caller not allowed lambda:ListTags.
+	hideTags bool
 }
 
 type fakeError struct {
@@ -56,12 +64,26 @@ type fakeFunc struct {
 	config map[string]any
 	url    map[string]any
 	policy []map[string]any
+	tags   map[string]any
 	// pending counts the reads before an asynchronous change completes.
 	pending int
 }
 
 func newFake() *fakeLambda {
-	return &fakeLambda{funcs: map[string]*fakeFunc{}, fail: map[string]*fakeError{}, bodies: map[string]map[string]any{}}
+	return &fakeLambda{funcs: map[string]*fakeFunc{}, fail: map[string]*fakeError{}, bodies: map[string]map[string]any{}, pageSize: 50}
+}
+
+// add puts an Active function there as someone else would make it: with
+// the given runtime, environment and tags (nil: none).
+func (f *fakeLambda) add(name, runtime string, env, tags map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.funcs[name] = &fakeFunc{config: map[string]any{
+		"FunctionName": name, "FunctionArn": "arn:aws:lambda:" + region + ":" + account + ":function:" + name,
+		"Runtime": runtime, "Handler": "bootstrap", "MemorySize": 128, "Timeout": 3, "Architectures": []string{"x86_64"},
+		"Environment": map[string]any{"Variables": env}, "CodeSha256": sha([]byte(name)),
+		"LastModified": "2026-01-02T03:04:05.000+0000", "State": "Active", "LastUpdateStatus": "Successful",
+	}, tags: tags}
 }
 
 func (f *fakeLambda) log() []string {
@@ -121,8 +143,12 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == "POST" && len(parts) == 2 && parts[1] == "functions":
 		op, name = "CreateFunction", body["FunctionName"].(string)
+	case r.Method == "GET" && len(parts) == 2 && parts[1] == "functions":
+		op = "ListFunctions"
 	case r.Method == "GET" && len(parts) == 3:
 		op = "GetFunction"
+	case r.Method == "DELETE" && len(parts) == 3:
+		op = "DeleteFunction"
 	case r.Method == "GET" && len(parts) == 4 && parts[3] == "configuration":
 		op = "GetFunctionConfiguration"
 	case r.Method == "PUT" && len(parts) == 4 && parts[3] == "configuration":
@@ -130,7 +156,7 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "PUT" && len(parts) == 4 && parts[3] == "code":
 		op = "UpdateFunctionCode"
 	case parts[0] == "2021-10-31" && len(parts) == 4 && parts[3] == "url":
-		op = map[string]string{"GET": "GetFunctionUrlConfig", "POST": "CreateFunctionUrlConfig", "PUT": "UpdateFunctionUrlConfig"}[r.Method]
+		op = map[string]string{"GET": "GetFunctionUrlConfig", "POST": "CreateFunctionUrlConfig", "PUT": "UpdateFunctionUrlConfig", "DELETE": "DeleteFunctionUrlConfig"}[r.Method]
 	case r.Method == "GET" && len(parts) == 4 && parts[3] == "policy":
 		op = "GetPolicy"
 	case r.Method == "POST" && len(parts) == 4 && parts[3] == "policy":
@@ -154,6 +180,10 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, e.status, e.code, e.msg)
 		return
 	}
+	if op == "ListFunctions" {
+		f.listFunctions(w, r)
+		return
+	}
 	fn := f.funcs[name]
 	if fn == nil && op != "CreateFunction" {
 		writeErr(w, 404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:"+region+":"+account+":function:"+name)
@@ -173,11 +203,29 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Role": body["Role"], "MemorySize": body["MemorySize"], "Timeout": body["Timeout"],
 			"Architectures": body["Architectures"], "Environment": map[string]any{"Variables": body["Environment"].(map[string]any)["Variables"]},
 			"CodeSha256": sha(zip), "State": "Pending", "LastUpdateStatus": "InProgress",
-		}, pending: 1}
+			"LastModified": "2026-01-01T00:00:00.000+0000",
+		}, pending: 1, tags: body["Tags"].(map[string]any)}
 		f.funcs[name] = fn
 		writeJSON(w, 201, fn.config)
 	case "GetFunction":
-		writeJSON(w, 200, map[string]any{"Configuration": fn.config, "Code": map[string]any{"RepositoryType": "S3"}})
+		out := map[string]any{"Configuration": fn.config, "Code": map[string]any{"RepositoryType": "S3"}}
+		switch {
+		case f.hideTags:
+			out["TagsError"] = map[string]any{"ErrorCode": "AccessDeniedException", "Message": "not authorized to perform: lambda:ListTags"}
+		case fn.tags != nil:
+			out["Tags"] = fn.tags
+		}
+		writeJSON(w, 200, out)
+	case "DeleteFunction":
+		delete(f.funcs, name)
+		w.WriteHeader(204)
+	case "DeleteFunctionUrlConfig":
+		if fn.url == nil {
+			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
+			return
+		}
+		fn.url = nil
+		w.WriteHeader(204)
 	case "GetFunctionConfiguration":
 		if fn.pending > 0 {
 			fn.pending--
@@ -251,6 +299,34 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeErr(w, 404, "ResourceNotFoundException", "Statement "+sid+" is not found in resource policy.")
 	}
+}
+
+// listFunctions answers one page of ListFunctions, by name, with the
+// subset of each configuration Lambda lists: no state.
+func (f *fakeLambda) listFunctions(w http.ResponseWriter, r *http.Request) {
+	names := slices.Sorted(maps.Keys(f.funcs))
+	start := 0
+	if m := r.URL.Query().Get("Marker"); m != "" {
+		start = slices.Index(names, m)
+		if start < 0 {
+			writeErr(w, 400, "InvalidParameterValueException", "bad marker "+m)
+			return
+		}
+	}
+	end := min(start+f.pageSize, len(names))
+	page := []map[string]any{}
+	for _, n := range names[start:end] {
+		c := maps.Clone(f.funcs[n].config)
+		for _, k := range []string{"State", "StateReason", "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason", "LastUpdateStatusReasonCode"} {
+			delete(c, k)
+		}
+		page = append(page, c)
+	}
+	out := map[string]any{"Functions": page}
+	if end < len(names) {
+		out["NextMarker"] = names[end]
+	}
+	writeJSON(w, 200, out)
 }
 
 func sha(b []byte) string {
