@@ -163,8 +163,11 @@ func deployCmd() *cobra.Command {
 			"waits until the new revision is Ready. --traffic 1..99 makes it a canary beside the revision\n" +
 			"serving now, reachable on its own under --tag.\n\n" +
 			"--target lambda creates or updates the function from the zip (provided.al2023) with the\n" +
-			"standard AWS credential chain, and its function URL (targets.lambda.url_auth; NONE makes it\n" +
-			"public). Creating a function needs --role.\n\n" +
+			"standard AWS credential chain, publishes it as a new version, points the alias " + ldeploy.Alias + " at it\n" +
+			"(cortex rollback goes back to an earlier one), and gives the alias a function URL\n" +
+			"(targets.lambda.url_auth; NONE makes it public). Creating a function needs --role. A function\n" +
+			"an earlier cortex deployed has its URL on the function itself: it moves to the alias, with a\n" +
+			"new address.\n\n" +
 			"The URL goes to stdout; progress to stderr. --dry-run prints what would be applied.",
 		Example: "  cortex deploy samples/iris --registry ghcr.io/acme\n" +
 			"  cortex deploy samples/iris --traffic 10 --tag canary\n" +
@@ -227,7 +230,13 @@ func deployCmd() *cobra.Command {
 				res, err := ldeploy.Deploy(ctx, api, ldeploy.FromSpec(s, r.Lambda.Zip), ldeploy.Options{
 					Role: role, DryRun: dryRun, Timeout: timeout, Progress: stderr,
 				})
-				return printLambda(stdout, stderr, output, res, err)
+				if res == nil {
+					return err
+				}
+				return printLambda(stdout, output, res, res.DryRun, res.Calls, err, func() {
+					fmt.Fprintf(stderr, "%s Lambda function %s: the alias %s serves version %s (URL auth %s)\n", res.Action, res.Name, ldeploy.Alias, res.Version, res.AuthType)
+					fmt.Fprintln(stdout, res.URL)
+				})
 			}
 			return badTarget(target)
 		},
@@ -300,20 +309,19 @@ func printKnative(stdout, stderr io.Writer, output string, res *kdeploy.Result, 
 	return err
 }
 
-func printLambda(stdout, stderr io.Writer, output string, res *ldeploy.Result, err error) error {
-	if res == nil {
-		return err
-	}
+// printLambda prints what a Lambda deploy or rollback did: res as data
+// for --output json or yaml, else the calls of a dry run, else (when it
+// worked) what text prints.
+func printLambda(stdout io.Writer, output string, res any, dryRun bool, calls []ldeploy.Call, err error, text func()) error {
 	switch {
 	case output != "text":
 		if werr := writeData(stdout, output, res); werr != nil {
 			return werr
 		}
-	case res.DryRun:
-		writeCalls(stdout, res.Calls)
+	case dryRun:
+		writeCalls(stdout, calls)
 	case err == nil:
-		fmt.Fprintf(stderr, "%s Lambda function %s (URL auth %s)\n", res.Action, res.Name, res.AuthType)
-		fmt.Fprintln(stdout, res.URL)
+		text()
 	}
 	return err
 }
@@ -342,8 +350,9 @@ func getCmd() *cobra.Command {
 			"--target knative (the default) reads the Knative Services in the namespace: readiness, URL,\n" +
 			"revision, traffic, scale and GPU.\n\n" +
 			"--target lambda reads the Lambda functions in the region, with the standard AWS credential\n" +
-			"chain: URL and its auth type, state, architecture, memory and last change. The list holds the\n" +
-			"functions with the cortex.function tag; NAME may be any function.\n\n" +
+			"chain: URL and its auth type, the version the alias " + ldeploy.Alias + " serves, state, architecture,\n" +
+			"memory and last change. The list holds the functions with the cortex.function tag; NAME may be\n" +
+			"any function.\n\n" +
 			"A table goes to stdout; --output json or yaml prints every field.",
 		Example: "  cortex get\n" +
 			"  cortex get iris -o yaml\n" +
@@ -442,13 +451,13 @@ func writeFunctions(w io.Writer, fs []kdeploy.Function) error {
 
 func writeLambdaFunctions(w io.Writer, fs []ldeploy.Info) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tURL\tAUTH\tSTATE\tARCH\tMEMORY\tLAST-MODIFIED")
+	fmt.Fprintln(tw, "NAME\tURL\tAUTH\tVERSION\tSTATE\tARCH\tMEMORY\tLAST-MODIFIED")
 	for _, f := range fs {
 		state := f.State
 		if f.LastUpdateStatus != "" && f.LastUpdateStatus != "Successful" {
 			state += " (update " + f.LastUpdateStatus + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d MB\t%s\n", f.Name, dash(f.URL), dash(f.URLAuth), dash(state), dash(f.Arch), f.Memory, dash(f.LastModified))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d MB\t%s\n", f.Name, dash(f.URL), dash(f.URLAuth), dash(f.Version), dash(state), dash(f.Arch), f.Memory, dash(f.LastModified))
 	}
 	return tw.Flush()
 }
@@ -472,8 +481,8 @@ func deleteCmd() *cobra.Command {
 		Long: "Delete asks for confirmation (--yes does not), then deletes the function.\n\n" +
 			"--target knative (the default) deletes the Knative Service; Knative deletes its revisions and\n" +
 			"routes with it.\n\n" +
-			"--target lambda deletes the function URL config, then the Lambda function (its resource policy\n" +
-			"goes with it). It refuses a function without the cortex.function tag, one cortex did not\n" +
+			"--target lambda deletes the function URL config of the alias " + ldeploy.Alias + ", then the Lambda function\n" +
+			"(its versions, aliases and resource policies go with it). It refuses a function without the cortex.function tag, one cortex did not\n" +
 			"deploy, unless --force. --dry-run prints the calls it would make and deletes nothing.",
 		Example: "  cortex delete iris\n" +
 			"  cortex delete iris --target lambda --region eu-west-1 --yes\n" +
@@ -559,28 +568,62 @@ func rollbackCmd() *cobra.Command {
 		dryRun  bool
 		target  *string
 		cf      clusterFlags
+		af      awsFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "rollback NAME [REVISION]",
-		Short: "Send all of a Knative function's traffic to an earlier Ready revision (default: the previous one)",
-		Long: "Rollback points 100% of the function's traffic at REVISION, or at the newest Ready revision\n" +
-			"older than the one serving most traffic now. A later cortex deploy sends traffic to its new\n" +
-			"revision again.\n\n" +
-			"Rollback is for Knative targets only so far: cortex deploys Lambda functions without\n" +
-			"published versions, so there is no earlier version to go back to.",
+		Use:   "rollback NAME [REVISION|VERSION]",
+		Short: "Serve an earlier release of a function: a Knative revision or a Lambda version (default: the previous one)",
+		Long: "--target knative (the default) points 100% of the function's traffic at REVISION, or at the\n" +
+			"newest Ready revision older than the one serving most traffic now.\n\n" +
+			"--target lambda points the function's alias " + ldeploy.Alias + ", which serves its function URL, at the\n" +
+			"published VERSION, or at the newest published version older than the one it serves now. Each\n" +
+			"cortex deploy publishes a version; a function deployed by an earlier cortex has none until it\n" +
+			"is deployed again.\n\n" +
+			"A later cortex deploy serves its new release again. The URL goes to stdout; what was done to\n" +
+			"stderr. --dry-run prints the Service (Knative) or the calls (Lambda) that would be applied.",
+		Example: "  cortex rollback iris\n" +
+			"  cortex rollback iris iris-00003\n" +
+			"  cortex rollback iris --target lambda --region eu-west-1\n" +
+			"  cortex rollback iris 4 --target lambda --dry-run",
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(output); err != nil {
 				return err
 			}
+			name, stdout, stderr := args[0], cmd.OutOrStdout(), cmd.ErrOrStderr()
 			switch *target {
 			case targetKnative:
 			case targetLambda:
-				return errors.New("rollback is only for Knative targets so far: Lambda functions are deployed without published versions, so there is no earlier version to go back to")
+				if cmd.Flags().Changed("timeout") {
+					return errors.New("--timeout is for Knative: moving a Lambda alias takes effect at once")
+				}
+				api, err := af.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				o := ldeploy.RollbackOptions{DryRun: dryRun, Progress: stderr}
+				if len(args) == 2 {
+					o.Version = args[1]
+				}
+				res, err := ldeploy.Rollback(cmd.Context(), api, name, o)
+				if res == nil {
+					return err
+				}
+				if res.DryRun && output == "text" {
+					fmt.Fprintf(stderr, "dry run: the alias %s of %s would serve version %s (now %s)\n", ldeploy.Alias, name, res.Version, res.From)
+				}
+				return printLambda(stdout, output, res, res.DryRun, res.Calls, err, func() {
+					if res.Action == "unchanged" {
+						fmt.Fprintf(stderr, "%s: the alias %s already serves version %s\n", name, ldeploy.Alias, res.Version)
+					} else {
+						fmt.Fprintf(stderr, "%s: the alias %s serves version %s (was %s)\n", name, ldeploy.Alias, res.Version, res.From)
+					}
+					fmt.Fprintln(stdout, res.URL)
+				})
 			default:
 				return badTarget(*target)
 			}
-			d, ns, _, err := cf.client(cmd.ErrOrStderr())
+			d, ns, _, err := cf.client(stderr)
 			if err != nil {
 				return err
 			}
@@ -588,20 +631,21 @@ func rollbackCmd() *cobra.Command {
 			if len(args) == 2 {
 				o.Revision = args[1]
 			}
-			res, err := d.Rollback(cmd.Context(), ns, args[0], o)
+			res, err := d.Rollback(cmd.Context(), ns, name, o)
 			if res != nil && err == nil && output == "text" && !dryRun {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s/%s: all traffic to %s\n", ns, args[0], res.Revision)
-				fmt.Fprintln(cmd.OutOrStdout(), res.URL)
+				fmt.Fprintf(stderr, "%s/%s: all traffic to %s\n", ns, name, res.Revision)
+				fmt.Fprintln(stdout, res.URL)
 				return nil
 			}
-			return printKnative(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, res, err)
+			return printKnative(stdout, stderr, output, res, err)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or yaml")
-	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for Knative to report the route Ready")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the Service that would be applied; write nothing")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "Knative: how long to wait for Knative to report the route Ready")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the Service (Knative) or the calls (Lambda) that would be applied; write nothing")
 	target = addTarget(cmd)
 	cf.add(cmd)
+	af.add(cmd)
 	return cmd
 }
 

@@ -277,7 +277,7 @@ func TestPredictLambdaName(t *testing.T) {
 	defer fn.Close()
 	authType := ""
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || r.URL.Path != "/2021-10-31/functions/iris/url" {
+		if r.Method != http.MethodGet || r.URL.Path != "/2021-10-31/functions/iris/url" || r.URL.Query().Get("Qualifier") != "live" {
 			w.Header().Set("X-Amzn-Errortype", "ResourceNotFoundException")
 			w.WriteHeader(http.StatusNotFound)
 			io.WriteString(w, `{"Type":"User","Message":"Function not found"}`)
@@ -310,14 +310,18 @@ func TestPredictLambdaName(t *testing.T) {
 	}
 }
 
-// TestGetDeleteLambda runs get and delete with --target lambda. AWS cannot
-// run here: a local server answers the Lambda API calls they make, for one
-// function cortex deployed (packager/deploy/lambda tests the calls against
-// a fuller fake).
-func TestGetDeleteLambda(t *testing.T) {
+// lambdaAPI starts a local server that answers the Lambda API calls of
+// get, delete and rollback for one function cortex deployed, iris, with
+// published versions 1 and 2 and the alias live at 2, and points the AWS
+// SDK at it (see fakeAWS). took returns the calls made since it was last
+// called, a qualified one as op:qualifier. AWS cannot run here:
+// packager/deploy/lambda tests the calls against a fuller fake.
+func lambdaAPI(t *testing.T) (took func() []string) {
+	t.Helper()
 	var (
 		mu    sync.Mutex
 		calls []string
+		alias = "2"
 	)
 	const arn = "arn:aws:lambda:eu-west-1:123456789012:function:iris"
 	config := map[string]any{"FunctionName": "iris", "FunctionArn": arn, "Runtime": "provided.al2023",
@@ -326,16 +330,27 @@ func TestGetDeleteLambda(t *testing.T) {
 		"LastModified": "2026-01-01T00:00:00.000+0000"}
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := map[string]string{
-			"GET /2015-03-31/functions":             "ListFunctions",
-			"GET /2015-03-31/functions/iris":        "GetFunction",
-			"GET /2021-10-31/functions/iris/url":    "GetFunctionUrlConfig",
-			"DELETE /2021-10-31/functions/iris/url": "DeleteFunctionUrlConfig",
-			"DELETE /2015-03-31/functions/iris":     "DeleteFunction",
+			"GET /2015-03-31/functions":                   "ListFunctions",
+			"GET /2015-03-31/functions/iris":              "GetFunction",
+			"GET /2015-03-31/functions/iris/aliases/live": "GetAlias",
+			"PUT /2015-03-31/functions/iris/aliases/live": "UpdateAlias",
+			"GET /2015-03-31/functions/iris/versions":     "ListVersionsByFunction",
+			"GET /2021-10-31/functions/iris/url":          "GetFunctionUrlConfig",
+			"DELETE /2021-10-31/functions/iris/url":       "DeleteFunctionUrlConfig",
+			"DELETE /2015-03-31/functions/iris":           "DeleteFunction",
 		}[r.Method+" "+r.URL.Path]
+		if q := r.URL.Query().Get("Qualifier"); q != "" {
+			op += ":" + q
+		}
+		var body map[string]string
+		json.NewDecoder(r.Body).Decode(&body)
 		mu.Lock()
+		defer mu.Unlock()
 		calls = append(calls, op)
-		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		aliasJSON := func() map[string]string {
+			return map[string]string{"Name": "live", "AliasArn": arn + ":live", "FunctionVersion": alias, "RevisionId": "r" + alias}
+		}
 		switch op {
 		case "ListFunctions":
 			json.NewEncoder(w).Encode(map[string]any{"Functions": []any{config}})
@@ -345,9 +360,16 @@ func TestGetDeleteLambda(t *testing.T) {
 				active[k] = v
 			}
 			json.NewEncoder(w).Encode(map[string]any{"Configuration": active, "Tags": map[string]string{"cortex.function": "iris"}})
-		case "GetFunctionUrlConfig":
-			json.NewEncoder(w).Encode(map[string]string{"FunctionUrl": "https://iris.lambda-url.eu-west-1.on.aws/", "AuthType": "AWS_IAM", "FunctionArn": arn})
-		case "DeleteFunctionUrlConfig", "DeleteFunction":
+		case "GetAlias":
+			json.NewEncoder(w).Encode(aliasJSON())
+		case "UpdateAlias":
+			alias = body["FunctionVersion"]
+			json.NewEncoder(w).Encode(aliasJSON())
+		case "ListVersionsByFunction":
+			json.NewEncoder(w).Encode(map[string]any{"Versions": []map[string]string{{"Version": "$LATEST"}, {"Version": "1"}, {"Version": "2"}}})
+		case "GetFunctionUrlConfig:live":
+			json.NewEncoder(w).Encode(map[string]string{"FunctionUrl": "https://iris.lambda-url.eu-west-1.on.aws/", "AuthType": "AWS_IAM", "FunctionArn": arn + ":live"})
+		case "DeleteFunctionUrlConfig:live", "DeleteFunction":
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			w.Header().Set("X-Amzn-Errortype", "ResourceNotFoundException")
@@ -355,16 +377,21 @@ func TestGetDeleteLambda(t *testing.T) {
 			io.WriteString(w, `{"Type":"User","Message":"Function not found"}`)
 		}
 	}))
-	defer api.Close()
+	t.Cleanup(api.Close)
 	fakeAWS(t, api.URL)
-	took := func() []string {
+	return func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		c := calls
 		calls = nil
 		return c
 	}
+}
 
+// TestGetDeleteLambda runs get and delete with --target lambda against
+// lambdaAPI: AWS cannot run here.
+func TestGetDeleteLambda(t *testing.T) {
+	took := lambdaAPI(t)
 	out, errOut, err := run(t, "", "get", "--target", "lambda", "-o", "json")
 	if err != nil {
 		t.Fatalf("get: %v\n%s", err, errOut)
@@ -373,7 +400,7 @@ func TestGetDeleteLambda(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("get -o json is not JSON: %v\n%s", err, out)
 	}
-	if len(list) != 1 || list[0]["name"] != "iris" || list[0]["url_auth"] != "AWS_IAM" || list[0]["state"] != "Active" {
+	if len(list) != 1 || list[0]["name"] != "iris" || list[0]["url_auth"] != "AWS_IAM" || list[0]["state"] != "Active" || list[0]["version"] != "2" {
 		t.Errorf("get -o json: %s", out)
 	}
 	took()
@@ -382,7 +409,9 @@ func TestGetDeleteLambda(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "NAME") || !strings.Contains(out, "iris.lambda-url") || !strings.Contains(out, "1024 MB") {
 		t.Errorf("get iris: %v\n%s", err, out)
 	}
-	took()
+	if c := strings.Join(took(), " "); c != "GetFunction GetAlias GetFunctionUrlConfig:live" {
+		t.Errorf("get iris calls: %s", c)
+	}
 
 	if _, _, err := run(t, "n\n", "delete", "iris", "--target", "lambda"); err == nil || err.Error() != "not deleted" {
 		t.Errorf("delete answered no: %v", err)
@@ -395,19 +424,54 @@ func TestGetDeleteLambda(t *testing.T) {
 	if err != nil || !strings.Contains(out, "would call DeleteFunction iris") {
 		t.Errorf("delete --dry-run: %v\n%s", err, out)
 	}
-	if c := strings.Join(took(), " "); c != "GetFunction GetFunctionUrlConfig" {
+	if c := strings.Join(took(), " "); c != "GetFunction GetFunctionUrlConfig:live" {
 		t.Errorf("delete --dry-run calls: %s", c)
 	}
 
 	if _, errOut, err := run(t, "", "delete", "iris", "--target", "lambda", "--yes"); err != nil {
 		t.Fatalf("delete: %v\n%s", err, errOut)
 	}
-	if c := strings.Join(took(), " "); c != "GetFunction GetFunctionUrlConfig DeleteFunctionUrlConfig DeleteFunction" {
+	if c := strings.Join(took(), " "); c != "GetFunction GetFunctionUrlConfig:live DeleteFunctionUrlConfig:live DeleteFunction" {
 		t.Errorf("delete calls: %s", c)
 	}
+}
 
-	if _, _, err := run(t, "", "rollback", "iris", "--target", "lambda"); err == nil || !strings.Contains(err.Error(), "only for Knative") {
-		t.Errorf("rollback --target lambda: %v", err)
+// TestRollbackLambda runs rollback with --target lambda against lambdaAPI:
+// AWS cannot run here.
+func TestRollbackLambda(t *testing.T) {
+	took := lambdaAPI(t)
+	out, errOut, err := run(t, "", "rollback", "iris", "--target", "lambda", "--dry-run")
+	if err != nil || !strings.Contains(out, "would call UpdateAlias iris:live (version 2 -> 1)") ||
+		!strings.Contains(errOut, "dry run: the alias live of iris would serve version 1 (now 2)") {
+		t.Errorf("rollback --dry-run: %v\nstdout %s\nstderr %s", err, out, errOut)
+	}
+	if c := strings.Join(took(), " "); c != "GetAlias ListVersionsByFunction GetFunctionUrlConfig:live" {
+		t.Errorf("rollback --dry-run calls: %s", c)
+	}
+
+	out, errOut, err = run(t, "", "rollback", "iris", "--target", "lambda")
+	if err != nil || out != "https://iris.lambda-url.eu-west-1.on.aws/\n" || !strings.Contains(errOut, "iris: the alias live serves version 1 (was 2)") {
+		t.Errorf("rollback: %v\nstdout %q\nstderr %s", err, out, errOut)
+	}
+	if c := strings.Join(took(), " "); c != "GetAlias ListVersionsByFunction UpdateAlias GetFunctionUrlConfig:live" {
+		t.Errorf("rollback calls: %s", c)
+	}
+
+	if _, _, err := run(t, "", "rollback", "iris", "--target", "lambda"); err == nil || !strings.Contains(err.Error(), "nothing to roll back to") {
+		t.Errorf("rollback from the first version: %v", err)
+	}
+
+	out, _, err = run(t, "", "rollback", "iris", "2", "--target", "lambda", "-o", "json")
+	var res map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res["version"] != "2" || res["from"] != "1" || res["action"] != "updated" {
+		t.Errorf("rollback iris 2 -o json: %v\n%s", err, out)
+	}
+
+	if _, _, err := run(t, "", "rollback", "iris", "9", "--target", "lambda"); err == nil || !strings.Contains(err.Error(), "its versions: 1, 2") {
+		t.Errorf("rollback to an unknown version: %v", err)
+	}
+	if _, _, err := run(t, "", "rollback", "iris", "--target", "lambda", "--timeout", "1s"); err == nil || !strings.Contains(err.Error(), "--timeout is for Knative") {
+		t.Errorf("rollback --timeout: %v", err)
 	}
 }
 

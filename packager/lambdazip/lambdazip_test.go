@@ -72,7 +72,7 @@ func TestTemplateGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			fn := tmpl.Resources["Function"]
-			if tmpl.Transform != "AWS::Serverless-2016-10-31" || fn.Type != "AWS::Serverless::Function" || fn.Properties["Runtime"] != lambdazip.Runtime ||
+			if tmpl.Transform != "AWS::Serverless-2016-10-31" || fn.Type != "AWS::Serverless::Function" || fn.Properties["Runtime"] != lambdazip.Runtime || fn.Properties["AutoPublishAlias"] != lambdazip.Alias ||
 				fn.Properties["FunctionUrlConfig"].(map[string]any)["AuthType"] != s.Targets.Lambda.URLAuth {
 				t.Errorf("template %+v", tmpl)
 			}

@@ -15,6 +15,11 @@ import (
 // (/var/task is the unpacked zip); the template points $CORTEX_CONFIG at it.
 const ConfigPath = "/var/task/cortex.json"
 
+// Alias is the alias that serves a function: each deploy publishes a
+// version and points the alias at it, and the function URL belongs to the
+// alias, so a rollback is pointing the alias at an earlier version.
+const Alias = "live"
+
 // maxTimeout is Lambda's longest invocation.
 const maxTimeout = 15 * time.Minute
 
@@ -31,7 +36,9 @@ func Timeout(s *spec.Spec) int {
 
 // Template returns an AWS SAM template (template.yaml) that declares the
 // function from the zip at codeURI (relative to the template) and its
-// function URL: runtime provided.al2023, targets.lambda's architecture,
+// function URL on the alias Alias (AutoPublishAlias: each sam deploy
+// publishes a version and points the alias at it, as cortex deploy
+// does): runtime provided.al2023, targets.lambda's architecture,
 // memory and URL auth type (AWS_IAM unless the spec says NONE), and the
 // timeout from limits.timeout. `sam deploy --guided` deploys it.
 func Template(s *spec.Spec, codeURI string) ([]byte, error) {
@@ -45,6 +52,7 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 		"Timeout": Timeout(s),
 		"Config":  ConfigPath,
 		"Auth":    s.Targets.Lambda.URLAuth,
+		"Alias":   Alias,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing the SAM template: %w", err)
@@ -68,6 +76,7 @@ Resources:
         - {{.Arch}}
       MemorySize: {{.Memory}}
       Timeout: {{.Timeout}}
+      AutoPublishAlias: {{.Alias}}
       Environment:
         Variables:
           CORTEX_CONFIG: {{.Config}}
@@ -81,7 +90,7 @@ Outputs:
     Value:
       Fn::GetAtt: [Function, Arn]
   FunctionUrl:
-    Description: The function URL (auth {{.Auth}})
+    Description: The function URL of the alias {{.Alias}} (auth {{.Auth}})
     Value:
       Fn::GetAtt: [FunctionUrl, FunctionUrl]
 `))

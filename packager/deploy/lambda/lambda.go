@@ -23,8 +23,8 @@ import (
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
-// API is the part of the Lambda client Deploy, Get, List, Delete and URL
-// call; *lambda.Client implements it.
+// API is the part of the Lambda client Deploy, Get, List, Delete,
+// Rollback and URL call; *lambda.Client implements it.
 type API interface {
 	GetFunction(context.Context, *lambda.GetFunctionInput, ...func(*lambda.Options)) (*lambda.GetFunctionOutput, error)
 	GetFunctionConfiguration(context.Context, *lambda.GetFunctionConfigurationInput, ...func(*lambda.Options)) (*lambda.GetFunctionConfigurationOutput, error)
@@ -40,6 +40,11 @@ type API interface {
 	ListFunctions(context.Context, *lambda.ListFunctionsInput, ...func(*lambda.Options)) (*lambda.ListFunctionsOutput, error)
 	DeleteFunctionUrlConfig(context.Context, *lambda.DeleteFunctionUrlConfigInput, ...func(*lambda.Options)) (*lambda.DeleteFunctionUrlConfigOutput, error)
 	DeleteFunction(context.Context, *lambda.DeleteFunctionInput, ...func(*lambda.Options)) (*lambda.DeleteFunctionOutput, error)
+	PublishVersion(context.Context, *lambda.PublishVersionInput, ...func(*lambda.Options)) (*lambda.PublishVersionOutput, error)
+	ListVersionsByFunction(context.Context, *lambda.ListVersionsByFunctionInput, ...func(*lambda.Options)) (*lambda.ListVersionsByFunctionOutput, error)
+	GetAlias(context.Context, *lambda.GetAliasInput, ...func(*lambda.Options)) (*lambda.GetAliasOutput, error)
+	CreateAlias(context.Context, *lambda.CreateAliasInput, ...func(*lambda.Options)) (*lambda.CreateAliasOutput, error)
+	UpdateAlias(context.Context, *lambda.UpdateAliasInput, ...func(*lambda.Options)) (*lambda.UpdateAliasOutput, error)
 }
 
 var _ API = (*lambda.Client)(nil)
@@ -50,6 +55,10 @@ const (
 	Handler = "bootstrap"
 	// TagFunction tags the function with its cortex name.
 	TagFunction = "cortex.function"
+	// Alias serves the function: Deploy publishes a version and points
+	// the alias at it, Rollback points it at an earlier one, and the
+	// function URL belongs to it. The SAM template uses the same alias.
+	Alias = lambdazip.Alias
 )
 
 // Statement ids of the two permissions a public function URL needs.
@@ -119,7 +128,10 @@ type Result struct {
 	DryRun bool `json:"dry_run,omitempty"`
 	// Action is "created", "updated" or "unchanged" (with DryRun: "create",
 	// "update" or "unchanged").
-	Action   string `json:"action"`
+	Action string `json:"action"`
+	// Version is the published version the alias serves; a dry run that
+	// would publish one leaves it empty.
+	Version  string `json:"version,omitempty"`
 	URL      string `json:"url,omitempty"`
 	AuthType string `json:"auth_type"`
 	Calls    []Call `json:"calls"`
@@ -203,17 +215,49 @@ func (r *recorder) getFunction(ctx context.Context, api API, name string) (*lamb
 	return out, err
 }
 
-// urlConfig reads the function's URL config: nil when it has none.
-func (r *recorder) urlConfig(ctx context.Context, api API, name string) (*lambda.GetFunctionUrlConfigOutput, error) {
+// urlConfig reads the URL config of the function, or of its alias or
+// version qualifier: nil when it has none.
+func (r *recorder) urlConfig(ctx context.Context, api API, name, qualifier string) (*lambda.GetFunctionUrlConfigOutput, error) {
 	var out *lambda.GetFunctionUrlConfigOutput
-	err := r.read("GetFunctionUrlConfig", name, func() (err error) {
-		out, err = api.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String(name)})
+	err := r.read("GetFunctionUrlConfig", qualified(name, qualifier), func() (err error) {
+		out, err = api.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String(name), Qualifier: optional(qualifier)})
 		return err
 	})
 	if isNotFound(err) {
 		return nil, nil
 	}
 	return out, err
+}
+
+// alias reads the function's alias Alias: nil when there is none. Lambda
+// says ResourceNotFoundException for a missing function too: a caller
+// that has not read the function yet must tell them apart.
+func (r *recorder) alias(ctx context.Context, api API, name string) (*lambda.GetAliasOutput, error) {
+	var out *lambda.GetAliasOutput
+	err := r.read("GetAlias", qualified(name, Alias), func() (err error) {
+		out, err = api.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String(name), Name: aws.String(Alias)})
+		return err
+	})
+	if isNotFound(err) {
+		return nil, nil
+	}
+	return out, err
+}
+
+// qualified is how calls name a function's alias or version: name:qualifier.
+func qualified(name, qualifier string) string {
+	if qualifier == "" {
+		return name
+	}
+	return name + ":" + qualifier
+}
+
+// optional is qualifier as an optional request field: "" leaves it out.
+func optional(qualifier string) *string {
+	if qualifier == "" {
+		return nil
+	}
+	return aws.String(qualifier)
 }
 
 // classify turns the errors a user must act on into an *AccessError.
@@ -363,10 +407,28 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (*Result, erro
 		}
 	}
 
-	if err := d.url(ctx, fn, exists); err != nil {
+	var alias *lambda.GetAliasOutput
+	if exists {
+		if alias, err = d.alias(ctx, api, fn.Name); err != nil {
+			return d.res, err
+		}
+		if alias == nil {
+			if err := d.migrate(ctx, fn.Name); err != nil {
+				return d.res, err
+			}
+		}
+	}
+	var live *types.FunctionConfiguration
+	if cur != nil {
+		live = cur.Configuration
+	}
+	if err := d.release(ctx, fn.Name, codeSHA, live, alias); err != nil {
 		return d.res, err
 	}
-	if err := d.permissions(ctx, fn, exists); err != nil {
+	if err := d.url(ctx, fn, alias != nil); err != nil {
+		return d.res, err
+	}
+	if err := d.permissions(ctx, fn, alias != nil); err != nil {
 		return d.res, err
 	}
 	return d.res, nil
@@ -421,14 +483,140 @@ func (d *deployer) waitReady(ctx context.Context, name string) error {
 	}
 }
 
-// url creates or updates the function URL config.
-func (d *deployer) url(ctx context.Context, fn Function, exists bool) error {
+// migrate takes the function URL, and a public URL's permissions, off
+// the unqualified function, where cortex put them before it served
+// functions from the alias Alias. The alias gets a URL of its own: a
+// function URL's address cannot move.
+func (d *deployer) migrate(ctx context.Context, name string) error {
+	u, err := d.urlConfig(ctx, d.api, name, "")
+	if err != nil {
+		return err
+	}
+	if u != nil {
+		d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
+		d.say("%s has its function URL %s on the function itself, as an earlier cortex deployed it: "+
+			"the URL moves to the alias %s, with a new address, and the old one stops working", name, aws.ToString(u.FunctionUrl), Alias)
+		err := d.write("DeleteFunctionUrlConfig", name+" ("+aws.ToString(u.FunctionUrl)+": the URL moves to the alias "+Alias+")", func() error {
+			_, err := d.api.DeleteFunctionUrlConfig(ctx, &lambda.DeleteFunctionUrlConfigInput{FunctionName: aws.String(name)})
+			if isNotFound(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	have, err := d.policy(ctx, name, "")
+	if err != nil {
+		return err
+	}
+	return d.removePublic(ctx, name, "", have, "the URL moves to the alias "+Alias)
+}
+
+// release publishes $LATEST as a version and points the alias at it. When
+// this deploy changed nothing and the alias serves a version with
+// $LATEST's code and configuration, it writes nothing; otherwise Lambda
+// answers PublishVersion with the newest version when $LATEST has not
+// changed since it was published, as after a rollback. latest is
+// $LATEST as Deploy read it (nil: created by this deploy).
+func (d *deployer) release(ctx context.Context, name, codeSHA string, latest *types.FunctionConfiguration, alias *lambda.GetAliasOutput) error {
+	if alias != nil {
+		d.res.Version = aws.ToString(alias.FunctionVersion)
+		if d.res.Action == "unchanged" && latest != nil {
+			served, err := d.getFunctionAt(ctx, name, d.res.Version)
+			if err != nil {
+				return err
+			}
+			if sameRelease(served.Configuration, latest) {
+				return nil
+			}
+		}
+	}
+	d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
+	version := ""
+	err := d.write("PublishVersion", fmt.Sprintf("%s (code sha256 %s)", name, codeSHA), func() error {
+		out, err := d.api.PublishVersion(ctx, &lambda.PublishVersionInput{
+			FunctionName: aws.String(name),
+			CodeSha256:   aws.String(codeSHA),
+			Description:  aws.String("cortex deploy of " + name + ", code sha256 " + codeSHA),
+		})
+		if err == nil {
+			version = aws.ToString(out.Version)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	d.res.Version = version
+	target := "version " + version
+	if d.o.DryRun {
+		target = "the published version"
+	}
+	switch {
+	case alias == nil:
+		err = d.write("CreateAlias", qualified(name, Alias)+" ("+target+")", func() error {
+			_, err := d.api.CreateAlias(ctx, &lambda.CreateAliasInput{
+				FunctionName: aws.String(name), Name: aws.String(Alias), FunctionVersion: aws.String(version),
+				Description: aws.String("what cortex serves: cortex deploy and cortex rollback move it"),
+			})
+			return err
+		})
+	case aws.ToString(alias.FunctionVersion) != version:
+		err = d.write("UpdateAlias", fmt.Sprintf("%s (version %s -> %s)", qualified(name, Alias), aws.ToString(alias.FunctionVersion), strings.TrimPrefix(target, "version ")), func() error {
+			_, err := d.api.UpdateAlias(ctx, &lambda.UpdateAliasInput{
+				FunctionName: aws.String(name), Name: aws.String(Alias), FunctionVersion: aws.String(version), RevisionId: alias.RevisionId,
+			})
+			return err
+		})
+	}
+	return err
+}
+
+// getFunctionAt reads a version of the function.
+func (d *deployer) getFunctionAt(ctx context.Context, name, version string) (*lambda.GetFunctionOutput, error) {
+	var out *lambda.GetFunctionOutput
+	err := d.read("GetFunction", qualified(name, version), func() (err error) {
+		out, err = d.api.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name), Qualifier: aws.String(version)})
+		return err
+	})
+	if err == nil && out.Configuration == nil {
+		err = fmt.Errorf("GetFunction %s: no configuration", qualified(name, version))
+	}
+	return out, err
+}
+
+// sameRelease reports whether two versions of a function have the same
+// code and the configuration Deploy sets.
+func sameRelease(a, b *types.FunctionConfiguration) bool {
+	env := func(c *types.FunctionConfiguration) map[string]string {
+		if c.Environment == nil {
+			return nil
+		}
+		return c.Environment.Variables
+	}
+	return aws.ToString(a.CodeSha256) == aws.ToString(b.CodeSha256) &&
+		slices.Equal(a.Architectures, b.Architectures) &&
+		a.Runtime == b.Runtime &&
+		aws.ToString(a.Handler) == aws.ToString(b.Handler) &&
+		aws.ToInt32(a.MemorySize) == aws.ToInt32(b.MemorySize) &&
+		aws.ToInt32(a.Timeout) == aws.ToInt32(b.Timeout) &&
+		aws.ToString(a.Role) == aws.ToString(b.Role) &&
+		maps.Equal(env(a), env(b))
+}
+
+// url creates or updates the function URL config of the alias.
+// aliasExisted: the alias was there before this deploy, so it may have a
+// URL already.
+func (d *deployer) url(ctx context.Context, fn Function, aliasExisted bool) error {
 	name := aws.String(fn.Name)
+	at := qualified(fn.Name, Alias)
 	auth := types.FunctionUrlAuthType(fn.URLAuth)
 	var cur *lambda.GetFunctionUrlConfigOutput
-	if exists {
+	if aliasExisted {
 		var err error
-		if cur, err = d.urlConfig(ctx, d.api, fn.Name); err != nil {
+		if cur, err = d.urlConfig(ctx, d.api, fn.Name, Alias); err != nil {
 			return err
 		}
 		if cur != nil {
@@ -438,8 +626,8 @@ func (d *deployer) url(ctx context.Context, fn Function, exists bool) error {
 	switch {
 	case cur == nil:
 		d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
-		return d.write("CreateFunctionUrlConfig", fn.Name+" (auth "+fn.URLAuth+")", func() error {
-			out, err := d.api.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: name, AuthType: auth})
+		return d.write("CreateFunctionUrlConfig", at+" (auth "+fn.URLAuth+")", func() error {
+			out, err := d.api.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: name, Qualifier: aws.String(Alias), AuthType: auth})
 			if err == nil {
 				d.res.URL = aws.ToString(out.FunctionUrl)
 			}
@@ -447,8 +635,8 @@ func (d *deployer) url(ctx context.Context, fn Function, exists bool) error {
 		})
 	case cur.AuthType != auth:
 		d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
-		return d.write("UpdateFunctionUrlConfig", fmt.Sprintf("%s (auth %s -> %s)", fn.Name, cur.AuthType, fn.URLAuth), func() error {
-			out, err := d.api.UpdateFunctionUrlConfig(ctx, &lambda.UpdateFunctionUrlConfigInput{FunctionName: name, AuthType: auth})
+		return d.write("UpdateFunctionUrlConfig", fmt.Sprintf("%s (auth %s -> %s)", at, cur.AuthType, fn.URLAuth), func() error {
+			out, err := d.api.UpdateFunctionUrlConfig(ctx, &lambda.UpdateFunctionUrlConfigInput{FunctionName: name, Qualifier: aws.String(Alias), AuthType: auth})
 			if err == nil {
 				d.res.URL = aws.ToString(out.FunctionUrl)
 			}
@@ -467,61 +655,80 @@ func orUpdate(a string, dry bool) string {
 	return a
 }
 
-// permissions gives a public URL the two permissions anyone needs to call
-// it, or takes them back from a URL that is no longer public.
-func (d *deployer) permissions(ctx context.Context, fn Function, exists bool) error {
-	public := fn.URLAuth == spec.URLAuthNone
-	if !public && !exists {
-		return nil
-	}
-	name := aws.String(fn.Name)
+// policy reads the statement ids of the resource policy of the function,
+// or of its alias or version qualifier.
+func (d *deployer) policy(ctx context.Context, name, qualifier string) (map[string]bool, error) {
 	have := map[string]bool{}
-	if exists {
-		var out *lambda.GetPolicyOutput
-		err := d.read("GetPolicy", fn.Name, func() (err error) {
-			out, err = d.api.GetPolicy(ctx, &lambda.GetPolicyInput{FunctionName: name})
+	var out *lambda.GetPolicyOutput
+	err := d.read("GetPolicy", qualified(name, qualifier), func() (err error) {
+		out, err = d.api.GetPolicy(ctx, &lambda.GetPolicyInput{FunctionName: aws.String(name), Qualifier: optional(qualifier)})
+		return err
+	})
+	switch {
+	case isNotFound(err):
+		return have, nil
+	case err != nil:
+		return nil, err
+	}
+	var p struct{ Statement []struct{ Sid string } }
+	if err := json.Unmarshal([]byte(aws.ToString(out.Policy)), &p); err != nil {
+		return nil, fmt.Errorf("reading the resource policy of %s: %w", qualified(name, qualifier), err)
+	}
+	for _, s := range p.Statement {
+		have[s.Sid] = true
+	}
+	return have, nil
+}
+
+// removePublic removes the two permissions of a public URL, those of them
+// the policy has, saying why.
+func (d *deployer) removePublic(ctx context.Context, name, qualifier string, have map[string]bool, why string) error {
+	for _, sid := range []string{SidURL, SidInvoke} {
+		if !have[sid] {
+			continue
+		}
+		d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
+		err := d.write("RemovePermission", qualified(name, qualifier)+" "+sid+" ("+why+")", func() error {
+			_, err := d.api.RemovePermission(ctx, &lambda.RemovePermissionInput{FunctionName: aws.String(name), Qualifier: optional(qualifier), StatementId: aws.String(sid)})
 			return err
 		})
-		switch {
-		case isNotFound(err):
-		case err != nil:
+		if err != nil {
 			return err
-		default:
-			var p struct{ Statement []struct{ Sid string } }
-			if err := json.Unmarshal([]byte(aws.ToString(out.Policy)), &p); err != nil {
-				return fmt.Errorf("reading the resource policy of %s: %w", fn.Name, err)
-			}
-			for _, s := range p.Statement {
-				have[s.Sid] = true
-			}
+		}
+	}
+	return nil
+}
+
+// permissions gives a public URL the two permissions anyone needs to call
+// it, or takes them back from a URL that is no longer public, on the
+// alias. aliasExisted: the alias was there before this deploy, so it may
+// have a policy.
+func (d *deployer) permissions(ctx context.Context, fn Function, aliasExisted bool) error {
+	public := fn.URLAuth == spec.URLAuthNone
+	if !public && !aliasExisted {
+		return nil
+	}
+	have := map[string]bool{}
+	if aliasExisted {
+		var err error
+		if have, err = d.policy(ctx, fn.Name, Alias); err != nil {
+			return err
 		}
 	}
 	if !public {
-		for _, sid := range []string{SidURL, SidInvoke} {
-			if !have[sid] {
-				continue
-			}
-			d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
-			err := d.write("RemovePermission", fn.Name+" "+sid+" (the URL is no longer public)", func() error {
-				_, err := d.api.RemovePermission(ctx, &lambda.RemovePermissionInput{FunctionName: name, StatementId: aws.String(sid)})
-				return err
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		return d.removePublic(ctx, fn.Name, Alias, have, "the URL is no longer public")
 	}
+	name, qualifier := aws.String(fn.Name), aws.String(Alias)
 	perms := []struct {
 		sid string
 		in  *lambda.AddPermissionInput
 	}{
 		{SidURL, &lambda.AddPermissionInput{
-			FunctionName: name, StatementId: aws.String(SidURL), Action: aws.String("lambda:InvokeFunctionUrl"),
+			FunctionName: name, Qualifier: qualifier, StatementId: aws.String(SidURL), Action: aws.String("lambda:InvokeFunctionUrl"),
 			Principal: aws.String("*"), FunctionUrlAuthType: types.FunctionUrlAuthTypeNone,
 		}},
 		{SidInvoke, &lambda.AddPermissionInput{
-			FunctionName: name, StatementId: aws.String(SidInvoke), Action: aws.String("lambda:InvokeFunction"),
+			FunctionName: name, Qualifier: qualifier, StatementId: aws.String(SidInvoke), Action: aws.String("lambda:InvokeFunction"),
 			Principal: aws.String("*"), InvokedViaFunctionUrl: aws.Bool(true),
 		}},
 	}
@@ -530,7 +737,7 @@ func (d *deployer) permissions(ctx context.Context, fn Function, exists bool) er
 			continue
 		}
 		d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
-		err := d.write("AddPermission", fmt.Sprintf("%s %s (%s for everyone: the URL is public)", fn.Name, p.sid, aws.ToString(p.in.Action)), func() error {
+		err := d.write("AddPermission", fmt.Sprintf("%s %s (%s for everyone: the URL is public)", qualified(fn.Name, Alias), p.sid, aws.ToString(p.in.Action)), func() error {
 			_, err := d.api.AddPermission(ctx, p.in)
 			return err
 		})
@@ -549,14 +756,15 @@ type Endpoint struct {
 	IAM bool
 }
 
-// URL returns the function URL of the Lambda function called name.
+// URL returns the function URL of the alias Alias of the Lambda function
+// called name.
 func URL(ctx context.Context, api API, name string) (Endpoint, error) {
-	out, err := (&recorder{}).urlConfig(ctx, api, name)
+	out, err := (&recorder{}).urlConfig(ctx, api, name, Alias)
 	if err != nil {
 		return Endpoint{}, err
 	}
 	if out == nil {
-		return Endpoint{}, fmt.Errorf("the Lambda function %q has no function URL (or does not exist): deploy it with cortex deploy --target lambda", name)
+		return Endpoint{}, fmt.Errorf("the Lambda function %q has no function URL on its alias %s (it does not exist, or an earlier cortex deployed it): deploy it with cortex deploy --target lambda", name, Alias)
 	}
 	return Endpoint{URL: aws.ToString(out.FunctionUrl), IAM: out.AuthType == types.FunctionUrlAuthTypeAwsIam}, nil
 }

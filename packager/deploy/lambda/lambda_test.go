@@ -6,7 +6,9 @@ package lambda_test
 // implements the part of the Lambda REST API the deployer calls, with
 // Lambda's paths, status codes, error headers and asynchronous states
 // (Pending -> Active after a create, InProgress -> Successful after an
-// update).
+// update), published versions, aliases, and the Qualifier that puts a
+// function URL and resource-policy statements on an alias. The log names a
+// call on a qualifier op:qualifier (GetFunctionUrlConfig:live).
 
 import (
 	"context"
@@ -23,6 +25,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -61,12 +64,42 @@ type fakeError struct {
 }
 
 type fakeFunc struct {
+	// config is $LATEST.
 	config map[string]any
-	url    map[string]any
-	policy []map[string]any
-	tags   map[string]any
+	// urls and policies are keyed by qualifier: "" is the function
+	// itself, else an alias.
+	urls     map[string]map[string]any
+	policies map[string][]map[string]any
+	tags     map[string]any
+	// versions are the published versions, oldest first: each a copy of
+	// config as it was, with its Version.
+	versions []map[string]any
+	aliases  map[string]map[string]any
+	// changed: $LATEST changed since the last PublishVersion.
+	changed bool
 	// pending counts the reads before an asynchronous change completes.
 	pending int
+	// revisions numbers alias revision ids.
+	revisions int
+}
+
+func newFunc(config, tags map[string]any) *fakeFunc {
+	config["Version"] = "$LATEST"
+	return &fakeFunc{config: config, tags: tags, changed: true,
+		urls: map[string]map[string]any{}, policies: map[string][]map[string]any{}, aliases: map[string]map[string]any{}}
+}
+
+// version is the published version or alias q of the function, or nil.
+func (fn *fakeFunc) version(q string) map[string]any {
+	if a := fn.aliases[q]; a != nil {
+		q = a["FunctionVersion"].(string)
+	}
+	for _, v := range fn.versions {
+		if v["Version"] == q {
+			return v
+		}
+	}
+	return nil
 }
 
 func newFake() *fakeLambda {
@@ -78,12 +111,12 @@ func newFake() *fakeLambda {
 func (f *fakeLambda) add(name, runtime string, env, tags map[string]any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.funcs[name] = &fakeFunc{config: map[string]any{
+	f.funcs[name] = newFunc(map[string]any{
 		"FunctionName": name, "FunctionArn": "arn:aws:lambda:" + region + ":" + account + ":function:" + name,
 		"Runtime": runtime, "Handler": "bootstrap", "MemorySize": 128, "Timeout": 3, "Architectures": []string{"x86_64"},
 		"Environment": map[string]any{"Variables": env}, "CodeSha256": sha([]byte(name)),
 		"LastModified": "2026-01-02T03:04:05.000+0000", "State": "Active", "LastUpdateStatus": "Successful",
-	}, tags: tags}
+	}, tags)
 }
 
 func (f *fakeLambda) log() []string {
@@ -122,6 +155,29 @@ const (
 	account = "123456789012"
 )
 
+// routes are the operations the fake answers, by method and path.
+var routes = map[string]string{
+	"POST 2015-03-31/functions":                "CreateFunction",
+	"GET 2015-03-31/functions":                 "ListFunctions",
+	"GET 2015-03-31/functions/*":               "GetFunction",
+	"DELETE 2015-03-31/functions/*":            "DeleteFunction",
+	"GET 2015-03-31/functions/*/configuration": "GetFunctionConfiguration",
+	"PUT 2015-03-31/functions/*/configuration": "UpdateFunctionConfiguration",
+	"PUT 2015-03-31/functions/*/code":          "UpdateFunctionCode",
+	"GET 2021-10-31/functions/*/url":           "GetFunctionUrlConfig",
+	"POST 2021-10-31/functions/*/url":          "CreateFunctionUrlConfig",
+	"PUT 2021-10-31/functions/*/url":           "UpdateFunctionUrlConfig",
+	"DELETE 2021-10-31/functions/*/url":        "DeleteFunctionUrlConfig",
+	"GET 2015-03-31/functions/*/policy":        "GetPolicy",
+	"POST 2015-03-31/functions/*/policy":       "AddPermission",
+	"DELETE 2015-03-31/functions/*/policy/*":   "RemovePermission",
+	"POST 2015-03-31/functions/*/versions":     "PublishVersion",
+	"GET 2015-03-31/functions/*/versions":      "ListVersionsByFunction",
+	"POST 2015-03-31/functions/*/aliases":      "CreateAlias",
+	"GET 2015-03-31/functions/*/aliases/*":     "GetAlias",
+	"PUT 2015-03-31/functions/*/aliases/*":     "UpdateAlias",
+}
+
 func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
 		writeErr(w, 403, "MissingAuthenticationTokenException", "request not signed")
@@ -135,34 +191,18 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	op := ""
+	q := r.URL.Query().Get("Qualifier")
 	name := ""
+	route := slices.Clone(parts) // the path with * for the function and the alias or statement
 	if len(parts) >= 3 {
-		name = parts[2]
+		name, route[2] = parts[2], "*"
 	}
-	switch {
-	case r.Method == "POST" && len(parts) == 2 && parts[1] == "functions":
-		op, name = "CreateFunction", body["FunctionName"].(string)
-	case r.Method == "GET" && len(parts) == 2 && parts[1] == "functions":
-		op = "ListFunctions"
-	case r.Method == "GET" && len(parts) == 3:
-		op = "GetFunction"
-	case r.Method == "DELETE" && len(parts) == 3:
-		op = "DeleteFunction"
-	case r.Method == "GET" && len(parts) == 4 && parts[3] == "configuration":
-		op = "GetFunctionConfiguration"
-	case r.Method == "PUT" && len(parts) == 4 && parts[3] == "configuration":
-		op = "UpdateFunctionConfiguration"
-	case r.Method == "PUT" && len(parts) == 4 && parts[3] == "code":
-		op = "UpdateFunctionCode"
-	case parts[0] == "2021-10-31" && len(parts) == 4 && parts[3] == "url":
-		op = map[string]string{"GET": "GetFunctionUrlConfig", "POST": "CreateFunctionUrlConfig", "PUT": "UpdateFunctionUrlConfig", "DELETE": "DeleteFunctionUrlConfig"}[r.Method]
-	case r.Method == "GET" && len(parts) == 4 && parts[3] == "policy":
-		op = "GetPolicy"
-	case r.Method == "POST" && len(parts) == 4 && parts[3] == "policy":
-		op = "AddPermission"
-	case r.Method == "DELETE" && len(parts) == 5 && parts[3] == "policy":
-		op = "RemovePermission"
+	if len(parts) == 5 {
+		route[4] = "*"
+	}
+	op := routes[r.Method+" "+strings.Join(route, "/")]
+	if op == "CreateFunction" {
+		name, _ = body["FunctionName"].(string)
 	}
 	if op == "" {
 		writeErr(w, 404, "UnknownOperationException", r.Method+" "+r.URL.Path)
@@ -170,7 +210,11 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, op)
+	if q != "" {
+		f.calls = append(f.calls, op+":"+q)
+	} else {
+		f.calls = append(f.calls, op)
+	}
 	f.bodies[op] = body
 	if e := f.fail[op]; e != nil && e.n > 0 {
 		e.n--
@@ -190,6 +234,13 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	arn := "arn:aws:lambda:" + region + ":" + account + ":function:" + name
+	if q != "" && op != "GetFunction" {
+		if fn.aliases[q] == nil {
+			writeErr(w, 404, "ResourceNotFoundException", "Function not found: "+arn+":"+q)
+			return
+		}
+		arn += ":" + q
+	}
 	switch op {
 	case "CreateFunction":
 		if fn != nil {
@@ -198,17 +249,25 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		code := body["Code"].(map[string]any)
 		zip, _ := base64.StdEncoding.DecodeString(code["ZipFile"].(string))
-		fn = &fakeFunc{config: map[string]any{
+		fn = newFunc(map[string]any{
 			"FunctionName": name, "FunctionArn": arn, "Runtime": body["Runtime"], "Handler": body["Handler"],
 			"Role": body["Role"], "MemorySize": body["MemorySize"], "Timeout": body["Timeout"],
 			"Architectures": body["Architectures"], "Environment": map[string]any{"Variables": body["Environment"].(map[string]any)["Variables"]},
 			"CodeSha256": sha(zip), "State": "Pending", "LastUpdateStatus": "InProgress",
 			"LastModified": "2026-01-01T00:00:00.000+0000",
-		}, pending: 1, tags: body["Tags"].(map[string]any)}
+		}, body["Tags"].(map[string]any))
+		fn.pending = 1
 		f.funcs[name] = fn
 		writeJSON(w, 201, fn.config)
 	case "GetFunction":
-		out := map[string]any{"Configuration": fn.config, "Code": map[string]any{"RepositoryType": "S3"}}
+		config := fn.config
+		if q != "" && q != "$LATEST" {
+			if config = fn.version(q); config == nil {
+				writeErr(w, 404, "ResourceNotFoundException", "Function not found: "+arn+":"+q)
+				return
+			}
+		}
+		out := map[string]any{"Configuration": config, "Code": map[string]any{"RepositoryType": "S3"}}
 		switch {
 		case f.hideTags:
 			out["TagsError"] = map[string]any{"ErrorCode": "AccessDeniedException", "Message": "not authorized to perform: lambda:ListTags"}
@@ -220,11 +279,11 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(f.funcs, name)
 		w.WriteHeader(204)
 	case "DeleteFunctionUrlConfig":
-		if fn.url == nil {
+		if fn.urls[q] == nil {
 			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
 			return
 		}
-		fn.url = nil
+		delete(fn.urls, q)
 		w.WriteHeader(204)
 	case "GetFunctionConfiguration":
 		if fn.pending > 0 {
@@ -247,58 +306,156 @@ func (f *fakeLambda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				fn.config[k] = v
 			}
 		}
-		fn.config["LastUpdateStatus"], fn.pending = "InProgress", 1
+		fn.config["LastUpdateStatus"], fn.pending, fn.changed = "InProgress", 1, true
 		writeJSON(w, 200, fn.config)
+	case "PublishVersion":
+		f.publish(w, fn, body, arn)
+	case "ListVersionsByFunction":
+		f.listVersions(w, r, fn)
+	case "CreateAlias", "GetAlias", "UpdateAlias":
+		f.alias(w, op, fn, parts, body, arn)
 	case "GetFunctionUrlConfig":
-		if fn.url == nil {
+		if fn.urls[q] == nil {
 			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
 			return
 		}
-		writeJSON(w, 200, fn.url)
+		writeJSON(w, 200, fn.urls[q])
 	case "CreateFunctionUrlConfig":
-		if fn.url != nil {
+		if fn.urls[q] != nil {
 			writeErr(w, 409, "ResourceConflictException", "Failed to create function url config for [functionArn = "+arn+"]. Error message:  FunctionUrlConfig exists for this Lambda function")
 			return
 		}
-		fn.url = map[string]any{"FunctionUrl": "https://" + name + "abc.lambda-url." + region + ".on.aws/", "FunctionArn": arn,
+		id := name + "abc"
+		if q != "" {
+			id = name + q
+		}
+		fn.urls[q] = map[string]any{"FunctionUrl": "https://" + id + ".lambda-url." + region + ".on.aws/", "FunctionArn": arn,
 			"AuthType": body["AuthType"], "CreationTime": "2026-01-01T00:00:00.000Z", "LastModifiedTime": "2026-01-01T00:00:00.000Z"}
-		writeJSON(w, 201, fn.url)
+		writeJSON(w, 201, fn.urls[q])
 	case "UpdateFunctionUrlConfig":
-		if fn.url == nil {
+		if fn.urls[q] == nil {
 			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
 			return
 		}
-		fn.url["AuthType"] = body["AuthType"]
-		writeJSON(w, 200, fn.url)
+		fn.urls[q]["AuthType"] = body["AuthType"]
+		writeJSON(w, 200, fn.urls[q])
 	case "GetPolicy":
-		if len(fn.policy) == 0 {
+		if len(fn.policies[q]) == 0 {
 			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
 			return
 		}
-		p, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Id": "default", "Statement": fn.policy})
+		p, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Id": "default", "Statement": fn.policies[q]})
 		writeJSON(w, 200, map[string]any{"Policy": string(p), "RevisionId": "r1"})
 	case "AddPermission":
-		for _, s := range fn.policy {
+		for _, s := range fn.policies[q] {
 			if s["Sid"] == body["StatementId"] {
 				writeErr(w, 409, "ResourceConflictException", "The statement id ("+s["Sid"].(string)+") provided already exists.")
 				return
 			}
 		}
 		s := map[string]any{"Sid": body["StatementId"], "Effect": "Allow", "Principal": "*", "Action": body["Action"], "Resource": arn}
-		fn.policy = append(fn.policy, s)
+		fn.policies[q] = append(fn.policies[q], s)
 		b, _ := json.Marshal(s)
 		writeJSON(w, 201, map[string]any{"Statement": string(b)})
 	case "RemovePermission":
 		sid := parts[4]
-		for i, s := range fn.policy {
+		for i, s := range fn.policies[q] {
 			if s["Sid"] == sid {
-				fn.policy = append(fn.policy[:i], fn.policy[i+1:]...)
+				fn.policies[q] = slices.Delete(fn.policies[q], i, i+1)
 				w.WriteHeader(204)
 				return
 			}
 		}
 		writeErr(w, 404, "ResourceNotFoundException", "Statement "+sid+" is not found in resource policy.")
 	}
+}
+
+// publish answers PublishVersion as Lambda does: refused while an update
+// is in progress or when $LATEST's code is not the expected CodeSha256;
+// the newest version again when $LATEST has not changed since it was
+// published; else a new version, numbered from 1.
+func (f *fakeLambda) publish(w http.ResponseWriter, fn *fakeFunc, body map[string]any, arn string) {
+	if fn.config["LastUpdateStatus"] == "InProgress" {
+		writeErr(w, 409, "ResourceConflictException", "The operation cannot be performed at this time. An update is in progress for resource: "+arn)
+		return
+	}
+	if want, ok := body["CodeSha256"]; ok && want != fn.config["CodeSha256"] {
+		writeErr(w, 412, "PreconditionFailedException", "CodeSHA256 ("+want.(string)+") is different from current CodeSHA256 in $LATEST ("+fn.config["CodeSha256"].(string)+"). Please try again with the CodeSHA256 in $LATEST.")
+		return
+	}
+	if !fn.changed && len(fn.versions) > 0 {
+		writeJSON(w, 201, fn.versions[len(fn.versions)-1])
+		return
+	}
+	v := maps.Clone(fn.config)
+	n := strconv.Itoa(len(fn.versions) + 1)
+	v["Version"], v["FunctionArn"], v["Description"] = n, arn+":"+n, body["Description"]
+	fn.versions = append(fn.versions, v)
+	fn.changed = false
+	writeJSON(w, 201, v)
+}
+
+// listVersions answers one page of ListVersionsByFunction: $LATEST, then
+// the published versions, pageSize (or MaxItems) at a time.
+func (f *fakeLambda) listVersions(w http.ResponseWriter, r *http.Request, fn *fakeFunc) {
+	all := append([]map[string]any{fn.config}, fn.versions...)
+	start, size := 0, f.pageSize
+	if m := r.URL.Query().Get("Marker"); m != "" {
+		var err error
+		if start, err = strconv.Atoi(m); err != nil || start >= len(all) {
+			writeErr(w, 400, "InvalidParameterValueException", "bad marker "+m)
+			return
+		}
+	}
+	if m, err := strconv.Atoi(r.URL.Query().Get("MaxItems")); err == nil && m < size {
+		size = m
+	}
+	end := min(start+size, len(all))
+	out := map[string]any{"Versions": all[start:end]}
+	if end < len(all) {
+		out["NextMarker"] = strconv.Itoa(end)
+	}
+	writeJSON(w, 200, out)
+}
+
+// alias answers CreateAlias, GetAlias and UpdateAlias; UpdateAlias checks
+// the RevisionId it is given, as Lambda does.
+func (f *fakeLambda) alias(w http.ResponseWriter, op string, fn *fakeFunc, parts []string, body map[string]any, arn string) {
+	name, _ := body["Name"].(string)
+	if len(parts) == 5 {
+		name = parts[4]
+	}
+	a := fn.aliases[name]
+	switch {
+	case op == "CreateAlias" && a != nil:
+		writeErr(w, 409, "ResourceConflictException", "Alias already exists: "+arn+":"+name)
+		return
+	case op != "CreateAlias" && a == nil:
+		writeErr(w, 404, "ResourceNotFoundException", "Cannot find alias arn: "+arn+":"+name)
+		return
+	case op == "GetAlias":
+		writeJSON(w, 200, a)
+		return
+	case op == "UpdateAlias" && body["RevisionId"] != nil && body["RevisionId"] != a["RevisionId"]:
+		writeErr(w, 412, "PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id.")
+		return
+	}
+	v, _ := body["FunctionVersion"].(string)
+	if fn.version(v) == nil {
+		writeErr(w, 404, "ResourceNotFoundException", "Function not found: "+arn+":"+v)
+		return
+	}
+	status := 200
+	if a == nil {
+		a, status = map[string]any{"AliasArn": arn + ":" + name, "Name": name}, 201
+		fn.aliases[name] = a
+	}
+	fn.revisions++
+	a["FunctionVersion"], a["RevisionId"] = v, fmt.Sprintf("rev-%d", fn.revisions)
+	if d, ok := body["Description"]; ok {
+		a["Description"] = d
+	}
+	writeJSON(w, status, a)
 }
 
 // listFunctions answers one page of ListFunctions, by name, with the
@@ -388,10 +545,16 @@ func TestDeployPublicCreateThenIdempotent(t *testing.T) {
 	}
 	check(t, "first deploy calls", f.log(), []string{
 		"GetFunction", "CreateFunction", "GetFunctionConfiguration", "GetFunctionConfiguration",
-		"CreateFunctionUrlConfig", "AddPermission", "AddPermission",
+		"PublishVersion", "CreateAlias",
+		"CreateFunctionUrlConfig:live", "AddPermission:live", "AddPermission:live",
 	})
 	check(t, "action", res.Action, "created")
-	check(t, "url", res.URL, "https://irisabc.lambda-url."+region+".on.aws/")
+	check(t, "version", res.Version, "1")
+	check(t, "url", res.URL, irisURL)
+	check(t, "publish expects the zip's code", f.bodies["PublishVersion"]["CodeSha256"], sha([]byte("zip v1")))
+	check(t, "publish says who", f.bodies["PublishVersion"]["Description"], "cortex deploy of iris, code sha256 "+sha([]byte("zip v1")))
+	check(t, "alias", f.funcs["iris"].aliases["live"]["FunctionVersion"], "1")
+	check(t, "no URL on the function itself", f.funcs["iris"].urls[""], map[string]any(nil))
 	check(t, "arn", res.ARN, "arn:aws:lambda:"+region+":"+account+":function:iris")
 
 	cfg := f.funcs["iris"].config
@@ -402,9 +565,9 @@ func TestDeployPublicCreateThenIdempotent(t *testing.T) {
 	check(t, "timeout", cfg["Timeout"], 35.0)
 	check(t, "role", cfg["Role"], fast.Role)
 	check(t, "env", cfg["Environment"], map[string]any{"Variables": map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json"}})
-	check(t, "url auth", f.funcs["iris"].url["AuthType"], "NONE")
+	check(t, "url auth", f.funcs["iris"].urls["live"]["AuthType"], "NONE")
 	var actions []any
-	for _, s := range f.funcs["iris"].policy {
+	for _, s := range f.funcs["iris"].policies["live"] {
 		actions = append(actions, s["Action"])
 	}
 	check(t, "permissions", actions, []any{"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"})
@@ -416,9 +579,11 @@ func TestDeployPublicCreateThenIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "second deploy calls", f.log(), []string{"GetFunction", "GetFunctionUrlConfig", "GetPolicy"})
+	check(t, "second deploy calls", f.log(), []string{"GetFunction", "GetAlias", "GetFunction:1", "GetFunctionUrlConfig:live", "GetPolicy:live"})
 	check(t, "second action", res.Action, "unchanged")
-	check(t, "second url", res.URL, "https://irisabc.lambda-url."+region+".on.aws/")
+	check(t, "second version", res.Version, "1")
+	check(t, "second url", res.URL, irisURL)
+	check(t, "versions", len(f.funcs["iris"].versions), 1)
 }
 
 func TestDeployUpdate(t *testing.T) {
@@ -441,9 +606,15 @@ func TestDeployUpdate(t *testing.T) {
 		"GetFunction",
 		"UpdateFunctionConfiguration", "GetFunctionConfiguration", "GetFunctionConfiguration",
 		"UpdateFunctionCode", "GetFunctionConfiguration", "GetFunctionConfiguration",
-		"GetFunctionUrlConfig", "GetPolicy",
+		"GetAlias", "PublishVersion", "UpdateAlias",
+		"GetFunctionUrlConfig:live", "GetPolicy:live",
 	})
 	check(t, "action", res.Action, "updated")
+	check(t, "version", res.Version, "2")
+	check(t, "alias", f.funcs["iris"].aliases["live"]["FunctionVersion"], "2")
+	check(t, "version 2's memory", f.funcs["iris"].versions[1]["MemorySize"], 2048.0)
+	check(t, "version 1 keeps its code", f.funcs["iris"].versions[0]["CodeSha256"], sha([]byte("zip v1")))
+	check(t, "the alias update says which revision it changes", f.bodies["UpdateAlias"]["RevisionId"], "rev-1")
 	cfg := f.funcs["iris"].config
 	check(t, "memory", cfg["MemorySize"], 2048.0)
 	check(t, "code", cfg["CodeSha256"], sha([]byte("zip v2")))
@@ -472,10 +643,12 @@ func TestDeployPublicThenPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "calls", f.log(), []string{"GetFunction", "GetFunctionUrlConfig", "UpdateFunctionUrlConfig", "GetPolicy", "RemovePermission", "RemovePermission"})
-	check(t, "auth", f.funcs["iris"].url["AuthType"], "AWS_IAM")
-	check(t, "policy", len(f.funcs["iris"].policy), 0)
+	check(t, "calls", f.log(), []string{"GetFunction", "GetAlias", "GetFunction:1",
+		"GetFunctionUrlConfig:live", "UpdateFunctionUrlConfig:live", "GetPolicy:live", "RemovePermission:live", "RemovePermission:live"})
+	check(t, "auth", f.funcs["iris"].urls["live"]["AuthType"], "AWS_IAM")
+	check(t, "policy", len(f.funcs["iris"].policies["live"]), 0)
 	check(t, "action", res.Action, "updated")
+	check(t, "no new version for a URL change", res.Version, "1")
 }
 
 func TestDeployThrottlingIsRetried(t *testing.T) {
@@ -489,7 +662,7 @@ func TestDeployThrottlingIsRetried(t *testing.T) {
 	check(t, "calls", f.log(), []string{
 		"GetFunction", "CreateFunction", "CreateFunction", "CreateFunction",
 		"GetFunctionConfiguration", "GetFunctionConfiguration", "GetFunctionConfiguration",
-		"CreateFunctionUrlConfig",
+		"PublishVersion", "CreateAlias", "CreateFunctionUrlConfig:live",
 	})
 	check(t, "action", res.Action, "created")
 }
@@ -537,8 +710,8 @@ func TestDeployDryRun(t *testing.T) {
 		plan = append(plan, fmt.Sprintf("%s planned=%v", c.Op, c.Planned))
 	}
 	check(t, "plan", plan, []string{
-		"GetFunction planned=false", "CreateFunction planned=true", "CreateFunctionUrlConfig planned=true",
-		"AddPermission planned=true", "AddPermission planned=true",
+		"GetFunction planned=false", "CreateFunction planned=true", "PublishVersion planned=true", "CreateAlias planned=true",
+		"CreateFunctionUrlConfig planned=true", "AddPermission planned=true", "AddPermission planned=true",
 	})
 	check(t, "action", res.Action, "create")
 }
@@ -580,12 +753,12 @@ func TestURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, err := lambda.URL(context.Background(), api, "iris")
-	check(t, "endpoint", u, lambda.Endpoint{URL: "https://irisabc.lambda-url." + region + ".on.aws/", IAM: true})
+	check(t, "endpoint", u, lambda.Endpoint{URL: irisURL, IAM: true})
 	check(t, "err", err, nil)
 	if _, err := lambda.Deploy(context.Background(), api, function(zipFile(t, "zip"), "NONE"), fast); err != nil {
 		t.Fatal(err)
 	}
 	u, err = lambda.URL(context.Background(), api, "iris")
-	check(t, "public endpoint", u, lambda.Endpoint{URL: "https://irisabc.lambda-url." + region + ".on.aws/", IAM: false})
+	check(t, "public endpoint", u, lambda.Endpoint{URL: irisURL, IAM: false})
 	check(t, "err", err, nil)
 }

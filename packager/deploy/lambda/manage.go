@@ -37,7 +37,11 @@ func where(api API) string {
 type Info struct {
 	Name string `json:"name"`
 	ARN  string `json:"arn"`
-	// URL is the function URL, empty when the function has none.
+	// Version is the published version the alias Alias serves, empty
+	// when the function has no such alias (an earlier cortex deployed it
+	// without versions, or cortex did not deploy it).
+	Version string `json:"version"`
+	// URL is the alias's function URL, empty when it has none.
 	URL string `json:"url"`
 	// URLAuth is the URL's auth type: AWS_IAM (signed requests only) or
 	// NONE (public).
@@ -117,9 +121,15 @@ func reason(code string, msg *string) string {
 	return code + ": " + aws.ToString(msg)
 }
 
-// addURL fills i's URL and auth type from its URL config, if it has one.
-func (r *recorder) addURL(ctx context.Context, api API, i *Info) error {
-	u, err := r.urlConfig(ctx, api, i.Name)
+// addAlias fills i's version from the alias Alias and its URL and auth
+// type from the alias's URL config, if it has them.
+func (r *recorder) addAlias(ctx context.Context, api API, i *Info) error {
+	a, err := r.alias(ctx, api, i.Name)
+	if err != nil || a == nil {
+		return err
+	}
+	i.Version = aws.ToString(a.FunctionVersion)
+	u, err := r.urlConfig(ctx, api, i.Name, Alias)
 	if err != nil || u == nil {
 		return err
 	}
@@ -128,7 +138,8 @@ func (r *recorder) addURL(ctx context.Context, api API, i *Info) error {
 }
 
 // Get returns the Lambda function called name, from GetFunction
-// (configuration and tags) and GetFunctionUrlConfig. It shows a function
+// (configuration and tags), GetAlias and the alias's
+// GetFunctionUrlConfig. It shows a function
 // cortex did not deploy too, with DeployedByCortex false.
 func Get(ctx context.Context, api API, name string) (*Info, error) {
 	r := &recorder{}
@@ -136,7 +147,7 @@ func Get(ctx context.Context, api API, name string) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.addURL(ctx, api, i); err != nil {
+	if err := r.addAlias(ctx, api, i); err != nil {
 		return nil, err
 	}
 	return i, nil
@@ -147,7 +158,7 @@ func Get(ctx context.Context, api API, name string) (*Info, error) {
 // provided.al2023 with CORTEX_CONFIG in their environment); a GetFunction
 // per candidate confirms the cortex.function tag, so a function made by
 // hand is left out, and gives the state, which ListFunctions does not
-// report; then GetFunctionUrlConfig as Get does.
+// report; then GetAlias and GetFunctionUrlConfig as Get does.
 func List(ctx context.Context, api API) ([]Info, error) {
 	r := &recorder{}
 	out := []Info{}
@@ -170,7 +181,7 @@ func List(ctx context.Context, api API) ([]Info, error) {
 			case !i.DeployedByCortex:
 				continue
 			}
-			if err := r.addURL(ctx, api, i); err != nil {
+			if err := r.addAlias(ctx, api, i); err != nil {
 				return nil, err
 			}
 			out = append(out, *i)
@@ -210,10 +221,12 @@ type DeleteResult struct {
 	Calls  []Call `json:"calls"`
 }
 
-// Delete deletes the Lambda function called name: its function URL config
-// (DeleteFunctionUrlConfig), if it has one, then the function
-// (DeleteFunction), which takes its resource policy with it. It refuses a
-// function cortex did not deploy (ErrNotCortex) unless o.Force. A missing
+// Delete deletes the Lambda function called name: the function URL config
+// of its alias Alias (DeleteFunctionUrlConfig), if it has one, so the URL
+// stops answering first, then the function (DeleteFunction), which takes
+// its versions, aliases, other URL configs and resource policies with it.
+// It refuses a function cortex did not deploy (ErrNotCortex) unless
+// o.Force. A missing
 // function is an error wrapping ErrNotFound; a URL config deleted by
 // someone else meanwhile is not an error. On a failed delete the result
 // says what was done.
@@ -230,13 +243,14 @@ func Delete(ctx context.Context, api API, name string, o DeleteOptions) (*Delete
 		return nil, fmt.Errorf("%w: the Lambda function %q has no %s tag, so it is not deleted; pass --force to delete it anyway", ErrNotCortex, name, TagFunction)
 	}
 	res.ARN = i.ARN
-	if err := r.addURL(ctx, api, i); err != nil {
+	u, err := r.urlConfig(ctx, api, name, Alias)
+	if err != nil {
 		return nil, err
 	}
 	fn := aws.String(name)
-	if i.URL != "" {
-		err := r.write("DeleteFunctionUrlConfig", name+" ("+i.URL+")", func() error {
-			_, err := api.DeleteFunctionUrlConfig(ctx, &lambda.DeleteFunctionUrlConfigInput{FunctionName: fn})
+	if u != nil {
+		err := r.write("DeleteFunctionUrlConfig", qualified(name, Alias)+" ("+aws.ToString(u.FunctionUrl)+")", func() error {
+			_, err := api.DeleteFunctionUrlConfig(ctx, &lambda.DeleteFunctionUrlConfigInput{FunctionName: fn, Qualifier: aws.String(Alias)})
 			if isNotFound(err) {
 				return nil
 			}
@@ -246,7 +260,7 @@ func Delete(ctx context.Context, api API, name string, o DeleteOptions) (*Delete
 			return res, err
 		}
 	}
-	err = r.write("DeleteFunction", name+" ("+i.ARN+", with its resource policy)", func() error {
+	err = r.write("DeleteFunction", name+" ("+i.ARN+", with its versions, aliases and resource policies)", func() error {
 		_, err := api.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: fn})
 		return err
 	})

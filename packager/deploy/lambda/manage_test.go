@@ -15,7 +15,9 @@ import (
 	"github.com/cortexfn/cortex/packager/deploy/lambda"
 )
 
-const irisURL = "https://irisabc.lambda-url." + region + ".on.aws/"
+// irisURL is the URL of iris's alias live; the fake gives the function
+// itself https://irisabc.lambda-url...
+const irisURL = "https://irislive.lambda-url." + region + ".on.aws/"
 
 var cortexEnv = map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json"}
 
@@ -42,12 +44,12 @@ func TestGet(t *testing.T) {
 			}
 			want := &lambda.Info{
 				Name: "iris", ARN: "arn:aws:lambda:" + region + ":" + account + ":function:iris",
-				URL: irisURL, URLAuth: auth, State: "Active", LastUpdateStatus: "Successful",
+				Version: "1", URL: irisURL, URLAuth: auth, State: "Active", LastUpdateStatus: "Successful",
 				LastModified: "2026-01-01T00:00:00.000+0000", Memory: 1024, Timeout: 35, Arch: "arm64",
 				Runtime: "provided.al2023", CodeSHA256: sha([]byte("zip")), DeployedByCortex: true,
 			}
 			check(t, "info", got, want)
-			check(t, "calls", f.log(), []string{"GetFunction", "GetFunctionUrlConfig"})
+			check(t, "calls", f.log(), []string{"GetFunction", "GetAlias", "GetFunctionUrlConfig:live"})
 		})
 	}
 }
@@ -66,7 +68,7 @@ func TestGetJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"name", "arn", "url", "url_auth", "state", "last_update_status", "last_modified",
+	for _, k := range []string{"name", "arn", "version", "url", "url_auth", "state", "last_update_status", "last_modified",
 		"memory_mb", "timeout_s", "arch", "code_sha256", "deployed_by_cortex"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("the JSON has no %q: %s", k, b)
@@ -79,7 +81,7 @@ func TestGetFailedAndWithoutURL(t *testing.T) {
 	cfg := f.funcs["iris"].config
 	cfg["State"], cfg["StateReasonCode"], cfg["StateReason"] = "Failed", "InvalidRuntime", "The runtime parameter of provided.al2 is no longer supported"
 	cfg["LastUpdateStatus"], cfg["LastUpdateStatusReasonCode"], cfg["LastUpdateStatusReason"] = "Failed", "InvalidZipFileException", "bad zip"
-	f.funcs["iris"].url = nil
+	delete(f.funcs["iris"].urls, "live")
 	got, err := lambda.Get(context.Background(), api, "iris")
 	if err != nil {
 		t.Fatal(err)
@@ -112,12 +114,13 @@ func TestList(t *testing.T) {
 		calls    []string
 	}{
 		{"one page", 50, []string{
-			"ListFunctions", "GetFunction", "GetFunctionUrlConfig", "GetFunction", "GetFunction", "GetFunctionUrlConfig",
+			"ListFunctions", "GetFunction", "GetAlias", "GetFunctionUrlConfig:live", "GetFunction",
+			"GetFunction", "GetAlias", "GetFunctionUrlConfig:live",
 		}},
 		{"a function per page", 1, []string{
-			"ListFunctions", "GetFunction", "GetFunctionUrlConfig", // echo
+			"ListFunctions", "GetFunction", "GetAlias", "GetFunctionUrlConfig:live", // echo
 			"ListFunctions", "GetFunction", // hand: no tag
-			"ListFunctions", "GetFunction", "GetFunctionUrlConfig", // iris
+			"ListFunctions", "GetFunction", "GetAlias", "GetFunctionUrlConfig:live", // iris
 			"ListFunctions", // python: other runtime
 		}},
 	}
@@ -140,11 +143,11 @@ func TestList(t *testing.T) {
 			}
 			var rows []string
 			for _, i := range got {
-				rows = append(rows, fmt.Sprintf("%s %s %s %s %v", i.Name, i.State, i.URLAuth, i.URL, i.DeployedByCortex))
+				rows = append(rows, fmt.Sprintf("%s %s %s %s %s %v", i.Name, i.State, i.Version, i.URLAuth, i.URL, i.DeployedByCortex))
 			}
 			check(t, "functions", rows, []string{
-				"echo Active NONE https://echoabc.lambda-url." + region + ".on.aws/ true",
-				"iris Active AWS_IAM " + irisURL + " true",
+				"echo Active 1 NONE https://echolive.lambda-url." + region + ".on.aws/ true",
+				"iris Active 1 AWS_IAM " + irisURL + " true",
 			})
 			check(t, "calls", f.log(), tt.calls)
 		})
@@ -169,15 +172,15 @@ func TestDelete(t *testing.T) {
 		noURL bool
 		calls []string
 	}{
-		{"public", "NONE", false, []string{"GetFunction", "GetFunctionUrlConfig", "DeleteFunctionUrlConfig", "DeleteFunction"}},
-		{"private", "AWS_IAM", false, []string{"GetFunction", "GetFunctionUrlConfig", "DeleteFunctionUrlConfig", "DeleteFunction"}},
-		{"no URL", "AWS_IAM", true, []string{"GetFunction", "GetFunctionUrlConfig", "DeleteFunction"}},
+		{"public", "NONE", false, []string{"GetFunction", "GetFunctionUrlConfig:live", "DeleteFunctionUrlConfig:live", "DeleteFunction"}},
+		{"private", "AWS_IAM", false, []string{"GetFunction", "GetFunctionUrlConfig:live", "DeleteFunctionUrlConfig:live", "DeleteFunction"}},
+		{"no URL", "AWS_IAM", true, []string{"GetFunction", "GetFunctionUrlConfig:live", "DeleteFunction"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, api := deployed(t, tt.auth)
 			if tt.noURL {
-				f.funcs["iris"].url = nil
+				delete(f.funcs["iris"].urls, "live")
 			}
 			var progress bytes.Buffer
 			res, err := lambda.Delete(context.Background(), api, "iris", lambda.DeleteOptions{Progress: &progress})
@@ -185,7 +188,7 @@ func TestDelete(t *testing.T) {
 				t.Fatal(err)
 			}
 			check(t, "calls", f.log(), tt.calls)
-			check(t, "recorded calls", ops(res.Calls), tt.calls)
+			check(t, "recorded calls", ops(res.Calls), unqualified(tt.calls))
 			check(t, "arn", res.ARN, "arn:aws:lambda:"+region+":"+account+":function:iris")
 			if _, ok := f.funcs["iris"]; ok {
 				t.Error("the function is still there")
@@ -206,6 +209,16 @@ func TestDelete(t *testing.T) {
 	}
 }
 
+// unqualified is the fake's log without the qualifiers, as Call.Op has it.
+func unqualified(log []string) []string {
+	var out []string
+	for _, op := range log {
+		op, _, _ = strings.Cut(op, ":")
+		out = append(out, op)
+	}
+	return out
+}
+
 func ops(cs []lambda.Call) []string {
 	var out []string
 	for _, c := range cs {
@@ -220,7 +233,7 @@ func TestDeleteURLAlreadyGone(t *testing.T) {
 	if _, err := lambda.Delete(context.Background(), api, "iris", lambda.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	check(t, "calls", f.log(), []string{"GetFunction", "GetFunctionUrlConfig", "DeleteFunctionUrlConfig", "DeleteFunction"})
+	check(t, "calls", f.log(), []string{"GetFunction", "GetFunctionUrlConfig:live", "DeleteFunctionUrlConfig:live", "DeleteFunction"})
 }
 
 func TestDeleteDryRun(t *testing.T) {
@@ -230,7 +243,7 @@ func TestDeleteDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "server saw reads only", f.log(), []string{"GetFunction", "GetFunctionUrlConfig"})
+	check(t, "server saw reads only", f.log(), []string{"GetFunction", "GetFunctionUrlConfig:live"})
 	var plan []string
 	for _, c := range res.Calls {
 		plan = append(plan, fmt.Sprintf("%s planned=%v", c.Op, c.Planned))
@@ -240,7 +253,7 @@ func TestDeleteDryRun(t *testing.T) {
 		"DeleteFunctionUrlConfig planned=true", "DeleteFunction planned=true",
 	})
 	check(t, "dry run", res.DryRun, true)
-	if fn := f.funcs["iris"]; fn == nil || fn.url == nil || len(fn.policy) != 2 {
+	if fn := f.funcs["iris"]; fn == nil || fn.urls["live"] == nil || len(fn.policies["live"]) != 2 {
 		t.Errorf("a dry run changed the function: %+v", fn)
 	}
 	if !strings.Contains(progress.String(), "would call DeleteFunction iris") || strings.Contains(progress.String(), "deleted") {
@@ -303,7 +316,7 @@ func TestManageAccessDenied(t *testing.T) {
 		{"delete", "DeleteFunction", func(api lambda.API) error {
 			_, err := lambda.Delete(context.Background(), api, "iris", lambda.DeleteOptions{})
 			return err
-		}, []string{"GetFunction", "GetFunctionUrlConfig", "DeleteFunctionUrlConfig", "DeleteFunction"}},
+		}, []string{"GetFunction", "GetFunctionUrlConfig:live", "DeleteFunctionUrlConfig:live", "DeleteFunction"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
