@@ -2,8 +2,10 @@ package packager_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/cortexfn/cortex/packager"
+	"github.com/cortexfn/cortex/packager/oci"
 )
 
 // TestImageRunsInRunc is the proof that the image is a real container:
@@ -192,6 +195,85 @@ func TestImageRunsInRunc(t *testing.T) {
 	if !strings.Contains(logs.String(), "ONNX Runtime loaded") {
 		t.Errorf("logs:\n%s", logs.String())
 	}
+}
+
+// TestZstdImageUnpacks checks a zstd image with the real tools: umoci
+// (0.4 in Debian) cannot unpack zstd layers, so skopeo reads them (checking
+// each blob's digest) and writes the image again with gzip, and umoci
+// unpacks that. The tree must be the one the gzip image unpacks to, file
+// by file: the compression changes the blobs, never the container.
+func TestZstdImageUnpacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: -short")
+	}
+	for _, tool := range []string{"skopeo", "umoci"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run `go tool task tools` (apt-get install -y umoci skopeo)", tool)
+		}
+	}
+	dir := t.TempDir()
+	z := pkg(t, iris, packager.Options{Tag: "e2e", Compression: oci.Zstd})
+	regz := filepath.Join(dir, "regzipped")
+	run(t, "skopeo", "copy", "--dest-compress", "--dest-compress-format", "gzip", "oci:"+z.Image.Layout+":e2e", "oci:"+regz+":e2e")
+	g := pkg(t, iris, packager.Options{Tag: "e2e"})
+
+	trees := map[string]map[string]string{}
+	for name, lay := range map[string]string{"zstd": regz, "gzip": g.Image.Layout} {
+		bundle := filepath.Join(dir, name)
+		run(t, "umoci", "unpack", "--image", lay+":e2e", bundle)
+		trees[name] = tree(t, filepath.Join(bundle, "rootfs"))
+	}
+	if len(trees["gzip"]) < 3 {
+		t.Fatalf("the gzip image unpacked to %d files: %v", len(trees["gzip"]), trees["gzip"])
+	}
+	for path, sum := range trees["gzip"] {
+		if trees["zstd"][path] != sum {
+			t.Errorf("%s: %q from the zstd image, %q from the gzip one", path, trees["zstd"][path], sum)
+		}
+	}
+	for path := range trees["zstd"] {
+		if _, ok := trees["gzip"][path]; !ok {
+			t.Errorf("%s is only in the zstd image", path)
+		}
+	}
+	t.Logf("%d paths alike", len(trees["gzip"]))
+}
+
+// tree maps every path under root to its kind, mode and content hash.
+func tree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		v := info.Mode().String()
+		switch {
+		case info.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += fmt.Sprintf(" %x", sha256.Sum256(b))
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			v += " -> " + target
+		}
+		m[rel] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func run(t *testing.T, name string, args ...string) []byte {
