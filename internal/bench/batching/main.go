@@ -14,7 +14,7 @@
 // The target (issue 8): batching at least 3 times the rows/s of unbatched,
 // with p99 no worse than batch_interval plus the unbatched p99.
 //
-//	go run ./internal/bench/batching [-c 64] [-d 5s] [-rounds 2] [-max-batch 32] [-interval 5ms] [-only off|on|floor] [-cpuprofile FILE]
+//	go run ./internal/bench/batching [-c 64] [-d 5s] [-rounds 2] [-max-batch 32] [-interval 5ms] [-client go|raw] [-only off|on|floor] [-cpuprofile FILE]
 package main
 
 import (
@@ -46,6 +46,7 @@ func main() {
 	model := flag.String("model", "samples/iris/model/iris.onnx", "ONNX model")
 	only := flag.String("only", "", "run only this mode (off, on or floor), for profiling")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the last measured round to this file")
+	clientKind := flag.String("client", "go", "the load's client: go (net/http) or raw (ready-made requests on keep-alive TCP; less CPU per request)")
 	flag.Parse()
 	modelPath, err := filepath.Abs(*model)
 	if err != nil {
@@ -60,6 +61,14 @@ func main() {
 	floorURL, stopFloor := floor(client, offURL)
 	defer stopFloor()
 
+	runLoad := func(url string, d time.Duration) load.Result { return load.Run(client, url, rows, *conns, d) }
+	switch *clientKind {
+	case "go":
+	case "raw":
+		runLoad = func(url string, d time.Duration) load.Result { return load.RunRaw(url, rows, *conns, d) }
+	default:
+		log.Fatalf("-client %q: use go or raw", *clientKind)
+	}
 	modes := []struct{ name, url string }{{"off", offURL}, {"on", onURL}, {"floor", floorURL}}
 	results := map[string][]load.Result{}
 	var prof []byte
@@ -68,9 +77,9 @@ func main() {
 			if *only != "" && *only != m.name {
 				continue
 			}
-			load.Run(client, m.url, rows, *conns, time.Second) // warm up connections and caches
+			runLoad(m.url, time.Second) // warm up connections and caches
 			stop := profile(*cpuprofile, &prof)
-			results[m.name] = append(results[m.name], load.Run(client, m.url, rows, *conns, *dur))
+			results[m.name] = append(results[m.name], runLoad(m.url, *dur))
 			stop()
 		}
 	}
@@ -80,8 +89,8 @@ func main() {
 		}
 	}
 	off, on, fl := load.Merge(results["off"]), load.Merge(results["on"]), load.Merge(results["floor"])
-	fmt.Printf("iris over HTTP, %d concurrent single-row clients, %d x %s per mode, GOMAXPROCS=%d\n",
-		*conns, *rounds, *dur, goruntime.GOMAXPROCS(0))
+	fmt.Printf("iris over HTTP, %d concurrent single-row clients (%s client), %d x %s per mode, GOMAXPROCS=%d\n",
+		*conns, *clientKind, *rounds, *dur, goruntime.GOMAXPROCS(0))
 	fmt.Printf("%-48s %10s %10s %10s %8s\n", "server", "rows/s", "p50", "p99", "errors")
 	for _, r := range []struct {
 		name string
