@@ -146,7 +146,6 @@ require (
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	gotest.tools/v3 v3.5.2 // indirect
 	k8s.io/apiserver v0.29.2 // indirect
 	k8s.io/cloud-provider v0.29.2 // indirect
 	k8s.io/cluster-bootstrap v0.0.0 // indirect
