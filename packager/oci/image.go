@@ -7,8 +7,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -152,6 +154,14 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 	}()
 	lb := &layerBuilder{dir: filepath.Join(o.CacheDir, "layers"), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}
 
+	// The content layers compress while the base is prepared.
+	wait := buildLayers(ctx, lb, c.Layers)
+	waited := false
+	defer func() {
+		if !waited {
+			_, _ = wait() // nothing may still write into the cache when Build returns
+		}
+	}()
 	base, err := baseImage(ctx, c, o, lb, out)
 	if err != nil {
 		return nil, err
@@ -174,33 +184,28 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 		out.Layers = append(out.Layers, info)
 	}
 
+	built, err := wait()
+	waited = true
+	if err != nil {
+		return nil, err
+	}
 	img := base
-	for _, l := range c.Layers {
-		if len(l.Files) == 0 {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		bl, cached, err := buildLayer(lb, l)
-		if err != nil {
-			return nil, fmt.Errorf("%s layer: %w", l.Name, err)
-		}
-		info, _ := describe(l.Name, bl)
-		info.Cached = cached
+	for _, b := range built {
+		bl := b.blob
+		info, _ := describe(b.layer.Name, bl)
+		info.Cached = b.cached
 		out.Layers = append(out.Layers, info)
 		if o.Progress != nil {
-			how := "compressed in " + time.Since(start).Round(time.Millisecond).String()
-			if cached {
+			how := "compressed in " + b.took.Round(time.Millisecond).String()
+			if b.cached {
 				how = "cached"
 			}
-			fmt.Fprintf(o.Progress, "layer %-8s %s %s (%s)\n", l.Name, bl.digest.Hex[:12], humanSize(bl.size), how)
+			fmt.Fprintf(o.Progress, "layer %-8s %s %s (%s)\n", b.layer.Name, bl.digest.Hex[:12], humanSize(bl.size), how)
 		}
 		img, err = mutate.Append(img, mutate.Addendum{
 			Layer:     bl,
 			MediaType: o.Compression.mediaType(),
-			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "cortex package: " + l.Name, Comment: "cortex"},
+			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "cortex package: " + b.layer.Name, Comment: "cortex"},
 		})
 		if err != nil {
 			return nil, err
@@ -244,23 +249,50 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 	return out, nil
 }
 
-func buildLayer(lb *layerBuilder, l Layer) (*blobLayer, bool, error) {
-	files, err := normalize(l.Files)
-	if err != nil {
-		return nil, false, err
-	}
-	diffID, err := lb.hashTar(files)
-	if err != nil {
-		return nil, false, err
-	}
-	if !lb.noCache {
-		dir := filepath.Join(lb.dir, fmt.Sprintf("%s-%d", lb.compression, l.Level))
-		if bl, ok := lb.cached(filepath.Join(dir, diffID.Hex+".blob"), filepath.Join(dir, diffID.Hex+".json"), diffID); ok {
-			return bl, true, nil
+// builtLayer is one content layer built by buildLayers.
+type builtLayer struct {
+	layer  Layer
+	blob   *blobLayer
+	cached bool
+	took   time.Duration
+	err    error
+}
+
+// buildLayers builds the non-empty layers of ls at once, as many at a time
+// as there are CPUs (compressing is where packaging spends its time, and
+// the layers are independent), and returns a function that waits for them
+// and gives them in order, or the first layer's error.
+func buildLayers(ctx context.Context, lb *layerBuilder, ls []Layer) (wait func() ([]builtLayer, error)) {
+	var out []builtLayer
+	for _, l := range ls {
+		if len(l.Files) > 0 {
+			out = append(out, builtLayer{layer: l})
 		}
 	}
-	bl, err := lb.build(l.Files, l.Level)
-	return bl, false, err
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range out {
+		b := &out[i]
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if b.err = ctx.Err(); b.err != nil {
+				return
+			}
+			start := time.Now()
+			b.blob, b.cached, b.err = lb.build(b.layer.Files, b.layer.Level)
+			b.took = time.Since(start)
+		})
+	}
+	return func() ([]builtLayer, error) {
+		wg.Wait()
+		for _, b := range out {
+			if b.err != nil {
+				return nil, fmt.Errorf("%s layer: %w", b.layer.Name, b.err)
+			}
+		}
+		return out, nil
+	}
 }
 
 // baseImage returns the base as an OCI image: the built-in base, or the
@@ -273,7 +305,7 @@ func baseImage(ctx context.Context, c Contents, o Options, lb *layerBuilder, out
 			return nil, err
 		}
 		out.Base = info
-		bl, _, err := buildLayer(lb, Layer{Name: "base", Files: files})
+		bl, _, err := lb.build(files, Default)
 		if err != nil {
 			return nil, fmt.Errorf("base layer: %w", err)
 		}

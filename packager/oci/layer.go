@@ -137,27 +137,34 @@ type cacheEntry struct {
 	Size   int64  `json:"size"`
 }
 
-// build writes files as a layer. It streams the tar twice when the layer
-// is not cached: once to hash it, once to compress it; memory use does not
-// depend on the size of the files.
-func (b *layerBuilder) build(files []File, level Level) (*blobLayer, error) {
-	files, err := normalize(files)
+// build writes files as a layer, taking it from the cache when it is
+// there (unless noCache). The tar is streamed twice when the layer is not
+// cached: once to hash it (its diffID is the cache key), once to compress
+// it; memory use does not depend on the size of the files.
+func (b *layerBuilder) build(files []File, level Level) (l *blobLayer, cached bool, err error) {
+	files, err = normalize(files)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	diffID, err := b.hashTar(files)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	kind := fmt.Sprintf("%s-%d", b.compression, level)
-	dir := filepath.Join(b.dir, kind)
+	dir := filepath.Join(b.dir, fmt.Sprintf("%s-%d", b.compression, level))
 	blob := filepath.Join(dir, diffID.Hex+".blob")
 	meta := filepath.Join(dir, diffID.Hex+".json")
 	if !b.noCache {
 		if l, ok := b.cached(blob, meta, diffID); ok {
-			return l, nil
+			return l, true, nil
 		}
 	}
+	l, err = b.compress(files, level, diffID, dir, blob, meta)
+	return l, false, err
+}
+
+// compress writes the normalized files as a compressed layer into the
+// cache, checking that the tar still hashes to diffID.
+func (b *layerBuilder) compress(files []File, level Level, diffID v1.Hash, dir, blob, meta string) (*blobLayer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the layer cache: %w", err)
 	}

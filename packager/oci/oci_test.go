@@ -2,6 +2,7 @@ package oci_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -409,6 +410,21 @@ func TestBuildErrors(t *testing.T) {
 	_, err = oci.Build(context.Background(), oci.Contents{Layers: []oci.Layer{{Name: "m", Files: []oci.File{{Path: "a", Data: []byte("1")}, {Path: "/a", Data: []byte("2")}}}}}, oci.Options{CacheDir: dir})
 	if err == nil || !strings.Contains(err.Error(), "two entries") {
 		t.Errorf("duplicate path: got %v", err)
+	}
+	// The layers are built at once: a failing one is named, the first in
+	// layer order when several fail, and a cancelled build stops.
+	ok := oci.Layer{Name: "fine", Files: []oci.File{{Path: "f", Data: bytes.Repeat([]byte("x"), 1<<20)}}}
+	bad := func(name string) oci.Layer {
+		return oci.Layer{Name: name, Files: []oci.File{{Path: name, Src: filepath.Join(dir, name+"-missing")}}}
+	}
+	_, err = oci.Build(context.Background(), oci.Contents{Layers: []oci.Layer{ok, bad("second"), ok, bad("fourth")}}, oci.Options{CacheDir: dir, NoCache: true})
+	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "second layer: ") {
+		t.Errorf("two failing layers: got %v, want the second's error first", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err = oci.Build(ctx, oci.Contents{Layers: []oci.Layer{ok}}, oci.Options{CacheDir: dir}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: got %v", err)
 	}
 	_, err = oci.Build(context.Background(), oci.Contents{}, oci.Options{CacheDir: dir, Compression: "lz4"})
 	if err == nil {
