@@ -32,6 +32,25 @@ type Result struct {
 // its own index) to url for d. A request that fails or answers other than
 // 200 counts as an error.
 func Run(client *http.Client, url string, bodies []string, conns int, d time.Duration) Result {
+	return drive(conns, d, func(int) (func(i int) bool, func()) {
+		send := func(i int) bool {
+			resp, err := client.Post(url, "application/json", strings.NewReader(bodies[i%len(bodies)]))
+			if err != nil {
+				return false
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}
+		return send, func() {}
+	})
+}
+
+// drive runs conns clients for d. newClient(c) gives client c its send
+// function (it sends request number i and reports whether a 200 came
+// back) and what closes the client; every successful request's latency
+// is recorded.
+func drive(conns int, d time.Duration, newClient func(c int) (send func(i int) bool, close func())) Result {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
@@ -42,17 +61,12 @@ func Run(client *http.Client, url string, bodies []string, conns int, d time.Dur
 	start := time.Now()
 	for c := range conns {
 		wg.Go(func() {
+			send, closeClient := newClient(c)
+			defer closeClient()
 			lat := make([]time.Duration, 0, 4096)
 			for i := c; time.Now().Before(cutoff); i++ {
 				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", strings.NewReader(bodies[i%len(bodies)]))
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
+				if !send(i) {
 					errs.Add(1)
 					continue
 				}

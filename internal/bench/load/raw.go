@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -29,54 +27,33 @@ func RunRaw(target string, bodies []string, conns int, d time.Duration) Result {
 		reqs[i] = fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 			u.RequestURI(), u.Host, len(b), b)
 	}
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		res    Result
-		errs   atomic.Int64
-		cutoff = time.Now().Add(d)
-	)
-	start := time.Now()
-	for c := range conns {
-		wg.Go(func() {
-			lat := make([]time.Duration, 0, 4096)
-			var (
-				conn net.Conn
-				r    *bufio.Reader
-				err  error
-			)
-			for i := c; time.Now().Before(cutoff); i++ {
-				if conn == nil {
-					if conn, err = net.Dial("tcp", u.Host); err != nil {
-						errs.Add(1)
-						conn = nil
-						time.Sleep(time.Millisecond)
-						continue
-					}
-					r = bufio.NewReaderSize(conn, 16<<10)
+	return drive(conns, d, func(int) (func(i int) bool, func()) {
+		var (
+			conn net.Conn
+			r    *bufio.Reader
+		)
+		send := func(i int) bool {
+			if conn == nil {
+				c, err := net.Dial("tcp", u.Host)
+				if err != nil {
+					time.Sleep(time.Millisecond)
+					return false
 				}
-				t0 := time.Now()
-				if _, err := conn.Write(reqs[i%len(reqs)]); err != nil || readAnswer(r) != nil {
-					errs.Add(1)
-					conn.Close()
-					conn = nil
-					continue
-				}
-				lat = append(lat, time.Since(t0))
+				conn, r = c, bufio.NewReaderSize(c, 16<<10)
 			}
+			if _, err := conn.Write(reqs[i%len(reqs)]); err != nil || readAnswer(r) != nil {
+				conn.Close()
+				conn = nil // dial again
+				return false
+			}
+			return true
+		}
+		return send, func() {
 			if conn != nil {
 				conn.Close()
 			}
-			mu.Lock()
-			res.Lat = append(res.Lat, lat...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
-	res.N = len(res.Lat)
-	res.Errors = int(errs.Load())
-	return res
+		}
+	})
 }
 
 // readAnswer reads one HTTP/1.1 response and fails unless it is a 200
