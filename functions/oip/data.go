@@ -289,15 +289,20 @@ func (w *walker[T]) end() error {
 	return nil
 }
 
-func (w *walker[T]) space() {
-	for w.pos < len(w.b) {
-		switch w.b[w.pos] {
+func (w *walker[T]) space() { w.pos = skipSpace(w.b, w.pos) }
+
+// skipSpace returns the offset of the first byte at or after pos in b that
+// is not JSON whitespace.
+func skipSpace(b []byte, pos int) int {
+	for pos < len(b) {
+		switch b[pos] {
 		case ' ', '\t', '\n', '\r':
-			w.pos++
+			pos++
 		default:
-			return
+			return pos
 		}
 	}
+	return pos
 }
 
 func (w *walker[T]) value(depth int) error {

@@ -31,18 +31,16 @@ func scanRequest(body []byte) (w wireRequest, ok bool) {
 	ok = s.object(func(key []byte) bool {
 		switch string(key) {
 		case "id":
-			if seen&sawID != 0 {
+			if !firstTime(&seen, sawID) {
 				return false
 			}
-			seen |= sawID
 			id, ok := s.str()
 			w.ID = string(id)
 			return ok
 		case "inputs":
-			if seen&sawInputs != 0 {
+			if !firstTime(&seen, sawInputs) {
 				return false
 			}
-			seen |= sawInputs
 			w.Inputs = make([]wireInput, 0, 1)
 			return s.array(func() bool {
 				in, ok := s.input()
@@ -50,10 +48,9 @@ func scanRequest(body []byte) (w wireRequest, ok bool) {
 				return ok
 			})
 		case "outputs":
-			if seen&sawOutputs != 0 {
+			if !firstTime(&seen, sawOutputs) {
 				return false
 			}
-			seen |= sawOutputs
 			w.Outputs = []RequestOutput{}
 			return s.array(func() bool {
 				var o RequestOutput
@@ -84,16 +81,17 @@ type scanner struct {
 	pos int
 }
 
-func (s *scanner) space() {
-	for s.pos < len(s.b) {
-		switch s.b[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
+// firstTime marks key bit in seen and reports whether it was not marked
+// yet: a repeated key is left to encoding/json.
+func firstTime(seen *uint8, bit uint8) bool {
+	if *seen&bit != 0 {
+		return false
 	}
+	*seen |= bit
+	return true
 }
+
+func (s *scanner) space() { s.pos = skipSpace(s.b, s.pos) }
 
 // next skips space and reports whether the next byte is c, consuming it.
 func (s *scanner) next(c byte) bool {
@@ -222,26 +220,23 @@ func (s *scanner) input() (in wireInput, ok bool) {
 	ok = s.object(func(key []byte) bool {
 		switch string(key) {
 		case "name":
-			if seen&sawName != 0 {
+			if !firstTime(&seen, sawName) {
 				return false
 			}
-			seen |= sawName
 			name, ok := s.str()
 			in.Name = string(name)
 			return ok
 		case "datatype":
-			if seen&sawDatatype != 0 {
+			if !firstTime(&seen, sawDatatype) {
 				return false
 			}
-			seen |= sawDatatype
 			dt, ok := s.str()
 			in.Datatype = datatypeOf(dt)
 			return ok
 		case "shape":
-			if seen&sawShape != 0 {
+			if !firstTime(&seen, sawShape) {
 				return false
 			}
-			seen |= sawShape
 			in.Shape = make([]int64, 0, 4)
 			return s.array(func() bool {
 				num, ok := s.number()
@@ -253,10 +248,9 @@ func (s *scanner) input() (in wireInput, ok bool) {
 				return err == nil
 			})
 		case "data":
-			if seen&sawData != 0 {
+			if !firstTime(&seen, sawData) {
 				return false
 			}
-			seen |= sawData
 			s.space()
 			start := s.pos
 			if !s.numbers(0) {
