@@ -11,6 +11,7 @@ import (
 	goruntime "runtime"
 	"strings"
 
+	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/spec"
 )
@@ -111,22 +112,6 @@ func collect(root, field, rel string) ([]shipped, error) {
 	return out, nil
 }
 
-// cacheRoot is the cortex cache (the same rule as packager/build and
-// runtime/onnx).
-func cacheRoot() (string, error) {
-	if d := os.Getenv("CORTEX_CACHE"); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "cortex"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache directory: set CORTEX_CACHE: %w", err)
-	}
-	return filepath.Join(home, ".cache", "cortex"), nil
-}
-
 // ErrNoONNXRuntime: the ONNX Runtime library to ship was not found.
 var ErrNoONNXRuntime = errors.New("packager: ONNX Runtime library not found")
 
@@ -144,7 +129,7 @@ func findONNXRuntime(explicit, cache, arch string) (string, error) {
 			tried = append(tried, p)
 		}
 		caches := []string{cache}
-		if def, err := cacheRoot(); err == nil && def != cache {
+		if def, err := build.CacheRoot(""); err == nil && def != cache {
 			caches = append(caches, def)
 		}
 		for _, c := range caches {

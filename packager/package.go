@@ -222,7 +222,7 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 		return nil, fmt.Errorf("architecture %q: use amd64 or arm64", o.Arch)
 	}
 	if o.CacheDir == "" {
-		if o.CacheDir, err = cacheRoot(); err != nil {
+		if o.CacheDir, err = build.CacheRoot(""); err != nil {
 			return nil, err
 		}
 	}

@@ -230,7 +230,7 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cacheDir, err := cacheRoot(o.CacheDir)
+	cacheDir, err := CacheRoot(o.CacheDir)
 	if err != nil {
 		return Result{}, err
 	}
@@ -490,8 +490,11 @@ func locateCortex(ctx context.Context, o Options) (string, error) {
 	return info.Dir, nil
 }
 
-// cacheRoot returns the cortex cache directory.
-func cacheRoot(override string) (string, error) {
+// CacheRoot returns the cortex cache directory: override when set, else
+// $CORTEX_CACHE, else cortex under the user's cache directory
+// ($XDG_CACHE_HOME or ~/.cache). runtime/onnx keeps the same rule (it may
+// not import the packager).
+func CacheRoot(override string) (string, error) {
 	if override != "" {
 		return override, nil
 	}

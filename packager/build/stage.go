@@ -33,7 +33,7 @@ func Stage(ctx context.Context, dir, rel, cacheDir string, report io.Writer) (st
 	if !info.IsDir() {
 		return src, nil
 	}
-	root, err := cacheRoot(cacheDir)
+	root, err := CacheRoot(cacheDir)
 	if err != nil {
 		return "", err
 	}
@@ -105,7 +105,7 @@ func stageKey(ctx context.Context, pkgDir string) (string, error) {
 func RuntimeConfig(ctx context.Context, s *spec.Spec, cacheDir string, report io.Writer) (runtime.Config, error) {
 	cfg := s.RuntimeConfig()
 	if s.Pre != "" || s.Post != "" {
-		root, err := cacheRoot(cacheDir)
+		root, err := CacheRoot(cacheDir)
 		if err != nil {
 			return cfg, err
 		}
