@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cortexfn/cortex/cmd/cortex/internal/examples"
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime/host"
 )
 
@@ -120,7 +121,7 @@ func TestServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout := &syncBuffer{}
+	stdout := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- serveFunctions(ctx, []string{echoDir, "../../samples/iris"},
@@ -206,23 +207,6 @@ func TestServe(t *testing.T) {
 	if err := syscall.Kill(echoPID, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("process %d still exists after serve returned: %v", echoPID, err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestExitErrorIsSilent(t *testing.T) {

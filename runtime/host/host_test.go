@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime/host"
 )
 
@@ -85,29 +86,11 @@ func (r *recorder) pids() []int {
 	return pids
 }
 
-// syncBuffer is a bytes.Buffer safe for the host's log goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	h    *host.Host
 	srv  *httptest.Server
 	rec  *recorder
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	c    *http.Client
 }
 
@@ -125,7 +108,7 @@ func function(name string, scale host.Autoscaling, environ ...string) host.Funct
 // down and checks that every process it spawned is gone.
 func start(t *testing.T, fns []host.Function, opts ...host.Option) *env {
 	t.Helper()
-	e := &env{rec: &recorder{}, logs: &syncBuffer{}, c: &http.Client{Timeout: 60 * time.Second}}
+	e := &env{rec: &recorder{}, logs: &testutil.SyncBuffer{}, c: &http.Client{Timeout: 60 * time.Second}}
 	opts = append([]host.Option{
 		host.WithEvents(e.rec.add),
 		host.WithLogWriter(e.logs),

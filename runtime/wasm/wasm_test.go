@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime/wasm"
 )
 
@@ -30,24 +31,6 @@ type testWriter struct{ tb testing.TB }
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.tb.Logf("%s", bytes.TrimSpace(p))
 	return len(p), nil
-}
-
-// syncBuffer is a bytes.Buffer a logger may write from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // wantError checks that err is a *functions.Error with status whose message
@@ -265,7 +248,7 @@ func TestUninterruptible(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	const limit = 1024 // 64 MiB
 	m := newModule(t, "misbehave", wasm.Options{
 		Instances:         1,
@@ -512,7 +495,7 @@ func TestSandbox(t *testing.T) {
 }
 
 func TestLog(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	m := newModule(t, "misbehave", wasm.Options{Instances: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if out, err := call(t, m, "log:hello from the guest"); err != nil || string(out) != "logged" {
 		t.Fatalf("got %q, %v", out, err)
