@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -294,24 +293,16 @@ func (r *Runtime) invokeProtocol(ctx context.Context, req *functions.Request) (*
 	if !ok || len(md.Inputs) == 0 {
 		return r.invoke(ctx, req) // the predictor speaks V1 itself
 	}
-	ireq, err := oip.FromV1(req.Body, md.Inputs[0])
+	body, err := oip.RequestBodyFromV1(req.Body, md.Inputs[0])
 	if err != nil {
 		return nil, err
-	}
-	body, err := json.Marshal(ireq)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the OIP request: %w", err)
 	}
 	req.Body, req.ContentType, req.Protocol = body, "application/json", functions.ProtocolOIP
 	resp, err := r.invoke(ctx, req)
 	if err != nil || resp.StatusCode() != http.StatusOK {
 		return resp, err
 	}
-	ires, err := oip.DecodeResponse(resp.Body)
-	if err == nil {
-		body, err = oip.ToV1(ires)
-	}
-	if err != nil {
+	if body, err = oip.ResponseBodyToV1(resp.Body); err != nil {
 		r.log.Error("converting the answer to KServe V1", "request_id", req.ID, "err", err)
 		return nil, &functions.Error{Status: http.StatusInternalServerError,
 			Message: "internal error converting the answer to KServe V1 (request id " + req.ID + ")", Err: err}

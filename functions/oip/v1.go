@@ -66,3 +66,27 @@ func ToV1(resp *InferenceResponse) ([]byte, error) {
 	}
 	return append(dst, '}'), nil
 }
+
+// RequestBodyFromV1 is FromV1 to the body of the equivalent OIP request:
+// what a server that speaks OIP inside does with a KServe V1 request.
+func RequestBodyFromV1(body []byte, input TensorMetadata) ([]byte, error) {
+	req, err := FromV1(body, input)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("oip: encoding the OIP request: %w", err)
+	}
+	return b, nil
+}
+
+// ResponseBodyToV1 is ToV1 from the body of an OIP response: the KServe V1
+// answer to send back.
+func ResponseBodyToV1(body []byte) ([]byte, error) {
+	resp, err := DecodeResponse(body)
+	if err != nil {
+		return nil, err
+	}
+	return ToV1(resp)
+}

@@ -2,7 +2,6 @@ package onnx
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -402,13 +401,9 @@ func predictV1(ctx context.Context, p *Predictor, req *functions.Request) (*func
 	if len(md.Inputs) == 0 {
 		return nil, functions.Errorf(http.StatusInternalServerError, "model %q has no inputs", md.Name)
 	}
-	ireq, err := oip.FromV1(req.Body, md.Inputs[0])
+	body, err := oip.RequestBodyFromV1(req.Body, md.Inputs[0])
 	if err != nil {
 		return nil, err
-	}
-	body, err := json.Marshal(ireq)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: encoding the OIP request: %w", err)
 	}
 	sub := *req
 	sub.Body, sub.ContentType, sub.Protocol = body, "application/json", functions.ProtocolOIP
@@ -416,11 +411,7 @@ func predictV1(ctx context.Context, p *Predictor, req *functions.Request) (*func
 	if err != nil || resp.StatusCode() != http.StatusOK {
 		return resp, err
 	}
-	ires, err := oip.DecodeResponse(resp.Body)
-	if err == nil {
-		body, err = oip.ToV1(ires)
-	}
-	if err != nil {
+	if body, err = oip.ResponseBodyToV1(resp.Body); err != nil {
 		return nil, fmt.Errorf("onnx: converting the answer to KServe V1: %w", err)
 	}
 	return functions.Bytes(http.StatusOK, "application/json", body), nil
