@@ -142,16 +142,7 @@ func marshalHTTP(s shape, ev *event, resp *functions.Response) ([]byte, error) {
 	switch s {
 	case shapeURL, shapeV2:
 		out := v2Response{StatusCode: status, Body: body, IsBase64Encoded: b64}
-		if len(resp.Header) > 0 {
-			out.Headers = make(map[string]string, len(resp.Header))
-			for k, vs := range resp.Header {
-				if k == "Set-Cookie" {
-					out.Cookies = vs
-					continue
-				}
-				out.Headers[k] = strings.Join(vs, ",")
-			}
-		}
+		out.Headers, out.Cookies = v2Headers(resp.Header)
 		return json.Marshal(out)
 	case shapeV1:
 		return json.Marshal(v1Response{StatusCode: status, MultiValueHeaders: resp.Header, Body: body, IsBase64Encoded: b64})
@@ -222,16 +213,7 @@ func streamed(resp *functions.Response) *events.LambdaFunctionURLStreamingRespon
 		StatusCode: resp.StatusCode(),
 		Body:       bytes.NewReader(resp.Body),
 	}
-	if len(resp.Header) > 0 {
-		out.Headers = make(map[string]string, len(resp.Header))
-		for k, vs := range resp.Header {
-			if k == "Set-Cookie" {
-				out.Cookies = vs
-				continue
-			}
-			out.Headers[k] = strings.Join(vs, ",")
-		}
-	}
+	out.Headers, out.Cookies = v2Headers(resp.Header)
 	return out
 }
 
@@ -299,4 +281,22 @@ func invokeError(status int, msg string) error {
 		m += ": " + msg
 	}
 	return messages.InvokeResponse_Error{Type: typ, Message: m}
+}
+
+// v2Headers splits response headers the way payload format 2.0 (function
+// URLs, HTTP APIs) carries them: Set-Cookie in cookies, every other header
+// one comma-joined value. Nil for none.
+func v2Headers(h http.Header) (headers map[string]string, cookies []string) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	headers = make(map[string]string, len(h))
+	for k, vs := range h {
+		if k == "Set-Cookie" {
+			cookies = vs
+			continue
+		}
+		headers[k] = strings.Join(vs, ",")
+	}
+	return headers, cookies
 }
