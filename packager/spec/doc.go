@@ -15,6 +15,15 @@
 //	cortex.yaml:7: limits.max_body: "6 MB" is not a size; use a number of bytes or a unit like 6MiB, 512Ki
 //	cortex.yaml:9: predictor.modle: unknown key; did you mean "model"?
 //
+// # Keys
+//
+// Every key is defined once, in the table [Keys] returns (keys.go): its
+// type, default, allowed values, description and an example. The parser
+// takes its known keys from that table, and docs/cortex-yaml.md
+// ([WriteReference]) and `cortex explain` are rendered from it; the tests
+// drive the parser and the validator with every entry, so the reference
+// cannot drift from the code.
+//
 // # Defaults
 //
 // Defaults are chosen so a function that says only its name and predictor is

@@ -375,19 +375,22 @@ func jsonSafe(v any, path string) error {
 	return nil
 }
 
-// The known keys of each section, in the order a spec usually lists them.
+// The known keys of each section come from the table of keys (keys.go), so
+// a key cannot be read without being documented. A key added there needs a
+// case in the switch that reads its section below; TestKeysParse fails
+// until it has one.
 var (
-	topKeys         = []string{"name", "predictor", "pre", "post", "wasm", "compute", "autoscaling", "batching", "limits", "targets"}
-	wasmKeys        = []string{"memory", "env", "clock", "random", "interruptible"}
-	predictorKeys   = []string{"type", "model", "models", "models_dir", "cache_size", "poll_interval", "default_model", "path", "config"}
-	modelKeys       = []string{"name", "path"}
-	computeKeys     = []string{"cpu", "mem", "gpu"}
-	autoscalingKeys = []string{"min_scale", "max_scale", "target_concurrency", "scale_down_delay", "window"}
-	batchingKeys    = []string{"max_batch_size", "batch_interval"}
-	limitsKeys      = []string{"max_body", "timeout", "max_concurrency", "max_queue"}
-	targetsKeys     = []string{"knative", "lambda"}
-	knativeKeys     = []string{"namespace", "visibility", "gpu_node_selector", "registry"}
-	lambdaKeys      = []string{"arch", "memory", "url_auth"}
+	topKeys         = keysUnder("")
+	wasmKeys        = keysUnder("wasm")
+	predictorKeys   = keysUnder("predictor")
+	modelKeys       = keysUnder("predictor.models")
+	computeKeys     = keysUnder("compute")
+	autoscalingKeys = keysUnder("autoscaling")
+	batchingKeys    = keysUnder("batching")
+	limitsKeys      = keysUnder("limits")
+	targetsKeys     = keysUnder("targets")
+	knativeKeys     = keysUnder("targets.knative")
+	lambdaKeys      = keysUnder("targets.lambda")
 )
 
 func (d *decoder) spec(n *yaml.Node, s *Spec) {

@@ -1,0 +1,4 @@
+package spec
+
+// ExampleSpec is the example that opens the reference.
+const ExampleSpec = example

@@ -1,0 +1,730 @@
+package spec
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Key describes one key of cortex.yaml. The table of keys (Keys) is the one
+// place a key is defined: the parser takes its known keys from it, and
+// docs/cortex-yaml.md and `cortex explain` are rendered from it, so a key
+// cannot be read without being documented.
+type Key struct {
+	// Path is the key's dotted path; the entries of a list are written
+	// with []: "limits.timeout", "predictor.models[].name".
+	Path string
+	// Type is the kind of value the key takes.
+	Type Kind
+	// Default is the value used when the key is absent, as a user would
+	// write it, or "none". Empty for a section, whose keys have their own.
+	Default string
+	// Values lists the values an enum takes.
+	Values []string
+	// Min and Max bound a number, duration, size or quantity, as a user
+	// would write them; empty when unbounded on that side.
+	Min, Max string
+	// Rule states in words what Values, Min and Max cannot: a format, or a
+	// limit that depends on another key.
+	Rule string
+	// Description says what the key does, in one to three sentences.
+	Description string
+	// Example is a value a user might write, in YAML.
+	Example string
+}
+
+// Kind is the type of a key's value.
+type Kind string
+
+// The kinds of value in cortex.yaml.
+const (
+	KindString   Kind = "string"
+	KindInt      Kind = "int"
+	KindBool     Kind = "bool"
+	KindDuration Kind = "duration"
+	KindSize     Kind = "size"
+	KindQuantity Kind = "quantity"
+	KindEnum     Kind = "enum"
+	KindMap      Kind = "map"
+	KindList     Kind = "list"
+	KindSection  Kind = "section"
+)
+
+// Kinds lists every kind, in the order the reference explains them.
+func Kinds() []Kind {
+	return []Kind{KindString, KindInt, KindBool, KindDuration, KindSize, KindQuantity, KindEnum, KindMap, KindList, KindSection}
+}
+
+// Syntax says how a value of the kind is written.
+func (k Kind) Syntax() string {
+	switch k {
+	case KindString:
+		return "text; quote it when it could read as a number or boolean"
+	case KindInt:
+		return "a whole number, without quotes"
+	case KindBool:
+		return "true or false"
+	case KindDuration:
+		return "a number with a unit, like 500ms, 30s, 2m or 1h (Go's time.ParseDuration); a bare 0 is allowed"
+	case KindSize:
+		return "bytes, or a number with a unit: K, KB or kB (1000), Ki or KiB (1024), and likewise M, Mi, G, Gi, T, Ti; like 6MiB or 512Ki"
+	case KindQuantity:
+		return "a Kubernetes quantity: 1, 0.5 or 500m (milli) for CPU; 512Mi, 2Gi (binary) or 512M (decimal) for memory, without B"
+	case KindEnum:
+		return "one of a fixed set of strings, spelled exactly"
+	case KindMap:
+		return "a mapping whose keys you choose"
+	case KindList:
+		return "a list of entries"
+	case KindSection:
+		return "a mapping of the keys below it"
+	}
+	return ""
+}
+
+// Name is the last element of the key's path: "timeout" for
+// "limits.timeout".
+func (k Key) Name() string {
+	return k.Path[strings.LastIndex(k.Path, ".")+1:]
+}
+
+// Parent is the path of the section or list the key is in, "" for a
+// top-level key: "predictor.models" for "predictor.models[].name".
+func (k Key) Parent() string { return parent(k.Path) }
+
+func parent(path string) string {
+	i := strings.LastIndex(path, ".")
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimSuffix(path[:i], "[]")
+}
+
+// Allowed says which values the key takes beyond its type, or "" when any
+// value of the type does.
+func (k Key) Allowed() string {
+	var parts []string
+	if len(k.Values) > 0 {
+		parts = append(parts, strings.Join(k.Values, ", "))
+	}
+	switch {
+	case k.Min != "" && k.Max != "":
+		parts = append(parts, k.Min+" to "+k.Max)
+	case k.Min != "":
+		parts = append(parts, "at least "+k.Min)
+	case k.Max != "" && k.Rule != "":
+		// The rule states the lower bound: "more than 0, at most 10m".
+		return strings.Join(append(parts, k.Rule+", at most "+k.Max), "; ")
+	case k.Max != "":
+		parts = append(parts, "at most "+k.Max)
+	}
+	if k.Rule != "" {
+		parts = append(parts, k.Rule)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Summary is the first sentence of the description.
+func (k Key) Summary() string {
+	d := k.Description
+	for i := 0; i+1 < len(d); i++ {
+		if d[i] == '.' && d[i+1] == ' ' {
+			return d[:i+1]
+		}
+	}
+	return d
+}
+
+// Snippet is the key set to its example as it would appear in cortex.yaml,
+// under the sections that lead to it:
+//
+//	limits:
+//	  timeout: 10s
+func (k Key) Snippet() string {
+	var b strings.Builder
+	indent, dash := "", false
+	segs := strings.Split(k.Path, ".")
+	for i, seg := range segs {
+		if !dash {
+			b.WriteString(indent)
+		}
+		dash = false
+		name, list := strings.CutSuffix(seg, "[]")
+		if i == len(segs)-1 {
+			b.WriteString(name + ": " + k.Example + "\n")
+			break
+		}
+		b.WriteString(name + ":\n")
+		indent += "  "
+		if list {
+			// The next key opens the list's first entry.
+			b.WriteString(indent + "- ")
+			indent, dash = indent+"  ", true
+		}
+	}
+	return b.String()
+}
+
+// Keys returns the definition of every key cortex.yaml accepts, each
+// section before its keys, in the order a spec usually lists them.
+func Keys() []Key {
+	out := make([]Key, len(keys))
+	for i, k := range keys {
+		out[i] = k.clone()
+	}
+	return out
+}
+
+// clone returns k with its own Values, so a caller cannot change the table.
+func (k Key) clone() Key {
+	k.Values = slices.Clone(k.Values)
+	return k
+}
+
+// Children returns the keys directly under path, "" for the top level.
+func Children(path string) []Key {
+	var out []Key
+	for _, k := range keys {
+		if k.Parent() == path {
+			out = append(out, k.clone())
+		}
+	}
+	return out
+}
+
+// Lookup returns the definition of the key at path. A list entry may be
+// written with or without an index: predictor.models[0].name,
+// predictor.models[].name and predictor.models.name are one key. For a
+// path that is not a key it returns an *UnknownKeyError.
+func Lookup(path string) (Key, error) {
+	q := normalPath(path)
+	for _, k := range keys {
+		if k.Path == q || strings.ReplaceAll(k.Path, "[]", "") == q {
+			return k.clone(), nil
+		}
+	}
+	return Key{}, &UnknownKeyError{Path: path, Suggestions: suggest(q), Parent: nearestParent(q)}
+}
+
+var listIndex = regexp.MustCompile(`\[[0-9]*\]`)
+
+func normalPath(path string) string {
+	return strings.Trim(listIndex.ReplaceAllString(strings.TrimSpace(path), "[]"), ".")
+}
+
+// UnknownKeyError is what Lookup returns for a path that is not a key of
+// cortex.yaml.
+type UnknownKeyError struct {
+	// Path is the path asked for.
+	Path string
+	// Suggestions are the keys closest to Path, closest first.
+	Suggestions []string
+	// Parent is the longest part of Path that is a key ("" for none).
+	Parent string
+}
+
+func (e *UnknownKeyError) Error() string {
+	msg := fmt.Sprintf("%s has no key %q", FileName, e.Path)
+	switch s := e.Suggestions; {
+	case len(s) == 1:
+		return msg + "; did you mean " + s[0] + "?"
+	case len(s) > 1:
+		return msg + "; did you mean " + strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1] + "?"
+	}
+	if e.Parent != "" {
+		if k, _ := Lookup(e.Parent); k.Type == KindMap {
+			return fmt.Sprintf("%s; %s is a map whose keys you choose", msg, e.Parent)
+		}
+	}
+	var names []string
+	for _, k := range Children(e.Parent) {
+		names = append(names, k.Path)
+	}
+	if e.Parent == "" {
+		return msg + "; the top-level keys are " + strings.Join(names, ", ")
+	}
+	return msg + "; the keys of " + e.Parent + " are " + strings.Join(names, ", ")
+}
+
+// nearestParent returns the longest leading part of path that is a key.
+func nearestParent(path string) string {
+	for p := parent(path); p != ""; p = parent(p) {
+		for _, k := range keys {
+			if k.Path == p || strings.ReplaceAll(k.Path, "[]", "") == p {
+				return k.Path
+			}
+		}
+	}
+	return ""
+}
+
+// suggest returns up to five keys close to path, closest first: a key
+// whose last element is path's last element, a prefix of it or a typo of
+// it, under a parent spelled like path's (any parent when path has no dot).
+func suggest(path string) []string {
+	norm := func(s string) string {
+		return strings.NewReplacer("[]", "", "-", "_").Replace(strings.ToLower(s))
+	}
+	q := norm(path)
+	qParent, qName := "", q
+	if i := strings.LastIndex(q, "."); i >= 0 {
+		qParent, qName = q[:i], q[i+1:]
+	}
+	type match struct {
+		path string
+		dist int
+	}
+	var found []match
+	for _, k := range keys {
+		kName, kParent := norm(k.Name()), norm(k.Parent())
+		pd := 0
+		if qParent != "" {
+			if pd = levenshtein(qParent, kParent); pd > 2 {
+				continue
+			}
+		}
+		d := levenshtein(qName, kName)
+		if strings.ReplaceAll(qName, "_", "") == strings.ReplaceAll(kName, "_", "") {
+			d = 0
+		}
+		if len(qName) >= 3 && strings.HasPrefix(kName, qName) {
+			d = min(d, 1)
+		}
+		limit := 2
+		if len(qName) <= 4 {
+			limit = 1
+		}
+		if d <= limit {
+			found = append(found, match{k.Path, pd + d})
+		}
+	}
+	slices.SortStableFunc(found, func(a, b match) int { return cmp.Compare(a.dist, b.dist) })
+	var out []string
+	for _, m := range found[:min(len(found), 5)] {
+		out = append(out, m.path)
+	}
+	return out
+}
+
+// keysUnder returns the names of the keys directly under path, for the
+// parser. A section without keys is a mistake in this file.
+func keysUnder(path string) []string {
+	var names []string
+	for _, k := range Children(path) {
+		names = append(names, k.Name())
+	}
+	if len(names) == 0 {
+		panic("spec: no keys under " + path)
+	}
+	return names
+}
+
+// keys is the table of every key. Bounds and defaults come from the
+// constants the code uses, so the reference cannot state other ones; the
+// tests in keys_test.go drive the parser and the validator with every
+// entry to hold the rest (examples, enums, rules) to the code.
+var keys = []Key{
+	{
+		Path:        "name",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "lower-case letters, digits and '-', starting with a letter and ending with a letter or digit; at most " + strconv.Itoa(maxNameLen) + " characters",
+		Description: "The function's name. Required. It becomes the Knative Service name, the Lambda function name and a URL path segment, so it is a DNS label short enough for Knative's revision suffix (-00001).",
+		Example:     "iris",
+	},
+	{
+		Path:        "predictor",
+		Type:        KindSection,
+		Description: "What serves predictions: the built-in ONNX predictor (type: onnx) or a Go package (type: go). Required.",
+		Example:     "{type: onnx, model: model/iris.onnx}",
+	},
+	{
+		Path:        "predictor.type",
+		Type:        KindEnum,
+		Default:     "none",
+		Values:      []string{TypeONNX, TypeGo},
+		Description: "The kind of predictor. Required. With onnx the built-in ONNX Runtime predictor runs the model, with no Go code; with go, cortex builds the package at predictor.path, which exports func New() functions.Predictor.",
+		Example:     TypeONNX,
+	},
+	{
+		Path:        "predictor.model",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "a path inside the function directory; for type onnx an .onnx file or a directory",
+		Description: "The model file or directory, relative to the function directory. Required for type onnx unless predictor.models or predictor.models_dir is set; optional for type go, whose predictor reads it itself.",
+		Example:     "model/iris.onnx",
+	},
+	{
+		Path:        "predictor.models",
+		Type:        KindList,
+		Default:     "none",
+		Rule:        "type onnx only; not with predictor.model or predictor.models_dir",
+		Description: "The models of a multi-model onnx function, each a name and a path. A request names its model with ?model=NAME, /v2/models/NAME/infer or /v1/models/NAME:predict.",
+		Example:     "[{name: iris, path: models/iris}]",
+	},
+	{
+		Path:        "predictor.models[].name",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "letters, digits, '-', '_' and '.', starting and ending with a letter or digit; at most " + strconv.Itoa(maxModelName) + " characters; unique among the models",
+		Description: "The model's name, as requests give it in /v2/models/{name}/infer and ?model=. Required in each entry.",
+		Example:     "iris",
+	},
+	{
+		Path:        "predictor.models[].path",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "an .onnx file or a directory inside the function directory",
+		Description: "The model's .onnx file, or a directory of version subdirectories (1/, 2/ and so on) with one .onnx file each, relative to the function directory. Required in each entry; the highest version is served unless a request names one.",
+		Example:     "models/iris",
+	},
+	{
+		Path:        "predictor.models_dir",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "a directory inside the function directory; type onnx only; not with predictor.model or predictor.models",
+		Description: "A directory whose subdirectories are the models of a multi-model onnx function, each named for its model and holding one .onnx file or version subdirectories (1/, 2/ and so on). A model or version added to it is served without a restart.",
+		Example:     "models",
+	},
+	{
+		Path:        "predictor.cache_size",
+		Type:        KindInt,
+		Default:     "0",
+		Min:         "0",
+		Rule:        "only with predictor.models or predictor.models_dir",
+		Description: "How many models may be loaded at once; the least recently used is unloaded first. 0 keeps every model loaded.",
+		Example:     "2",
+	},
+	{
+		Path:        "predictor.poll_interval",
+		Type:        KindDuration,
+		Default:     dur(DefaultPollInterval),
+		Min:         dur(minPollInterval),
+		Max:         dur(maxPollInterval),
+		Rule:        "only with predictor.models or predictor.models_dir",
+		Description: "How often the model files are checked for new versions and changes, which are then served without a restart.",
+		Example:     "10s",
+	},
+	{
+		Path:        "predictor.default_model",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "one of the models; only with predictor.models or predictor.models_dir",
+		Description: "The model that serves requests which name none. Without it such a request is a 400 listing the models, when there are several.",
+		Example:     "iris",
+	},
+	{
+		Path:        "predictor.path",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "a directory with .go files inside the function directory; type go only",
+		Description: "The directory of the Go package that exports func New() functions.Predictor, relative to the function directory. Required for type go.",
+		Example:     "./predictor",
+	},
+	{
+		Path:        "predictor.config",
+		Type:        KindMap,
+		Default:     "none",
+		Rule:        "string keys",
+		Description: "Settings passed to the predictor's Init as functions.Config.Values. They reach it through JSON, so numbers arrive as float64.",
+		Example:     "{labels: [setosa, versicolor, virginica], threshold: 0.5}",
+	},
+	{
+		Path:        "pre",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "a .wasm file or a directory with .go files, inside the function directory",
+		Description: "A WebAssembly stage that runs before the predictor and can reshape the request: a .wasm file, or a Go package directory that cortex builds for wasip1. Relative to the function directory.",
+		Example:     "./stages",
+	},
+	{
+		Path:        "post",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "a .wasm file or a directory with .go files, inside the function directory",
+		Description: "A WebAssembly stage that runs after the predictor and can reshape the response: a .wasm file, or a Go package directory that cortex builds for wasip1. Relative to the function directory.",
+		Example:     "./stages",
+	},
+	{
+		Path:        "wasm",
+		Type:        KindSection,
+		Rule:        "only with pre or post",
+		Description: "The sandbox of the pre and post stages. A stage gets no filesystem, network, environment, real clock or real randomness unless it is granted here (there is no network grant: WASI preview 1 cannot open sockets).",
+		Example:     "{memory: 64Mi, clock: true}",
+	},
+	{
+		Path:        "wasm.memory",
+		Type:        KindSize,
+		Default:     "128Mi", // runtime/wasm.DefaultMemoryLimitPages; keys_test.go checks it
+		Min:         Size(64 << 10).String(),
+		Max:         Size(MaxWasmMemory).String(),
+		Description: "Caps the memory of each stage instance, rounded down to whole 64KiB WebAssembly pages.",
+		Example:     "64Mi",
+	},
+	{
+		Path:        "wasm.env",
+		Type:        KindMap,
+		Default:     "none",
+		Rule:        "string values",
+		Description: "The environment variables a stage sees; without it a stage sees none.",
+		Example:     "{MODE: fast}",
+	},
+	{
+		Path:        "wasm.clock",
+		Type:        KindBool,
+		Default:     "false",
+		Description: "Grants the real clock; without it a stage sees a fixed time.",
+		Example:     "true",
+	},
+	{
+		Path:        "wasm.random",
+		Type:        KindBool,
+		Default:     "false",
+		Description: "Grants real randomness; without it a stage gets a fixed sequence.",
+		Example:     "true",
+	},
+	{
+		Path:        "wasm.interruptible",
+		Type:        KindBool,
+		Default:     "true",
+		Description: "Whether a deadline stops a running stage call. Setting it to false runs stage code several times faster, but a call past its deadline then keeps its instance and slot until it returns (the caller still gets its 504).",
+		Example:     "false",
+	},
+	{
+		Path:        "compute",
+		Type:        KindSection,
+		Description: "What one replica asks for.",
+		Example:     "{cpu: 500m, mem: 512Mi}",
+	},
+	{
+		Path:        "compute.cpu",
+		Type:        KindQuantity,
+		Default:     DefaultCPU,
+		Min:         "1m",
+		Description: "The CPU of one replica, in cores (1, 0.5) or millicores (500m).",
+		Example:     "500m",
+	},
+	{
+		Path:        "compute.mem",
+		Type:        KindQuantity,
+		Default:     DefaultMem,
+		Min:         "32Mi",
+		Description: "The memory of one replica, in bytes with a suffix: 512Mi, 2Gi (binary) or 512M, 2G (decimal), without B.",
+		Example:     "512Mi",
+	},
+	{
+		Path:        "compute.gpu",
+		Type:        KindInt,
+		Default:     "0",
+		Min:         "0",
+		Rule:        "0 when targets.lambda is set",
+		Description: "The number of GPUs (nvidia.com/gpu) of one replica. On Knative a GPU function runs on the nodes targets.knative.gpu_node_selector picks; AWS Lambda has no GPUs.",
+		Example:     "1",
+	},
+	{
+		Path:        "autoscaling",
+		Type:        KindSection,
+		Description: "How a function scales on Knative. The keys follow Knative's autoscaling.knative.dev annotations; `cortex serve` scales local processes by them too.",
+		Example:     "{min_scale: 1, max_scale: 5}",
+	},
+	{
+		Path:        "autoscaling.min_scale",
+		Type:        KindInt,
+		Default:     "0",
+		Min:         "0",
+		Rule:        "at most autoscaling.max_scale",
+		Description: "The fewest replicas. 0 lets the function scale to zero when idle; 1 or more keeps replicas warm.",
+		Example:     "1",
+	},
+	{
+		Path:        "autoscaling.max_scale",
+		Type:        KindInt,
+		Default:     strconv.Itoa(DefaultMaxScale),
+		Min:         "1",
+		Description: "The most replicas. Without it, the default or min_scale, whichever is larger.",
+		Example:     "5",
+	},
+	{
+		Path:        "autoscaling.target_concurrency",
+		Type:        KindInt,
+		Default:     "limits.max_concurrency",
+		Min:         "1",
+		Rule:        "at most limits.max_concurrency + limits.max_queue",
+		Description: "The in-flight requests per replica the autoscaler aims for; Knative adds replicas at 70% of it. The default keeps requests from piling up in a replica's queue before the autoscaler reacts.",
+		Example:     "16",
+	},
+	{
+		Path:        "autoscaling.scale_down_delay",
+		Type:        KindDuration,
+		Default:     "0s",
+		Min:         "0s",
+		Max:         dur(maxScaleDown),
+		Description: "How long replicas are kept after load drops before they are removed.",
+		Example:     "5m",
+	},
+	{
+		Path:        "autoscaling.window",
+		Type:        KindDuration,
+		Default:     dur(DefaultWindow),
+		Min:         dur(minWindow),
+		Max:         dur(maxWindow),
+		Description: "The autoscaler's averaging window: how far back it looks at concurrency to choose the number of replicas.",
+		Example:     "30s",
+	},
+	{
+		Path:        "batching",
+		Type:        KindSection,
+		Description: "Gathers concurrent requests into one PredictBatch call. Off unless max_batch_size is more than 1.",
+		Example:     "{max_batch_size: 32, batch_interval: 2ms}",
+	},
+	{
+		Path:        "batching.max_batch_size",
+		Type:        KindInt,
+		Default:     "0",
+		Min:         "0",
+		Max:         strconv.Itoa(maxBatchSize),
+		Description: "The most requests in one batch. 0 or 1 turns batching off.",
+		Example:     "32",
+	},
+	{
+		Path:        "batching.batch_interval",
+		Type:        KindDuration,
+		Default:     dur(DefaultBatchInterval),
+		Rule:        "more than 0 and shorter than limits.timeout; only with max_batch_size more than 1",
+		Description: "How long the first request of a batch waits for more before the batch runs. A full batch runs at once.",
+		Example:     "2ms",
+	},
+	{
+		Path:        "limits",
+		Type:        KindSection,
+		Description: "Bounds one request and one replica.",
+		Example:     "{max_body: 1MiB, timeout: 10s}",
+	},
+	{
+		Path:        "limits.max_body",
+		Type:        KindSize,
+		Default:     DefaultMaxBody.String(),
+		Min:         "1",
+		Max:         Size(maxBodyCeiling).String(),
+		Rule:        "at most " + Size(lambdaMaxBody).String() + " when targets.lambda is set",
+		Description: "The largest request body; a larger one is answered 413. The default is AWS Lambda's request limit; a function holds the whole body in memory.",
+		Example:     "1MiB",
+	},
+	{
+		Path:        "limits.timeout",
+		Type:        KindDuration,
+		Default:     dur(DefaultTimeout),
+		Max:         dur(maxTimeout),
+		Rule:        "more than 0",
+		Description: "Bounds one prediction; a prediction that runs longer is answered 504. The most is Knative's longest request timeout.",
+		Example:     "10s",
+	},
+	{
+		Path:        "limits.max_concurrency",
+		Type:        KindInt,
+		Default:     strconv.Itoa(DefaultMaxConcurrency),
+		Min:         "1",
+		Description: "How many predictions one replica runs at once.",
+		Example:     "16",
+	},
+	{
+		Path:        "limits.max_queue",
+		Type:        KindInt,
+		Default:     strconv.Itoa(DefaultMaxQueue),
+		Min:         "0",
+		Description: "How many more requests may wait for a free slot before the function answers 503 with Retry-After. 0 means no request waits.",
+		Example:     "32",
+	},
+	{
+		Path:        "targets",
+		Type:        KindSection,
+		Description: "Settings for each place `cortex deploy` can put a function: Knative and AWS Lambda.",
+		Example:     "{knative: {namespace: ml}}",
+	},
+	{
+		Path:        "targets.knative",
+		Type:        KindSection,
+		Description: "Deploying to Knative Serving.",
+		Example:     "{namespace: ml, registry: ghcr.io/acme}",
+	},
+	{
+		Path:        "targets.knative.namespace",
+		Type:        KindString,
+		Default:     DefaultNamespace,
+		Rule:        "a Kubernetes namespace name: lower-case letters, digits and '-'; at most 63 characters",
+		Description: "The Kubernetes namespace the Knative Service is deployed into.",
+		Example:     "ml",
+	},
+	{
+		Path:        "targets.knative.visibility",
+		Type:        KindEnum,
+		Default:     DefaultVisibility,
+		Values:      []string{VisibilityPublic, VisibilityClusterLocal},
+		Description: "Who can reach the function: public exposes it outside the cluster, cluster-local only inside it.",
+		Example:     VisibilityClusterLocal,
+	},
+	{
+		Path:        "targets.knative.gpu_node_selector",
+		Type:        KindMap,
+		Default:     "{" + GPUPresentLabel + `: "true"}`,
+		Rule:        "Kubernetes label keys and values",
+		Description: "Node labels that pick the nodes a GPU function runs on; used only when compute.gpu is more than 0. The default label is set by NVIDIA's GPU feature discovery.",
+		Example:     "{cloud.google.com/gke-accelerator: nvidia-tesla-t4}",
+	},
+	{
+		Path:        "targets.knative.registry",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "host[:port][/path], without a scheme",
+		Description: "The registry images are pushed to, which the cluster pulls from. `cortex deploy --registry` overrides it; deploying to Knative needs one of the two.",
+		Example:     "ghcr.io/acme",
+	},
+	{
+		Path:        "targets.lambda",
+		Type:        KindSection,
+		Description: "Deploying to AWS Lambda. Setting it also holds the function to Lambda's limits: no GPU, and request bodies of at most 6MiB.",
+		Example:     "{arch: arm64, memory: 2048}",
+	},
+	{
+		Path:        "targets.lambda.arch",
+		Type:        KindEnum,
+		Default:     DefaultLambdaArch,
+		Values:      []string{ArchX86, ArchARM64},
+		Description: "The Lambda function's processor architecture.",
+		Example:     ArchARM64,
+	},
+	{
+		Path:        "targets.lambda.memory",
+		Type:        KindInt,
+		Default:     strconv.Itoa(DefaultLambdaMemory),
+		Min:         strconv.Itoa(lambdaMinMemory),
+		Max:         strconv.Itoa(lambdaMaxMemory),
+		Description: "The Lambda function's memory in MB; Lambda gives a function CPU in proportion to it.",
+		Example:     "2048",
+	},
+	{
+		Path:        "targets.lambda.url_auth",
+		Type:        KindEnum,
+		Default:     DefaultURLAuth,
+		Values:      []string{URLAuthIAM, URLAuthNone},
+		Description: "The auth type of the function URL. AWS_IAM takes only requests signed with AWS credentials (cortex predict signs them); NONE makes the URL public.",
+		Example:     URLAuthNone,
+	},
+}
+
+// dur writes d as a user would: 30s, 2m, 1h, 5ms.
+func dur(d time.Duration) string {
+	for _, u := range []struct {
+		name string
+		d    time.Duration
+	}{{"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
+		if d != 0 && d%u.d == 0 {
+			return strconv.FormatInt(int64(d/u.d), 10) + u.name
+		}
+	}
+	return d.String()
+}
