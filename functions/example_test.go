@@ -57,7 +57,7 @@ func TestTypedRejectsBadInput(t *testing.T) {
 	}{
 		{name: "empty", body: "", want: "request body is empty"},
 		{name: "syntax", body: `{"name": }`, want: "invalid JSON at offset"},
-		{name: "type", body: `{"name": 3}`, want: `field "name" must be string`},
+		{name: "type", body: `{"name": 3}`, want: `name: want a string, got a number`},
 		{name: "unknown field", body: `{"nmae": "Ada"}`, want: `unknown field "nmae"`},
 		{name: "trailing data", body: `{"name": "Ada"} {}`, want: "unexpected data after the document"},
 		{name: "truncated", body: `{"name": "Ada"`, want: "invalid JSON"},

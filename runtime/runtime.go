@@ -11,8 +11,6 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -271,15 +269,7 @@ func (r *Runtime) route(req *functions.Request) error {
 		return nil
 	}
 	r.m.rejected.WithLabelValues("unknown_model").Inc()
-	return functions.Errorf(http.StatusNotFound, "model %q not found; this function serves %s", req.Model, quoteList(names))
-}
-
-func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
-	}
-	return strings.Join(q, ", ")
+	return oip.ModelNotFound(req.Model, names)
 }
 
 // invokeProtocol converts a KServe V1 request into an OIP request for a

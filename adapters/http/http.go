@@ -201,11 +201,7 @@ func (h *Handler) knownModel(w http.ResponseWriter, name string) bool {
 		writeError(w, http.StatusServiceUnavailable, "function is starting: the models are still loading")
 		return false
 	}
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
-	}
-	writeError(w, http.StatusNotFound, fmt.Sprintf("model %q not found; this function serves %s", name, strings.Join(q, ", ")))
+	writeResponse(w, adapters.ErrorResponse(oip.ModelNotFound(name, names), ""))
 	return false
 }
 
@@ -266,7 +262,7 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !adapters.Route(req) {
-		writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.e.Name()), req.ID))
+		writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.exampleModel()), req.ID))
 		return
 	}
 	resp, err := h.e.Invoke(r.Context(), req)
@@ -336,7 +332,22 @@ func bodyError(err error) error {
 }
 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
-	writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.e.Name()), ""))
+	writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.exampleModel()), ""))
+}
+
+// exampleModel is the model a 404 for an unknown path suggests routes to,
+// so that following the suggestion reaches a model: the function's name
+// when that is a model it serves (a one-model function), else the first of
+// the models it serves.
+func (h *Handler) exampleModel() string {
+	name := h.e.Name()
+	if h.catalog == nil {
+		return name
+	}
+	if names := h.catalog.Models(); len(names) > 0 && !slices.Contains(names, name) {
+		return names[0]
+	}
+	return name
 }
 
 // allow answers 405 with an Allow header unless r's method is one of methods.

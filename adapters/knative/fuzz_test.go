@@ -2,6 +2,7 @@ package knative_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -81,7 +82,12 @@ func checkOutcome(t *testing.T, w *httptest.ResponseRecorder, data []byte) {
 		if data != nil && string(reply.Data()) != string(data) {
 			t.Fatalf("reply data: got %q, want %q", reply.Data(), data)
 		}
-	case http.StatusAccepted, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+	case http.StatusBadRequest:
+		var body struct{ Error string }
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || strings.Contains(body.Error, "\n") || strings.TrimSpace(body.Error) != body.Error {
+			t.Fatalf("400 body %s: want {\"error\": ...} on one line, nothing trailing", w.Body)
+		}
+	case http.StatusAccepted, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 	default:
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}

@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,7 +153,7 @@ func (h *handler) request(r *http.Request, m mode) (*functions.Request, *event.E
 		err = ev.Validate()
 	}
 	if err != nil {
-		return nil, nil, &functions.Error{Status: http.StatusBadRequest, Message: "invalid CloudEvent: " + err.Error(), Err: err}
+		return nil, nil, &functions.Error{Status: http.StatusBadRequest, Message: "invalid CloudEvent: " + describeInvalid(err), Err: err}
 	}
 	data := ev.Data()
 	if int64(len(data)) > max {
@@ -181,6 +184,28 @@ func (h *handler) request(r *http.Request, m mode) (*functions.Request, *event.E
 		Model:       q.Get("model"),
 		Attributes:  attributes(ev),
 	}, ev, nil
+}
+
+// describeInvalid puts the SDK's complaint about an event on one line. A
+// ValidationError holds one problem per attribute, each ended by a newline
+// and listed in map order: they are sorted and joined with "; ".
+func describeInvalid(err error) string {
+	var problems []string
+	var ve event.ValidationError
+	if errors.As(err, &ve) {
+		for _, attr := range slices.Sorted(maps.Keys(ve)) {
+			if e := ve[attr]; e != nil {
+				problems = append(problems, attr+": "+strings.TrimSpace(e.Error()))
+			}
+		}
+	} else {
+		for line := range strings.Lines(err.Error()) {
+			if line = strings.TrimSpace(line); line != "" {
+				problems = append(problems, line)
+			}
+		}
+	}
+	return strings.Join(problems, "; ")
 }
 
 // unmarshalStructured decodes a structured-mode event. The SDK keeps the

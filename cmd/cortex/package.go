@@ -62,7 +62,7 @@ func packageCmd() *cobra.Command {
 	f.StringVar(&opts.Registry, "registry", "", "repository to push the image to, e.g. ghcr.io/acme")
 	f.StringVar(&opts.Tag, "tag", "", "image tag (default latest)")
 	f.BoolVar(&opts.NoCache, "no-cache", false, "rebuild the binary and recompress every layer")
-	f.StringVar(&opts.ONNXRuntime, "onnxruntime", "", "libonnxruntime.so.1 to ship (default: the one `go tool task setup` fetched)")
+	f.StringVar(&opts.ONNXRuntime, "onnxruntime", "", "libonnxruntime.so.1 to ship (default: $CORTEX_ONNXRUNTIME_LIB, else the one in the cortex cache, which cortex setup fetches)")
 	f.StringVar(&opts.LambdaLibs, "lambda-libs", "", "directory with libstdc++.so.6 and libgcc_s.so.1 built for Lambda's glibc 2.34")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd

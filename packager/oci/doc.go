@@ -34,8 +34,10 @@
 // libgcc_s, copied from the build machine at the paths they have there
 // (so that machine's loader, which the binary was linked against, finds
 // them), with their Debian package versions recorded in the image history
-// and in BaseInfo. That makes the base depend on the build machine: build
-// release images on a fixed builder image, or name a base.
+// and in BaseInfo, and the files no package owns (the generated CA bundle;
+// every file on a machine without dpkg) recorded there by their sha256.
+// That makes the base depend on the build machine: build release images on
+// a fixed builder image, or name a base.
 //
 // WriteLayout, WriteTarball and Push are the sinks: an OCI image layout
 // (skopeo, umoci, crane), a `docker load` tarball, and a registry, where

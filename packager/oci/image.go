@@ -312,7 +312,7 @@ func baseImage(ctx context.Context, c Contents, o Options, lb *layerBuilder, out
 		img, err := mutate.Append(ociEmpty, mutate.Addendum{
 			Layer:     bl,
 			MediaType: o.Compression.mediaType(),
-			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "cortex package: " + info.Ref + " base", Comment: strings.Join(info.Packages, " ")},
+			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "cortex package: " + info.Ref + " base", Comment: strings.Join(slices.Concat(info.Packages, info.Files), " ")},
 		})
 		if err != nil {
 			return nil, err

@@ -223,7 +223,7 @@ func (p *Predictor) Predict(ctx context.Context, req *functions.Request) (*funct
 		return nil, &functions.Error{Status: http.StatusServiceUnavailable, Message: "the model is not loaded"}
 	}
 	if req.Model != "" && p.name != "" && req.Model != p.name {
-		return nil, functions.Errorf(http.StatusNotFound, "model %q not found: this function serves %q", req.Model, p.name)
+		return nil, oip.ModelNotFound(req.Model, []string{p.name})
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("onnx: inference not started: %w", context.Cause(ctx))

@@ -506,7 +506,7 @@ func (r *Repository) lookup(name, label string) (named, error) {
 	}
 	m := r.models[name]
 	if m == nil {
-		return named{}, functions.Errorf(http.StatusNotFound, "model %q not found; this function serves %s", name, quoteList(r.names))
+		return named{}, oip.ModelNotFound(name, r.names)
 	}
 	if label == "" {
 		label = m.order[len(m.order)-1]
