@@ -6,18 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/packager"
 	"github.com/cortexfn/cortex/packager/oci"
 )
@@ -33,7 +32,7 @@ func TestImageRunsInRunc(t *testing.T) {
 	}
 	for _, tool := range []string{"skopeo", "umoci", "runc"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run `go tool task setup` (apt-get install -y umoci runc skopeo)", tool)
+			t.Fatalf("%s is not installed: run `make tools` (apt-get install -y umoci runc skopeo)", tool)
 		}
 	}
 	r := pkg(t, iris, packager.Options{Tag: "e2e"})
@@ -76,83 +75,12 @@ func TestImageRunsInRunc(t *testing.T) {
 		t.Errorf("labels %v", insp.Labels)
 	}
 
-	// umoci.
-	bundle := filepath.Join(t.TempDir(), "bundle")
-	run(t, "umoci", "unpack", "--image", lay+":e2e", bundle)
-	cfgPath := filepath.Join(bundle, "config.json")
-	raw, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
+	// umoci unpacks it and runc runs it (host network).
+	c := testutil.RunImage(t, lay, "e2e")
+	if c.User != 65532 {
+		t.Errorf("the image runs as uid %v, want 65532", c.User)
 	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	proc := cfg["process"].(map[string]any)
-	if u := proc["user"].(map[string]any); u["uid"].(float64) != 65532 {
-		t.Errorf("the image runs as uid %v, want 65532", u["uid"])
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("runc needs root; the image was validated, inspected and unpacked")
-	}
-
-	// runc: host network (drop the network namespace), no terminal, a
-	// free port.
-	port := freePort(t)
-	proc["terminal"] = false
-	var env []any
-	for _, e := range proc["env"].([]any) {
-		if !strings.HasPrefix(e.(string), "PORT=") {
-			env = append(env, e)
-		}
-	}
-	proc["env"] = append(env, fmt.Sprintf("PORT=%d", port))
-	linux := cfg["linux"].(map[string]any)
-	var ns []any
-	for _, n := range linux["namespaces"].([]any) {
-		if n.(map[string]any)["type"] != "network" {
-			ns = append(ns, n)
-		}
-	}
-	linux["namespaces"] = ns
-	raw, _ = json.Marshal(cfg)
-	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	id := fmt.Sprintf("cortex-e2e-%d", os.Getpid())
-	var logs bytes.Buffer
-	cmd := exec.Command("runc", "run", "--bundle", bundle, id)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		exec.Command("runc", "kill", id, "KILL").Run()
-		exec.Command("runc", "delete", "--force", id).Run()
-	}()
-
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the container exited before it was ready: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 30s\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	base := c.URL
 
 	// A prediction: the setosa example.
 	var ex struct {
@@ -186,14 +114,9 @@ func TestImageRunsInRunc(t *testing.T) {
 	}
 
 	// Stop it as Knative would: SIGTERM, then it drains and exits.
-	run(t, "runc", "kill", id, "TERM")
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the container did not stop after SIGTERM\n%s", logs.String())
-	}
-	if !strings.Contains(logs.String(), "ONNX Runtime loaded") {
-		t.Errorf("logs:\n%s", logs.String())
+	c.Stop(t)
+	if !strings.Contains(c.Logs(), "ONNX Runtime loaded") {
+		t.Errorf("logs:\n%s", c.Logs())
 	}
 }
 
@@ -208,7 +131,7 @@ func TestZstdImageUnpacks(t *testing.T) {
 	}
 	for _, tool := range []string{"skopeo", "umoci"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run `go tool task tools` (apt-get install -y umoci skopeo)", tool)
+			t.Fatalf("%s is not installed: run `make tools` (apt-get install -y umoci skopeo)", tool)
 		}
 	}
 	dir := t.TempDir()
@@ -285,11 +208,3 @@ func run(t *testing.T, name string, args ...string) []byte {
 	return out
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}

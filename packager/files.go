@@ -1,9 +1,11 @@
 package packager
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/lambdazip"
+	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
@@ -117,36 +120,39 @@ var ErrNoONNXRuntime = errors.New("packager: ONNX Runtime library not found")
 
 // findONNXRuntime returns the libonnxruntime.so.1 to ship for arch:
 // explicit, else $CORTEX_ONNXRUNTIME_LIB (for the host's architecture),
-// else the cache scripts/fetch-onnxruntime.sh fills (Options.CacheDir,
-// then the default cache).
-func findONNXRuntime(explicit, cache, arch string) (string, error) {
-	const lib = "libonnxruntime.so.1"
-	var tried []string
+// else the one in the cache (Options.CacheDir, then the default cache),
+// fetched into the cache first when neither has it.
+func findONNXRuntime(ctx context.Context, explicit, cache, arch string, progress io.Writer) (string, error) {
 	if explicit != "" {
-		tried = append(tried, explicit)
-	} else {
-		if p := os.Getenv("CORTEX_ONNXRUNTIME_LIB"); p != "" && arch == goruntime.GOARCH {
-			tried = append(tried, p)
+		if st, err := os.Stat(explicit); err != nil || !st.Mode().IsRegular() {
+			return "", fmt.Errorf("%w: --onnxruntime %s is not a file", ErrNoONNXRuntime, explicit)
 		}
-		caches := []string{cache}
-		if def, err := build.CacheRoot(""); err == nil && def != cache {
-			caches = append(caches, def)
-		}
-		for _, c := range caches {
-			dir := filepath.Join(c, "onnxruntime", ONNXRuntimeVersion)
-			if arch == goruntime.GOARCH {
-				tried = append(tried, filepath.Join(dir, lib))
-			}
-			tried = append(tried, filepath.Join(dir, "linux-"+map[string]string{"amd64": "x64", "arm64": "arm64"}[arch], lib))
-		}
+		return explicit, nil
 	}
-	for _, p := range tried {
+	if p := os.Getenv(onnxruntime.LibraryEnv); p != "" && arch == goruntime.GOARCH {
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
 			return p, nil
 		}
 	}
-	ortArch := map[string]string{"amd64": "x64", "arm64": "arm64"}[arch]
-	return "", fmt.Errorf("%w for linux/%s (tried %s): run `go tool task setup` or scripts/fetch-onnxruntime.sh %s", ErrNoONNXRuntime, arch, strings.Join(tried, ", "), ortArch)
+	root, err := build.CacheRoot(cache)
+	if err != nil {
+		return "", err
+	}
+	if def, err := build.CacheRoot(""); err == nil && def != root {
+		if p := onnxruntime.Path(def, arch); fileExists(p) {
+			return p, nil
+		}
+	}
+	p, err := onnxruntime.Ensure(ctx, root, arch, progress)
+	if err != nil {
+		return "", fmt.Errorf("%w for linux/%s: %w", ErrNoONNXRuntime, arch, err)
+	}
+	return p, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // lambdaLibs returns the C++ runtime libraries an ONNX function ships in

@@ -60,12 +60,13 @@ import (
 	"github.com/cortexfn/cortex/packager/knative"
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/oci"
+	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
 // ONNXRuntimeVersion is the ONNX Runtime release shipped with onnx
 // functions; it must match runtime/onnx.Version (a test checks).
-const ONNXRuntimeVersion = "1.30.0"
+const ONNXRuntimeVersion = onnxruntime.Version
 
 // Where things go inside the image.
 const (
@@ -326,7 +327,7 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 	onnx := bin.ONNXRuntime
 	var ortLib string
 	if onnx {
-		if ortLib, err = findONNXRuntime(o.ONNXRuntime, o.CacheDir, o.Arch); err != nil {
+		if ortLib, err = findONNXRuntime(ctx, o.ONNXRuntime, o.CacheDir, o.Arch, o.Progress); err != nil {
 			return nil, err
 		}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cortexfn/cortex/packager"
 	"github.com/cortexfn/cortex/packager/oci"
+	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/spec"
 	"github.com/cortexfn/cortex/runtime/onnx"
 )
@@ -85,6 +86,9 @@ func layer(t *testing.T, r *packager.Result, name string) oci.LayerInfo {
 func TestONNXRuntimeVersionMatchesRuntime(t *testing.T) {
 	if packager.ONNXRuntimeVersion != onnx.Version {
 		t.Errorf("packager ships ONNX Runtime %s, runtime/onnx is built for %s", packager.ONNXRuntimeVersion, onnx.Version)
+	}
+	if onnxruntime.LibraryEnv != onnx.LibraryEnv || onnxruntime.LibraryName != onnx.LibraryName {
+		t.Errorf("the CLI names the library %s via $%s, runtime/onnx %s via $%s", onnxruntime.LibraryName, onnxruntime.LibraryEnv, onnx.LibraryName, onnx.LibraryEnv)
 	}
 }
 

@@ -23,10 +23,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cortexfn/cortex"
 	"github.com/cortexfn/cortex/cmd/cortex/internal/client"
 	"github.com/cortexfn/cortex/cmd/cortex/internal/examples"
 	"github.com/cortexfn/cortex/cmd/cortex/internal/local"
 	"github.com/cortexfn/cortex/cmd/cortex/internal/scaffold"
+	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
@@ -59,7 +61,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictCmd(), testCmd(), packageCmd(), deployCmd(), getCmd(), deleteCmd(), rollbackCmd())
+	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictCmd(), testCmd(), packageCmd(), deployCmd(), getCmd(), deleteCmd(), rollbackCmd(), setupCmd(), explainCmd())
 	return root
 }
 
@@ -125,29 +127,58 @@ func versionCmd() *cobra.Command {
 	return cmd
 }
 
+// InitResult is what `cortex init -o json` reports.
+type InitResult struct {
+	Name  string   `json:"name"`
+	Dir   string   `json:"dir"`
+	Type  string   `json:"type"`
+	Files []string `json:"files"`
+}
+
 func initCmd() *cobra.Command {
-	var typ string
+	var typ, output string
 	cmd := &cobra.Command{
 		Use:   "init NAME",
 		Short: "Create a function directory NAME that builds, serves and tests as it is",
+		Long: "Create a function directory NAME that builds, serves and tests as it is: cortex.yaml, an example\n" +
+			"under examples/ for cortex test, a .gitignore, and for --type go a predictor package, a go.mod that\n" +
+			"requires this CLI's cortex version and a go.work (ignored by git) that lets go vet, go test and\n" +
+			"editors find the cortex SDK on this machine.",
 		Example: "  cortex init greeter --type go\n" +
 			"  cortex init classifier --type onnx",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			dir := args[0]
 			name := filepath.Base(filepath.Clean(dir))
-			files, err := scaffold.Write(dir, name, typ)
+			o := scaffold.Options{Version: cortex.Version}
+			if typ == spec.TypeGo {
+				sdk, err := build.ExtractSDK("")
+				if err != nil {
+					return err
+				}
+				o.SDKDir = sdk.Dir
+			}
+			files, err := scaffold.Write(dir, name, typ, o)
 			if err != nil {
 				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), InitResult{Name: name, Dir: dir, Type: typ, Files: files})
 			}
 			for _, f := range files {
 				fmt.Fprintln(cmd.ErrOrStderr(), "created", f)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "next: cortex serve %s   or   cortex test %s\n", dir, dir)
+			fmt.Fprintf(cmd.ErrOrStderr(), "next: cortex test %s   or   cortex serve %s   (every cortex.yaml key: cortex explain)\n", dir, dir)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&typ, "type", "t", spec.TypeGo, "predictor type: go or onnx")
+	// -t is --target in deploy; here it still works, with a notice.
+	cmd.Flags().MarkShorthandDeprecated("type", "use --type (-t means --target in cortex deploy)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }
 

@@ -19,17 +19,23 @@
 //
 // Nothing is written into the user's directory: the generated main.go lives
 // in a temporary directory and `go build -overlay` places it at a virtual
-// path inside the module that builds it:
+// path inside the module that builds it (see locate):
 //
-//   - the function directory's own module, when that module is
-//     github.com/cortexfn/cortex or requires it (so the function builds
-//     against the cortex version it chose);
-//   - otherwise the cortex module itself, found by walking up from the
-//     current directory, or downloaded with `go mod download` at the
-//     version of the running CLI. The predictor package's files are then
-//     overlaid into the cortex module too, so such a package may import only
-//     the standard library and cortex. A function that needs other modules
-//     gets its own go.mod that requires github.com/cortexfn/cortex.
+//   - inside a cortex checkout (the samples): that checkout;
+//   - a Go predictor in a module of the user's: that module, its go.mod
+//     authoritative for the user's own dependencies, with cortex required at
+//     the CLI's version and replaced by the CLI's SDK through a copy of
+//     go.mod and go.sum passed with -modfile (a go.mod that requires another
+//     cortex version is a VersionError naming both and the fix);
+//   - anything else (no Go code, or a predictor package with no go.mod):
+//     the SDK embedded in the CLI (see ExtractSDK and the root package
+//     cortex), with the predictor package overlaid into it, so such a
+//     package may import only the standard library and cortex.
+//
+// So the CLI needs neither this repository nor a published module: a
+// function builds against the SDK of the CLI that builds it, and a no-code
+// function builds offline once the modules in sdk.mod are in the module
+// cache.
 //
 // # Flags and caching
 //
@@ -61,13 +67,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/cortexfn/cortex"
 	"github.com/cortexfn/cortex/packager/spec"
 	"github.com/cortexfn/cortex/runtime"
 )
@@ -92,9 +98,9 @@ type Options struct {
 	CacheDir string
 	// NoCache builds even when a binary for the same inputs is cached.
 	NoCache bool
-	// CortexDir is the directory of the cortex module to build in when the
-	// function is not inside a module that requires it. Empty means: find
-	// it (see the package documentation).
+	// CortexDir, when set, is a cortex module directory that replaces the
+	// CLI's embedded SDK for functions outside a module of their own (tests
+	// use it to build against a checkout).
 	CortexDir string
 	// Go is the go command; empty means "go" from PATH.
 	Go string
@@ -163,9 +169,6 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 	if o.GOARCH == "" {
 		o.GOARCH = goruntime.GOARCH
 	}
-	if o.Go == "" {
-		o.Go = "go"
-	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return Result{}, err
@@ -173,103 +176,161 @@ func Binary(ctx context.Context, o Options) (Result, error) {
 	fail := func(msg string, err error, out string) error {
 		return &Error{Function: s.Name, Message: msg, Output: out, Err: err}
 	}
-
-	plan, err := planBuild(ctx, o, dir)
-	if err != nil {
-		return Result{}, fail(err.Error(), err, "")
-	}
-
-	var mainSrc bytes.Buffer
-	if err := mainTemplate.Execute(&mainSrc, plan); err != nil {
-		return Result{}, err
-	}
-	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-tags", "lambda.norpc"}
-
 	tmp, err := os.MkdirTemp("", "cortex-build-")
 	if err != nil {
 		return Result{}, err
 	}
 	defer os.RemoveAll(tmp)
-	overlay := map[string]string{filepath.Join(plan.virtualDir, mainFile): filepath.Join(tmp, mainFile)}
+
+	plan, err := planBuild(o, dir, tmp)
+	if err != nil {
+		var ve *VersionError
+		if errors.As(err, &ve) {
+			return Result{}, fail(ve.Error(), err, "")
+		}
+		return Result{}, fail(err.Error(), err, "")
+	}
+	var mainSrc bytes.Buffer
+	if err := mainTemplate.Execute(&mainSrc, plan); err != nil {
+		return Result{}, err
+	}
 	if err := os.WriteFile(filepath.Join(tmp, mainFile), mainSrc.Bytes(), 0o644); err != nil {
 		return Result{}, err
 	}
-	for virtual, real := range plan.overlay {
-		overlay[virtual] = real
-	}
-	ov, err := json.Marshal(map[string]any{"Replace": overlay})
-	if err != nil {
-		return Result{}, err
-	}
-	ovPath := filepath.Join(tmp, "overlay.json")
-	if err := os.WriteFile(ovPath, ov, 0o644); err != nil {
-		return Result{}, err
-	}
-	pkg := "./" + filepath.ToSlash(mustRel(plan.moduleDir, plan.virtualDir))
+	plan.overlay[filepath.Join(plan.virtualDir, mainFile)] = filepath.Join(tmp, mainFile)
 
-	// cgo only when a dependency needs it, so a pure-Go function stays a
-	// static binary that runs on a scratch-like base.
-	deps, err := listDeps(ctx, o, plan.moduleDir, ovPath, pkg)
-	if err != nil {
-		return Result{}, fail(err.Error(), err, "")
+	c := compilation{
+		Options: o, m: plan.module, tmp: tmp, pkgDir: plan.virtualDir, name: s.Name, kind: "bin",
+		args: []string{"-trimpath", "-ldflags=-s -w", "-tags", "lambda.norpc"},
+		// cgo only when a dependency needs it, so a pure-Go function stays a
+		// static binary that runs on a scratch-like base.
+		cgo: true,
 	}
-	env := []string{"GOOS=" + o.GOOS, "GOARCH=" + o.GOARCH, "CGO_ENABLED=0"}
-	cgo, ort := deps.cgo, deps.onnx
-	if cgo {
-		env[2] = "CGO_ENABLED=1"
-		cc, err := crossCompiler(o.GOOS, o.GOARCH)
-		if err != nil {
+	out, cached, deps, err := c.run(ctx, func() {
+		progress(o.Progress, "building %s (type %s) for %s/%s\n", s.Name, s.Predictor.Type, o.GOOS, o.GOARCH)
+	})
+	if err != nil {
+		var ce *compileError
+		switch {
+		case errors.As(err, &ce):
+			return Result{}, explain(s, plan, ce.output, ce.err)
+		case ctx.Err() != nil:
+			return Result{}, ctx.Err()
+		default:
 			return Result{}, fail(err.Error(), err, "")
+		}
+	}
+	r := Result{Path: out, Cached: cached, Duration: time.Since(start), Cgo: deps.cgo, ONNXRuntime: deps.onnx}
+	if cached {
+		progress(o.Progress, "using the cached %s binary (%s/%s)\n", s.Name, o.GOOS, o.GOARCH)
+	} else {
+		progress(o.Progress, "built %s in %s\n", s.Name, r.Duration.Round(100*time.Millisecond))
+	}
+	return r, nil
+}
+
+// compilation is one go build of a package of a located module, cached in
+// the cortex cache by everything that decides its bytes.
+type compilation struct {
+	Options
+	m *module
+	// tmp holds the overlay file; pkgDir is the package to build (real or
+	// virtual, inside m.dir); name the output file's name; kind the cache
+	// subdirectory (bin, wasm).
+	tmp, pkgDir, name, kind string
+	// args are the build flags that decide the output.
+	args []string
+	// cgo allows cgo when a dependency has cgo files.
+	cgo bool
+}
+
+// compileError is a go build that failed: output is the compiler's text.
+type compileError struct {
+	output string
+	err    error
+}
+
+func (e *compileError) Error() string {
+	return fmt.Sprintf("%v\n%s", e.err, strings.TrimSpace(e.output))
+}
+func (e *compileError) Unwrap() error { return e.err }
+
+// run builds, or finds the cached output; starting is called before a
+// build that is not cached.
+func (c compilation) run(ctx context.Context, starting func()) (out string, cached bool, d deps, err error) {
+	goCmd := c.Go
+	if goCmd == "" {
+		goCmd = "go"
+	}
+	ov, err := json.Marshal(map[string]any{"Replace": c.m.overlay})
+	if err != nil {
+		return "", false, d, err
+	}
+	ovPath := filepath.Join(c.tmp, "overlay-"+c.kind+".json")
+	if err := os.WriteFile(ovPath, ov, 0o644); err != nil {
+		return "", false, d, err
+	}
+	pkg := "./" + filepath.ToSlash(mustRel(c.m.dir, c.pkgDir))
+	if d, err = listDeps(ctx, goCmd, c.m, ovPath, pkg, c.GOOS, c.GOARCH); err != nil {
+		return "", false, d, err
+	}
+	// GOWORK=off: a go.work of the user's (cortex init writes one for
+	// editors) must not change what the function builds with.
+	env := []string{"GOOS=" + c.GOOS, "GOARCH=" + c.GOARCH, "CGO_ENABLED=0", "GOWORK=off"}
+	if c.cgo && d.cgo {
+		env[2] = "CGO_ENABLED=1"
+		cc, err := crossCompiler(c.GOOS, c.GOARCH)
+		if err != nil {
+			return "", false, d, err
 		}
 		if cc != "" {
 			env = append(env, "CC="+cc)
 		}
+	} else {
+		d.cgo = false
 	}
-
-	key, err := cacheKey(ctx, o, plan.moduleDir, overlay, deps, args, env)
+	key, err := cacheKey(ctx, goCmd, c.m, d, append([]string{c.kind}, c.args...), env)
 	if err != nil {
-		return Result{}, err
+		return "", false, d, err
 	}
-	cacheDir, err := CacheRoot(o.CacheDir)
+	cacheDir, err := CacheRoot(c.CacheDir)
 	if err != nil {
-		return Result{}, err
+		return "", false, d, err
 	}
-	outDir := filepath.Join(cacheDir, "bin", key)
-	out := filepath.Join(outDir, s.Name)
-	if !o.NoCache {
+	outDir := filepath.Join(cacheDir, c.kind, key)
+	out = filepath.Join(outDir, c.name)
+	if !c.NoCache {
 		if st, err := os.Stat(out); err == nil && st.Mode().IsRegular() {
-			progress(o.Progress, "using the cached %s binary (%s/%s)\n", s.Name, o.GOOS, o.GOARCH)
-			return Result{Path: out, Cached: true, Duration: time.Since(start), Cgo: cgo, ONNXRuntime: ort}, nil
+			return out, true, d, nil
 		}
 	}
-	progress(o.Progress, "building %s (type %s) for %s/%s\n", s.Name, s.Predictor.Type, o.GOOS, o.GOARCH)
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return Result{}, fmt.Errorf("creating the binary cache: %w", err)
+	if starting != nil {
+		starting()
 	}
-	partial := filepath.Join(outDir, "."+s.Name+".partial-"+filepath.Base(tmp))
-	cmdArgs := append(slices.Clone(args), "-overlay", ovPath, "-o", partial, pkg)
-	cmd := exec.CommandContext(ctx, o.Go, cmdArgs...)
-	cmd.Dir = plan.moduleDir
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return "", false, d, fmt.Errorf("creating the build cache: %w", err)
+	}
+	partial := filepath.Join(outDir, "."+c.name+".partial-"+filepath.Base(c.tmp))
+	args := append([]string{"build"}, c.args...)
+	args = append(args, c.m.flags...)
+	args = append(args, "-overlay", ovPath, "-o", partial, pkg)
+	cmd := exec.CommandContext(ctx, goCmd, args...)
+	cmd.Dir = c.m.dir
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
 		os.Remove(partial)
 		if ctx.Err() != nil {
-			return Result{}, ctx.Err()
+			return "", false, d, ctx.Err()
 		}
 		var ee *exec.Error
 		if errors.As(err, &ee) {
-			return Result{}, fail("the go command is needed to build a function: install Go from go.dev/dl", err, "")
+			return "", false, d, errors.New("the go command is needed to build a function: install Go from go.dev/dl")
 		}
-		return Result{}, explain(s, plan, stderr.String(), err)
+		return "", false, d, &compileError{output: stderr.String(), err: err}
 	}
-	if err := os.Rename(partial, out); err != nil {
-		return Result{}, err
-	}
-	d := time.Since(start)
-	progress(o.Progress, "built %s in %s\n", s.Name, d.Round(100*time.Millisecond))
-	return Result{Path: out, Duration: d, Cgo: cgo, ONNXRuntime: ort}, nil
+	return out, false, d, os.Rename(partial, out)
 }
 
 func progress(w io.Writer, format string, args ...any) {
@@ -327,13 +388,7 @@ func crossCompiler(goos, goarch string) (string, error) {
 
 // plan says where the generated main goes and what it imports.
 type plan struct {
-	// moduleDir is the root of the module that builds the binary.
-	moduleDir string
-	// virtualDir is the (virtual) directory of the generated main.
-	virtualDir string
-	// overlay maps further virtual files to real ones (a predictor package
-	// placed inside the cortex module).
-	overlay map[string]string
+	*module
 	// Type is the predictor type; Import the predictor package's import path.
 	Type, Import string
 	// Repository holds the onnx.RepositoryOption expressions of a
@@ -368,126 +423,20 @@ func repositoryOptions(p spec.Predictor) []string {
 	return opts
 }
 
-func planBuild(ctx context.Context, o Options, dir string) (*plan, error) {
+func planBuild(o Options, dir, tmp string) (*plan, error) {
 	s := o.Spec
-	p := &plan{Type: s.Predictor.Type, Repository: repositoryOptions(s.Predictor), overlay: map[string]string{}}
-	modDir, modPath, _ := findModule(dir)
-	usable := false
-	switch {
-	case modPath == CortexModule:
-		usable = true
-	case modDir != "":
-		// A module that requires cortex (directly or via replace) builds its
-		// own functions.
-		cmd := exec.CommandContext(ctx, o.Go, "list", "-m", "-f", "{{.Path}}", CortexModule)
-		cmd.Dir = modDir
-		usable = cmd.Run() == nil
+	pkgRel := ""
+	if s.Predictor.Type == spec.TypeGo {
+		pkgRel = s.Predictor.Path
 	}
-	if usable {
-		p.moduleDir = modDir
-		p.virtualDir = filepath.Join(dir, "_cortexmain")
-		if p.Type == spec.TypeGo {
-			pkgDir := filepath.Join(dir, filepath.FromSlash(s.Predictor.Path))
-			cmd := exec.CommandContext(ctx, o.Go, "list", "-f", "{{.ImportPath}}", pkgDir)
-			cmd.Dir = modDir
-			var errb bytes.Buffer
-			cmd.Stderr = &errb
-			outb, err := cmd.Output()
-			if err != nil {
-				return nil, fmt.Errorf("predictor.path %s is not a Go package of module %s: %s", s.Predictor.Path, modPath, strings.TrimSpace(errb.String()))
-			}
-			p.Import = strings.TrimSpace(string(outb))
-		}
-		return p, nil
-	}
-
-	cortexDir, err := locateCortex(ctx, o)
+	m, err := locate(o, dir, pkgRel, tmp)
 	if err != nil {
+		if pkgRel != "" && errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("predictor.path %s: %w", pkgRel, err)
+		}
 		return nil, err
 	}
-	id := sha256.Sum256([]byte(dir))
-	p.moduleDir = cortexDir
-	p.virtualDir = filepath.Join(cortexDir, "_cortexbuild", hex.EncodeToString(id[:6]))
-	if p.Type == spec.TypeGo {
-		pkgDir := filepath.Join(dir, filepath.FromSlash(s.Predictor.Path))
-		entries, err := os.ReadDir(pkgDir)
-		if err != nil {
-			return nil, fmt.Errorf("reading predictor.path: %w", err)
-		}
-		for _, e := range entries {
-			if n := e.Name(); e.Type().IsRegular() && strings.HasSuffix(n, ".go") {
-				p.overlay[filepath.Join(p.virtualDir, "predictor", n)] = filepath.Join(pkgDir, n)
-			}
-		}
-		p.Import = CortexModule + "/" + filepath.ToSlash(mustRel(cortexDir, filepath.Join(p.virtualDir, "predictor")))
-	}
-	return p, nil
-}
-
-// findModule walks up from dir to the nearest go.mod and returns its
-// directory and module path.
-func findModule(dir string) (modDir, modPath string, err error) {
-	for d := dir; ; {
-		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil {
-			return d, modulePath(b), nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", "", fs.ErrNotExist
-		}
-		d = parent
-	}
-}
-
-func modulePath(gomod []byte) string {
-	for _, line := range strings.Split(string(gomod), "\n") {
-		line = strings.TrimSpace(line)
-		if rest, ok := strings.CutPrefix(line, "module"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
-			return strings.Trim(strings.TrimSpace(rest), `"`)
-		}
-	}
-	return ""
-}
-
-func isWithin(root, p string) bool {
-	r, err := filepath.Rel(root, p)
-	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
-}
-
-// locateCortex finds a directory holding the cortex module: Options,
-// then the current directory and its parents, then the module cache at the
-// running CLI's version.
-func locateCortex(ctx context.Context, o Options) (string, error) {
-	if o.CortexDir != "" {
-		return filepath.Abs(o.CortexDir)
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && modulePath(b) == CortexModule {
-				return d, nil
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	version := ""
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == CortexModule && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		version = bi.Main.Version
-	}
-	if version == "" {
-		return "", errors.New("cannot find the cortex module to build this function with: the function directory is not in a Go module that requires " + CortexModule + ", and neither the current directory nor the CLI's build names one; run from a cortex checkout, or add a go.mod that requires " + CortexModule)
-	}
-	cmd := exec.CommandContext(ctx, o.Go, "mod", "download", "-json", CortexModule+"@"+version)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	out, err := cmd.Output()
-	var info struct{ Dir, Error string }
-	if jerr := json.Unmarshal(out, &info); err != nil || jerr != nil || info.Dir == "" {
-		return "", fmt.Errorf("downloading %s@%s to build with: %s%s", CortexModule, version, info.Error, strings.TrimSpace(errb.String()))
-	}
-	return info.Dir, nil
+	return &plan{module: m, Type: s.Predictor.Type, Import: m.pkgImport, Repository: repositoryOptions(s.Predictor)}, nil
 }
 
 // CacheRoot returns the cortex cache directory: override when set, else
@@ -511,34 +460,34 @@ func CacheRoot(override string) (string, error) {
 	return filepath.Join(home, ".cache", "cortex"), nil
 }
 
-// cacheKey hashes everything that decides the binary's bytes: the flags,
-// the Go toolchain, the overlaid files (the generated main, an overlaid
-// predictor package) and the sources of every non-standard package the
-// binary depends on, as `go list -deps` names them. Packages in the module
-// cache are immutable, so their directory (which holds the version) stands
-// for their content.
-func cacheKey(ctx context.Context, o Options, moduleDir string, overlay map[string]string, deps deps, args, env []string) (string, error) {
+// cacheKey hashes everything that decides a build's bytes: the flags, the
+// Go toolchain, the go.mod and go.sum the build reads, the overlaid files
+// (the generated main, an overlaid package) and the sources of every
+// non-standard package it depends on, as `go list -deps` names them.
+// Packages in the module cache are immutable, so their directory (which
+// holds the version) stands for their content.
+func cacheKey(ctx context.Context, goCmd string, m *module, deps deps, args, env []string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "cortex-build v1\x00%q\x00%q\x00%s\x00%s\x00", args, env, os.Getenv("CC"), os.Getenv("GOFLAGS"))
-	goEnv := exec.CommandContext(ctx, o.Go, "env", "GOVERSION", "GOROOT", "GOEXPERIMENT", "GOMODCACHE", "CGO_CFLAGS", "CGO_LDFLAGS")
+	fmt.Fprintf(h, "cortex-build v2\x00%q\x00%q\x00%s\x00%s\x00", args, env, os.Getenv("CC"), os.Getenv("GOFLAGS"))
+	goEnv := exec.CommandContext(ctx, goCmd, "env", "GOVERSION", "GOROOT", "GOEXPERIMENT", "GOMODCACHE", "CGO_CFLAGS", "CGO_LDFLAGS")
 	goEnv.Env = append(os.Environ(), env...)
 	ge, err := goEnv.Output()
 	if err != nil {
-		return "", fmt.Errorf("running %s env: %w", o.Go, err)
+		return "", fmt.Errorf("running %s env: %w", goCmd, err)
 	}
 	h.Write(ge)
 	modCache := strings.Split(string(ge), "\n")[3]
-	for _, virtual := range slices.Sorted(maps.Keys(overlay)) {
-		b, err := os.ReadFile(overlay[virtual])
+	for _, virtual := range slices.Sorted(maps.Keys(m.overlay)) {
+		b, err := os.ReadFile(m.overlay[virtual])
 		if err != nil {
 			return "", err
 		}
 		fmt.Fprintf(h, "overlay %s %d\x00", virtual, len(b))
 		h.Write(b)
 	}
-	for _, f := range []string{"go.mod", "go.sum", "go.work", "go.work.sum"} {
-		if b, err := os.ReadFile(filepath.Join(moduleDir, f)); err == nil {
-			fmt.Fprintf(h, "%s %d\x00", f, len(b))
+	for _, f := range m.modFiles {
+		if b, err := os.ReadFile(f); err == nil {
+			fmt.Fprintf(h, "%s %d\x00", filepath.Base(f), len(b))
 			h.Write(b)
 		}
 	}
@@ -568,16 +517,18 @@ type deps struct {
 // listDeps lists pkg's dependencies once, with cgo on, for both the cgo
 // decision and the cache key: with cgo on the list is a superset of the
 // directories a cgo-off build reads, so the key covers either build.
-func listDeps(ctx context.Context, o Options, moduleDir, ovPath, pkg string) (deps, error) {
-	list := exec.CommandContext(ctx, o.Go, "list", "-e", "-deps", "-overlay", ovPath, "-tags", "lambda.norpc",
+func listDeps(ctx context.Context, goCmd string, m *module, ovPath, pkg, goos, goarch string) (deps, error) {
+	args := append([]string{"list", "-e", "-deps"}, m.flags...)
+	args = append(args, "-overlay", ovPath, "-tags", "lambda.norpc",
 		"-f", "{{if not .Standard}}{{.ImportPath}}\t{{if .CgoFiles}}cgo{{end}}\t{{.Dir}}{{range .EmbedFiles}}\t{{.}}{{end}}{{end}}", pkg)
-	list.Dir = moduleDir
-	list.Env = append(os.Environ(), "GOOS="+o.GOOS, "GOARCH="+o.GOARCH, "CGO_ENABLED=1")
+	list := exec.CommandContext(ctx, goCmd, args...)
+	list.Dir = m.dir
+	list.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=1", "GOWORK=off")
 	var errb bytes.Buffer
 	list.Stderr = &errb
 	out, err := list.Output()
 	if err != nil {
-		return deps{}, fmt.Errorf("listing the packages of %s: %v: %s", o.Spec.Name, err, strings.TrimSpace(errb.String()))
+		return deps{}, fmt.Errorf("listing the packages of %s: %v: %s", pkg, err, strings.TrimSpace(errb.String()))
 	}
 	var d deps
 	for _, line := range strings.Split(string(out), "\n") {
@@ -688,6 +639,10 @@ func explain(s *spec.Spec, p *plan, out string, err error) error {
 	switch {
 	case strings.Contains(out, "is a program, not an importable package"):
 		e.Message = pkg + " is package main; it must be a library package that exports func New() functions.Predictor (cortex writes the main)"
+	case p.inSDK && p.pkgDir != "" && (strings.Contains(out, "no required module provides package") || strings.Contains(out, "cannot find module providing package")):
+		e.Message = fmt.Sprintf("%s imports a module outside the standard library and cortex, and the function has no go.mod to say which version: "+
+			"add one in %s (`go mod init %s && go mod edit -require=%s@%s`, then `go get` the module); a function without a go.mod builds against cortex's SDK alone",
+			pkg, s.Dir, s.Name, CortexModule, cortex.Version)
 	case len(contract) == 0:
 		e.Message = "the Go code does not compile"
 	case s.Predictor.Type == spec.TypeONNX:

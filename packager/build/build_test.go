@@ -187,7 +187,7 @@ func TestGoContract(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = build.Binary(context.Background(), build.Options{Dir: dir, Spec: s, CacheDir: t.TempDir(), CortexDir: cortexRoot(t)})
+			_, err = build.Binary(context.Background(), build.Options{Dir: dir, Spec: s, CacheDir: t.TempDir()})
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("Binary: %v", err)

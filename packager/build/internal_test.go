@@ -3,11 +3,16 @@ package build
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/modfile"
+
+	"github.com/cortexfn/cortex"
 )
 
 func TestCrossCompiler(t *testing.T) {
@@ -92,15 +97,66 @@ func TestHashPackage(t *testing.T) {
 	}
 }
 
-func TestModulePath(t *testing.T) {
-	tests := []struct{ gomod, want string }{
-		{"module github.com/cortexfn/cortex\n\ngo 1.26\n", "github.com/cortexfn/cortex"},
-		{"// comment\nmodule \"example.com/x\"\n", "example.com/x"},
-		{"modulex y\n", ""},
+// TestUserModFiles: a user's module builds with cortex required at the
+// CLI's version and replaced by the SDK; another required version is an
+// error naming both versions and the fix; the user's files are not touched.
+func TestUserModFiles(t *testing.T) {
+	sdk := SDK{Dir: t.TempDir(), Version: cortex.Version}
+	if err := os.WriteFile(filepath.Join(sdk.Dir, "go.sum"), []byte("example.com/sdkdep v1.0.0 h1:x=\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, gomod string
+		wantErr     string
+	}{
+		{"no cortex requirement", "module greeter\n\ngo 1.26\n\nrequire github.com/google/uuid v1.6.0\n", ""},
+		{"the CLI's version", "module greeter\n\ngo 1.26\n\nrequire github.com/cortexfn/cortex " + cortex.Version + "\n", ""},
+		{"an old replace", "module greeter\n\ngo 1.26\n\nrequire github.com/cortexfn/cortex " + cortex.Version + "\n\nreplace github.com/cortexfn/cortex => ../cortex\n", ""},
+		{"another version", "module greeter\n\ngo 1.26\n\nrequire github.com/cortexfn/cortex v0.1.0\n", "requires github.com/cortexfn/cortex v0.1.0, but this cortex CLI is " + cortex.Version},
 	}
 	for _, tt := range tests {
-		if got := modulePath([]byte(tt.gomod)); got != tt.want {
-			t.Errorf("modulePath(%q) = %q, want %q", tt.gomod, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			modDir, tmp := t.TempDir(), t.TempDir()
+			if err := os.WriteFile(filepath.Join(modDir, "go.mod"), []byte(tt.gomod), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(modDir, "go.sum"), []byte("github.com/google/uuid v1.6.0 h1:y="), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mod, sum, err := userModFiles(modDir, []byte(tt.gomod), sdk, tmp)
+			if tt.wantErr != "" {
+				var ve *VersionError
+				if !errors.As(err, &ve) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "go mod edit -require=github.com/cortexfn/cortex@"+cortex.Version) {
+					t.Fatalf("got %v, want a VersionError containing %q and the fix", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(mod)
+			f, err := modfile.Parse(mod, b, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var req string
+			for _, r := range f.Require {
+				if r.Mod.Path == CortexModule {
+					req = r.Mod.Version
+				}
+			}
+			if req != cortex.Version {
+				t.Errorf("requires cortex %q, want %q\n%s", req, cortex.Version, b)
+			}
+			if len(f.Replace) != 1 || f.Replace[0].Old.Path != CortexModule || f.Replace[0].New.Path != sdk.Dir {
+				t.Errorf("replace lines %+v, want one: cortex => %s\n%s", f.Replace, sdk.Dir, b)
+			}
+			if s, _ := os.ReadFile(sum); string(s) != "github.com/google/uuid v1.6.0 h1:y=\nexample.com/sdkdep v1.0.0 h1:x=\n" {
+				t.Errorf("go.sum = %q, want the user's lines then the SDK's", s)
+			}
+			if orig, _ := os.ReadFile(filepath.Join(modDir, "go.mod")); string(orig) != tt.gomod {
+				t.Errorf("the user's go.mod was changed:\n%s", orig)
+			}
+		})
 	}
 }

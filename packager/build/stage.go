@@ -2,27 +2,23 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
+	"path"
 	"path/filepath"
-	"slices"
-	"strings"
+	goruntime "runtime"
 
+	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/spec"
 	"github.com/cortexfn/cortex/runtime"
-	"github.com/cortexfn/cortex/runtime/wasm"
 )
 
 // Stage returns the WebAssembly file for a pre: or post: entry of the spec
 // in dir: the .wasm file itself, or the Go package directory compiled for
-// wasip1 (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared). Compiled stages are
-// cached under the cortex cache by a hash of the package's files, the
-// module's go.mod and go.sum and the Go toolchain, so an unchanged stage is
+// wasip1 (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared, see runtime/wasm's
+// ABI) in the module Binary would build the function in. Compiled stages
+// are cached under the cortex cache like binaries, so an unchanged stage is
 // not compiled again.
 func Stage(ctx context.Context, dir, rel, cacheDir string, report io.Writer) (string, error) {
 	src := filepath.Join(dir, filepath.FromSlash(rel))
@@ -33,69 +29,27 @@ func Stage(ctx context.Context, dir, rel, cacheDir string, report io.Writer) (st
 	if !info.IsDir() {
 		return src, nil
 	}
-	root, err := CacheRoot(cacheDir)
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
-	key, err := stageKey(ctx, src)
+	tmp, err := os.MkdirTemp("", "cortex-stage-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	o := Options{CacheDir: cacheDir, GOOS: "wasip1", GOARCH: "wasm"}
+	m, err := locate(o, abs, rel, tmp)
 	if err != nil {
 		return "", fmt.Errorf("stage %s: %w", rel, err)
 	}
-	out := filepath.Join(root, "wasm", key+".wasm")
-	if _, err := os.Stat(out); err == nil {
-		return out, nil
-	}
-	progress(report, "compiling the stage %s for wasip1\n", rel)
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", err
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
-	if err := wasm.BuildGo(ctx, src, tmp); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("stage %s: %w", rel, err)
-	}
-	return out, os.Rename(tmp, out)
-}
-
-// stageKey hashes what decides a compiled stage's bytes.
-func stageKey(ctx context.Context, pkgDir string) (string, error) {
-	h := sha256.New()
-	gv, err := exec.CommandContext(ctx, "go", "env", "GOVERSION", "GOMOD").Output()
+	c := compilation{Options: o, m: m, tmp: tmp, pkgDir: m.pkgDir, name: path.Base(filepath.ToSlash(rel)) + ".wasm", kind: "wasm",
+		args: []string{"-buildmode=c-shared", "-trimpath"}}
+	out, _, _, err := c.run(ctx, func() { progress(report, "compiling the stage %s for wasip1\n", rel) })
 	if err != nil {
-		return "", fmt.Errorf("go env: %w", err)
+		return "", fmt.Errorf("building the wasm stage %s: %w", rel, err)
 	}
-	h.Write(gv)
-	if mod := strings.TrimSpace(strings.SplitN(string(gv), "\n", 2)[1]); mod != "" && mod != os.DevNull {
-		for _, f := range []string{mod, strings.TrimSuffix(mod, ".mod") + ".sum"} {
-			if b, err := os.ReadFile(f); err == nil {
-				h.Write(b)
-			}
-		}
-	}
-	var files []string
-	err = filepath.WalkDir(pkgDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	slices.Sort(files)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
-		}
-		rel, _ := filepath.Rel(pkgDir, f)
-		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:32], nil
+	return out, nil
 }
 
 // RuntimeConfig returns the runtime configuration of the spec for a run on
@@ -133,6 +87,10 @@ type Local struct {
 	// Config is the runtime configuration, written to the path Prepare was
 	// given ($CORTEX_CONFIG for the process).
 	Config runtime.Config
+	// Env is what the function's process needs in its environment besides
+	// $CORTEX_CONFIG: the ONNX Runtime library's path for a function that
+	// links it.
+	Env []string
 }
 
 // Prepare loads the function in dir, builds its binary for this machine,
@@ -153,5 +111,17 @@ func Prepare(ctx context.Context, dir, configPath, cacheDir string, report io.Wr
 	if err := WriteConfig(cfg, configPath); err != nil {
 		return nil, err
 	}
-	return &Local{Spec: s, Binary: bin, Config: cfg}, nil
+	l := &Local{Spec: s, Binary: bin, Config: cfg}
+	if bin.ONNXRuntime && os.Getenv(onnxruntime.LibraryEnv) == "" {
+		root, err := CacheRoot(cacheDir)
+		if err != nil {
+			return nil, err
+		}
+		lib, err := onnxruntime.Ensure(ctx, root, goruntime.GOARCH, report)
+		if err != nil {
+			return nil, err
+		}
+		l.Env = append(l.Env, onnxruntime.LibraryEnv+"="+lib)
+	}
+	return l, nil
 }

@@ -78,7 +78,7 @@ func FindLibrary(dir string) (string, error) {
 			slog.Warn("onnx: $"+LibraryEnv+" does not name a file; looking elsewhere", "path", p)
 		}
 	}
-	return "", fmt.Errorf("%w; tried:\n  %s\nrun `go tool task setup` (or scripts/fetch-onnxruntime.sh) to fetch it, or set $%s to its path",
+	return "", fmt.Errorf("%w; tried:\n  %s\nrun `cortex setup` to fetch it (in a cortex checkout, `go tool task setup`), or set $%s to its path",
 		ErrLibraryNotFound, strings.Join(tried, "\n  "), LibraryEnv)
 }
 

@@ -100,7 +100,7 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 	}
 	cmd := exec.Command(bin.Path)
 	cmd.Dir = s.Dir
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "CORTEX_HOST="+o.Host, "CORTEX_CONFIG="+cfg)
+	cmd.Env = append(append(os.Environ(), l.Env...), "PORT="+strconv.Itoa(port), "CORTEX_HOST="+o.Host, "CORTEX_CONFIG="+cfg)
 	// Its own process group: a Ctrl-C in the terminal reaches only the CLI,
 	// which forwards SIGTERM so the function drains.
 	cmd.SysProcAttr = sysProcAttr()

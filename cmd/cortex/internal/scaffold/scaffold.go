@@ -1,6 +1,8 @@
 // Package scaffold writes a new function directory for `cortex init`: a
-// cortex.yaml that validates, the code or model it names, and an example
-// for `cortex test`.
+// cortex.yaml that validates, the code or model it names, an example for
+// `cortex test`, a .gitignore and, for Go code, a go.mod that requires the
+// CLI's cortex version and a go.work that points editors and the go command
+// at the CLI's SDK.
 package scaffold
 
 import (
@@ -18,11 +20,21 @@ import (
 // ErrExists is returned when the target directory already has files.
 var ErrExists = errors.New("scaffold: directory exists and is not empty")
 
+// Options are what a scaffold depends on besides its name and type.
+type Options struct {
+	// Version is the cortex version the go.mod requires (cortex.Version).
+	Version string
+	// SDKDir, when set, is the CLI's SDK on this machine: a go.work
+	// (ignored by git) replaces github.com/cortexfn/cortex with it, so that
+	// go vet, go test and gopls work in the function's directory.
+	SDKDir string
+}
+
 // Write creates dir (which must not exist or be empty) holding a function
 // named name of predictor type typ (spec.TypeGo or spec.TypeONNX). It never
 // overwrites a file.
-func Write(dir, name, typ string) ([]string, error) {
-	files, err := Files(name, typ)
+func Write(dir, name, typ string, o Options) ([]string, error) {
+	files, err := Files(name, typ, o)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +73,7 @@ type File struct {
 }
 
 // Files returns the files of a new function, without writing them.
-func Files(name, typ string) ([]File, error) {
+func Files(name, typ string, o Options) ([]File, error) {
 	probe := &spec.Spec{Name: name, Predictor: spec.Predictor{Type: typ, Model: "model/model.onnx", Path: "./predictor"}}
 	if typ == spec.TypeONNX {
 		probe.Predictor.Path = ""
@@ -70,7 +82,10 @@ func Files(name, typ string) ([]File, error) {
 	if err := probe.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot create function %q:\n%w", name, err)
 	}
-	data := struct{ Name string }{name}
+	if o.Version == "" {
+		return nil, errors.New("scaffold: no cortex version")
+	}
+	data := struct{ Name, Version, SDKDir string }{name, o.Version, o.SDKDir}
 	render := func(t *template.Template) []byte {
 		var b bytes.Buffer
 		if err := t.Execute(&b, data); err != nil {
@@ -80,22 +95,35 @@ func Files(name, typ string) ([]File, error) {
 	}
 	switch typ {
 	case spec.TypeGo:
-		return []File{
+		files := []File{
 			{"cortex.yaml", render(goSpec)},
+			{"go.mod", render(goMod)},
+			{".gitignore", render(gitignore)},
 			{"predictor/predictor.go", render(goPredictor)},
 			{"examples/hello.json", render(goExample)},
 			{"examples/missing-name.json", render(goErrorExample)},
-		}, nil
+		}
+		if o.SDKDir != "" {
+			files = append(files, File{"go.work", render(goWork)})
+		}
+		return files, nil
 	default:
 		return []File{
 			{"cortex.yaml", render(onnxSpec)},
+			{".gitignore", render(gitignore)},
 			{"model/model.onnx", IdentityModel()},
 			{"examples/identity.json", render(onnxExample)},
 		}, nil
 	}
 }
 
-var goSpec = template.Must(template.New("").Parse(`# A Cortex function. Reference: cortex.yaml in the Cortex docs.
+// reference says where every cortex.yaml key is described, in words that
+// hold outside the cortex repository.
+const reference = `# Every key, its type, default and allowed values: cortex explain (one key:
+# cortex explain limits.timeout), or docs/cortex-yaml.md in the cortex repository.`
+
+var goSpec = template.Must(template.New("").Parse(`# A Cortex function with a Go predictor.
+` + reference + `
 name: {{.Name}}
 predictor:
   type: go
@@ -108,6 +136,35 @@ predictor:
 # compute: {cpu: "1", mem: 1Gi, gpu: 0}
 # autoscaling: {min_scale: 0, max_scale: 10}
 # limits: {max_body: 6MiB, timeout: 30s, max_concurrency: 64, max_queue: 128}
+`))
+
+var goMod = template.Must(template.New("").Parse(`module {{.Name}}
+
+go 1.26.0
+
+// cortex builds this function with the SDK of the CLI that builds it, which
+// must be this version. Add your own dependencies here as usual
+// (go mod edit -require=MODULE@VERSION): cortex resolves them at build time.
+require github.com/cortexfn/cortex {{.Version}}
+`))
+
+// goWork points the go command and editors at the CLI's SDK: no published
+// cortex module is needed. It names a path on this machine, so git ignores it;
+// cortex init writes it and the cortex build itself never reads it.
+var goWork = template.Must(template.New("").Parse(`// Written by cortex init for go vet, go test and editors on this machine
+// (cortex itself builds with GOWORK=off). Not for version control.
+go 1.26.0
+
+use .
+
+replace github.com/cortexfn/cortex => {{.SDKDir}}
+`))
+
+var gitignore = template.Must(template.New("").Parse(`# cortex package output
+dist/
+# go.work names the cortex SDK on this machine (cortex init writes it)
+go.work
+go.work.sum
 `))
 
 var goPredictor = template.Must(template.New("").Parse(`// Package predictor serves the {{.Name}} function.
@@ -171,9 +228,10 @@ var goErrorExample = template.Must(template.New("").Parse(`{"description": "a mi
  "response": {"status": 422, "error_contains": "name"}}
 `))
 
-var onnxSpec = template.Must(template.New("").Parse(`# A Cortex function served by the built-in ONNX predictor.
+var onnxSpec = template.Must(template.New("").Parse(`# A Cortex function served by the built-in ONNX predictor: no Go code.
 # model/model.onnx is a placeholder (Identity: output = input, float32 [N, 4]);
 # replace it with your model and update examples/.
+` + reference + `
 name: {{.Name}}
 predictor:
   type: onnx

@@ -6,15 +6,18 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cortexfn/cortex"
 	"github.com/cortexfn/cortex/cmd/cortex/internal/scaffold"
 	"github.com/cortexfn/cortex/packager/spec"
 )
+
+var opts = scaffold.Options{Version: cortex.Version}
 
 func TestWriteValidates(t *testing.T) {
 	for _, typ := range []string{spec.TypeGo, spec.TypeONNX} {
 		t.Run(typ, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "my-fn")
-			files, err := scaffold.Write(dir, "my-fn", typ)
+			files, err := scaffold.Write(dir, "my-fn", typ, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +43,7 @@ func TestWriteRefusesToOverwrite(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "cortex.yaml"), []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := scaffold.Write(dir, "fn", spec.TypeGo)
+	_, err := scaffold.Write(dir, "fn", spec.TypeGo, opts)
 	if !errors.Is(err, scaffold.ErrExists) {
 		t.Fatalf("got %v, want ErrExists", err)
 	}
@@ -50,7 +53,7 @@ func TestWriteRefusesToOverwrite(t *testing.T) {
 }
 
 func TestWriteEmptyDirIsFine(t *testing.T) {
-	if _, err := scaffold.Write(t.TempDir(), "fn", spec.TypeGo); err != nil {
+	if _, err := scaffold.Write(t.TempDir(), "fn", spec.TypeGo, opts); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -62,7 +65,7 @@ func TestBadNameOrType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		dir := filepath.Join(t.TempDir(), "x")
-		if _, err := scaffold.Write(dir, tt.name, tt.typ); err == nil {
+		if _, err := scaffold.Write(dir, tt.name, tt.typ, opts); err == nil {
 			t.Errorf("Write(%q, %q) succeeded", tt.name, tt.typ)
 		}
 		if _, err := os.Stat(dir); err == nil {
