@@ -106,7 +106,7 @@ type Options struct {
 	// NoCache rebuilds the binary and recompresses every layer.
 	NoCache bool
 	// ONNXRuntime is the path of libonnxruntime.so.1 to ship. Default
-	// $CORTEX_ONNXRUNTIME_LIB, else the cache that `go tool task setup`
+	// $CORTEX_ONNXRUNTIME_LIB, else the cache that `cortex setup`
 	// fills.
 	ONNXRuntime string
 	// LambdaLibs is a directory holding libstdc++.so.6 and libgcc_s.so.1

@@ -19,7 +19,7 @@ import (
 )
 
 // The routes are tested against the real iris sample: the real ONNX Runtime
-// library (fetched by `go tool task setup`) and the real trained model.
+// library (fetched by `cortex setup`) and the real trained model.
 
 func serve(t *testing.T, p functions.Predictor, cfg runtime.Config) *httptest.Server {
 	t.Helper()

@@ -1,4 +1,4 @@
-// Command demo is what `go tool task demo` runs: it packages the iris
+// Command demo is what `make demo` runs: it packages the iris
 // sample, serves the samples with scale-to-zero through `cortex serve`,
 // shows a cold start and a warm request with their latencies, waits for the
 // function to scale back to zero, shows the next cold start, and stops

@@ -9,8 +9,8 @@
 //
 // The ONNX Runtime shared library (libonnxruntime.so.1 from the npm package
 // onnxruntime-node, see Version) is loaded at Init, once per process, from
-// the first of LibraryCandidates that exists. scripts/fetch-onnxruntime.sh
-// (run by `go tool task setup`) puts it in the cache; a packaged function
+// the first of LibraryCandidates that exists. `cortex setup`
+// (or `make setup` in a cortex checkout) puts it in the cache; a packaged function
 // ships it in lib/ beside its binary.
 //
 // One session serves all requests: ONNX Runtime allows concurrent Run calls

@@ -29,7 +29,7 @@ var ErrLibraryNotFound = errors.New("onnx: ONNX Runtime library not found")
 // LibraryCandidates returns the paths the library is looked for at, in
 // order: $CORTEX_ONNXRUNTIME_LIB; lib/ beside the executable (how a packaged
 // function ships it); lib/ under dir (the function's directory); and the
-// cache that scripts/fetch-onnxruntime.sh fills,
+// cache that `cortex setup` fills,
 // ${CORTEX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cortex}/onnxruntime/VERSION/.
 func LibraryCandidates(dir string) []string {
 	var c []string
@@ -78,7 +78,7 @@ func FindLibrary(dir string) (string, error) {
 			slog.Warn("onnx: $"+LibraryEnv+" does not name a file; looking elsewhere", "path", p)
 		}
 	}
-	return "", fmt.Errorf("%w; tried:\n  %s\nrun `cortex setup` to fetch it (in a cortex checkout, `go tool task setup`), or set $%s to its path",
+	return "", fmt.Errorf("%w; tried:\n  %s\nrun `cortex setup` to fetch it (in a cortex checkout, `make setup`), or set $%s to its path",
 		ErrLibraryNotFound, strings.Join(tried, "\n  "), LibraryEnv)
 }
 

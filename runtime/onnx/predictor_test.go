@@ -286,7 +286,7 @@ func TestFindLibraryMissing(t *testing.T) {
 		filepath.Join(dir, "env", "libonnxruntime.so.1"),
 		filepath.Join(fnDir, "lib", "libonnxruntime.so.1"),
 		filepath.Join(dir, "cache", "onnxruntime", onnx.Version, "libonnxruntime.so.1"),
-		"cortex setup", "go tool task setup",
+		"cortex setup", "make setup",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)

@@ -24,7 +24,7 @@ var ocrDetector = filepath.Join("..", "..", "samples", "ocr", "model", "ch_PP-OC
 func openDetector(t testing.TB) *onnx.Session {
 	t.Helper()
 	if _, err := os.Stat(ocrDetector); err != nil {
-		t.Fatalf("%v: run scripts/fetch-ocr-models.sh (or `go tool task setup`) to fetch the OCR models", err)
+		t.Fatalf("%v: run scripts/fetch-ocr-models.sh (or `make models`) to fetch the OCR models", err)
 	}
 	s, err := onnx.Open(context.Background(), ocrDetector, onnx.SessionOptions{})
 	if err != nil {

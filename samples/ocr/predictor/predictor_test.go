@@ -40,7 +40,7 @@ func newOCR(t testing.TB) *predictor.OCR {
 	}
 	model := filepath.Join(dir, "model")
 	if _, err := os.Stat(filepath.Join(model, predictor.DetectorFile)); err != nil {
-		t.Fatalf("%v: run scripts/fetch-ocr-models.sh (or `go tool task setup`) to fetch the OCR models", err)
+		t.Fatalf("%v: run scripts/fetch-ocr-models.sh (or `make models`) to fetch the OCR models", err)
 	}
 	o := predictor.New().(*predictor.OCR)
 	if err := o.Init(context.Background(), functions.Config{Name: "ocr", Dir: dir, Model: model}); err != nil {
