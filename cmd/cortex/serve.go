@@ -2,17 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/cobra"
 
 	"github.com/cortexfn/cortex/packager/build"
@@ -25,7 +29,19 @@ type serveOptions struct {
 	addr           string
 	scaleDownAfter time.Duration
 	statusEvery    time.Duration
+	watch          bool
+	// output is text or json: with json, stdout carries one JSON object a
+	// line, {"name","url"} per function and then each status change.
+	output string
+	// debounce is how long a function's directory must be quiet after a
+	// change before it is rebuilt; 0 means watchDebounce.
+	debounce time.Duration
 }
+
+// watchDebounce: an editor's save, a `git checkout` or a copied model is a
+// burst of writes; rebuilding once, after the burst, costs one build and
+// never builds a half-written file on purpose.
+const watchDebounce = 250 * time.Millisecond
 
 func serveCmd() *cobra.Command {
 	var o serveOptions
@@ -38,12 +54,26 @@ func serveCmd() *cobra.Command {
 			"in-flight requests pass autoscaling.target_concurrency; idle ones stop after the\n" +
 			"autoscaler's window, down to zero unless autoscaling.min_scale says otherwise.\n" +
 			"A DIR without a cortex.yaml is taken as a directory of functions.\n\n" +
-			"GET /-/status returns every function's state as JSON; /metrics has the host's metrics.",
+			"A function that does not build is served anyway: every request to it gets 503 with the\n" +
+			"build error, and the others serve (serve fails only when no function builds and\n" +
+			"--watch is off).\n\n" +
+			"With --watch, a change in a function's directory (its code, cortex.yaml, model files,\n" +
+			"stages; not dist/, dot-files or editors' temporary files) rebuilds it. A build that\n" +
+			"works replaces the running one without failing a request: the new processes take new\n" +
+			"requests once ready, the old ones finish theirs and stop. A build that fails leaves the\n" +
+			"previous one serving and shows its error in the log and in /-/status.\n\n" +
+			"GET /-/status returns every function's state as JSON; /metrics has the host's metrics.\n\n" +
+			"stdout has each function's URL, one a line; -o json makes stdout one JSON object a line:\n" +
+			"{\"name\", \"url\"} for each function, then every status change, as /-/status shows a function.",
 		Example: "  cortex serve samples/iris\n" +
 			"  cortex serve samples --addr 127.0.0.1:9000\n" +
+			"  cortex serve samples/echo-go --watch\n" +
 			"  cortex serve samples/iris --scale-down-after 5s",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(o.output); err != nil {
+				return err
+			}
 			return serveFunctions(cmd.Context(), args, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -51,6 +81,8 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address of the front server (host:port; port 0 picks a free one)")
 	f.DurationVar(&o.scaleDownAfter, "scale-down-after", 0, "stop idle processes after this long, overriding autoscaling.window and scale_down_delay (0: use cortex.yaml)")
 	f.DurationVar(&o.statusEvery, "status-every", time.Second, "how often to check for and print status changes (0: never)")
+	f.BoolVarP(&o.watch, "watch", "w", false, "rebuild a function when its files change, and swap it in without dropping requests")
+	f.StringVarP(&o.output, "output", "o", "text", "text or json (one JSON object a line on stdout)")
 	return cmd
 }
 
@@ -78,6 +110,9 @@ func functionDirs(args []string) ([]string, error) {
 }
 
 // hostFunction builds the function in dir and describes it for the host.
+// Each build writes its runtime config to a directory of its own under
+// configDir: processes of the previous build may still be draining, and
+// read theirs.
 func hostFunction(ctx context.Context, dir, configDir string, o serveOptions, progress io.Writer) (host.Function, error) {
 	fnDir, err := os.MkdirTemp(configDir, "fn-")
 	if err != nil {
@@ -86,6 +121,7 @@ func hostFunction(ctx context.Context, dir, configDir string, o serveOptions, pr
 	cfg := filepath.Join(fnDir, "config.json")
 	l, err := build.Prepare(ctx, dir, cfg, "", progress)
 	if err != nil {
+		os.RemoveAll(fnDir)
 		return host.Function{}, err
 	}
 	s, bin, rc := l.Spec, l.Binary, l.Config
@@ -103,16 +139,57 @@ func hostFunction(ctx context.Context, dir, configDir string, o serveOptions, pr
 	return host.Function{
 		Name:     s.Name,
 		Command:  []string{bin.Path},
-		Env:      []string{"CORTEX_CONFIG=" + cfg, "CORTEX_HOST=127.0.0.1"},
+		Env:      append([]string{"CORTEX_CONFIG=" + cfg, "CORTEX_HOST=127.0.0.1"}, l.Env...),
 		Dir:      s.Dir,
 		Scale:    scale,
 		MaxQueue: rc.Limits.WithDefaults().MaxQueue,
 	}, nil
 }
 
+// failedName is the route of a function that did not build: the name its
+// cortex.yaml gives when that much of it reads, else its directory's name,
+// made a DNS label as the host's routes need.
+func failedName(dir string) string {
+	if data, err := os.ReadFile(filepath.Join(dir, spec.FileName)); err == nil {
+		if s, _ := spec.Parse(data, ""); s != nil && s.Name != "" && dnsLabel(s.Name) == s.Name {
+			return s.Name
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	return dnsLabel(filepath.Base(abs))
+}
+
+// dnsLabel lower-cases name, turns every other character than a-z, 0-9
+// and '-' into '-', and trims it to the 63 characters of a DNS label.
+func dnsLabel(name string) string {
+	b := []byte(strings.ToLower(name))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '-'
+		}
+	}
+	label := strings.Trim(string(b[:min(len(b), 63)]), "-")
+	if label == "" {
+		return "function"
+	}
+	return label
+}
+
+// servedFunction is one function directory of cortex serve.
+type servedFunction struct {
+	dir  string
+	name string // its route on the host, fixed for the life of serve
+	// built reports whether a build of it serves (only the watcher's
+	// goroutine for the function changes it after start).
+	built bool
+}
+
 // serveFunctions builds the functions, serves them until ctx ends, then
-// drains every process. The functions' URLs go to stdout; progress, status
-// and the processes' logs to stderr.
+// drains every process. The functions' URLs go to stdout; progress, status,
+// build errors and the processes' logs to stderr.
 func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, stderr io.Writer) error {
 	dirs, err := functionDirs(args)
 	if err != nil {
@@ -123,13 +200,43 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 		return err
 	}
 	defer os.RemoveAll(configDir)
-	fns := make([]host.Function, 0, len(dirs))
-	for _, d := range dirs {
-		fn, err := hostFunction(ctx, d, configDir, o, stderr)
-		if err != nil {
+
+	// Watch before the first builds, so that a change made during them is
+	// not missed: its events wait in the watcher until the loop reads them.
+	var w *watcher
+	if o.watch {
+		if w, err = newWatcher(dirs, o.debounce, stderr); err != nil {
 			return err
 		}
+		defer w.close()
+	}
+
+	fns := make([]host.Function, 0, len(dirs))
+	served := make([]*servedFunction, 0, len(dirs))
+	var failed []error
+	for _, d := range dirs {
+		fn, err := hostFunction(ctx, d, configDir, o, stderr)
+		if ctx.Err() != nil {
+			return ctx.Err() // Ctrl-C during a build
+		}
+		sf := &servedFunction{dir: d, name: fn.Name, built: err == nil}
+		if err != nil {
+			// Served with its error, so a caller learns why and the
+			// others serve; see host.Function.Err.
+			sf.name = failedName(d)
+			fn = host.Function{Name: sf.name, Err: err}
+			failed = append(failed, err)
+			until := "it is fixed and cortex serve restarted"
+			if o.watch {
+				until = "a change in " + d + " makes it build"
+			}
+			fmt.Fprintf(stderr, "%s did not build: every request to it gets 503 with this error until %s:\n%v\n", sf.name, until, err)
+		}
 		fns = append(fns, fn)
+		served = append(served, sf)
+	}
+	if len(failed) == len(dirs) && !o.watch {
+		return errors.Join(failed...)
 	}
 	h, err := host.New(fns,
 		host.WithLogWriter(stderr),
@@ -144,16 +251,45 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 	}
 	base := "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
 
-	for _, fn := range fns {
-		fmt.Fprintf(stdout, "%s/%s/\n", base, fn.Name)
+	example := "" // the first function that built, for the hint below
+	enc := json.NewEncoder(stdout)
+	for _, sf := range served {
+		if o.output == "json" {
+			enc.Encode(struct {
+				Name string `json:"name"`
+				URL  string `json:"url"`
+			}{sf.name, base + "/" + sf.name + "/"})
+		} else {
+			fmt.Fprintf(stdout, "%s/%s/\n", base, sf.name)
+		}
+		if example == "" && sf.built {
+			example = sf.name
+		}
+	}
+	if example == "" {
+		example = served[0].name
 	}
 	fmt.Fprintf(stderr, "serving %d function(s) at %s, each at zero processes until its first request: POST %s/%s/predict (status: %s/-/status; Ctrl-C to stop)\n",
-		len(fns), base, base, fns[0].Name, base)
+		len(fns), base, base, example, base)
+
+	// Every way out stops the watcher and waits for a rebuild under way
+	// (it ends with watchCtx), so that no go build outlives serve.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var rebuilds sync.WaitGroup
+	stopRebuilds := func() { stopWatch(); rebuilds.Wait() }
+	defer stopRebuilds()
+	if w != nil {
+		r := &rebuilder{h: h, configDir: configDir, o: o, log: stderr}
+		rebuilds.Go(func() { w.run(watchCtx, served, r.rebuild, stderr) })
+	}
 
 	status := newStatusPrinter(stderr)
+	if o.output == "json" {
+		status = &statusPrinter{w: stdout, last: map[string]string{}, json: true}
+	}
 	var tick <-chan time.Time
 	if o.statusEvery > 0 {
 		t := time.NewTicker(o.statusEvery)
@@ -164,10 +300,11 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 		select {
 		case <-tick:
 			status.print(h.Status())
-		case err := <-served:
+		case err := <-serveErr:
 			_ = h.Shutdown(context.Background())
 			return fmt.Errorf("serving: %w", err)
 		case <-ctx.Done():
+			stopRebuilds() // before the host goes: a rebuild would replace a function on it
 			fmt.Fprintln(stderr, "stopping: draining every function")
 			dctx, cancel := context.WithTimeout(context.Background(), host.DefaultDrainTimeout+5*time.Second)
 			defer cancel()
@@ -180,10 +317,244 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 	}
 }
 
-// statusPrinter prints a function's status line when it changes.
+// rebuilder builds a function again after a change and hands the result
+// to the host.
+type rebuilder struct {
+	h         *host.Host
+	configDir string
+	o         serveOptions
+	log       io.Writer
+
+	// mu keeps to one build at a time: builds of several functions
+	// changed together (a git checkout) would only compete for the CPU and
+	// the Go build cache.
+	mu sync.Mutex
+}
+
+// rebuild builds sf. A build that works replaces the function on the host
+// (see host.Host.Replace for how no request fails); one that fails leaves
+// what serves as it is and is reported.
+func (r *rebuilder) rebuild(ctx context.Context, sf *servedFunction) {
+	r.mu.Lock()
+	fmt.Fprintf(r.log, "%s changed: rebuilding\n", sf.name)
+	fn, err := hostFunction(ctx, sf.dir, r.configDir, r.o, r.log)
+	r.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil && fn.Name != sf.name {
+		err = fmt.Errorf("%s: name is %s now, but cortex serve routes this function as %s: restart cortex serve to serve it under the new name",
+			filepath.Join(sf.dir, spec.FileName), fn.Name, sf.name)
+	}
+	if err == nil {
+		err = r.h.Replace(fn)
+	}
+	if err != nil {
+		if herr := r.h.BuildFailed(sf.name, err); herr != nil {
+			fmt.Fprintf(r.log, "%s: %v\n", sf.name, herr)
+		}
+		still := "it still cannot run"
+		if sf.built {
+			still = "the previous build serves on"
+		}
+		fmt.Fprintf(r.log, "%s: the rebuild failed, %s:\n%v\n", sf.name, still, err)
+		return
+	}
+	sf.built = true
+	fmt.Fprintf(r.log, "%s rebuilt: its new processes take the requests once one is ready; the old ones finish theirs and stop\n", sf.name)
+}
+
+// watcher tells which function directories changed, once each burst of
+// changes is over.
+type watcher struct {
+	fs       *fsnotify.Watcher
+	debounce time.Duration
+}
+
+// newWatcher watches dirs. A directory it cannot watch (unreadable, or
+// past the system's limit on watches) is reported on log and left out:
+// the functions still serve, they are just not rebuilt on a change there.
+func newWatcher(dirs []string, debounce time.Duration, log io.Writer) (*watcher, error) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watching: %w", err)
+	}
+	if debounce <= 0 {
+		debounce = watchDebounce
+	}
+	w := &watcher{fs: fw, debounce: debounce}
+	for _, d := range dirs {
+		if err := w.addTree(d); err != nil {
+			fmt.Fprintf(log, "not watching all of %s: %v\n", d, err)
+		}
+	}
+	return w, nil
+}
+
+func (w *watcher) close() { _ = w.fs.Close() }
+
+// addTree watches dir and every directory under it that is not ignored:
+// inotify, like most platforms' notifications, is not recursive. A
+// directory it cannot watch is left out, and named in the error.
+func (w *watcher) addTree(root string) error {
+	var errs []error
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil && errors.Is(err, fs.ErrNotExist):
+			return nil // removed while we walked
+		case err != nil:
+			errs = append(errs, err)
+			return nil // WalkDir skips what it could not read
+		case !d.IsDir():
+			return nil
+		}
+		if rel, _ := filepath.Rel(root, p); p != root && ignored(rel) {
+			return filepath.SkipDir
+		}
+		if err := w.fs.Add(p); err != nil {
+			errs = append(errs, fmt.Errorf("watching %s: %w", p, err))
+		}
+		return nil
+	})
+	return errors.Join(append(errs, err)...)
+}
+
+// ignored reports whether a change to rel, a path inside a function
+// directory, cannot change what the function runs: what cortex package
+// writes (dist/), dot-files and dot-directories (.git, editors' state and
+// swap files such as .main.go.swp, Emacs's .#locks), and the temporary
+// files editors write beside the one they save (Vim's 4913 and foo~,
+// Emacs's #foo#, JetBrains' foo___jb_tmp___).
+func ignored(rel string) bool {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if parts[0] == "dist" {
+		return true
+	}
+	for _, p := range parts {
+		if strings.HasPrefix(p, ".") {
+			return true
+		}
+	}
+	base := parts[len(parts)-1]
+	switch {
+	case base == "4913",
+		strings.HasSuffix(base, "~"),
+		strings.HasPrefix(base, "#") && strings.HasSuffix(base, "#"),
+		strings.HasSuffix(base, ".swp"), strings.HasSuffix(base, ".swx"),
+		strings.HasSuffix(base, ".tmp"),
+		strings.Contains(base, "___jb_"):
+		return true
+	}
+	return false
+}
+
+// run reads the watcher's events until ctx ends and calls rebuild for a
+// function once its directory has been quiet for the debounce time after
+// a change. A function's rebuilds run one after another on a goroutine of
+// its own; changes during a rebuild bring one more rebuild after it, never
+// a queue of them.
+func (w *watcher) run(ctx context.Context, fns []*servedFunction, rebuild func(context.Context, *servedFunction), log io.Writer) {
+	type state struct {
+		sf    *servedFunction
+		root  string
+		kick  chan struct{} // holds at most one pending rebuild
+		timer *time.Timer
+	}
+	var all []*state
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, sf := range fns {
+		root, err := filepath.Abs(sf.dir)
+		if err != nil {
+			root = sf.dir
+		}
+		st := &state{sf: sf, root: root, kick: make(chan struct{}, 1)}
+		all = append(all, st)
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-st.kick:
+					rebuild(ctx, st.sf)
+				}
+			}
+		})
+	}
+	// owner finds the function a path is in: the longest directory that
+	// holds it, in case one function directory holds another.
+	owner := func(name string) (*state, string) {
+		var best *state
+		var rel string
+		for _, st := range all {
+			r, err := filepath.Rel(st.root, name)
+			if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+				continue
+			}
+			if best == nil || len(st.root) > len(best.root) {
+				best, rel = st, r
+			}
+		}
+		return best, rel
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for _, st := range all {
+				if st.timer != nil {
+					st.timer.Stop()
+				}
+			}
+			return
+		case err, ok := <-w.fs.Errors:
+			if !ok {
+				return
+			}
+			fmt.Fprintf(log, "watching: %v\n", err)
+		case ev, ok := <-w.fs.Events:
+			if !ok {
+				return
+			}
+			// Chmod alone changes nothing a build reads; on Linux it also
+			// comes with every remove, which Remove covers.
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			name, err := filepath.Abs(ev.Name)
+			if err != nil {
+				continue
+			}
+			st, rel := owner(name)
+			if st == nil || rel == "." || ignored(rel) {
+				continue
+			}
+			if ev.Has(fsnotify.Create) {
+				if info, err := os.Stat(name); err == nil && info.IsDir() {
+					if err := w.addTree(name); err != nil {
+						fmt.Fprintf(log, "%s: %v\n", st.sf.name, err)
+					}
+				}
+			}
+			if st.timer == nil {
+				st.timer = time.AfterFunc(w.debounce, func() {
+					select {
+					case st.kick <- struct{}{}:
+					default: // one is pending already
+					}
+				})
+			} else {
+				st.timer.Reset(w.debounce)
+			}
+		}
+	}
+}
+
+// statusPrinter prints a function's status line when it changes: text, or
+// /-/status's JSON object for the function.
 type statusPrinter struct {
 	w    io.Writer
 	last map[string]string
+	json bool
 }
 
 func newStatusPrinter(w io.Writer) *statusPrinter {
@@ -193,8 +564,13 @@ func newStatusPrinter(w io.Writer) *statusPrinter {
 func (p *statusPrinter) print(all []host.FunctionStatus) {
 	for _, s := range all {
 		line := statusLine(s)
-		if p.last[s.Name] != line {
-			p.last[s.Name] = line
+		if p.last[s.Name] == line {
+			continue
+		}
+		p.last[s.Name] = line
+		if p.json {
+			json.NewEncoder(p.w).Encode(s)
+		} else {
 			fmt.Fprintf(p.w, "status %s\n", line)
 		}
 	}
@@ -202,13 +578,23 @@ func (p *statusPrinter) print(all []host.FunctionStatus) {
 
 func statusLine(s host.FunctionStatus) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d process(es) (%d ready, %d starting, %d draining), %d in flight, %d queued, %d cold start(s)",
-		s.Name, len(s.Processes), s.Ready, s.Starting, s.Draining, s.InFlight, s.Queued, s.ColdStarts)
+	fmt.Fprintf(&b, "%s: %s", s.Name, s.State)
+	if s.Revision > 1 {
+		fmt.Fprintf(&b, " (revision %d)", s.Revision)
+	}
+	fmt.Fprintf(&b, ", %d process(es) (%d ready, %d starting, %d draining), %d in flight, %d queued, %d cold start(s)",
+		len(s.Processes), s.Ready, s.Starting, s.Draining, s.InFlight, s.Queued, s.ColdStarts)
 	if s.ColdStarts > 0 {
 		fmt.Fprintf(&b, ", last cold start %s", s.LastColdStart.Round(time.Millisecond))
 	}
-	if s.LastError != "" {
+	switch {
+	case s.Error != "":
+		fmt.Fprintf(&b, ", error: %s", s.Error)
+	case s.LastError != "":
 		fmt.Fprintf(&b, ", last error: %s", s.LastError)
+	}
+	if s.BuildError != "" {
+		fmt.Fprintf(&b, ", latest build failed (revision %d serves on): %s", s.Revision, s.BuildError)
 	}
 	return b.String()
 }

@@ -22,7 +22,8 @@
 // Errors the host answers itself have the JSON body {"error": "..."}:
 // 404 for an unknown function, 502 when a process died or stopped answering
 // under a request, 503 with Retry-After when a function cannot start or is
-// at capacity (see Host.ServeHTTP for why 503 rather than 429).
+// at capacity (see Host.ServeHTTP for why 503 rather than 429), and 503
+// with the build error for a function that has no build (Function.Err).
 //
 // # Decisions
 //
@@ -47,6 +48,17 @@
 // WithRestartBackoff), and requests that find no process meanwhile get 503
 // with the reason and Retry-After at once, so a broken function costs
 // neither a spin loop nor held connections.
+//
+// A function whose build failed is still given to New, with Function.Err:
+// it keeps its route and answers with its error, so one broken function
+// neither takes the others down nor turns into a puzzling 404.
+//
+// Host.Replace swaps a function's build while it serves, numbering each
+// build a revision. The new revision starts beside the old one and takes
+// over when it is ready (the old processes finish their requests first,
+// then stop); one that cannot start is abandoned. Knative rolls out a new
+// revision the same way, and for the same reason: a change to a function
+// should cost its callers nothing, not even a failed request.
 //
 // The package needs Unix process groups; elsewhere New fails.
 package host

@@ -13,7 +13,7 @@ const (
 	EventReady       EventType = "ready"        // answered /readyz; Duration is the cold start
 	EventStartFailed EventType = "start_failed" // gone before ready; Err says why
 	EventCrash       EventType = "crash"        // a ready process exited or was killed as hung
-	EventDrain       EventType = "drain"        // told to stop (scale-down or shutdown)
+	EventDrain       EventType = "drain"        // told to stop (scale-down, replacement or shutdown)
 	EventExit        EventType = "exit"         // exited after a drain
 )
 

@@ -33,16 +33,29 @@ func (s procState) String() string {
 }
 
 // function is one function's processes, queue and autoscaler. Every field
-// below mu, and the state, inflight and idleSince of its processes, are
-// guarded by mu.
+// below mu, and the state, inflight, idle and idleSince of its processes,
+// are guarded by mu.
 type function struct {
 	h    *Host
-	spec Function
+	name string // Function.Name: the same for every revision
 	m    fnMetrics
-	tick time.Duration
 	stop chan struct{}
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// spec is the revision that serves, rev its number (1 for the one
+	// given to New). A spec is never changed once stored: a process keeps
+	// a pointer to the one it was spawned with.
+	spec *Function
+	rev  int
+	// next is a replacement starting beside spec's processes (see
+	// Host.Replace), nextRev its number; nil while there is none. revs is
+	// the highest number handed out.
+	next     *Function
+	nextRev  int
+	revs     int
+	buildErr string        // why the latest build or replacement failed while spec serves
+	tick     time.Duration // the autoscaler's period, from spec.Scale
+
 	procs    []*process // spawned and not yet exited
 	waiters  []*waiter  // FIFO of requests held for a slot
 	inflight int        // requests forwarded and not yet finished
@@ -74,22 +87,27 @@ type grant struct {
 	err error
 }
 
-func newFunction(h *Host, spec Function) *function {
-	a := spec.Scale
-	// Tick often enough that the delay and the window are honoured to
-	// within a quarter, and never spin.
+func newFunction(h *Host, spec *Function) *function {
+	return &function{
+		h:    h,
+		name: spec.Name,
+		m:    h.m.forFunction(spec.Name),
+		stop: make(chan struct{}),
+		spec: spec,
+		rev:  1,
+		revs: 1,
+		tick: tickFor(spec.Scale),
+	}
+}
+
+// tickFor is the autoscaler's period: often enough that the delay and the
+// window are honoured to within a quarter, and never a spin.
+func tickFor(a Autoscaling) time.Duration {
 	base := a.StableWindow
 	if a.ScaleDownDelay > 0 {
 		base = min(base, a.ScaleDownDelay)
 	}
-	tick := min(max(base/4, 20*time.Millisecond), 500*time.Millisecond)
-	return &function{
-		h:    h,
-		spec: spec,
-		m:    h.m.forFunction(spec.Name),
-		tick: tick,
-		stop: make(chan struct{}),
-	}
+	return min(max(base/4, 20*time.Millisecond), 500*time.Millisecond)
 }
 
 // acquire returns a ready process with a free slot for one request, holding
@@ -100,6 +118,11 @@ func (f *function) acquire(ctx context.Context) (*process, error) {
 	if f.closed {
 		f.mu.Unlock()
 		return nil, shuttingDown()
+	}
+	if f.spec.Err != nil {
+		err := f.cannotRunLocked()
+		f.mu.Unlock()
+		return nil, err
 	}
 	if len(f.waiters) == 0 {
 		if p := f.pickLocked(); p != nil {
@@ -122,7 +145,7 @@ func (f *function) acquire(ctx context.Context) (*process, error) {
 		f.mu.Unlock()
 		return nil, &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
 			Message: fmt.Sprintf("function %q is at capacity: %d of at most %d processes (max_scale), %d requests each (target_concurrency), and %d requests already queued (max_queue); retry later",
-				f.spec.Name, active, a.MaxScale, a.TargetConcurrency, f.spec.MaxQueue)}
+				f.name, active, a.MaxScale, a.TargetConcurrency, f.spec.MaxQueue)}
 	}
 	w := &waiter{ch: make(chan grant, 1)}
 	f.waiters = append(f.waiters, w)
@@ -159,6 +182,10 @@ func (f *function) release(p *process) {
 	f.inflight--
 	if p.inflight == 0 {
 		p.idleSince = time.Now()
+		if p.idle != nil {
+			close(p.idle) // a retired process's last request is done: see retireLocked
+			p.idle = nil
+		}
 	}
 	f.dispatchLocked()
 	f.gaugesLocked()
@@ -228,10 +255,11 @@ func (f *function) wantLocked(demand float64) int {
 }
 
 // scaleUpLocked starts processes until the active ones cover the demand
-// now, unless the function is in backoff after a failed start.
+// now, unless the function is in backoff after a failed start or has no
+// build that can run.
 func (f *function) scaleUpLocked() {
 	f.peak = max(f.peak, f.demandLocked())
-	if f.closed {
+	if f.closed || f.spec.Err != nil {
 		return
 	}
 	want := f.wantLocked(float64(f.demandLocked()))
@@ -243,13 +271,19 @@ func (f *function) scaleUpLocked() {
 	}
 }
 
-// startLocked spawns a process. Spawning (fork and exec) is quick, and
-// doing it under the lock means a process in f.procs always has a PID.
+// startLocked spawns a process of the newest revision: the replacement
+// while one is starting, so that the demand that needs more processes also
+// brings it up sooner. Spawning (fork and exec) is quick, and doing it
+// under the lock means a process in f.procs always has a PID.
 func (f *function) startLocked() {
-	p, err := spawn(f)
+	spec, rev := f.spec, f.rev
+	if f.next != nil {
+		spec, rev = f.next, f.nextRev
+	}
+	p, err := spawn(f, spec, rev)
 	if err != nil {
-		f.startFailedLocked(fmt.Sprintf("could not start %q: %v", f.spec.Command[0], err))
-		go f.h.emit(Event{Function: f.spec.Name, Type: EventStartFailed, Err: err})
+		f.startFailedLocked(rev, fmt.Sprintf("could not start %q: %v", spec.Command[0], err))
+		go f.h.emit(Event{Function: f.name, Type: EventStartFailed, Err: err})
 		return
 	}
 	f.procs = append(f.procs, p)
@@ -259,16 +293,22 @@ func (f *function) startLocked() {
 	go f.supervise(p)
 }
 
-// startFailedLocked records a failed start: backoff, and the held requests
-// get a 503 with the reason when no other process can take them.
-func (f *function) startFailedLocked(reason string) {
-	f.failures++
+// startFailedLocked records a failed start of a process of revision rev:
+// backoff, and the held requests get a 503 with the reason when no other
+// process can take them. A replacement that fails to start is abandoned
+// instead, with no backoff: the revision that serves is not at fault.
+func (f *function) startFailedLocked(rev int, reason string) {
 	f.startFailures++
 	f.m.startFailures.Inc()
+	if f.next != nil && rev == f.nextRev {
+		f.abandonLocked(reason)
+		return
+	}
+	f.failures++
 	backoff := f.backoffLocked(f.failures)
 	f.retryAt = time.Now().Add(backoff)
-	f.lastErr = fmt.Sprintf("function %q failed to start: %s", f.spec.Name, reason)
-	f.h.opts.logger.Error("function failed to start", "function", f.spec.Name, "reason", reason, "retry_in", backoff.String())
+	f.lastErr = fmt.Sprintf("function %q failed to start: %s", f.name, reason)
+	f.h.opts.logger.Error("function failed to start", "function", f.name, "reason", reason, "retry_in", backoff.String())
 	if f.activeLocked() == 0 {
 		f.failWaitersLocked(f.backoffErrorLocked())
 	}
@@ -295,7 +335,7 @@ func (f *function) crashedLocked(p *process) {
 	f.crashCount++
 	f.m.crashes.Inc()
 	reason := p.exitReason()
-	f.h.opts.logger.Error("function process died", "function", f.spec.Name, "pid", p.pid, "reason", reason)
+	f.h.opts.logger.Error("function process died", "function", f.name, "pid", p.pid, "reason", reason)
 	if time.Since(p.readyAt) >= crashLoopWindow {
 		f.crashes = 0
 		return
@@ -305,7 +345,7 @@ func (f *function) crashedLocked(p *process) {
 	}
 	f.retryAt = time.Now().Add(f.backoffLocked(f.crashes - 1))
 	f.lastErr = fmt.Sprintf("function %q keeps crashing: process %d %s %s after it was ready",
-		f.spec.Name, p.pid, reason, time.Since(p.readyAt).Round(time.Millisecond))
+		f.name, p.pid, reason, time.Since(p.readyAt).Round(time.Millisecond))
 	if f.activeLocked() == 0 {
 		f.failWaitersLocked(f.backoffErrorLocked())
 	}
@@ -314,6 +354,13 @@ func (f *function) crashedLocked(p *process) {
 func (f *function) backoffErrorLocked() error {
 	return &functions.Error{Status: http.StatusServiceUnavailable, Message: f.lastErr,
 		RetryAfter: max(time.Until(f.retryAt), time.Second)}
+}
+
+// cannotRunLocked is the answer of a function with no build that runs.
+// There is no Retry-After: a build error waits for a person, not for time.
+func (f *function) cannotRunLocked() error {
+	return &functions.Error{Status: http.StatusServiceUnavailable, Err: f.spec.Err,
+		Message: fmt.Sprintf("function %q cannot run: %v", f.name, f.spec.Err)}
 }
 
 func shuttingDown() error {
@@ -331,6 +378,9 @@ func (f *function) onReady(p *process, took time.Duration) bool {
 	p.state = stateReady
 	p.readyAt = time.Now()
 	p.idleSince = p.readyAt
+	if f.next != nil && p.rev == f.nextRev {
+		f.promoteLocked()
+	}
 	f.failures, f.retryAt, f.lastErr = 0, time.Time{}, ""
 	f.coldStarts++
 	f.lastColdStart = took
@@ -346,12 +396,12 @@ func (f *function) onExit(p *process) Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.procs = slices.DeleteFunc(f.procs, func(q *process) bool { return q == p })
-	ev := Event{Function: f.spec.Name, PID: p.pid, Err: p.exitErr()}
+	ev := Event{Function: f.name, PID: p.pid, Err: p.exitErr()}
 	switch p.state {
 	case stateStarting:
 		reason := p.startFailure()
 		ev.Type, ev.Err = EventStartFailed, errors.New(reason)
-		f.startFailedLocked(reason)
+		f.startFailedLocked(p.rev, reason)
 	case stateReady:
 		ev.Type, ev.Err = EventCrash, errors.New(p.exitReason())
 		f.crashedLocked(p)
@@ -369,16 +419,24 @@ func (f *function) onExit(p *process) Event {
 // autoscaler runs the scale-down side, keeps MinScale, and retries a start
 // for held requests once a backoff ends.
 func (f *function) autoscaler() {
-	t := time.NewTicker(f.tick)
+	f.mu.Lock()
+	tick := f.tick
+	f.mu.Unlock()
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-f.stop:
 			return
 		case now := <-t.C:
-			for _, p := range f.autoscale(now) {
-				f.h.emit(Event{Function: f.spec.Name, Type: EventDrain, PID: p.pid})
+			drain, next := f.autoscale(now)
+			for _, p := range drain {
+				f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.pid})
 				go p.drain(f.h.opts.drainTimeout)
+			}
+			if next != tick { // a replacement brought other autoscaling settings
+				tick = next
+				t.Reset(tick)
 			}
 		}
 	}
@@ -386,12 +444,13 @@ func (f *function) autoscaler() {
 
 // autoscale records this tick's demand and returns the processes it chose
 // to drain: ready, idle for at least ScaleDownDelay, and not needed by the
-// average demand over the stable window nor by the demand now.
-func (f *function) autoscale(now time.Time) []*process {
+// average demand over the stable window nor by the demand now. It also
+// returns the period for the next tick.
+func (f *function) autoscale(now time.Time) ([]*process, time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return nil
+		return nil, f.tick
 	}
 	demand := f.demandLocked()
 	f.samples = append(f.samples, sample{now, max(f.peak, demand)})
@@ -410,7 +469,7 @@ func (f *function) autoscale(now time.Time) []*process {
 	f.scaleUpLocked()
 	excess := f.activeLocked() - max(stable, f.wantLocked(float64(demand)))
 	if excess <= 0 {
-		return nil
+		return nil, f.tick
 	}
 	var idle []*process
 	for _, p := range f.procs {
@@ -426,7 +485,7 @@ func (f *function) autoscale(now time.Time) []*process {
 		f.m.scaleDown.Inc()
 	}
 	f.gaugesLocked()
-	return idle
+	return idle, f.tick
 }
 
 // close stops the autoscaler, fails held requests and tells every process
@@ -448,7 +507,7 @@ func (f *function) close() {
 	f.mu.Unlock()
 	f.h.closeIdle()
 	for _, p := range procs {
-		f.h.emit(Event{Function: f.spec.Name, Type: EventDrain, PID: p.pid})
+		f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.pid})
 		p.signal(sigTerm)
 	}
 }
@@ -474,8 +533,11 @@ func (f *function) gaugesLocked() {
 func (f *function) status() FunctionStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := time.Now()
 	s := FunctionStatus{
-		Name:          f.spec.Name,
+		Name:          f.name,
+		Revision:      f.rev,
+		BuildError:    f.buildErr,
 		Processes:     make([]ProcessStatus, 0, len(f.procs)),
 		InFlight:      f.inflight,
 		Queued:        len(f.waiters),
@@ -486,7 +548,7 @@ func (f *function) status() FunctionStatus {
 		ScaleUps:      f.scaleUps,
 		ScaleDowns:    f.scaleDowns,
 	}
-	if time.Now().Before(f.retryAt) {
+	if now.Before(f.retryAt) {
 		s.LastError, s.RetryAt = f.lastErr, f.retryAt
 	}
 	for _, p := range f.procs {
@@ -499,7 +561,21 @@ func (f *function) status() FunctionStatus {
 			s.Draining++
 		}
 		s.Processes = append(s.Processes, ProcessStatus{PID: p.pid, Addr: p.addr, State: p.state.String(),
-			InFlight: p.inflight, Started: p.started})
+			Revision: p.rev, InFlight: p.inflight, Started: p.started})
+	}
+	switch {
+	case f.spec.Err != nil:
+		s.State, s.Error = StateFailed, f.spec.Err.Error()
+	case s.Ready > 0:
+		s.State = StateReady
+	case f.failures > 0 || now.Before(f.retryAt):
+		// The latest start failed, or the processes keep crashing: until a
+		// start succeeds, requests get this error.
+		s.State, s.Error = StateFailed, f.lastErr
+	case s.Starting > 0:
+		s.State = StateStarting
+	default:
+		s.State = StateIdle
 	}
 	return s
 }

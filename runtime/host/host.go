@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,14 @@ type Function struct {
 	// StartTimeout bounds how long a new process may take to answer 200 on
 	// /readyz. 0 means DefaultStartTimeout.
 	StartTimeout time.Duration
+	// Err, when not nil, is why the function cannot run: its build failed.
+	// The host starts no process for it and answers every request on its
+	// route with 503 and Err's text, and Status reports it as StateFailed,
+	// until Replace gives it a build. Command is not needed then. A
+	// function that did not build is served this way, rather than left
+	// out, so that a caller of it learns why instead of getting a 404, and
+	// so that the other functions serve meanwhile.
+	Err error
 }
 
 // Autoscaling is the function's concurrency-based autoscaling, with
@@ -230,11 +239,11 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 	}
 	var errs []error
 	seen := map[string]bool{}
-	specs := make([]Function, len(fns))
+	specs := make([]*Function, len(fns))
 	for i, f := range fns {
 		f = withDefaults(f)
-		specs[i] = f
-		errs = append(errs, validate(i, f)...)
+		specs[i] = &f
+		errs = append(errs, validate(fmt.Sprintf("functions[%d]", i), f)...)
 		if seen[f.Name] {
 			errs = append(errs, fmt.Errorf("host: functions[%d].name: %q is used twice", i, f.Name))
 		}
@@ -289,7 +298,10 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 	return h, nil
 }
 
+// withDefaults fills f's zero fields. It also copies Command and Env, so
+// that a caller who reuses its slices cannot change a running revision.
 func withDefaults(f Function) Function {
+	f.Command, f.Env = slices.Clone(f.Command), slices.Clone(f.Env)
 	a := &f.Scale
 	if a.MaxScale == 0 {
 		a.MaxScale = max(DefaultMaxScale, a.MinScale)
@@ -311,18 +323,20 @@ func withDefaults(f Function) Function {
 	return f
 }
 
-func validate(i int, f Function) []error {
+// validate checks f, found at where (such as "functions[2]"), and reports
+// every problem.
+func validate(where string, f Function) []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("host: functions[%d] (%s).%s: %s", i, f.Name, field, fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("host: %s (%s).%s: %s", where, f.Name, field, fmt.Sprintf(format, args...)))
 	}
 	switch {
 	case f.Name == "metrics":
-		errs = append(errs, fmt.Errorf("functions[%d].name: %w", i, ErrReservedName))
+		errs = append(errs, fmt.Errorf("%s.name: %w", where, ErrReservedName))
 	case !nameRE.MatchString(f.Name):
 		bad("name", "%q is not a DNS label (lower-case letters, digits and '-', at most 63)", f.Name)
 	}
-	if len(f.Command) == 0 || f.Command[0] == "" {
+	if f.Err == nil && (len(f.Command) == 0 || f.Command[0] == "") {
 		bad("command", "empty")
 	}
 	a := f.Scale
@@ -419,11 +433,11 @@ func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	case <-p.exited:
 	case <-time.After(250 * time.Millisecond):
 	}
-	msg := fmt.Sprintf("function %q: process %d failed while serving the request: %v", p.f.spec.Name, p.pid, err)
+	msg := fmt.Sprintf("function %q: process %d failed while serving the request: %v", p.f.name, p.pid, err)
 	if reason := p.exitReason(); reason != "" {
-		msg = fmt.Sprintf("function %q: process %d %s while serving the request", p.f.spec.Name, p.pid, reason)
+		msg = fmt.Sprintf("function %q: process %d %s while serving the request", p.f.name, p.pid, reason)
 	}
-	h.opts.logger.Warn("proxy error", "function", p.f.spec.Name, "pid", p.pid, "err", err)
+	h.opts.logger.Warn("proxy error", "function", p.f.name, "pid", p.pid, "err", err)
 	writeError(w, &functions.Error{Status: http.StatusBadGateway, Message: msg})
 }
 
@@ -484,7 +498,7 @@ func (h *Host) route(w http.ResponseWriter, r *http.Request) (f *function, path,
 func (h *Host) names() string {
 	names := make([]string, len(h.order))
 	for i, f := range h.order {
-		names[i] = f.spec.Name
+		names[i] = f.name
 	}
 	return strings.Join(names, ", ")
 }
@@ -523,10 +537,32 @@ func (h *Host) Status() []FunctionStatus {
 	return out
 }
 
+// States of a function in FunctionStatus.State.
+const (
+	StateIdle     = "idle"     // no process: scaled to zero, or never called
+	StateStarting = "starting" // a process is starting and none is ready
+	StateReady    = "ready"    // at least one process takes requests
+	StateFailed   = "failed"   // it cannot serve: FunctionStatus.Error says why
+)
+
 // FunctionStatus is a snapshot of one function.
 type FunctionStatus struct {
-	Name      string          `json:"name"`
-	Processes []ProcessStatus `json:"processes"`
+	Name string `json:"name"`
+	// State sums the function up: one of StateIdle, StateStarting,
+	// StateReady or StateFailed.
+	State string `json:"state"`
+	// Error is why the function cannot serve while State is StateFailed:
+	// its build error (Function.Err, BuildFailed), or why its latest start
+	// failed or its processes keep crashing.
+	Error string `json:"error,omitempty"`
+	// Revision numbers the build that serves: 1 for the one given to New,
+	// one more for each Replace.
+	Revision int `json:"revision"`
+	// BuildError is why the latest build (BuildFailed), or the start of
+	// the replacement it made, failed while an earlier revision keeps
+	// serving. A Replace clears it.
+	BuildError string          `json:"build_error,omitempty"`
+	Processes  []ProcessStatus `json:"processes"`
 	// Ready, Starting and Draining count Processes by state.
 	Ready    int `json:"ready"`
 	Starting int `json:"starting"`
@@ -564,7 +600,8 @@ func (s FunctionStatus) MarshalJSON() ([]byte, error) {
 type ProcessStatus struct {
 	PID      int       `json:"pid"`
 	Addr     string    `json:"addr"`
-	State    string    `json:"state"` // starting, ready or draining
+	State    string    `json:"state"`    // starting, ready or draining
+	Revision int       `json:"revision"` // the function's revision it runs
 	InFlight int       `json:"in_flight"`
 	Started  time.Time `json:"started"`
 }

@@ -146,12 +146,13 @@ func assertGone(t *testing.T, pids []int) {
 }
 
 type answer struct {
-	status int
-	header http.Header
-	body   []byte
-	pid    int
-	echo   string
-	err    string
+	status  int
+	header  http.Header
+	body    []byte
+	pid     int
+	echo    string
+	version string // $FN_VERSION of the process that answered
+	err     string
 }
 
 func (e *env) post(t *testing.T, path, body string) answer {
@@ -178,14 +179,15 @@ func (e *env) do(t *testing.T, url, hostHeader, body string) answer {
 	b, _ := io.ReadAll(resp.Body)
 	a := answer{status: resp.StatusCode, header: resp.Header, body: b}
 	var v struct {
-		PID   int    `json:"pid"`
-		Body  string `json:"body"`
-		Error string `json:"error"`
+		PID     int    `json:"pid"`
+		Body    string `json:"body"`
+		Version string `json:"version"`
+		Error   string `json:"error"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Errorf("POST %s: %d, body not JSON: %q", url, resp.StatusCode, b)
 	}
-	a.pid, a.echo, a.err = v.PID, v.Body, v.Error
+	a.pid, a.echo, a.version, a.err = v.PID, v.Body, v.Version, v.Error
 	return a
 }
 

@@ -17,11 +17,13 @@ import (
 	"time"
 )
 
-// process is one running copy of a function. state, inflight and
+// process is one running copy of a function. state, inflight, idle and
 // idleSince are guarded by f.mu; the rest is set before the process is
 // shared, or guarded as noted.
 type process struct {
 	f       *function
+	spec    *Function // the revision it runs
+	rev     int
 	cmd     *exec.Cmd
 	pid     int
 	addr    string // 127.0.0.1:port
@@ -41,18 +43,22 @@ type process struct {
 	inflight  int
 	readyAt   time.Time
 	idleSince time.Time
+	// idle, when not nil, is closed once inflight reaches 0: a process
+	// retired by a replacement waits for it before it is told to stop.
+	idle chan struct{}
 }
 
-// spawn starts a process for f on a free loopback port, in its own process
-// group, with its output prefixed by the function's name.
-func spawn(f *function) (*process, error) {
+// spawn starts a process of revision rev (spec) of f on a free loopback
+// port, in its own process group, with its output prefixed by the
+// function's name.
+func spawn(f *function, spec *Function, rev int) (*process, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(f.spec.Command[0], f.spec.Command[1:]...)
-	cmd.Dir = f.spec.Dir
-	cmd.Env = append(os.Environ(), f.spec.Env...)
+	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
+	cmd.Dir = spec.Dir
+	cmd.Env = append(os.Environ(), spec.Env...)
 	// Last wins: the port the host picked, on loopback only.
 	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port), "CORTEX_HOST=127.0.0.1")
 	cmd.SysProcAttr = sysProcAttr()
@@ -61,10 +67,12 @@ func spawn(f *function) (*process, error) {
 	cmd.WaitDelay = time.Second
 	p := &process{
 		f:      f,
+		spec:   spec,
+		rev:    rev,
 		cmd:    cmd,
 		addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		stdout: newPrefixWriter(f.h.out, f.spec.Name, 0),
-		stderr: newPrefixWriter(f.h.out, f.spec.Name, stderrTailLines),
+		stdout: newPrefixWriter(f.h.out, f.name, 0),
+		stderr: newPrefixWriter(f.h.out, f.name, stderrTailLines),
 		waited: make(chan struct{}),
 		exited: make(chan struct{}),
 		state:  stateStarting,
@@ -96,16 +104,16 @@ var errExited = errors.New("process exited")
 // and the cleanup of its process group.
 func (f *function) supervise(p *process) {
 	h := f.h
-	h.emit(Event{Function: f.spec.Name, Type: EventStart, PID: p.pid})
+	h.emit(Event{Function: f.name, Type: EventStart, PID: p.pid})
 	go func() {
 		p.waitErr = p.cmd.Wait()
 		close(p.waited)
 	}()
-	took, err := p.awaitReady(f.spec.StartTimeout)
+	took, err := p.awaitReady(p.spec.StartTimeout)
 	switch {
 	case err == nil:
 		if f.onReady(p, took) {
-			h.emit(Event{Function: f.spec.Name, Type: EventReady, PID: p.pid, Duration: took})
+			h.emit(Event{Function: f.name, Type: EventReady, PID: p.pid, Duration: took})
 			p.watchLiveness(h.opts.probeInterval)
 		}
 	case !errors.Is(err, errExited):

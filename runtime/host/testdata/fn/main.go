@@ -1,7 +1,8 @@
 // Command fn is the function the host's tests run: it echoes, and on
 // request sleeps (?sleep=100ms), crashes mid-request (?crash=1 exits with
 // status 3), or fails at Init ($FN_FAIL_INIT holds the error). $FN_INIT_DELAY
-// delays Init, like a model that takes time to load.
+// delays Init, like a model that takes time to load. Every answer carries
+// $FN_VERSION, so a test can tell one build of a function from the next.
 package main
 
 import (
@@ -51,9 +52,10 @@ func predict(ctx context.Context, req *functions.Request) (*functions.Response, 
 		}
 	}
 	return functions.JSON(http.StatusOK, map[string]any{
-		"pid":  os.Getpid(),
-		"path": req.Path,
-		"body": string(req.Body),
+		"pid":     os.Getpid(),
+		"path":    req.Path,
+		"body":    string(req.Body),
+		"version": os.Getenv("FN_VERSION"),
 	})
 }
 
