@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,15 @@ import (
 const (
 	targetKnative = "knative"
 	targetLambda  = "lambda"
+	// targetLocal is cortex serve on this machine (cortex predict only).
+	targetLocal = "local"
+)
+
+// --dry-run's values, as kubectl's: client needs no cluster, server asks it.
+const (
+	dryRunNone   = "none"
+	dryRunClient = "client"
+	dryRunServer = "server"
 )
 
 // addTarget adds --target, for the commands that act on a deployed
@@ -148,7 +158,7 @@ func deployCmd() *cobra.Command {
 		target, registry, output, tag, role string
 		traffic                             int
 		timeout                             time.Duration
-		dryRun                              bool
+		dryRun                              string
 		cf                                  clusterFlags
 		af                                  awsFlags
 	)
@@ -168,16 +178,24 @@ func deployCmd() *cobra.Command {
 			"(targets.lambda.url_auth; NONE makes it public). Creating a function needs --role. A function\n" +
 			"an earlier cortex deployed has its URL on the function itself: it moves to the alias, with a\n" +
 			"new address.\n\n" +
-			"The URL goes to stdout; progress to stderr. --dry-run prints what would be applied.",
+			"The URL goes to stdout; progress to stderr. --dry-run prints what would be applied, as kubectl's\n" +
+			"does: --dry-run (client) needs no cluster and no registry and prints the Service as cortex.yaml\n" +
+			"makes it; --dry-run=server merges it with the Service the cluster has and runs the cluster's\n" +
+			"checks, writing nothing. For Lambda, a dry run reads the function to print the calls it would make.",
 		Example: "  cortex deploy samples/iris --registry ghcr.io/acme\n" +
 			"  cortex deploy samples/iris --traffic 10 --tag canary\n" +
 			"  cortex deploy samples/iris --dry-run -o yaml\n" +
+			"  cortex deploy samples/iris --dry-run=server -o yaml\n" +
 			"  cortex deploy samples/iris --target lambda --role arn:aws:iam::123456789012:role/cortex",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(output); err != nil {
 				return err
 			}
+			if dryRun != dryRunNone && dryRun != dryRunClient && dryRun != dryRunServer {
+				return fmt.Errorf("--dry-run=%q: use client (the default for a bare --dry-run) or server", dryRun)
+			}
+			dry := dryRun != dryRunNone
 			dir := args[0]
 			s, err := spec.Load(dir)
 			if err != nil {
@@ -193,14 +211,22 @@ func deployCmd() *cobra.Command {
 				if registry == "" {
 					registry = s.Targets.Knative.Registry
 				}
-				if registry == "" && !dryRun {
+				if registry == "" && !dry {
 					return errors.New("deploying to Knative needs a registry the cluster can pull from: pass --registry ghcr.io/acme or set targets.knative.registry")
 				}
-				svc, err := packageForKnative(ctx, dir, registry, dryRun, stderr)
-				if err != nil {
-					return err
+				// The cluster first: a deploy that cannot reach it fails
+				// before packaging. A client dry run needs none.
+				var (
+					d        *kdeploy.Client
+					ns       string
+					explicit bool
+				)
+				if dryRun != dryRunClient {
+					if d, ns, explicit, err = cf.client(stderr); err != nil {
+						return err
+					}
 				}
-				d, ns, explicit, err := cf.client(stderr)
+				svc, err := packageForKnative(ctx, dir, registry, dry, stderr)
 				if err != nil {
 					return err
 				}
@@ -210,7 +236,12 @@ func deployCmd() *cobra.Command {
 				case !s.Has("targets.knative.namespace") && explicit:
 					svc.Namespace = ns
 				}
-				res, err := d.Deploy(ctx, svc, kdeploy.DeployOptions{Traffic: traffic, Tag: tag, DryRun: dryRun, Timeout: timeout})
+				if dryRun == dryRunClient {
+					return printKnative(stdout, stderr, output, &kdeploy.Result{
+						Action: "create or update", Name: svc.Name, Namespace: svc.Namespace, DryRun: true, Object: svc,
+					}, nil)
+				}
+				res, err := d.Deploy(ctx, svc, kdeploy.DeployOptions{Traffic: traffic, Tag: tag, DryRun: dry, Timeout: timeout})
 				return printKnative(stdout, stderr, output, res, err)
 			case targetLambda:
 				if cmd.Flags().Changed("traffic") {
@@ -228,7 +259,7 @@ func deployCmd() *cobra.Command {
 					return err
 				}
 				res, err := ldeploy.Deploy(ctx, api, ldeploy.FromSpec(s, r.Lambda.Zip), ldeploy.Options{
-					Role: role, DryRun: dryRun, Timeout: timeout, Progress: stderr,
+					Role: role, DryRun: dry, Timeout: timeout, Progress: stderr,
 				})
 				if res == nil {
 					return err
@@ -247,7 +278,8 @@ func deployCmd() *cobra.Command {
 	f.IntVar(&traffic, "traffic", 0, "percent of traffic for the new revision: 1..99 for a canary, 100 to take all traffic back from a pinned revision")
 	f.StringVar(&tag, "tag", kdeploy.DefaultTag, "tag of the canary's traffic target (it gets its own URL)")
 	f.DurationVar(&timeout, "timeout", 0, "how long to wait for the new revision (default: its progress deadline plus a minute; Lambda 5m)")
-	f.BoolVar(&dryRun, "dry-run", false, "print the object (Knative) or the calls (Lambda) that would be applied; write nothing")
+	f.StringVar(&dryRun, "dry-run", dryRunNone, "client or server: print the object (Knative) or the calls (Lambda) that would be applied; write nothing")
+	f.Lookup("dry-run").NoOptDefVal = dryRunClient
 	f.StringVarP(&output, "output", "o", "text", "text, json or yaml")
 	f.StringVar(&role, "role", "", "Lambda execution role ARN (needed to create the function)")
 	cf.add(cmd)
@@ -469,9 +501,17 @@ func dash(s string) string {
 	return s
 }
 
+// DeleteResult is what `cortex delete -o json` prints for Knative.
+type DeleteResult struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Deleted   bool   `json:"deleted"`
+}
+
 func deleteCmd() *cobra.Command {
 	var (
 		yes, force, dryRun bool
+		output             string
 		cf                 clusterFlags
 		af                 awsFlags
 	)
@@ -491,6 +531,9 @@ func deleteCmd() *cobra.Command {
 	}
 	target := addTarget(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkFormat(output); err != nil {
+			return err
+		}
 		name, ctx, stderr := args[0], cmd.Context(), cmd.ErrOrStderr()
 		switch *target {
 		case targetKnative:
@@ -504,7 +547,13 @@ func deleteCmd() *cobra.Command {
 			if err := confirmDelete(cmd, yes, fmt.Sprintf("function %s in namespace %s, with all its revisions", name, ns)); err != nil {
 				return err
 			}
-			return d.Delete(ctx, ns, name)
+			if err := d.Delete(ctx, ns, name); err != nil {
+				return err
+			}
+			if output != "text" {
+				return writeData(cmd.OutOrStdout(), output, DeleteResult{Name: name, Namespace: ns, Deleted: true})
+			}
+			return nil
 		case targetLambda:
 			api, err := af.client(ctx)
 			if err != nil {
@@ -514,10 +563,10 @@ func deleteCmd() *cobra.Command {
 				return err
 			}
 			res, err := ldeploy.Delete(ctx, api, name, ldeploy.DeleteOptions{Force: force, DryRun: dryRun, Progress: stderr})
-			if err == nil && res.DryRun {
-				writeCalls(cmd.OutOrStdout(), res.Calls)
+			if res == nil {
+				return err
 			}
-			return err
+			return printLambda(cmd.OutOrStdout(), output, res, res.DryRun, res.Calls, err, func() {})
 		}
 		return badTarget(*target)
 	}
@@ -525,6 +574,7 @@ func deleteCmd() *cobra.Command {
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	f.BoolVar(&force, "force", false, "Lambda: delete a function cortex did not deploy (no cortex.function tag)")
 	f.BoolVar(&dryRun, "dry-run", false, "Lambda: print the calls that would be made; delete nothing")
+	f.StringVarP(&output, "output", "o", "text", "text, json or yaml")
 	cf.add(cmd)
 	af.add(cmd)
 	return cmd
@@ -652,16 +702,26 @@ func rollbackCmd() *cobra.Command {
 // addResolveFlags adds the flags that say where a deployed function lives
 // (--target, the cluster flags, the AWS flags) and returns what finds its
 // base URL, and the HTTP client to call it with, from its name.
-func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string) (string, *http.Client, error) {
+func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string, stderr io.Writer) (string, *http.Client, error) {
 	var (
-		cf clusterFlags
-		af awsFlags
+		cf    clusterFlags
+		af    awsFlags
+		local string
 	)
 	cf.add(cmd)
 	af.add(cmd)
-	target := addTarget(cmd)
-	return func(ctx context.Context, name string) (string, *http.Client, error) {
-		switch *target {
+	var target string
+	cmd.Flags().StringVar(&target, "target", targetKnative, "where NAME runs: local (cortex serve), knative or lambda (default: local when cortex serve at --serve-addr serves NAME, else knative)")
+	cmd.Flags().StringVar(&local, "serve-addr", "127.0.0.1:8080", "the address of cortex serve, for --target local")
+	return func(ctx context.Context, name string, stderr io.Writer) (string, *http.Client, error) {
+		t := target
+		if !cmd.Flags().Changed("target") && servesLocally(ctx, local, name) {
+			t = targetLocal
+			fmt.Fprintf(stderr, "%s: cortex serve at %s (--target knative or lambda for a deployed one)\n", name, local)
+		}
+		switch t {
+		case targetLocal:
+			return "http://" + local + "/" + name, http.DefaultClient, nil
 		case targetKnative:
 			d, ns, _, err := cf.client(nil)
 			if err != nil {
@@ -683,6 +743,34 @@ func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string) 
 			}
 			return ep.URL, &http.Client{Transport: ldeploy.SigningTransport(cfg, nil)}, nil
 		}
-		return "", nil, badTarget(*target)
+		return "", nil, fmt.Errorf("--target %q: use local, knative or lambda", t)
 	}
+}
+
+// servesLocally reports whether a cortex serve at addr lists the function
+// name in its /-/status.
+func servesLocally(ctx context.Context, addr, name string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/-/status", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Functions []struct{ Name string } `json:"functions"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st) != nil {
+		return false
+	}
+	for _, f := range st.Functions {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
 }

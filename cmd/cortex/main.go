@@ -55,9 +55,12 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cortex",
 		Short:         "Build, run, test and deploy inference functions",
+		Version:       cortex.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("cortex {{.Version}}\n")
+	root.Flags().BoolP("version", "v", false, "print the CLI's version")
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -80,6 +83,8 @@ func writeJSON(w io.Writer, v any) error {
 
 // VersionInfo is what `cortex version` reports.
 type VersionInfo struct {
+	// Version is cortex.Version: the CLI's, and the SDK's it builds
+	// functions with.
 	Version  string `json:"version"`
 	Revision string `json:"revision,omitempty"`
 	Go       string `json:"go"`
@@ -87,11 +92,8 @@ type VersionInfo struct {
 }
 
 func versionInfo() VersionInfo {
-	v := VersionInfo{Version: "(devel)", Go: goruntime.Version(), Platform: goruntime.GOOS + "/" + goruntime.GOARCH}
+	v := VersionInfo{Version: cortex.Version, Go: goruntime.Version(), Platform: goruntime.GOOS + "/" + goruntime.GOARCH}
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v.Version = bi.Main.Version
-		}
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
 				v.Revision = s.Value
@@ -184,25 +186,32 @@ func initCmd() *cobra.Command {
 
 func predictCmd() *cobra.Command {
 	var (
-		url, path, data, method string
-		headers, query          []string
+		url, path, data, method, output string
+		headers, query                  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "predict [NAME]",
 		Short: "Send one request to a running function and print the answer",
 		Long: "Send one request to a running function and print the answer.\n\n" +
-			"With NAME, the function is one deployed with cortex deploy: its URL comes from the Knative Service\n" +
-			"or the Lambda function URL, and a request to a Lambda URL with auth type AWS_IAM is signed\n" +
-			"(Signature Version 4) with the standard AWS credentials.",
-		Example: `  cortex predict -d '{"name": "Ada"}'
+			"With NAME, the function is one cortex serve runs (when the cortex serve at --serve-addr serves\n" +
+			"NAME, or with --target local) or one deployed with cortex deploy: its URL comes from the Knative\n" +
+			"Service or the Lambda function URL, and a request to a Lambda URL with auth type AWS_IAM is\n" +
+			"signed (Signature Version 4) with the standard AWS credentials. Without NAME, --url is the\n" +
+			"function's base URL.\n\n" +
+			"A 2xx answer's body goes to stdout; any other status prints the body to stderr and fails.\n" +
+			"-o json prints the status, headers and body as one JSON object, whatever the status.",
+		Example: `  cortex predict greeter -d '{"name": "Ada"}'          # cortex serve greeter is running
   cortex predict --url http://localhost:8080 -d @input.json --query shout=true
-  cortex predict --path /v2/models/iris/infer -d @examples/oip.json
-  cortex predict iris -d @examples/oip.json --path /v2/models/iris/infer
-  cortex predict iris --target lambda --region eu-west-1 -d '{}'`,
+  cortex predict iris --path /v2/models/iris/infer -d @examples/oip.json
+  cortex predict iris --target knative -d @examples/oip.json --path /v2/models/iris/infer
+  cortex predict iris --target lambda --region eu-west-1 -d '{}' -o json`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	resolve := addResolveFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkOutput(output); err != nil {
+			return err
+		}
 		if len(args) == 1 && cmd.Flags().Changed("url") {
 			return errors.New("give either NAME or --url, not both")
 		}
@@ -212,11 +221,11 @@ func predictCmd() *cobra.Command {
 		}
 		base, hc := url, http.DefaultClient
 		if len(args) == 1 {
-			if base, hc, err = resolve(cmd.Context(), args[0]); err != nil {
+			if base, hc, err = resolve(cmd.Context(), args[0], cmd.ErrOrStderr()); err != nil {
 				return err
 			}
 		}
-		return predict(cmd.Context(), hc, strings.TrimSuffix(base, "/"), req, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		return predict(cmd.Context(), hc, strings.TrimSuffix(base, "/"), req, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	f := cmd.Flags()
 	f.StringVar(&url, "url", "http://localhost:8080", "the function's base URL")
@@ -225,6 +234,7 @@ func predictCmd() *cobra.Command {
 	f.StringVarP(&method, "request", "X", "", "HTTP method (default POST with a body, else GET)")
 	f.StringArrayVarP(&headers, "header", "H", nil, "header Key:value (repeatable)")
 	f.StringArrayVar(&query, "query", nil, "query parameter key=value (repeatable)")
+	f.StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }
 
@@ -245,18 +255,44 @@ func predictRequest(stdin io.Reader, method, path, data string, headers, query [
 	return r, nil
 }
 
+// PredictResult is what `cortex predict -o json` prints.
+type PredictResult struct {
+	Status    int                 `json:"status"`
+	Header    map[string][]string `json:"headers"`
+	Body      json.RawMessage     `json:"body,omitempty"`
+	Text      string              `json:"text,omitempty"`
+	LatencyMS float64             `json:"latency_ms"`
+}
+
 // predict prints a 2xx body to stdout; any other status prints the body to
-// stderr and fails.
-func predict(ctx context.Context, hc *http.Client, base string, r client.Request, stdout, stderr io.Writer) error {
+// stderr and fails. With output json, the whole answer goes to stdout: the
+// body as JSON when it is JSON, else as text.
+func predict(ctx context.Context, hc *http.Client, base string, r client.Request, output string, stdout, stderr io.Writer) error {
 	resp, err := client.Do(ctx, hc, base, r)
 	if err != nil {
 		return err
+	}
+	failed := resp.Status < 200 || resp.Status > 299
+	if output == "json" {
+		res := PredictResult{Status: resp.Status, Header: resp.Header, LatencyMS: float64(resp.Latency.Microseconds()) / 1000}
+		if json.Valid(resp.Body) {
+			res.Body = resp.Body
+		} else {
+			res.Text = string(resp.Body)
+		}
+		if err := writeJSON(stdout, res); err != nil {
+			return err
+		}
+		if failed {
+			return exitError{fmt.Sprintf("status %d", resp.Status)}
+		}
+		return nil
 	}
 	body := resp.Body
 	if len(body) > 0 && body[len(body)-1] != '\n' {
 		body = append(body, '\n')
 	}
-	if resp.Status < 200 || resp.Status > 299 {
+	if failed {
 		fmt.Fprintf(stderr, "%d %s", resp.Status, body)
 		return exitError{fmt.Sprintf("status %d", resp.Status)}
 	}
@@ -267,14 +303,21 @@ func predict(ctx context.Context, hc *http.Client, base string, r client.Request
 func testCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "test DIR",
+		Use:   "test [DIR]",
 		Short: "Build and start a function, run its examples/*.json and report",
-		Args:  cobra.ExactArgs(1),
+		Long: "Test builds the function in DIR (default: the current directory), starts it on a free port,\n" +
+			"sends every examples/*.json request and compares the answer with the example's response.",
+		Example: "  cortex test\n  cortex test samples/iris -o json",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			return runTests(cmd.Context(), args[0], output, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			return runTests(cmd.Context(), dir, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
@@ -284,6 +327,11 @@ func testCmd() *cobra.Command {
 // runTests starts the function on a free port, runs every example and
 // prints the results; any failure makes it fail.
 func runTests(ctx context.Context, dir, output string, stdout, stderr io.Writer) error {
+	// The function first: a directory that is none gets the spec's own
+	// answer (no cortex.yaml, and how to make one), not "no examples".
+	if _, err := spec.Load(dir); err != nil {
+		return err
+	}
 	exs, err := examples.Load(dir)
 	if err != nil {
 		return err

@@ -60,7 +60,10 @@ func packageCmd() *cobra.Command {
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd (Lambda images are always gzip)")
 	f.StringVar(&opts.Arch, "arch", "", "target architecture: amd64 or arm64 (default from targets.lambda.arch)")
 	f.StringVar(&opts.Registry, "registry", "", "repository to push the image to, e.g. ghcr.io/acme")
+	f.StringVar(&opts.Tag, "image-tag", "", "image tag (default latest)")
+	// --tag names a traffic tag in deploy (as in kn); here it still works.
 	f.StringVar(&opts.Tag, "tag", "", "image tag (default latest)")
+	f.MarkDeprecated("tag", "use --image-tag (--tag is the canary's traffic tag in cortex deploy)")
 	f.BoolVar(&opts.NoCache, "no-cache", false, "rebuild the binary and recompress every layer")
 	f.StringVar(&opts.ONNXRuntime, "onnxruntime", "", "libonnxruntime.so.1 to ship (default: $CORTEX_ONNXRUNTIME_LIB, else the one in the cortex cache, which cortex setup fetches)")
 	f.StringVar(&opts.LambdaLibs, "lambda-libs", "", "directory with libstdc++.so.6 and libgcc_s.so.1 built for Lambda's glibc 2.34")

@@ -193,7 +193,7 @@ func post(t *testing.T, url, body string) (int, string) {
 // packageAndRun packages dir, runs its image in runc and sends one request.
 func (u *user) packageAndRun(dir, path, body string) (int, string) {
 	u.t.Helper()
-	out := u.must("cortex", "package", dir, "--tag", "e2e", "-o", "json")
+	out := u.must("cortex", "package", dir, "--image-tag", "e2e", "-o", "json")
 	var res struct {
 		Image struct{ Layout string }
 	}

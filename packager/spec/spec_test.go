@@ -298,6 +298,8 @@ func TestLoadFiles(t *testing.T) {
 		{"go ok", "name: fn\npredictor: {type: go, path: ./predictor, model: model/notes.txt}\npre: wasm/pre.wasm\npost: predictor\n", [2]string{}, ""},
 		{"missing model", "name: fn\npredictor: {type: onnx, model: model/gone.onnx}\n", [2]string{},
 			`:2: predictor.model: model/gone.onnx does not exist in `},
+		{"missing model names the fix", "name: fn\npredictor: {type: onnx, model: model/gone.onnx}\n", [2]string{},
+			`: put it there, or give its path relative to the function's directory`},
 		{"not onnx", "name: fn\npredictor: {type: onnx, model: model/notes.txt}\n", [2]string{},
 			`:2: predictor.model: model/notes.txt is not an .onnx file`},
 		{"path is a file", "name: fn\npredictor: {type: go, path: model/m.onnx}\n", [2]string{},

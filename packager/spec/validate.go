@@ -329,7 +329,13 @@ func (v *validator) file(field, rel string, check func(abs string, info fs.FileI
 	}
 	joined := filepath.Join(v.s.Dir, clean)
 	if _, err := os.Lstat(joined); errors.Is(err, fs.ErrNotExist) {
-		v.add(field, "%s does not exist in %s", rel, v.s.Dir)
+		// Name the fix: a model is often fetched, not committed, and a
+		// function that fetches its own says how in its README.
+		hint := "put it there, or give its path relative to the function's directory"
+		if _, err := os.Stat(filepath.Join(v.s.Dir, "README.md")); err == nil {
+			hint = "its README.md says where it comes from (" + hint + ")"
+		}
+		v.add(field, "%s does not exist in %s: %s", rel, v.s.Dir, hint)
 		return
 	}
 	real, err := filepath.EvalSymlinks(joined)
