@@ -207,4 +207,3 @@ func run(t *testing.T, name string, args ...string) []byte {
 	}
 	return out
 }
-
