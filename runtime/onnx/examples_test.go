@@ -22,8 +22,9 @@ import (
 var update = flag.Bool("update", false, "rewrite the expected bodies in samples/iris/examples from the model's answers")
 
 // example is one file of samples/iris/examples, the format `cortex test`
-// reads. A "body" that is a JSON string is sent as it is (so a malformed
-// body can be written down); any other JSON value is sent as JSON.
+// reads, with its rule for bodies: a "body" that is a JSON string is sent as
+// it is when the Content-Type is not JSON (so a malformed body can be
+// written down); any other body is sent as JSON.
 type example struct {
 	Description string `json:"description"`
 	Request     struct {
@@ -42,7 +43,7 @@ type example struct {
 
 func (e *example) body() []byte {
 	var s string
-	if json.Unmarshal(e.Request.Body, &s) == nil {
+	if !strings.Contains(e.Request.Headers["Content-Type"], "json") && json.Unmarshal(e.Request.Body, &s) == nil {
 		return []byte(s)
 	}
 	return e.Request.Body
