@@ -2,6 +2,7 @@ package knative
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -348,9 +349,7 @@ func writeResponse(w http.ResponseWriter, resp *functions.Response, requestID st
 	for k, vs := range resp.Header {
 		dst[k] = vs
 	}
-	if requestID != "" {
-		setRequestID(dst, requestID)
-	}
+	setRequestID(dst, requestID)
 	if len(resp.Body) > 0 && dst.Get("Content-Type") == "" {
 		dst.Set("Content-Type", http.DetectContentType(resp.Body))
 	}
@@ -359,10 +358,24 @@ func writeResponse(w http.ResponseWriter, resp *functions.Response, requestID st
 	_, _ = w.Write(resp.Body)
 }
 
+// setRequestID sets X-Request-Id, which every answer carries: the
+// caller's id, or the one the engine gave the request. An answer the
+// carrier gives before the engine has the request (an invalid event, a
+// batch, an unsupported format, a body over the limit) gets a new id, so
+// that it too can be quoted.
 func setRequestID(h http.Header, id string) {
-	if id != "" {
-		h.Set("X-Request-Id", id)
+	if id == "" {
+		id = newRequestID()
 	}
+	h.Set("X-Request-Id", id)
+}
+
+// newRequestID is a random 128-bit id in hex, the runtime's format
+// (runtime.NewRequestID; adapters do not import the runtime).
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 var _ http.Handler = (*handler)(nil)

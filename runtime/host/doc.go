@@ -49,6 +49,25 @@
 // with the reason and Retry-After at once, so a broken function costs
 // neither a spin loop nor held connections.
 //
+// A process that exits with status 75 (runtime.ExitReplace: a prediction
+// ran on past its deadline and only a new process gets back what it holds)
+// asked to be replaced: it is counted as replaced, not as a crash, puts the
+// function in no backoff, and the next request that needs a process starts
+// one.
+//
+// A process may answer before it has read the whole request body (413 for
+// a body over its limits.max_body) and close the connection while the host
+// is still sending the body. The host then passes that answer on, never a
+// 502: a write error on a connection to a process waits until the
+// connection's read side is done (see procConn), because http.Transport
+// reports whichever it sees first. The function stays the one place that
+// knows and applies its limits.
+//
+// The host's metrics for a function (requests by status code, cold starts,
+// requests in flight, processes by state) are its own counts, kept for the
+// host's lifetime: a process's own /metrics ends with the process, and a
+// function that scales to zero has none.
+//
 // A function whose build failed is still given to New, with Function.Err:
 // it keeps its route and answers with its error, so one broken function
 // neither takes the others down nor turns into a puzzling 404.

@@ -6,13 +6,14 @@ import "time"
 type EventType string
 
 // Every process has one EventStart (it was spawned) and exactly one of
-// EventStartFailed, EventCrash or EventExit when it is gone. A start that
-// could not even spawn has only EventStartFailed, with no PID.
+// EventStartFailed, EventCrash, EventReplace or EventExit when it is gone.
+// A start that could not even spawn has only EventStartFailed, with no PID.
 const (
 	EventStart       EventType = "start"        // spawned; PID set
 	EventReady       EventType = "ready"        // answered /readyz; Duration is the cold start
 	EventStartFailed EventType = "start_failed" // gone before ready; Err says why
 	EventCrash       EventType = "crash"        // a ready process exited or was killed as hung
+	EventReplace     EventType = "replace"      // a process exited with status 75 to be replaced: not a crash
 	EventDrain       EventType = "drain"        // told to stop (scale-down, replacement or shutdown)
 	EventExit        EventType = "exit"         // exited after a drain
 )

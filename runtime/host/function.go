@@ -68,8 +68,8 @@ type function struct {
 	retryAt  time.Time // no start before this
 	lastErr  string    // why the latest start failed
 
-	coldStarts, startFailures, crashCount, scaleUps, scaleDowns int64
-	lastColdStart                                               time.Duration
+	coldStarts, startFailures, crashCount, replaced, scaleUps, scaleDowns int64
+	lastColdStart                                                         time.Duration
 }
 
 type sample struct {
@@ -397,12 +397,20 @@ func (f *function) onExit(p *process) Event {
 	defer f.mu.Unlock()
 	f.procs = slices.DeleteFunc(f.procs, func(q *process) bool { return q == p })
 	ev := Event{Function: f.name, PID: p.pid, Err: p.exitErr()}
-	switch p.state {
-	case stateStarting:
+	switch {
+	case p.state == stateStarting:
 		reason := p.startFailure()
 		ev.Type, ev.Err = EventStartFailed, errors.New(reason)
 		f.startFailedLocked(p.rev, reason)
-	case stateReady:
+	case p.exitedToBeReplaced():
+		// The process asked for a successor: it is not at fault, so no
+		// crash and no backoff; the next request that needs a process
+		// starts one.
+		ev.Type = EventReplace
+		f.replaced++
+		f.m.replaced.Inc()
+		f.h.opts.logger.Warn("function process exited to be replaced", "function", f.name, "pid", p.pid)
+	case p.state == stateReady:
 		ev.Type, ev.Err = EventCrash, errors.New(p.exitReason())
 		f.crashedLocked(p)
 	default:
@@ -545,6 +553,7 @@ func (f *function) status() FunctionStatus {
 		LastColdStart: f.lastColdStart,
 		StartFailures: f.startFailures,
 		Crashes:       f.crashCount,
+		Replaced:      f.replaced,
 		ScaleUps:      f.scaleUps,
 		ScaleDowns:    f.scaleDowns,
 	}

@@ -266,7 +266,7 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 		fns:  map[string]*function{},
 		transport: &http.Transport{
 			Proxy:                 nil, // loopback only: never through an HTTP proxy from the environment
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:           dialProcess(&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}),
 			MaxIdleConns:          min(max(total, perHost), 4096),
 			MaxIdleConnsPerHost:   perHost,
 			IdleConnTimeout:       90 * time.Second,
@@ -381,6 +381,9 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if done {
 		return
 	}
+	sw := &statusWriter{ResponseWriter: w}
+	w = sw
+	defer func() { f.m.requests.inc(sw.code(r)) }()
 	arrived := time.Now()
 	p, err := f.acquire(r.Context())
 	if err != nil {
@@ -401,6 +404,45 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type procKey struct{}
+
+// statusWriter remembers the status of the answer, for the host's
+// per-function request counts.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code // 1xx before the answer are passed on, not counted
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController (ReverseProxy's flushes, and the
+// hijack of a protocol switch) reach the server's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// code is the status to count: what was written; 499 (nginx's "client
+// closed request", as the function's runtime counts it) when nothing was
+// because the caller went away; else 200, which the server sends for a
+// handler that wrote nothing.
+func (w *statusWriter) code(r *http.Request) int {
+	switch {
+	case w.status != 0:
+		return w.status
+	case r.Context().Err() != nil:
+		return 499
+	}
+	return http.StatusOK
+}
 
 // copyBuffers reuses the proxy's 32 KiB copy buffers: without a pool
 // ReverseProxy allocates one per request.
@@ -577,6 +619,9 @@ type FunctionStatus struct {
 	LastColdStart time.Duration `json:"-"`
 	StartFailures int64         `json:"start_failures"`
 	Crashes       int64         `json:"crashes"`
+	// Replaced counts processes that exited with status 75
+	// (runtime.ExitReplace) to be replaced; they are not crashes.
+	Replaced int64 `json:"replaced"`
 	// ScaleUps counts processes started, ScaleDowns processes drained by
 	// the autoscaler.
 	ScaleUps   int64 `json:"scale_ups"`

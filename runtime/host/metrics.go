@@ -2,15 +2,21 @@ package host
 
 import (
 	"net/http"
+	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // hostMetrics are the host's series, in its own registry (a process that
-// embeds the host keeps its default registry to itself).
+// embeds the host keeps its default registry to itself). Every per-function
+// series is the host's own count, created with the function and never
+// deleted: a process's own /metrics goes with the process when the
+// function scales to zero, these stay.
 type hostMetrics struct {
 	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec
 	coldStarts    *prometheus.CounterVec
 	coldStartTime *prometheus.HistogramVec
 	queueTime     *prometheus.HistogramVec
@@ -18,6 +24,7 @@ type hostMetrics struct {
 	scaleEvents   *prometheus.CounterVec
 	startFailures *prometheus.CounterVec
 	crashes       *prometheus.CounterVec
+	replaced      *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	inFlight      *prometheus.GaugeVec
 	queued        *prometheus.GaugeVec
@@ -27,6 +34,10 @@ func newHostMetrics() *hostMetrics {
 	fn := []string{"function"}
 	m := &hostMetrics{
 		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cortex_host_requests_total",
+			Help: "Requests on a function's route, by the HTTP status code of the answer: the process's, or the host's own (502, 503); 499 when the caller went away first.",
+		}, []string{"function", "code"}),
 		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_host_cold_starts_total", Help: "Function processes started that became ready.",
 		}, fn),
@@ -50,6 +61,9 @@ func newHostMetrics() *hostMetrics {
 		crashes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_host_crashes_total", Help: "Ready processes that exited unasked or were killed as hung.",
 		}, fn),
+		replaced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cortex_host_replaced_total", Help: "Processes that exited with status 75 (runtime.ExitReplace) to be replaced; not crashes.",
+		}, fn),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cortex_host_rejected_total", Help: "Requests refused because the function's queue was full.",
 		}, fn),
@@ -60,8 +74,8 @@ func newHostMetrics() *hostMetrics {
 			Name: "cortex_host_requests_queued", Help: "Requests held in the host waiting for a process slot.",
 		}, fn),
 	}
-	m.reg.MustRegister(m.coldStarts, m.coldStartTime, m.queueTime, m.processes, m.scaleEvents,
-		m.startFailures, m.crashes, m.rejected, m.inFlight, m.queued)
+	m.reg.MustRegister(m.requests, m.coldStarts, m.coldStartTime, m.queueTime, m.processes, m.scaleEvents,
+		m.startFailures, m.crashes, m.replaced, m.rejected, m.inFlight, m.queued)
 	return m
 }
 
@@ -72,16 +86,19 @@ func (m *hostMetrics) handler() http.Handler {
 // fnMetrics are one function's series, resolved once so the request path
 // never hashes labels.
 type fnMetrics struct {
-	coldStarts, startFailures, crashes, rejected, scaleUp, scaleDown prometheus.Counter
-	coldStartTime, queueTime                                         prometheus.Observer
-	starting, ready, draining, inFlight, queued                      prometheus.Gauge
+	requests                                                                   *byCode
+	coldStarts, startFailures, crashes, replaced, rejected, scaleUp, scaleDown prometheus.Counter
+	coldStartTime, queueTime                                                   prometheus.Observer
+	starting, ready, draining, inFlight, queued                                prometheus.Gauge
 }
 
 func (m *hostMetrics) forFunction(name string) fnMetrics {
 	return fnMetrics{
+		requests:      &byCode{vec: m.requests, function: name},
 		coldStarts:    m.coldStarts.WithLabelValues(name),
 		startFailures: m.startFailures.WithLabelValues(name),
 		crashes:       m.crashes.WithLabelValues(name),
+		replaced:      m.replaced.WithLabelValues(name),
 		rejected:      m.rejected.WithLabelValues(name),
 		scaleUp:       m.scaleEvents.WithLabelValues(name, "up"),
 		scaleDown:     m.scaleEvents.WithLabelValues(name, "down"),
@@ -93,4 +110,21 @@ func (m *hostMetrics) forFunction(name string) fnMetrics {
 		inFlight:      m.inFlight.WithLabelValues(name),
 		queued:        m.queued.WithLabelValues(name),
 	}
+}
+
+// byCode is one function's requests counter per status code, each label
+// set resolved once.
+type byCode struct {
+	vec      *prometheus.CounterVec
+	function string
+	counters sync.Map // int -> prometheus.Counter
+}
+
+func (b *byCode) inc(code int) {
+	if c, ok := b.counters.Load(code); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c, _ := b.counters.LoadOrStore(code, b.vec.WithLabelValues(b.function, strconv.Itoa(code)))
+	c.(prometheus.Counter).Inc()
 }

@@ -252,6 +252,27 @@ func (p *process) exitReason() string {
 	return b.String()
 }
 
+// exitReplace is the exit status of a function process that ended itself
+// to be replaced: a prediction ran on past its deadline, which Go cannot
+// stop, so only a new process gets back the core and the slot it holds.
+// It must equal runtime.ExitReplace (EX_TEMPFAIL); the host does not
+// import the runtime.
+const exitReplace = 75
+
+// exitedToBeReplaced reports whether p exited, of itself, with
+// exitReplace.
+func (p *process) exitedToBeReplaced() bool {
+	select {
+	case <-p.waited:
+	default:
+		return false
+	}
+	p.mu.Lock()
+	killed := p.killReason != ""
+	p.mu.Unlock()
+	return !killed && p.cmd.ProcessState != nil && p.cmd.ProcessState.ExitCode() == exitReplace
+}
+
 func (p *process) exitErr() error {
 	select {
 	case <-p.waited:

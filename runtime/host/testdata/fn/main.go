@@ -1,8 +1,10 @@
-// Command fn is the function the host's tests run: it echoes, and on
-// request sleeps (?sleep=100ms), crashes mid-request (?crash=1 exits with
-// status 3), or fails at Init ($FN_FAIL_INIT holds the error). $FN_INIT_DELAY
-// delays Init, like a model that takes time to load. Every answer carries
-// $FN_VERSION, so a test can tell one build of a function from the next.
+// Command fn is the function the host's tests run: it echoes, and on request
+// sleeps (?sleep=100ms), crashes mid-request (?crash=1 exits with status 3),
+// answers and then exits with status 75 to be replaced, as the runtime does
+// after a runaway prediction (?replace=1), or fails at Init ($FN_FAIL_INIT
+// holds the error). $FN_INIT_DELAY delays Init, like a model that takes time
+// to load. Every answer carries $FN_VERSION, so a test can tell one build of
+// a function from the next.
 package main
 
 import (
@@ -36,6 +38,13 @@ func predict(ctx context.Context, req *functions.Request) (*functions.Response, 
 	if req.Query.Get("crash") == "1" {
 		fmt.Fprintln(os.Stderr, "crashing as asked")
 		os.Exit(3)
+	}
+	if req.Query.Get("replace") == "1" {
+		go func() {
+			time.Sleep(100 * time.Millisecond) // the answer goes out first
+			fmt.Fprintln(os.Stderr, "exiting to be replaced")
+			os.Exit(75) // runtime.ExitReplace
+		}()
 	}
 	if s := req.Query.Get("sleep"); s != "" {
 		d, err := time.ParseDuration(s)
