@@ -153,7 +153,12 @@ func (p *process) awaitReady(timeout time.Duration) (time.Duration, error) {
 
 // watchLiveness checks /healthz every interval until the process exits,
 // and kills it when it misses probeFailures checks in a row: its requests
-// then fail with 502 instead of hanging.
+// then fail with 502 instead of hanging. A process that answers with
+// another status is alive but says it cannot serve (the runtime does so
+// when a prediction overran its deadline for good, and then drains and
+// exits with ExitReplace): it is retired at once, as Replace retires an
+// old revision, so it takes no new request and finishes the ones it has,
+// and the next request starts a new process.
 func (p *process) watchLiveness(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -171,8 +176,19 @@ func (p *process) watchLiveness(interval time.Duration) {
 		if draining {
 			continue
 		}
-		if p.get("/healthz", timeout) {
+		answered, ok := p.probe("/healthz", timeout)
+		if ok {
 			misses = 0
+			continue
+		}
+		if answered {
+			p.f.mu.Lock()
+			if p.state != stateDraining {
+				p.f.h.opts.logger.Warn("process reports itself unhealthy: replacing it", "function", p.f.name, "pid", p.pid)
+				p.f.retireLocked(p)
+				p.f.gaugesLocked()
+			}
+			p.f.mu.Unlock()
 			continue
 		}
 		if misses++; misses == probeFailures {
@@ -183,19 +199,26 @@ func (p *process) watchLiveness(interval time.Duration) {
 
 // get reports whether GET path answers 200 within timeout.
 func (p *process) get(path string, timeout time.Duration) bool {
+	_, ok := p.probe(path, timeout)
+	return ok
+}
+
+// probe GETs path: answered reports that the process answered within
+// timeout, ok that it answered 200.
+func (p *process) probe(path string, timeout time.Duration) (answered, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+path, nil)
 	if err != nil {
-		return false
+		return false, false
 	}
 	resp, err := p.f.h.probe.Do(req)
 	if err != nil {
-		return false
+		return false, false
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return true, resp.StatusCode == http.StatusOK
 }
 
 // drain stops a process that takes no more requests: SIGTERM, so it

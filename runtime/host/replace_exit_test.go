@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +50,51 @@ func TestExitReplaceIsNotACrash(t *testing.T) {
 	}
 	if got := m[`cortex_host_replaced_total{function="echo"}`]; got != "2" {
 		t.Errorf("cortex_host_replaced_total: %q, want 2", got)
+	}
+}
+
+// TestUnhealthyProcessIsRetired: after a runaway prediction the runtime
+// answers /healthz with 503 and drains its other requests before exiting to
+// be replaced (runtime.TestOverrunReplacesProcess shows that side). The host
+// retires such a process at once: no new request reaches it, the requests
+// it has finish (missed probes would have killed it, and them, as a hang),
+// the next request starts a new process, and its exit is a replacement, not
+// a crash. The process here is the test function's runtime-less mode, so the
+// test needs no timing between a deadline and a probe.
+func TestUnhealthyProcessIsRetired(t *testing.T) {
+	e := start(t, []host.Function{function("sick", host.Autoscaling{}, "FN_SICKENS=1")},
+		host.WithProbeInterval(100*time.Millisecond), host.WithRestartBackoff(time.Minute, time.Minute))
+	first := e.post(t, "/sick/predict", "warm")
+	if first.status != http.StatusOK {
+		t.Fatalf("first request: %d %s", first.status, first.body)
+	}
+	slow := make(chan answer, 1)
+	go func() { slow <- e.post(t, "/sick/predict?sleep=2s", "slow") }()
+	eventually(t, 10*time.Second, "the slow request did not reach the process", func() bool {
+		return strings.Contains(e.logs.String(), "sleeping 2s")
+	})
+	if a := e.post(t, "/sick/predict?sick=1", ""); a.status != http.StatusOK || a.pid != first.pid {
+		t.Fatalf("the request that sickens it: %d from %d: %s", a.status, a.pid, a.body)
+	}
+	eventually(t, 10*time.Second, "the unhealthy process was not retired", func() bool {
+		ps := e.status(t, "sick").Processes
+		return len(ps) > 0 && ps[0].PID == first.pid && ps[0].State == "draining"
+	})
+	if a := e.post(t, "/sick/predict", "after"); a.status != http.StatusOK || a.pid == first.pid {
+		t.Fatalf("the request after: %d from pid %d (the unhealthy one is %d): %s", a.status, a.pid, first.pid, a.body)
+	}
+	if a := <-slow; a.status != http.StatusOK || a.pid != first.pid {
+		t.Errorf("the slow request on the retired process: %d from pid %d, want 200 from %d: %s", a.status, a.pid, first.pid, a.body)
+	}
+	eventually(t, 30*time.Second, "the retired process did not exit", func() bool {
+		for _, p := range e.status(t, "sick").Processes {
+			if p.PID == first.pid {
+				return false
+			}
+		}
+		return true
+	})
+	if s := e.status(t, "sick"); s.Crashes != 0 || s.Replaced != 1 {
+		t.Errorf("crashes %d, replaced %d; want 0 and 1", s.Crashes, s.Replaced)
 	}
 }

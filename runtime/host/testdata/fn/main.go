@@ -3,7 +3,8 @@
 // answers and then exits with status 75 to be replaced, as the runtime does
 // after a runaway prediction (?replace=1), or fails at Init ($FN_FAIL_INIT
 // holds the error). $FN_INIT_DELAY delays Init, like a model that takes time
-// to load. Every answer carries $FN_VERSION, so a test can tell one build of
+// to load. With $FN_SICKENS set it serves without the runtime (see
+// sickens). Every answer carries $FN_VERSION, so a test can tell one build of
 // a function from the next.
 package main
 
@@ -13,6 +14,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cortexfn/cortex/functions"
@@ -69,5 +73,47 @@ func predict(ctx context.Context, req *functions.Request) (*functions.Response, 
 }
 
 func main() {
+	if os.Getenv("FN_SICKENS") != "" {
+		sickens()
+		return
+	}
 	runtime.Main(echo{functions.PredictorFunc(predict)})
+}
+
+// sickens serves without the runtime, to show the host the one thing the
+// runtime does after a runaway prediction that matters to it: /healthz
+// answers 503 from the moment a request asks ?sick=1 while the process stays
+// up, finishing what it has (?sleep=), until SIGTERM; then it exits 75.
+func sickens() {
+	var sick atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if sick.Load() {
+			http.Error(w, `{"error":"must be replaced"}`, http.StatusServiceUnavailable)
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sick") == "1" {
+			sick.Store(true)
+		}
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
+			fmt.Fprintln(os.Stderr, "sleeping", d)
+			time.Sleep(d)
+		}
+		fmt.Fprintf(w, `{"pid":%d}`, os.Getpid())
+	})
+	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: mux}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		<-sig
+		srv.Shutdown(context.Background())
+		os.Exit(75) // runtime.ExitReplace
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	select {}
 }
