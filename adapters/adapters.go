@@ -119,6 +119,41 @@ func route(req *functions.Request) bool {
 	return false
 }
 
+// ServiceRoute reports whether path is one of the routes the HTTP carrier
+// (adapters/http) answers itself, beside predictions:
+//
+//	/healthz, /readyz, /metrics                   liveness, readiness, Prometheus metrics
+//	/v2, /v2/health/live, /v2/health/ready        Open Inference Protocol v2 server routes
+//	/v2/models/{name}[/versions/{v}][/ready]      OIP model metadata and readiness
+//	/v1/models/{name}                             KServe V1 model status
+//
+// A carrier that does not own its whole URL space (Lambda behind API
+// Gateway, an ALB or a function URL) answers these paths as the HTTP
+// carrier does, so health checks and OIP clients see the same function
+// everywhere, and takes every other path as a prediction (see Route).
+func ServiceRoute(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics", "/v2", "/v2/", "/v2/health/live", "/v2/health/ready":
+		return true
+	}
+	if rest, ok := strings.CutPrefix(path, "/v2/models/"); ok {
+		// The HTTP carrier's reading: name[/versions/v][/tail].
+		name, tail, _ := strings.Cut(rest, "/")
+		if v, ok := strings.CutPrefix(tail, "versions/"); ok {
+			var version string
+			version, tail, _ = strings.Cut(v, "/")
+			if version == "" {
+				return false
+			}
+		}
+		return name != "" && (tail == "" || tail == "ready")
+	}
+	if name, ok := strings.CutPrefix(path, "/v1/models/"); ok {
+		return name != "" && !strings.ContainsAny(name, "/:")
+	}
+	return false
+}
+
 // NotFound is the 404 a carrier answers for a path that is not a route.
 func NotFound(method, path, function string) error {
 	return &functions.Error{Status: http.StatusNotFound, Message: fmt.Sprintf(

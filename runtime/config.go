@@ -11,9 +11,9 @@ import (
 
 // Config is everything the runtime needs to serve one function. The
 // packager resolves cortex.yaml into a Config (defaults filled, paths
-// resolved) and ships it as JSON beside the binary; Main reads it from the
-// file named by $CORTEX_CONFIG. Its zero value serves a predictor with the
-// defaults documented on each field.
+// resolved) and ships it as JSON beside the binary (ConfigName); Main reads
+// it from the file named by $CORTEX_CONFIG, else from there. Its zero value
+// serves a predictor with the defaults documented on each field.
 type Config struct {
 	// Name is the function's name; it labels logs and metrics and is the
 	// model name on the Open Inference Protocol routes.
@@ -105,8 +105,17 @@ type Limits struct {
 	// Retry-After.
 	MaxQueue int `json:"max_queue,omitempty"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
-	// after SIGTERM (default 30s).
+	// after SIGTERM (default 30s), and before a process that must be
+	// replaced exits.
 	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty"`
+	// OverrunGrace is how long a prediction may run on past its deadline
+	// before the process is replaced (default DefaultOverrunGrace(Timeout)).
+	// Its caller has had its 504 at the deadline, but Go cannot stop the
+	// goroutine: a predictor that ignores its context (a loop, a cgo call)
+	// keeps its core and its concurrency slot. Past the grace the runtime
+	// reports itself unhealthy, drains the other predictions and exits with
+	// ExitReplace, so that its supervisor starts a fresh process.
+	OverrunGrace Duration `json:"overrun_grace,omitempty"`
 }
 
 // Batching configures server-side batching.
@@ -122,7 +131,20 @@ const (
 	DefaultMaxConcurrency  = 64
 	DefaultMaxQueue        = 128
 	DefaultShutdownTimeout = 30 * time.Second
+	// MinDefaultOverrunGrace is the shortest default overrun grace.
+	MinDefaultOverrunGrace = 5 * time.Second
 )
+
+// DefaultOverrunGrace is the overrun grace for a timeout when none is
+// set: twice the timeout, at least MinDefaultOverrunGrace. Replacing a
+// process costs a cold start (the model loads again), so only a prediction
+// that is stuck should cost one, not one that ignores its context and
+// finishes a little late: at three times its time budget, and seconds
+// past it, a prediction is stuck rather than slow, whatever a GC pause or
+// a busy node adds.
+func DefaultOverrunGrace(timeout time.Duration) time.Duration {
+	return max(2*timeout, MinDefaultOverrunGrace)
+}
 
 // WithDefaults returns l with every zero field set to its default.
 func (l Limits) WithDefaults() Limits {
@@ -142,6 +164,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.ShutdownTimeout <= 0 {
 		l.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if l.OverrunGrace <= 0 {
+		l.OverrunGrace = Duration(DefaultOverrunGrace(l.Timeout.D()))
 	}
 	return l
 }

@@ -14,8 +14,17 @@
 // (504), panic recovery (500, the process keeps serving), the optional
 // WebAssembly pre and post stages, server-side batching, and the Prometheus
 // metrics. Runtime.Start runs the predictor's Init before the function
-// reports ready; Runtime.Shutdown drains in-flight requests and then closes
-// the predictor.
+// reports ready, and every model route answers 503 with Retry-After until
+// it has; Runtime.Shutdown drains in-flight requests and then closes the
+// predictor. The HTTP handler counts every answer it sends, its carriers'
+// own refusals (413, 405, 404, 400) too.
+//
+// A prediction that runs past its deadline keeps running: Go cannot stop a
+// goroutine. The runtime counts it (cortex_overrunning_predictions), and
+// when it has overrun by limits.overrun_grace the process must be
+// replaced: /healthz and /readyz answer 503, new requests 503 with
+// Retry-After, the other predictions drain, and Main exits with
+// ExitReplace (75) so that the supervisor starts a fresh process.
 //
 // The package never imports the packager, Kubernetes or AWS SDK code, so a
 // function binary stays small; runtime/onnx (cgo) is imported only by the

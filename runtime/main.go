@@ -22,23 +22,33 @@ import (
 
 // Main serves p and exits the process when serving ends: the entry point a
 // generated main calls, and that a user who writes their own main calls.
-// It reads the function's Config from the JSON file named by $CORTEX_CONFIG
-// (defaults when unset) and picks the carrier from the environment: the
-// Lambda runtime loop when $AWS_LAMBDA_RUNTIME_API is set, otherwise an HTTP
-// server on $PORT (default 8080, Knative's container contract) that also
-// takes CloudEvents.
+// It reads the function's Config from the JSON file named by $CORTEX_CONFIG,
+// else from the cortex.json the packager ships beside the executable (or in
+// $LAMBDA_TASK_ROOT), else serves with the defaults. It picks the carrier
+// from the environment: the Lambda runtime loop when $AWS_LAMBDA_RUNTIME_API
+// is set, otherwise an HTTP server on $PORT (default 8080, Knative's
+// container contract) that also takes CloudEvents.
+//
+// The exit status is 0 after a drain on SIGTERM, ExitReplace (75) when a
+// prediction overran its deadline by limits.overrun_grace and the process
+// must be replaced, and 1 for any other error (Init failed, the port is
+// taken).
 func Main(p functions.Predictor, opts ...Option) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := Run(ctx, p, opts...); err != nil {
 		fmt.Fprintln(os.Stderr, "cortex:", err)
 		stop()
+		if errors.Is(err, ErrReplace) {
+			os.Exit(ExitReplace)
+		}
 		os.Exit(1)
 	}
 }
 
 // Run is Main without the process exit: it serves p until ctx ends, then
-// drains. It returns the error that stopped serving, if any.
+// drains. It returns the error that stopped serving, if any: one that
+// wraps ErrReplace when the process must be replaced.
 func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
 	cfg, err := configFromEnv()
 	if err != nil {
@@ -63,7 +73,9 @@ func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
 
 // ServeLambda initialises the predictor and runs the Lambda runtime loop
 // until the process ends. An Init error is reported to the Runtime API's
-// init error endpoint, as Lambda expects, and returned.
+// init error endpoint, as Lambda expects, and returned. The loop never
+// returns, so a process that must be replaced (see ExitReplace) exits
+// from here, with ExitReplace, once its invocation in flight is answered.
 func (r *Runtime) ServeLambda(ctx context.Context) error {
 	if err := r.Start(ctx); err != nil {
 		if rerr := lambda.ReportInitError(err); rerr != nil {
@@ -71,15 +83,11 @@ func (r *Runtime) ServeLambda(ctx context.Context) error {
 		}
 		return err
 	}
-	return lambda.Start(r)
-}
-
-func configFromEnv() (*Config, error) {
-	path := os.Getenv("CORTEX_CONFIG")
-	if path == "" {
-		return &Config{}, nil
-	}
-	return LoadConfig(path)
+	go r.exitOnReplace()
+	// Health, readiness, metrics and the OIP metadata routes answer over
+	// Lambda events as over HTTP: the same handler serves them.
+	return lambda.Start(r, lambda.WithRoutes(httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()),
+		httpadapter.WithVersion(version()), httpadapter.WithoutCompression())))
 }
 
 // freshGrace is how long a draining server lets a fresh connection bring
@@ -93,7 +101,9 @@ const MaxHeaderBytes = 64 << 10
 // ends. The listener opens before Init runs, so /healthz answers while the
 // model loads and /readyz turns 200 once it has loaded. When ctx ends it
 // refuses new requests, lets the admitted ones finish within
-// limits.shutdown_timeout, then closes the predictor.
+// limits.shutdown_timeout, then closes the predictor. When the process
+// must be replaced (see ExitReplace) it drains the same way and returns
+// an error wrapping ErrReplace.
 func (r *Runtime) ServeHTTP(ctx context.Context, addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -104,8 +114,11 @@ func (r *Runtime) ServeHTTP(ctx context.Context, addr string) error {
 
 // Handler is the function's HTTP handler, as Serve serves it: CloudEvents
 // (Knative Eventing) first, everything else plain HTTP, with /metrics.
+// Every answer it sends is counted in cortex_requests_total, the carriers'
+// own refusals too (see countAnswers).
 func (r *Runtime) Handler() http.Handler {
-	return knative.Wrap(r, httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version())))
+	e := countedEngine{r}
+	return r.countAnswers(knative.Wrap(e, httpadapter.New(e, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version()))))
 }
 
 // Serve is ServeHTTP on an open listener.
@@ -143,6 +156,8 @@ func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-serveErr:
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
+	case <-r.replacing:
+		return r.drainForReplace(srv, fresh)
 	}
 	return r.drain(srv, fresh)
 }
@@ -189,6 +204,14 @@ func (r *Runtime) drain(srv *http.Server, fresh *freshConns) error {
 	defer cancel()
 	rtErr := make(chan error, 1)
 	go func() { rtErr <- r.Shutdown(ctx) }()
+	err := errors.Join(shutdownServer(ctx, srv, fresh), <-rtErr)
+	r.log.Info("stopped")
+	return err
+}
+
+// shutdownServer closes srv's listener and waits, until ctx ends, for its
+// connections to finish the requests they carry.
+func shutdownServer(ctx context.Context, srv *http.Server, fresh *freshConns) error {
 	// A request already on its way over a fresh connection gets a moment to
 	// arrive (and then a 503, the runtime is draining); after that, fresh
 	// connections are closed so Shutdown need not wait for them.
@@ -203,8 +226,6 @@ func (r *Runtime) drain(srv *http.Server, fresh *freshConns) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		_ = srv.Close()
 	}
-	err = errors.Join(err, <-rtErr)
-	r.log.Info("stopped")
 	return err
 }
 

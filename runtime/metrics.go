@@ -19,6 +19,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  prometheus.Histogram
 	inFlight prometheus.Gauge
+	overrun  prometheus.Gauge
 	queued   prometheus.Gauge
 	loadTime prometheus.Gauge
 	ready    prometheus.Gauge
@@ -31,7 +32,7 @@ type metrics struct {
 func newMetrics(constLabels prometheus.Labels) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry(), labels: constLabels}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cortex_requests_total", Help: "Predictions served, by HTTP status code.",
+		Name: "cortex_requests_total", Help: "Requests answered, by HTTP status code: predictions and every refusal (413, 405, 404, 503, ...); probes and scrapes are not counted.",
 		ConstLabels: constLabels,
 	}, []string{"code"})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -41,6 +42,10 @@ func newMetrics(constLabels prometheus.Labels) *metrics {
 	})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "cortex_requests_in_flight", Help: "Predictions running now.", ConstLabels: constLabels,
+	})
+	m.overrun = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cortex_overrunning_predictions", Help: "Predictions still running past their deadline, whose callers have had their answer; past limits.overrun_grace the process is replaced.",
+		ConstLabels: constLabels,
 	})
 	m.queued = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "cortex_requests_queued", Help: "Requests waiting for a concurrency slot.", ConstLabels: constLabels,
@@ -63,7 +68,7 @@ func newMetrics(constLabels prometheus.Labels) *metrics {
 		Name: "cortex_batch_wait_seconds", Help: "Time a request waited for its batch to close.", ConstLabels: constLabels,
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.queued, m.loadTime, m.ready, m.rejected, m.batchSize, m.batchWait,
+	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.overrun, m.queued, m.loadTime, m.ready, m.rejected, m.batchSize, m.batchWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,4 +85,75 @@ func (m *metrics) countStatus(code int) {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// countAnswers counts every answer h sends in cortex_requests_total, by
+// the status the client gets: predictions, and the answers the carriers
+// give without the runtime (a body over limits.max_body refused before it
+// is read, a wrong method, an unknown route, an undecodable body or
+// CloudEvent), which Invoke never sees. Counting where the answer leaves
+// is the one place none escapes. Probes and scrapes are left out: they are
+// the platform's traffic, not the function's, and a kubelet probing every
+// few seconds would dilute every error rate.
+func (r *Runtime) countAnswers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if isProbe(req) {
+			h.ServeHTTP(w, req)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, req)
+		r.m.countStatus(sw.status())
+	})
+}
+
+// isProbe reports whether req is a health probe or a metrics scrape.
+func isProbe(req *http.Request) bool {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return false
+	}
+	switch req.URL.Path {
+	case "/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready":
+		return true
+	}
+	return false
+}
+
+// statusWriter records the status of the answer written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush keeps streaming answers streaming.
+func (w *statusWriter) Flush() {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// status is the answer's status; a handler that wrote nothing sent 200.
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
 }

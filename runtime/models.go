@@ -28,8 +28,14 @@ func (r *Runtime) Models() []string {
 // GET /v2/models/{name}[/versions/{v}]: from the predictor when it serves
 // several models (ModelDescriber), else the function's own metadata
 // (ModelMetadata) under that name, or a bare description when the
-// predictor publishes none.
+// predictor publishes none. Until Init has succeeded it returns the 503
+// (with Retry-After) that every model route answers then: a client that
+// reads the metadata first must not build its request from a model that
+// has not loaded.
 func (r *Runtime) DescribeModel(ctx context.Context, name, version string) (oip.ModelMetadata, error) {
+	if err := r.starting(""); err != nil {
+		return oip.ModelMetadata{}, err
+	}
 	if md, ok := r.p.(ModelDescriber); ok {
 		return md.DescribeModel(ctx, name, version)
 	}

@@ -46,6 +46,11 @@ type Runtime struct {
 	draining atomic.Bool
 	initErr  atomic.Pointer[error]
 
+	overrunning atomic.Int64          // predictions running past their deadline
+	replaceErr  atomic.Pointer[error] // why the process must be replaced
+	replacing   chan struct{}         // closed once it must be
+	replaceOnce sync.Once
+
 	mu       sync.Mutex
 	inflight int           // admitted requests not yet finished
 	idle     chan struct{} // closed when draining and inflight reaches 0
@@ -106,6 +111,8 @@ func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
 		m:      newMetrics(labels),
 		idle:   make(chan struct{}),
 		work:   newWorkers(),
+
+		replacing: make(chan struct{}),
 	}
 	r.slots = make(chan struct{}, r.limits.MaxConcurrency)
 	if cfg.Batching.MaxBatchSize > 1 {
@@ -168,7 +175,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.m.ready.Set(1)
 	r.log.Info("ready", "load_time", took.String(),
 		"max_concurrency", r.limits.MaxConcurrency, "max_queue", r.limits.MaxQueue,
-		"timeout", r.limits.Timeout.String(), "max_body", r.limits.MaxBody)
+		"timeout", r.limits.Timeout.String(), "overrun_grace", r.limits.OverrunGrace.String(), "max_body", r.limits.MaxBody)
 	return nil
 }
 
@@ -223,26 +230,69 @@ func (r *Runtime) ModelMetadata() (oip.ModelMetadata, bool) {
 	return md, true
 }
 
-// Invoke runs one prediction through the limits. It never panics; a non-nil
-// error is a *functions.Error whose status and message are safe to send to
-// the caller.
+// Invoke runs one prediction through the limits and counts its answer in
+// cortex_requests_total. It never panics; a non-nil error is a
+// *functions.Error whose status and message are safe to send to the
+// caller.
 func (r *Runtime) Invoke(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	resp, err := r.answer(ctx, req)
+	r.m.countStatus(statusOf(resp, err))
+	return resp, err
+}
+
+// answer is Invoke without counting the answer by status: the HTTP
+// handler counts what it sends (countAnswers), its own refusals too, so
+// its carriers call this.
+func (r *Runtime) answer(ctx context.Context, req *functions.Request) (*functions.Response, error) {
 	start := time.Now()
 	if req.ID == "" {
 		req.ID = NewRequestID()
 	}
 	var resp *functions.Response
-	err := r.route(req)
+	// Not ready comes first: before Init the function knows neither its
+	// models (a multi-model predictor lists none yet) nor their tensors.
+	err := r.starting(req.ID)
+	if err == nil {
+		err = r.route(req)
+	}
 	if err == nil {
 		resp, err = r.invokeProtocol(ctx, req)
 	}
-	status := resp.StatusCode()
-	if err != nil {
-		status = functions.StatusOf(err)
-	}
-	r.m.countStatus(status)
 	r.m.latency.Observe(time.Since(start).Seconds())
 	return resp, err
+}
+
+// countedEngine is the Runtime as Handler's carriers see it: the handler
+// counts every answer it sends, so Invoke must not count it again.
+type countedEngine struct{ *Runtime }
+
+func (e countedEngine) Invoke(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	return e.answer(ctx, req)
+}
+
+func statusOf(resp *functions.Response, err error) int {
+	if err != nil {
+		return functions.StatusOf(err)
+	}
+	return resp.StatusCode()
+}
+
+// starting is the 503 every model route answers until Init has succeeded:
+// with Retry-After while the model loads, and pointing at the log when
+// Init failed.
+func (r *Runtime) starting(requestID string) error {
+	if r.ready.Load() {
+		return nil
+	}
+	r.m.rejected.WithLabelValues("not_ready").Inc()
+	msg := "function is starting: the model is still loading"
+	if err := r.InitError(); err != nil {
+		msg = "function failed to start; see its log"
+		if requestID != "" {
+			msg += " (request id " + requestID + ")"
+		}
+	}
+	return &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
 }
 
 // ModelLister is implemented by predictors that serve several models. The
@@ -305,18 +355,13 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request) (*function
 		r.m.rejected.WithLabelValues("body_too_large").Inc()
 		return nil, adapters.TooLarge(int64(len(req.Body)), r.limits.MaxBody)
 	}
-	if !r.ready.Load() {
-		r.m.rejected.WithLabelValues("not_ready").Inc()
-		msg := "function is starting: the model is still loading"
-		if err := r.InitError(); err != nil {
-			msg = "function failed to start; see its log (request id " + req.ID + ")"
-		}
-		return nil, &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
-	}
 	if !r.enter() {
 		r.m.rejected.WithLabelValues("shutting_down").Inc()
-		return nil, &functions.Error{Status: http.StatusServiceUnavailable,
-			Message: "function is shutting down; retry on another instance", RetryAfter: time.Second}
+		msg := "function is shutting down; retry on another instance"
+		if r.Live() != nil {
+			msg = "function is being replaced (a prediction overran its deadline); retry on another instance"
+		}
+		return nil, &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
 	}
 	defer r.leave()
 
@@ -336,6 +381,7 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request) (*function
 	case res := <-done:
 		return r.finish(ctx, req, res)
 	case <-ctx.Done():
+		r.watchOverrun(ctx, req, done)
 		return nil, r.deadlineError(ctx, req)
 	}
 }
@@ -458,24 +504,7 @@ func (r *Runtime) leave() {
 // closes the predictor. It returns ctx's error when requests were still
 // running at the bound.
 func (r *Runtime) Shutdown(ctx context.Context) error {
-	r.mu.Lock()
-	r.draining.Store(true)
-	r.m.ready.Set(0)
-	if r.inflight == 0 && !r.closed {
-		r.closed = true
-		close(r.idle)
-	}
-	pending := r.inflight
-	r.mu.Unlock()
-	r.log.Info("draining", "in_flight", pending)
-
-	var err error
-	select {
-	case <-r.idle:
-	case <-ctx.Done():
-		err = fmt.Errorf("shutdown: requests still running after the drain bound: %w", ctx.Err())
-		r.log.Warn("drain bound reached", "err", err)
-	}
+	err := r.awaitIdle(ctx)
 	r.work.stop()
 	if c, ok := r.p.(functions.Closer); ok {
 		if cerr := c.Close(); cerr != nil {
@@ -490,6 +519,35 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// stopAdmitting makes every new request a 503 and Ready false, and
+// returns how many admitted requests are still running.
+func (r *Runtime) stopAdmitting() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.draining.Store(true)
+	r.m.ready.Set(0)
+	if r.inflight == 0 && !r.closed {
+		r.closed = true
+		close(r.idle)
+	}
+	return r.inflight
+}
+
+// awaitIdle stops admitting requests and waits for the admitted ones to
+// finish, or for ctx to end. A prediction whose caller has had its 504
+// is not waited for: nobody waits for its answer.
+func (r *Runtime) awaitIdle(ctx context.Context) error {
+	r.log.Info("draining", "in_flight", r.stopAdmitting(), "overrunning", r.Overrunning())
+	select {
+	case <-r.idle:
+		return nil
+	case <-ctx.Done():
+		err := fmt.Errorf("shutdown: requests still running after the drain bound: %w", ctx.Err())
+		r.log.Warn("drain bound reached", "err", err)
+		return err
+	}
+}
+
 // NewRequestID returns a random 128-bit id in hex.
 func NewRequestID() string {
 	var b [16]byte
@@ -497,4 +555,7 @@ func NewRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-var _ adapters.Engine = (*Runtime)(nil)
+var (
+	_ adapters.Engine = (*Runtime)(nil)
+	_ adapters.Engine = countedEngine{}
+)

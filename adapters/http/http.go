@@ -5,7 +5,7 @@
 // Routes:
 //
 //	POST /predict, POST /                 the function's own route: the body reaches the predictor as it came
-//	GET  /healthz                         live: the process is up
+//	GET  /healthz                         live: the process is up and need not be replaced
 //	GET  /readyz                          ready: Init succeeded and the function is not draining
 //	GET  /metrics                         Prometheus metrics (when the engine has them)
 //	GET  /v2                              Open Inference Protocol v2 server metadata
@@ -16,7 +16,9 @@
 //	GET  /v1/models/{name}                KServe V1 model status
 //	POST /v1/models/{name}:predict        KServe V1 prediction ({"instances"} -> {"predictions"})
 //
-// Every error body is {"error": "..."}, unknown routes included.
+// Every error body is {"error": "..."}, unknown routes included. Until the
+// engine is ready, every model route (metadata, model readiness,
+// inference) answers 503 with Retry-After, as /readyz does.
 package http
 
 import (
@@ -50,6 +52,16 @@ type ModelCatalog interface {
 	DescribeModel(ctx context.Context, name, version string) (oip.ModelMetadata, error)
 }
 
+// LivenessReporter is implemented by engines that know when their process
+// must be replaced (*runtime.Runtime, when a prediction overran its
+// deadline): /healthz and /v2/health/live then answer 503 with the
+// reason, so a supervisor (the kubelet's liveness probe, cortex serve)
+// replaces the process.
+type LivenessReporter interface {
+	// Live returns nil while the process can go on serving, else why not.
+	Live() error
+}
+
 // Option configures the handler.
 type Option func(*Handler)
 
@@ -67,6 +79,7 @@ type Handler struct {
 	e          adapters.Engine
 	meta       MetadataSource
 	catalog    ModelCatalog
+	liveness   LivenessReporter
 	metrics    http.Handler
 	version    string
 	noCompress bool
@@ -79,6 +92,7 @@ func New(e adapters.Engine, opts ...Option) http.Handler {
 	h := &Handler{e: e, version: "dev"}
 	h.meta, _ = e.(MetadataSource)
 	h.catalog, _ = e.(ModelCatalog)
+	h.liveness, _ = e.(LivenessReporter)
 	for _, o := range opts {
 		o(h)
 	}
@@ -98,7 +112,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.predict(w, r)
 	case p == "/healthz":
 		if allow(w, r, http.MethodGet, http.MethodHead) {
-			writeJSON(w, http.StatusOK, map[string]any{"live": true})
+			h.live(w)
 		}
 	case p == "/readyz":
 		if allow(w, r, http.MethodGet, http.MethodHead) {
@@ -115,6 +129,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.notFound(w, r)
 	}
+}
+
+func (h *Handler) live(w http.ResponseWriter) {
+	if h.liveness != nil {
+		if err := h.liveness.Live(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"live": true})
 }
 
 func (h *Handler) ready(w http.ResponseWriter) {
@@ -136,7 +160,7 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 		return
 	case "/health/live":
 		if allow(w, r, http.MethodGet) {
-			writeJSON(w, http.StatusOK, map[string]any{"live": true})
+			h.live(w)
 		}
 		return
 	case "/health/ready":
@@ -175,8 +199,7 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 		}
 	case "ready":
 		if allow(w, r, http.MethodGet) {
-			if !h.e.Ready() {
-				writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %q is not ready", name))
+			if h.notReady(w, name) {
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
@@ -203,6 +226,17 @@ func (h *Handler) knownModel(w http.ResponseWriter, name string) bool {
 	}
 	writeResponse(w, adapters.ErrorResponse(oip.ModelNotFound(name, names), ""))
 	return false
+}
+
+// notReady answers 503 with Retry-After, as KServe does for a model that
+// has not loaded, and reports true, unless the engine is ready.
+func (h *Handler) notReady(w http.ResponseWriter, name string) bool {
+	if h.e.Ready() {
+		return false
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %q is not ready", name))
+	return true
 }
 
 func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request, name, version string) {
@@ -241,8 +275,8 @@ func (h *Handler) v1(w http.ResponseWriter, r *http.Request, rest string) {
 			h.predict(w, r) // the runtime converts V1 for predictors that publish tensor metadata
 		}
 	case !hasVerb:
-		if h.knownModel(w, name) && allow(w, r, http.MethodGet) {
-			writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": h.e.Ready()})
+		if h.knownModel(w, name) && allow(w, r, http.MethodGet) && !h.notReady(w, name) {
+			writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
 		}
 	default:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown KServe V1 verb %q: use POST /v1/models/%s:predict", verb, name))

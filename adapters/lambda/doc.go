@@ -29,9 +29,11 @@
 //
 //   - Method: requestContext.http.method (2.0) or httpMethod.
 //   - Path, the path after the function's root: for a greedy route
-//     ({proxy+}) "/" plus the proxy path parameter; otherwise rawPath (2.0,
-//     with a named stage's "/stage" prefix removed) or path. Raw paths
-//     (2.0, ALB) are percent-decoded once, as net/http decodes URL.Path.
+//     ({proxy+}) "/" plus the proxy path parameter; otherwise rawPath (2.0)
+//     or path, with an HTTP API's named stage ("/prod") removed: an HTTP
+//     API puts the stage in the path in both payload formats (a 1.0 event
+//     says "version": "1.0"), a REST API never does. Raw paths (2.0, ALB)
+//     are percent-decoded once, as net/http decodes URL.Path.
 //   - Query: url.ParseQuery of rawQueryString (2.0); the (multi-value) query
 //     parameters for REST (already decoded by API Gateway); for ALB, which
 //     does not decode them, the parameters are joined back into a raw query
@@ -52,7 +54,30 @@
 //     "lambda-event" (function-url, apigw-v2, apigw-v1, alb or direct).
 //
 // A direct invoke becomes POST /predict with Content-Type application/json
-// and the payload as the body.
+// and the payload, byte for byte, as the body: a payload that is not one
+// JSON document (malformed, empty, trailing data) reaches the engine like
+// any other and gets the 400 the HTTP carrier gives the same body. Start
+// (and aws-lambda-go running a HandlerFunc, which is a lambda.Handler) hands
+// the carrier the payload as it came; see Response streaming for the one
+// exception.
+//
+// # Routes
+//
+// An HTTP event is routed by method and path as the HTTP carrier routes
+// the same request (adapters.Route, adapters.ServiceRoute), so a function
+// behind API Gateway, an ALB or a function URL has the routes it has over
+// plain HTTP: GET /healthz, /readyz and /metrics, the Open Inference
+// Protocol's /v2, /v2/health/* and /v2/models/{name}[/versions/{v}][/ready],
+// and KServe V1's GET /v1/models/{name} are answered by the HTTP carrier's
+// own handler (WithRoutes; runtime.Main gives it the function's, with
+// /metrics), with the same status, headers and body; an ALB health check
+// pointed at /healthz or /readyz works. Every other path is a prediction:
+// /predict, /, the OIP and V1 inference routes, and, unlike over plain HTTP
+// where it is a 404, any path a mount gives the function (an API Gateway
+// resource, an ALB rule), which is the function's own route. A prediction
+// takes POST only: another method is answered 405 with Allow: POST, as over
+// HTTP, and never reaches the predictor. Mount the function at a root or
+// behind a greedy {proxy+} route to reach the service routes.
 //
 // # Response mapping
 //
@@ -86,7 +111,15 @@
 // deployment: $CORTEX_LAMBDA_INVOKE_MODE=RESPONSE_STREAM, or
 // WithResponseStreaming. Function-URL events are then answered with
 // events.LambdaFunctionURLStreamingResponse (raw body, never base64), up to
-// Lambda's 200 MB streaming limit; other events stay buffered.
+// Lambda's 200 MB streaming limit; other events stay buffered. aws-lambda-go
+// streams only the result of a handler function, whose argument it decodes
+// as JSON first: in this mode a direct invoke's payload that is not one
+// JSON document gets aws-lambda-go's own error (errorType SyntaxError)
+// rather than the function's 400, and only its first JSON value is read.
+//
+// Buffered results are posted to the Runtime API as
+// application/octet-stream (aws-lambda-go's type for a lambda.Handler's
+// result); Lambda reads a buffered result the same whatever its type.
 //
 // # Deadlines and errors
 //

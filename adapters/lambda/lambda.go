@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/cortexfn/cortex/adapters"
+	httpadapter "github.com/cortexfn/cortex/adapters/http"
 	"github.com/cortexfn/cortex/functions"
 )
 
@@ -41,6 +42,7 @@ type Option func(*options) error
 type options struct {
 	stream      bool
 	initTimeout time.Duration
+	routes      http.Handler
 }
 
 // WithResponseStreaming says whether the function URL invokes the function
@@ -57,6 +59,22 @@ func WithInitTimeout(d time.Duration) Option {
 			return fmt.Errorf("lambda: init timeout must be positive, got %s", d)
 		}
 		o.initTimeout = d
+		return nil
+	}
+}
+
+// WithRoutes sets the handler that answers the service routes
+// (adapters.ServiceRoute: health, readiness, metrics, the OIP and KServe V1
+// metadata routes). Give the one the function serves over plain HTTP, so
+// that both carriers answer alike; runtime.Main does. The default is
+// adapters/http's handler for the engine, without /metrics and without
+// compression.
+func WithRoutes(h http.Handler) Option {
+	return func(o *options) error {
+		if h == nil {
+			return errors.New("lambda: WithRoutes needs a handler")
+		}
+		o.routes = h
 		return nil
 	}
 }
@@ -78,16 +96,43 @@ func makeOptions(opts []Option) (*options, error) {
 	return o, nil
 }
 
-// HandlerFunc is what aws-lambda-go runs for each invocation. Its result
-// is the encoded invocation result: aws-lambda-go sends it as it is (it does
-// not encode it as JSON again), with the Content-Type the reader names. A
-// returned error is a function error, and only a direct invoke returns one.
+// HandlerFunc serves one invocation: payload is the invocation's payload
+// as it came, whatever its bytes. Its result is the encoded invocation
+// result: aws-lambda-go sends it as it is (it does not encode it as JSON
+// again), with the Content-Type the reader names. A returned error is a
+// function error, and only a direct invoke returns one.
 type HandlerFunc func(ctx context.Context, payload json.RawMessage) (io.Reader, error)
+
+// Invoke makes a HandlerFunc an aws-lambda-go lambda.Handler, the one kind
+// of handler aws-lambda-go hands the payload unchanged: a handler function
+// gets its argument decoded as JSON first, so a payload that is not one
+// JSON document would be refused by aws-lambda-go (errorType SyntaxError)
+// before the function could answer it with its own 400. The result loses
+// the reader's Content-Type (aws-lambda-go sends it as
+// application/octet-stream, which buffered invocations ignore), so a
+// streamed response must start the HandlerFunc as a function instead; see
+// Start.
+func (f HandlerFunc) Invoke(ctx context.Context, in []byte) ([]byte, error) {
+	// aws-lambda-go reuses the payload's buffer for the next invocation,
+	// and a prediction may outlive its invocation (its deadline answered
+	// with a 504 while the predictor still runs): the request keeps a copy.
+	out, err := f(ctx, bytes.Clone(in))
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := out.(*payload); ok {
+		return p.b, nil
+	}
+	return io.ReadAll(out)
+}
 
 // Handler returns the handler that serves e for every event shape (see the
 // package documentation), for a main that calls aws-lambda-go's
-// lambda.StartWithOptions itself; Start does that and more. It fails when
-// an option or $CORTEX_LAMBDA_INVOKE_MODE is invalid.
+// lambda.StartWithOptions itself; Start does that and more. Such a main
+// passes the HandlerFunc as it is, a lambda.Handler that gets every payload
+// unchanged, or, for response streaming, converted to a plain function, as
+// Start does. It fails when an option or $CORTEX_LAMBDA_INVOKE_MODE is
+// invalid.
 func Handler(e adapters.Engine, opts ...Option) (HandlerFunc, error) {
 	o, err := makeOptions(opts)
 	if err != nil {
@@ -101,7 +146,12 @@ type handler struct {
 	o *options
 }
 
-func newHandler(e adapters.Engine, o *options) *handler { return &handler{e: e, o: o} }
+func newHandler(e adapters.Engine, o *options) *handler {
+	if o.routes == nil {
+		o.routes = httpadapter.New(e, httpadapter.WithoutCompression())
+	}
+	return &handler{e: e, o: o}
+}
 
 func (h *handler) invoke(ctx context.Context, payload json.RawMessage) (io.Reader, error) {
 	var inv invocation
@@ -119,14 +169,8 @@ func (h *handler) invoke(ctx context.Context, payload json.RawMessage) (io.Reade
 		}
 		return encodeDirect(h.call(ctx, req))
 	}
-	req, err := ev.request(s, inv, h.e.MaxBody())
-	if err == nil {
-		adapters.Route(req) // any other path is the function's own route
-	}
-	var resp *functions.Response
-	if err == nil {
-		resp, err = h.call(ctx, req)
-	}
+	req, bodyErr := ev.request(s, inv, h.e.MaxBody())
+	resp, err := h.serve(ctx, req, bodyErr)
 	if err != nil {
 		resp = adapters.ErrorResponse(err, req.ID)
 	}
@@ -181,7 +225,17 @@ func Start(e adapters.Engine, opts ...Option) error {
 	if err := waitReady(e, o.initTimeout); err != nil {
 		return reportInit(api, err)
 	}
-	awslambda.StartWithOptions(newHandler(e, o).invoke)
+	h := HandlerFunc(newHandler(e, o).invoke)
+	if o.stream {
+		// aws-lambda-go streams only a result it gets as a reader that
+		// names its Content-Type, which a lambda.Handler cannot return: a
+		// streaming function is started as a function, and a direct
+		// invoke's payload that is not JSON then gets aws-lambda-go's own
+		// decoding error.
+		awslambda.StartWithOptions((func(context.Context, json.RawMessage) (io.Reader, error))(h))
+	} else {
+		awslambda.StartWithOptions(h) // the payload as it came: see HandlerFunc.Invoke
+	}
 	return errors.New("lambda: the runtime loop ended") // not reached: StartWithOptions exits
 }
 
@@ -248,3 +302,5 @@ func postInitError(api string, err error) error {
 	}
 	return nil
 }
+
+var _ awslambda.Handler = HandlerFunc(nil)

@@ -129,16 +129,25 @@ func (ev *event) v2Path() string {
 	return unescapePath(raw)
 }
 
-// v1Path is the path after the function's root for a REST API event. API
-// Gateway has decoded path and path parameters already.
+// v1Path is the path after the function's root for a payload 1.0 event.
+// API Gateway has decoded path and path parameters already.
 func (ev *event) v1Path() string {
 	if strings.HasSuffix(ev.Resource, "{proxy+}") {
 		return "/" + ev.PathParameters["proxy"]
 	}
-	if ev.Path == "" || ev.Path[0] != '/' {
-		return "/" + ev.Path
+	p := ev.Path
+	// An HTTP API (whose 1.0 events say "version": "1.0") prefixes the
+	// path with a named stage, as in format 2.0; a REST API's path never
+	// has its stage.
+	if st := ev.RequestContext.Stage; ev.Version == "1.0" && st != "" && st != "$default" {
+		if rest, ok := strings.CutPrefix(p, "/"+st); ok && (rest == "" || rest[0] == '/') {
+			p = rest
+		}
 	}
-	return ev.Path
+	if p == "" || p[0] != '/' {
+		return "/" + p
+	}
+	return p
 }
 
 // unescapePath decodes a raw path the way net/http fills URL.Path; a path

@@ -43,6 +43,32 @@ func readEvent(t testing.TB, name string) []byte {
 	return b
 }
 
+// posted is a captured event sent as a POST: only a POST reaches the
+// predictor (other methods are answered as over HTTP, see
+// TestRoutesMatchHTTP), and the tests that use it look at what the
+// predictor sees and answers.
+func posted(t testing.TB, name string) []byte {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(readEvent(t, name)))
+	dec.UseNumber()
+	var ev map[string]any
+	if err := dec.Decode(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ev["httpMethod"]; ok {
+		ev["httpMethod"] = "POST"
+	}
+	if rc, ok := ev["requestContext"].(map[string]any); ok {
+		if _, ok := rc["httpMethod"]; ok {
+			rc["httpMethod"] = "POST"
+		}
+		if h, ok := rc["http"].(map[string]any); ok {
+			h["method"] = "POST"
+		}
+	}
+	return marshal(t, ev)
+}
+
 func attrs(event string) map[string]string {
 	return map[string]string{
 		lambda.AttrEvent:       event,
@@ -53,7 +79,8 @@ func attrs(event string) map[string]string {
 
 // TestRequestMapping runs real captured events (and our own, for what they
 // lack) through the carrier and checks every field of the request the
-// predictor sees.
+// predictor sees. Each is sent as a POST (see posted): the captured GET
+// events are the routes' tests' business.
 func TestRequestMapping(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -93,7 +120,7 @@ func TestRequestMapping(t *testing.T) {
 		name:  "HTTP API v2 without authorizer",
 		event: "apigw-v2-request-no-authorizer.json",
 		want: functions.Request{
-			ID: testRequestID, Method: "GET", Path: "/", Query: url.Values{},
+			ID: testRequestID, Method: "POST", Path: "/", Query: url.Values{},
 			Header: http.Header{
 				"Accept":            {"*/*"},
 				"Content-Length":    {"0"},
@@ -109,7 +136,7 @@ func TestRequestMapping(t *testing.T) {
 		name:  "HTTP API v2 with IAM, cookies and a proxy parameter",
 		event: "apigw-v2-request-iam.json",
 		want: functions.Request{
-			ID: testRequestID, Method: "GET", Path: "/hello/world",
+			ID: testRequestID, Method: "POST", Path: "/hello/world",
 			Query: url.Values{"parameter1": {"value1", "value2"}, "parameter2": {"value"}},
 			Header: http.Header{
 				"Header1": {"value1"},
@@ -172,7 +199,7 @@ func TestRequestMapping(t *testing.T) {
 		name:  "function URL GET",
 		event: "function-url-domain-only-get-request.json",
 		want: functions.Request{
-			ID: testRequestID, Method: "GET", Path: "/", Query: url.Values{},
+			ID: testRequestID, Method: "POST", Path: "/", Query: url.Values{},
 			Header: urlHeaders("Root=1-643eccfb-4c9be61972302fa41111a443", "20230418T170147Z",
 				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", http.Header{
 					"Accept":       {"application/xml"},
@@ -185,7 +212,7 @@ func TestRequestMapping(t *testing.T) {
 		name:  "ALB, single-value headers",
 		event: "alb-lambda-target-request-headers-only.json",
 		want: functions.Request{
-			ID: testRequestID, Method: "GET", Path: "/",
+			ID: testRequestID, Method: "POST", Path: "/",
 			Query: url.Values{"key": {"hello"}},
 			Header: http.Header{
 				"Accept":            {"*/*"},
@@ -204,7 +231,7 @@ func TestRequestMapping(t *testing.T) {
 		name:  "ALB, multi-value headers",
 		event: "alb-lambda-target-request-multivalue-headers.json",
 		want: functions.Request{
-			ID: testRequestID, Method: "GET", Path: "/",
+			ID: testRequestID, Method: "POST", Path: "/",
 			Query: url.Values{"key": {"hello"}},
 			Header: http.Header{
 				"Accept":            {"*/*"},
@@ -223,7 +250,7 @@ func TestRequestMapping(t *testing.T) {
 		name:  "function URL with encoded path and query, cookies only in cookies[], binary body",
 		event: "cortex-function-url-encoded.json",
 		want: functions.Request{
-			ID: "req-123", Method: "PUT", Path: "/v2/models/iris v1/infer",
+			ID: "req-123", Method: "POST", Path: "/v2/models/iris v1/infer",
 			// bad=%zz is dropped, as net/http's URL.Query drops it.
 			Query: url.Values{"q": {"a b", "c+d"}, "x": {"1 2"}, "model": {"iris"}, "empty": {""}},
 			Header: http.Header{
@@ -249,6 +276,17 @@ func TestRequestMapping(t *testing.T) {
 			ContentType: "application/json",
 			Body:        []byte(`{"x": [1]}`),
 			Attributes:  attrs("apigw-v2"),
+		},
+	}, {
+		name:  "HTTP API payload 1.0 on a named stage",
+		event: "cortex-apigw-http-v1-stage.json",
+		want: functions.Request{
+			ID: testRequestID, Method: "POST", Path: "/predict",
+			Query:       url.Values{"threshold": {"0.5"}},
+			Header:      http.Header{"Content-Type": {"application/json"}, "Content-Length": {"10"}},
+			ContentType: "application/json",
+			Body:        []byte(`{"x": [1]}`),
+			Attributes:  attrs("apigw-v1"),
 		},
 	}, {
 		name:  "REST API v1 with repeated headers and query values",
@@ -286,7 +324,7 @@ func TestRequestMapping(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := h(lambdaContext(t), readEvent(t, tt.event)); err != nil {
+			if _, err := h(lambdaContext(t), posted(t, tt.event)); err != nil {
 				t.Fatalf("handler: %v", err)
 			}
 			got := e.lastRequest()
@@ -375,6 +413,25 @@ func TestDirectInvoke(t *testing.T) {
 				t.Errorf("result: got %s, want %s", got, payload)
 			}
 		})
+	}
+}
+
+// TestInvokeCopiesThePayload checks that the request keeps its own copy
+// of a payload aws-lambda-go hands over: aws-lambda-go reuses that buffer
+// for the next invocation while a prediction may still be running.
+func TestInvokeCopiesThePayload(t *testing.T) {
+	e := newTestEngine(func(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+		return functions.Bytes(http.StatusOK, "application/json", req.Body), nil
+	})
+	h, _ := lambda.Handler(e)
+	in := []byte(`{"inputs": [1, 2]}`)
+	out, err := h.Invoke(lambdaContext(t), in)
+	if err != nil || string(out) != `{"inputs": [1, 2]}` {
+		t.Fatalf("got %s %v", out, err)
+	}
+	copy(in, "XXXXXXXXXXXXXXXXXX")
+	if got := string(e.lastRequest().Body); got != `{"inputs": [1, 2]}` {
+		t.Errorf("the request's body changed with the invocation's buffer: %q", got)
 	}
 }
 

@@ -37,11 +37,12 @@ const (
 // Content-Type its ContentType method names; MarshalJSON fails on purpose
 // so that the bytes are not encoded twice.
 type payload struct {
+	b []byte
 	r bytes.Reader
 }
 
 func newPayload(b []byte) *payload {
-	p := new(payload)
+	p := &payload{b: b}
 	p.r.Reset(b)
 	return p
 }

@@ -69,7 +69,7 @@ func TestResponseShapes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, _ := lambda.Handler(answer(withCookies(tt.ct, tt.body)))
-			out, err := h(lambdaContext(t), readEvent(t, tt.event))
+			out, err := h(lambdaContext(t), posted(t, tt.event))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +260,7 @@ func TestLimits(t *testing.T) {
 	}
 	alb := answer(functions.Bytes(http.StatusOK, "text/plain", bytes.Repeat([]byte("a"), lambda.MaxALBResponse)))
 	ha, _ := lambda.Handler(alb)
-	out, err := ha(lambdaContext(t), readEvent(t, "alb-lambda-target-request-headers-only.json"))
+	out, err := ha(lambdaContext(t), posted(t, "alb-lambda-target-request-headers-only.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

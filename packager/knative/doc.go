@@ -16,6 +16,14 @@
 //   - a readiness probe on /readyz (port left to Knative), and a startup
 //     probe on /readyz whose worst case is LoadBudget: twice a pessimistic
 //     load time for the model's size (30 s + 50 MB/s), at least a minute;
+//   - a liveness probe on /healthz (every 10 s, 5 s timeout, restart after
+//     4 failures in a row): the runtime fails /healthz when a prediction
+//     overran its deadline by limits.overrun_grace and the process must
+//     be replaced, and then exits by itself (status 75) once its other
+//     predictions have drained; the probe restarts a process that cannot,
+//     and gives it the runtime's drain bound (30 s) first. Like the
+//     readiness probes it starts after the startup probe succeeds, so a
+//     model that loads slowly is never restarted;
 //   - the securityContext Knative recommends (it warns otherwise):
 //     runAsNonRoot, allowPrivilegeEscalation false, drop ALL, seccomp
 //     RuntimeDefault;

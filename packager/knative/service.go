@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime"
 )
 
 // Port is the port the function listens on ($PORT, Knative's contract).
@@ -71,7 +72,23 @@ const (
 	defaultProgressDeadline = 10 * time.Minute
 	// probePeriod is the startup probe's period.
 	probePeriod = 2
+	// livenessPeriod is the liveness probe's period. The liveness probe
+	// is a backstop: a function that must be replaced (a prediction
+	// overran its deadline by limits.overrun_grace) fails /healthz, drains
+	// its other predictions within the runtime's drain bound and exits by
+	// itself; the kubelet restarts it only if it cannot, or if it stops
+	// answering altogether.
+	livenessPeriod = 10
+	// livenessTimeout is generous: a replica whose cores are all busy
+	// predicting may be slow to answer /healthz, and that is not a fault.
+	livenessTimeout = 5
 )
+
+// livenessFailures is how many /healthz failures in a row make the kubelet
+// restart the container: enough that the first failure is followed by
+// at least the runtime's drain bound, so the kubelet does not cut short
+// the drain of a process that is about to exit by itself.
+var livenessFailures = int32(math.Ceil(runtime.DefaultShutdownTimeout.Seconds()/livenessPeriod)) + 1
 
 // LoadBudget is how long a replica may take to load its model before the
 // startup probe gives up: twice the expected load time, at least a minute.
@@ -141,6 +158,12 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 			PeriodSeconds:    probePeriod,
 			TimeoutSeconds:   1,
 			FailureThreshold: 3,
+		},
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(Port)}},
+			PeriodSeconds:    livenessPeriod,
+			TimeoutSeconds:   livenessTimeout,
+			FailureThreshold: livenessFailures,
 		},
 		StartupProbe: &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(Port)}},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cortexfn/cortex/packager/knative"
 	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -193,5 +194,35 @@ func TestProgressDeadline(t *testing.T) {
 				t.Errorf("startup probe worst case %s is not under the progress deadline %s", worst, deadline)
 			}
 		})
+	}
+}
+
+// TestServiceLivenessProbe: the kubelet restarts a function whose /healthz
+// fails (the runtime fails it when a prediction overran its deadline by
+// limits.overrun_grace and the process must be replaced); it gives the
+// process longer than the runtime's own drain before it does, and the
+// readiness and startup probes stay on /readyz.
+func TestServiceLivenessProbe(t *testing.T) {
+	svc, err := knative.Service(irisSpec(0), knative.Options{Image: image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := svc.Spec.Template.Spec.Containers[0]
+	lp := c.LivenessProbe
+	if lp == nil || lp.HTTPGet == nil {
+		t.Fatalf("liveness probe %+v, want an httpGet probe", lp)
+	}
+	if lp.HTTPGet.Path != "/healthz" || lp.HTTPGet.Port.IntValue() != knative.Port {
+		t.Errorf("liveness probe GET %s on port %s, want /healthz on %d", lp.HTTPGet.Path, lp.HTTPGet.Port.String(), knative.Port)
+	}
+	if lp.PeriodSeconds <= 0 || lp.FailureThreshold < 2 || lp.TimeoutSeconds <= 0 {
+		t.Errorf("liveness probe period %ds, timeout %ds, failure threshold %d: want a period, a timeout and at least two failures",
+			lp.PeriodSeconds, lp.TimeoutSeconds, lp.FailureThreshold)
+	}
+	if failing := time.Duration(lp.PeriodSeconds*(lp.FailureThreshold-1)) * time.Second; failing < runtime.DefaultShutdownTimeout {
+		t.Errorf("the kubelet restarts after %s of failures, before the runtime's drain bound %s", failing, runtime.DefaultShutdownTimeout)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.StartupProbe == nil || c.StartupProbe.HTTPGet.Path != "/readyz" {
+		t.Errorf("readiness %+v and startup %+v probes: want both on /readyz", c.ReadinessProbe, c.StartupProbe)
 	}
 }

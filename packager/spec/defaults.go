@@ -1,6 +1,10 @@
 package spec
 
-import "time"
+import (
+	"time"
+
+	"github.com/cortexfn/cortex/runtime"
+)
 
 // Defaults. Limits match the runtime's (runtime.DefaultMaxBody and so on),
 // so a spec that says nothing and a runtime.Config that says nothing behave
@@ -44,7 +48,8 @@ const GPUPresentLabel = "nvidia.com/gpu.present"
 //	autoscaling: min_scale 0 (scale to zero), max_scale 10,
 //	             target_concurrency = limits.max_concurrency, scale_down_delay 0, window 60s
 //	batching:    off; batch_interval 5ms when max_batch_size > 1
-//	limits:      max_body 6MiB, timeout 30s, max_concurrency 64, max_queue 128
+//	limits:      max_body 6MiB, timeout 30s, max_concurrency 64, max_queue 128,
+//	             overrun_grace twice the timeout, at least 5s
 //	knative:     namespace default, visibility public,
 //	             gpu_node_selector {nvidia.com/gpu.present: "true"} when gpu > 0
 //	lambda:      arch x86_64, memory 1024 (MB), url_auth AWS_IAM
@@ -75,6 +80,9 @@ func (s *Spec) SetDefaults() {
 	if l.MaxQueue == nil {
 		q := DefaultMaxQueue
 		l.MaxQueue = &q
+	}
+	if l.OverrunGrace == 0 {
+		l.OverrunGrace = runtime.DefaultOverrunGrace(l.Timeout)
 	}
 
 	a := &s.Autoscaling

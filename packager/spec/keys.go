@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cortexfn/cortex/runtime"
 )
 
 // Key describes one key of cortex.yaml. The table of keys (Keys) is the one
@@ -638,6 +640,14 @@ var keys = []Key{
 		Min:         "0",
 		Description: "How many more requests may wait for a free slot before the function answers 503 with Retry-After. 0 means no request waits.",
 		Example:     "32",
+	},
+	{
+		Path:        "limits.overrun_grace",
+		Type:        KindDuration,
+		Default:     "twice limits.timeout, at least " + dur(runtime.MinDefaultOverrunGrace),
+		Min:         dur(minOverrunGrace),
+		Description: "How long a prediction may run on past limits.timeout (its caller has had a 504) before the process is replaced: it answers 503, lets the other predictions finish and exits with status 75 for the platform to start a new one. Go cannot stop a predictor that ignores its context, so only a new process gets the core back. The default lets a prediction that is merely late finish: a new process loads the model again.",
+		Example:     "1m",
 	},
 	{
 		Path:        "targets",

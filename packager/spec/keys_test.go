@@ -181,6 +181,15 @@ func TestKeysDefaults(t *testing.T) {
 				t.Errorf("wasm.memory: default %s, but runtime/wasm's is %d pages", k.Default, wasm.DefaultMemoryLimitPages)
 			}
 			continue
+		case k.Path == "limits.overrun_grace":
+			for timeout, want := range map[string]time.Duration{"1s": 5 * time.Second, "7s": 14 * time.Second} {
+				s, _ := spec.Parse([]byte(bases["go"]+"limits: {timeout: "+timeout+"}\n"), "")
+				s.SetDefaults()
+				if k.Default != "twice limits.timeout, at least 5s" || s.Limits.OverrunGrace != want {
+					t.Errorf("overrun_grace: documented default %q, but with timeout %s it is %s", k.Default, timeout, s.Limits.OverrunGrace)
+				}
+			}
+			continue
 		case k.Path == "autoscaling.target_concurrency":
 			s, _ := spec.Parse([]byte(bases["go"]+"limits: {max_concurrency: 7}\n"), "")
 			s.SetDefaults()

@@ -558,6 +558,8 @@ func (d *decoder) limits(n *yaml.Node, path string, l *Limits) {
 			if !d.bad[p] {
 				l.MaxQueue = &q
 			}
+		case "overrun_grace":
+			l.OverrunGrace = d.duration(v, p)
 		}
 	})
 }

@@ -38,6 +38,7 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 			MaxBody:        int64(s.Limits.MaxBody),
 			Timeout:        runtime.Duration(s.Limits.Timeout),
 			MaxConcurrency: s.Limits.MaxConcurrency,
+			OverrunGrace:   runtime.Duration(s.Limits.OverrunGrace),
 		},
 	}
 	for _, m := range s.Predictor.Models {

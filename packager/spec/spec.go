@@ -174,6 +174,10 @@ type Limits struct {
 	// MaxQueue is how many more requests may wait for a slot before the
 	// function answers 503. Nil means the default, 128; 0 means no queue.
 	MaxQueue *int
+	// OverrunGrace is how long a prediction may run on past its deadline
+	// before the process is replaced (runtime.Limits.OverrunGrace).
+	// Default twice Timeout, at least 5s; at least 1s.
+	OverrunGrace time.Duration
 }
 
 // Targets is targets.* in cortex.yaml.

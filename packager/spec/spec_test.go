@@ -46,7 +46,7 @@ func TestLoadFull(t *testing.T) {
 		{"compute", s.Compute, spec.Compute{CPU: "500m", Mem: "512Mi", GPU: 1}},
 		{"autoscaling", s.Autoscaling, spec.Autoscaling{MinScale: 1, MaxScale: 5, TargetConcurrency: 8, ScaleDownDelay: time.Minute, Window: 30 * time.Second}},
 		{"batching", s.Batching, spec.Batching{MaxBatchSize: 32, BatchInterval: 2 * time.Millisecond}},
-		{"limits", s.Limits, spec.Limits{MaxBody: 1 << 20, Timeout: 10 * time.Second, MaxConcurrency: 16, MaxQueue: intp(0)}},
+		{"limits", s.Limits, spec.Limits{MaxBody: 1 << 20, Timeout: 10 * time.Second, MaxConcurrency: 16, MaxQueue: intp(0), OverrunGrace: 45 * time.Second}},
 		{"knative", s.Targets.Knative, spec.Knative{
 			Namespace:       "ml",
 			Visibility:      "cluster-local",
@@ -82,11 +82,11 @@ func TestSetDefaults(t *testing.T) {
 		{"compute", s.Compute, spec.Compute{CPU: "1", Mem: "1Gi"}},
 		{"autoscaling", s.Autoscaling, spec.Autoscaling{MinScale: 0, MaxScale: 10, TargetConcurrency: 64, Window: time.Minute}},
 		{"batching", s.Batching, spec.Batching{}},
-		{"limits", s.Limits, spec.Limits{MaxBody: 6 << 20, Timeout: 30 * time.Second, MaxConcurrency: 64, MaxQueue: intp(128)}},
+		{"limits", s.Limits, spec.Limits{MaxBody: 6 << 20, Timeout: 30 * time.Second, MaxConcurrency: 64, MaxQueue: intp(128), OverrunGrace: time.Minute}},
 		{"knative", s.Targets.Knative, spec.Knative{Namespace: "default", Visibility: "public"}},
 		{"lambda", s.Targets.Lambda, spec.Lambda{Arch: "x86_64", Memory: 1024, URLAuth: "AWS_IAM"}},
 		// The spec's limit defaults are the runtime's.
-		{"runtime limits", runtime.Limits{MaxBody: int64(s.Limits.MaxBody), Timeout: runtime.Duration(s.Limits.Timeout), MaxConcurrency: s.Limits.MaxConcurrency, MaxQueue: *s.Limits.MaxQueue}.WithDefaults(), runtime.Limits{}.WithDefaults()},
+		{"runtime limits", runtime.Limits{MaxBody: int64(s.Limits.MaxBody), Timeout: runtime.Duration(s.Limits.Timeout), MaxConcurrency: s.Limits.MaxConcurrency, MaxQueue: *s.Limits.MaxQueue, OverrunGrace: runtime.Duration(s.Limits.OverrunGrace)}.WithDefaults(), runtime.Limits{}.WithDefaults()},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -454,6 +454,7 @@ func TestRuntimeConfig(t *testing.T) {
 			Timeout:        runtime.Duration(10 * time.Second),
 			MaxConcurrency: 16,
 			MaxQueue:       -1, // max_queue: 0 is "no queue", which the runtime spells -1
+			OverrunGrace:   runtime.Duration(45 * time.Second),
 		},
 		Batching: runtime.Batching{MaxBatchSize: 32, BatchInterval: runtime.Duration(2 * time.Millisecond)},
 	}
@@ -520,4 +521,42 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = s.RuntimeConfig()
 	})
+}
+
+// TestOverrunGrace: limits.overrun_grace defaults to twice limits.timeout,
+// at least 5s, as the runtime's own default does; it reaches the runtime;
+// a grace under a second is refused.
+func TestOverrunGrace(t *testing.T) {
+	const base = "name: fn\npredictor: {type: go, path: ./p}\n"
+	tests := []struct {
+		name, yaml string
+		want       time.Duration
+	}{
+		{"default timeout", base, 60 * time.Second},
+		{"short timeout", base + "limits: {timeout: 1s}\n", 5 * time.Second},
+		{"timeout 10s", base + "limits: {timeout: 10s}\n", 20 * time.Second},
+		{"set", base + "limits: {timeout: 10s, overrun_grace: 3s}\n", 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := spec.Parse([]byte(tt.yaml), "cortex.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetDefaults()
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			got := s.RuntimeConfig().Limits
+			if got.OverrunGrace.D() != tt.want {
+				t.Errorf("runtime overrun grace = %s, want %s", got.OverrunGrace, tt.want)
+			}
+			if d := (runtime.Limits{Timeout: got.Timeout}).WithDefaults().OverrunGrace.D(); s.Limits.OverrunGrace != d && !strings.Contains(tt.yaml, "overrun_grace") {
+				t.Errorf("the spec's default %s is not the runtime's %s", s.Limits.OverrunGrace, d)
+			}
+		})
+	}
+	if p := problemsUnder(t, base+"limits: {overrun_grace: 500ms}\n", "limits.overrun_grace"); len(p) != 1 {
+		t.Errorf("a 500ms grace: problems %q, want one at limits.overrun_grace", p)
+	}
 }

@@ -27,6 +27,7 @@ const (
 	maxScaleDown    = time.Hour
 	lambdaMinMemory = 128
 	lambdaMaxMemory = 10240
+	minOverrunGrace = time.Second // shorter replaces processes for predictions merely late
 )
 
 var (
@@ -411,6 +412,9 @@ func (v *validator) limits() {
 	}
 	if l.MaxQueue != nil && *l.MaxQueue < 0 {
 		v.add("limits.max_queue", "must be 0 (no queue) or more, not %d", *l.MaxQueue)
+	}
+	if l.OverrunGrace < minOverrunGrace {
+		v.add("limits.overrun_grace", "%s is less than 1s: the process would be replaced, and its model loaded again, for a prediction merely late", l.OverrunGrace)
 	}
 }
 

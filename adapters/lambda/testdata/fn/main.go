@@ -3,7 +3,8 @@
 // generated main serves one. With AWS_LAMBDA_RUNTIME_API set, runtime.Main
 // picks the Lambda carrier.
 //
-// The predictor reads {"op": ..., "n": ...} from the body:
+// The predictor reads {"op": ..., "n": ...} from the body, which must be
+// JSON (a body that is not is a 400, as functions.DecodeJSON words it):
 //
 //	echo (default)  200 JSON describing the request it saw
 //	fail            422 through a functions.Error
@@ -45,6 +46,12 @@ func (predictor) Predict(ctx context.Context, req *functions.Request) (*function
 }
 
 func predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	// The body must be JSON, as for a typed predictor: a body that is not
+	// is a 400 that says why, the same on every carrier.
+	var doc any
+	if err := functions.DecodeJSON(req.Body, &doc); err != nil {
+		return nil, err
+	}
 	var in struct {
 		Op string `json:"op"`
 		N  int    `json:"n"`

@@ -1,0 +1,146 @@
+package lambda_test
+
+import (
+	"archive/zip"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/cortexfn/cortex/runtime"
+)
+
+// setosa is an OIP request for the iris sample: one setosa flower.
+const setosa = `{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}`
+
+// unzip extracts a Lambda zip as Lambda does into /var/task, keeping each
+// file's mode.
+func unzip(t *testing.T, zipPath, dir string) {
+	t.Helper()
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	for _, f := range zr.File {
+		dst := filepath.Join(dir, filepath.FromSlash(f.Name))
+		if !strings.HasPrefix(dst, dir+string(filepath.Separator)) {
+			t.Fatalf("zip entry %q leaves the directory", f.Name)
+		}
+		if f.FileInfo().IsDir() {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, f.Mode().Perm())
+		if err == nil {
+			_, err = io.Copy(out, rc)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+		}
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPackagedZipFindsItsConfig packages the iris sample (testdata/pack,
+// packager.Package), unzips its Lambda zip and starts the function the way
+// Lambda does: bootstrap run
+// with LAMBDA_TASK_ROOT set and no CORTEX_CONFIG (the variable is set by
+// the SAM template, not by the zip, and a function created any other way
+// lacks it). The function finds cortex.json beside its executable, so it
+// predicts; so does the same binary run as an HTTP server from another
+// directory, directly or through a symbolic link.
+func TestPackagedZipFindsItsConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("packages a function and runs it")
+	}
+	cmd := exec.Command("go", "run", "./testdata/pack", filepath.Join("..", "..", "samples", "iris"), filepath.Join(t.TempDir(), "dist"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("packaging samples/iris: %v", err)
+	}
+	var packaged struct{ Zip, Config string }
+	mustUnmarshal(t, out, &packaged)
+	if packaged.Config != runtime.ConfigName {
+		t.Fatalf("the packager ships %s, the runtime looks for %s", packaged.Config, runtime.ConfigName)
+	}
+	task := filepath.Join(t.TempDir(), "task")
+	unzip(t, packaged.Zip, task)
+	if _, err := os.Stat(filepath.Join(task, runtime.ConfigName)); err != nil {
+		t.Fatalf("the zip has no %s: %v", runtime.ConfigName, err)
+	}
+	bootstrap := filepath.Join(task, "bootstrap")
+	// Nothing from this machine's setup may help the function find its
+	// files: not the config, not the ONNX Runtime library in the cache
+	// (found through $HOME).
+	const noHome = "HOME=/nonexistent"
+
+	t.Run("as Lambda starts it", func(t *testing.T) {
+		rt := newFakeRuntime(t)
+		// Lambda runs bootstrap in /var/task with /var/task/lib on the
+		// library path.
+		startProcess(t, bootstrap, task, append(environ(isolated...),
+			"AWS_LAMBDA_RUNTIME_API="+rt.addr(), "LAMBDA_TASK_ROOT="+task, "AWS_LAMBDA_FUNCTION_NAME=iris-prod",
+			"LD_LIBRARY_PATH="+filepath.Join(task, "lib"), noHome))
+
+		var ev events.LambdaFunctionURLRequest
+		mustUnmarshal(t, readEvent(t, "lambda-urls-request.json"), &ev)
+		ev.RawPath, ev.RequestContext.HTTP.Path = "/v2/models/iris/infer", "/v2/models/iris/infer"
+		ev.Headers["content-type"] = "application/json"
+		ev.Body = setosa
+		_, res := rt.invoke(t, "zip-url", marshal(t, ev), time.Minute)
+		got := urlResult(t, res)
+		if got.StatusCode != http.StatusOK || !strings.Contains(got.Body, `"model_name":"iris"`) || !strings.Contains(got.Body, `"name":"label"`) {
+			t.Errorf("function URL: got %d %s, want the iris prediction", got.StatusCode, got.Body)
+		}
+		_, res = rt.invoke(t, "zip-direct", []byte(setosa), time.Minute)
+		if res.kind != "response" || !strings.Contains(string(res.body), `"name":"probabilities"`) {
+			t.Errorf("direct invoke: got %s %s, want the iris prediction", res.kind, res.body)
+		}
+	})
+
+	oip := func(t *testing.T, base string) {
+		t.Helper()
+		got := httpDo(t, "POST", base+"/v2/models/iris/infer", setosa)
+		var out struct {
+			ModelName string `json:"model_name"`
+			Outputs   []struct {
+				Name string `json:"name"`
+				Data []any  `json:"data"`
+			} `json:"outputs"`
+		}
+		if got.status != http.StatusOK || json.Unmarshal([]byte(got.body), &out) != nil || out.ModelName != "iris" || len(out.Outputs) != 2 {
+			t.Errorf("got %d %s, want the iris prediction", got.status, got.body)
+		}
+	}
+	t.Run("as an HTTP server from another directory", func(t *testing.T) {
+		oip(t, startHTTP(t, bootstrap, t.TempDir(), noHome))
+	})
+	t.Run("through a symbolic link", func(t *testing.T) {
+		link := filepath.Join(t.TempDir(), "iris")
+		if err := os.Symlink(bootstrap, link); err != nil {
+			t.Fatal(err)
+		}
+		oip(t, startHTTP(t, link, t.TempDir(), noHome))
+	})
+}
