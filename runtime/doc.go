@@ -3,7 +3,8 @@
 // predictor.
 //
 // Main is what a function's generated main calls: it reads the function's
-// Config from $CORTEX_CONFIG and serves the predictor on the carrier the
+// Config ($CORTEX_CONFIG, else cortex.json beside the executable, else under
+// $LAMBDA_TASK_ROOT) and serves the predictor on the carrier the
 // environment names (the Lambda runtime loop when $AWS_LAMBDA_RUNTIME_API is
 // set, else HTTP on $PORT, which also takes CloudEvents).
 //
