@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cortexfn/cortex/internal/testutil"
 )
 
 // environ is os.Environ without the variables named, so a child process
@@ -117,7 +119,7 @@ func TestEndToEndRoutes(t *testing.T) {
 	}
 	bin := functionBinary(t)
 	base := startHTTP(t, bin, "", "K_SERVICE=fn") // the name Lambda gives it below
-	rt := newFakeRuntime(t)
+	rt := testutil.NewLambdaAPI(t, testARN)
 	startFunction(t, rt)
 	n := 0
 	for _, kind := range []eventKind{eventKinds[0], eventKinds[4]} {
@@ -125,11 +127,11 @@ func TestEndToEndRoutes(t *testing.T) {
 			t.Run(kind.name+"/"+path, func(t *testing.T) {
 				want := httpDo(t, "GET", base+path, "")
 				n++
-				_, res := rt.invoke(t, fmt.Sprint("route-", n), kind.build(t, "GET", path, ""), time.Minute)
-				if res.kind != "response" {
-					t.Fatalf("got a %s: %s", res.kind, res.body)
+				_, res := rt.Invoke(t, fmt.Sprint("route-", n), kind.build(t, "GET", path, ""), time.Minute)
+				if res.Kind != testutil.LambdaResponse {
+					t.Fatalf("got a %s: %s", res.Kind, res.Body)
 				}
-				got := decodeAnswer(t, res.body)
+				got := decodeAnswer(t, res.Body)
 				if path == "/metrics" {
 					// The counts differ between the two processes; the
 					// answer is the same exposition.
@@ -154,7 +156,7 @@ func TestEndToEndDirectInvokeMatchesHTTP(t *testing.T) {
 	}
 	bin := functionBinary(t)
 	base := startHTTP(t, bin, "", "K_SERVICE=fn") // the name Lambda gives it below
-	rt := newFakeRuntime(t)
+	rt := testutil.NewLambdaAPI(t, testARN)
 	startFunction(t, rt)
 	tests := []struct {
 		name, payload string
@@ -176,7 +178,7 @@ func TestEndToEndDirectInvokeMatchesHTTP(t *testing.T) {
 			}
 			var e struct{ Error string }
 			mustUnmarshal(t, []byte(want.body), &e)
-			_, res := rt.invoke(t, fmt.Sprint("direct-", i), []byte(tt.payload), time.Minute)
+			_, res := rt.Invoke(t, fmt.Sprint("direct-", i), []byte(tt.payload), time.Minute)
 			typ, msg := lambdaError(t, res)
 			text := http.StatusText(tt.status)
 			wantType, wantMsg := strings.ReplaceAll(text, " ", ""), fmt.Sprintf("%d %s: %s", tt.status, text, e.Error)
@@ -186,8 +188,8 @@ func TestEndToEndDirectInvokeMatchesHTTP(t *testing.T) {
 		})
 	}
 	// The process still serves.
-	_, res := rt.invoke(t, "after", []byte(`{"op": "echo"}`), time.Minute)
-	if res.kind != "response" {
-		t.Errorf("after the bad payloads: got %s %s", res.kind, res.body)
+	_, res := rt.Invoke(t, "after", []byte(`{"op": "echo"}`), time.Minute)
+	if res.Kind != testutil.LambdaResponse {
+		t.Errorf("after the bad payloads: got %s %s", res.Kind, res.Body)
 	}
 }

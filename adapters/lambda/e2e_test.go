@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,109 +14,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/cortexfn/cortex/internal/testutil"
 )
-
-// fakeRuntime speaks the Lambda Runtime API
-// (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html) to one
-// function process: GET next hands out queued invocations with the
-// Lambda-Runtime-* headers, POST response/error record the outcome and
-// answer 202, POST init/error records an init failure. Like Lambda, it
-// refuses a buffered response over 6 MB with a 413.
-type fakeRuntime struct {
-	srv     *httptest.Server
-	next    chan invocation
-	results chan runtimeResult
-}
-
-type invocation struct {
-	id       string
-	payload  []byte
-	deadline time.Time
-}
-
-type runtimeResult struct {
-	kind   string // response, error, init-error, rejected
-	id     string
-	header http.Header
-	body   []byte
-	at     time.Time
-}
-
-const runtimePrefix = "/2018-06-01/runtime/"
-
-func newFakeRuntime(t *testing.T) *fakeRuntime {
-	f := &fakeRuntime{next: make(chan invocation), results: make(chan runtimeResult, 16)}
-	f.srv = httptest.NewServer(f)
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeRuntime) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
-
-func (f *fakeRuntime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path, ok := strings.CutPrefix(r.URL.Path, runtimePrefix)
-	switch {
-	case ok && r.Method == http.MethodGet && path == "invocation/next":
-		select {
-		case inv := <-f.next:
-			h := w.Header()
-			h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
-			h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(inv.deadline.UnixMilli(), 10))
-			h.Set("Lambda-Runtime-Invoked-Function-Arn", testARN)
-			h.Set("Lambda-Runtime-Trace-Id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
-			h.Set("Content-Type", "application/json")
-			_, _ = w.Write(inv.payload)
-		case <-r.Context().Done():
-		}
-	case ok && r.Method == http.MethodPost && path == "init/error":
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusAccepted)
-		_, _ = io.WriteString(w, `{"status":"OK"}`)
-		f.results <- runtimeResult{kind: "init-error", header: r.Header, body: body, at: time.Now()}
-	case ok && r.Method == http.MethodPost && strings.HasPrefix(path, "invocation/"):
-		id, kind, _ := strings.Cut(strings.TrimPrefix(path, "invocation/"), "/")
-		if kind != "response" && kind != "error" {
-			http.NotFound(w, r)
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		streaming := r.Header.Get("Content-Type") == "application/vnd.awslambda.http-integration-response"
-		if kind == "response" && !streaming && len(body) > 6<<20 {
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_, _ = io.WriteString(w, `{"errorMessage":"Exceeded maximum allowed payload size (6291556 bytes).","errorType":"RequestEntityTooLarge"}`)
-			kind = "rejected"
-		} else {
-			w.WriteHeader(http.StatusAccepted)
-			_, _ = io.WriteString(w, `{"status":"OK"}`)
-		}
-		f.results <- runtimeResult{kind: kind, id: id, header: r.Header, body: body, at: time.Now()}
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-// invoke queues one invocation and waits for its outcome.
-func (f *fakeRuntime) invoke(t *testing.T, id string, payload []byte, timeout time.Duration) (invocation, runtimeResult) {
-	t.Helper()
-	inv := invocation{id: id, payload: payload, deadline: time.Now().Add(timeout)}
-	select {
-	case f.next <- inv:
-	case res := <-f.results: // an init error, before any invocation
-		t.Fatalf("invocation %s: the function sent a %s before asking for it: %s", id, res.kind, res.body)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("invocation %s: the function did not ask for it", id)
-	}
-	select {
-	case res := <-f.results:
-		if res.id != id {
-			t.Fatalf("got the outcome of %q (%s), want %q", res.id, res.kind, id)
-		}
-		return inv, res
-	case <-time.After(30 * time.Second):
-		t.Fatalf("invocation %s: no outcome", id)
-	}
-	panic("unreachable")
-}
 
 var (
 	buildOnce sync.Once
@@ -163,10 +60,10 @@ type process struct {
 }
 
 // startFunction runs the function binary against rt.
-func startFunction(t *testing.T, rt *fakeRuntime, env ...string) *process {
+func startFunction(t *testing.T, rt *testutil.LambdaAPI, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(functionBinary(t))
-	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+rt.addr(), "AWS_LAMBDA_FUNCTION_NAME=fn", "CORTEX_LAMBDA_INVOKE_MODE=")
+	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+rt.Addr(), "AWS_LAMBDA_FUNCTION_NAME=fn", "CORTEX_LAMBDA_INVOKE_MODE=")
 	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -197,26 +94,26 @@ func urlEvent(t *testing.T, body string) []byte {
 	return b
 }
 
-func urlResult(t *testing.T, res runtimeResult) events.LambdaFunctionURLResponse {
+func urlResult(t *testing.T, res testutil.LambdaResult) events.LambdaFunctionURLResponse {
 	t.Helper()
-	if res.kind != "response" {
-		t.Fatalf("got a %s (%s), want a response", res.kind, res.body)
+	if res.Kind != testutil.LambdaResponse {
+		t.Fatalf("got a %s (%s), want a response", res.Kind, res.Body)
 	}
 	var r events.LambdaFunctionURLResponse
-	mustUnmarshal(t, res.body, &r)
+	mustUnmarshal(t, res.Body, &r)
 	return r
 }
 
-func lambdaError(t *testing.T, res runtimeResult) (typ, msg string) {
+func lambdaError(t *testing.T, res testutil.LambdaResult) (typ, msg string) {
 	t.Helper()
-	if res.kind != "error" {
-		t.Fatalf("got a %s (%.200s), want a function error", res.kind, res.body)
+	if res.Kind != testutil.LambdaError {
+		t.Fatalf("got a %s (%.200s), want a function error", res.Kind, res.Body)
 	}
 	var e struct {
 		Message string `json:"errorMessage"`
 		Type    string `json:"errorType"`
 	}
-	mustUnmarshal(t, res.body, &e)
+	mustUnmarshal(t, res.Body, &e)
 	return e.Type, e.Message
 }
 
@@ -226,7 +123,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a function binary")
 	}
-	rt := newFakeRuntime(t)
+	rt := testutil.NewLambdaAPI(t, testARN)
 	config := filepath.Join(t.TempDir(), "cortex.json")
 	if err := os.WriteFile(config, []byte(`{"name":"fn","limits":{"max_body":`+strconv.Itoa(1<<20)+`}}`), 0o644); err != nil {
 		t.Fatal(err)
@@ -234,13 +131,13 @@ func TestEndToEnd(t *testing.T) {
 	fn := startFunction(t, rt, "CORTEX_CONFIG="+config)
 
 	t.Run("success", func(t *testing.T) {
-		_, res := rt.invoke(t, "ok-1", urlEvent(t, `{"op": "echo"}`), time.Minute)
+		_, res := rt.Invoke(t, "ok-1", urlEvent(t, `{"op": "echo"}`), time.Minute)
 		// A buffered result is posted the way aws-lambda-go posts a
 		// lambda.Handler's (the one handler kind it gives the payload as
 		// it came): as application/octet-stream. Lambda reads a buffered
 		// result alike whatever its type; a streamed one names its own
 		// (TestEndToEndStreaming).
-		if ct := res.header.Get("Content-Type"); ct != "application/octet-stream" {
+		if ct := res.Header.Get("Content-Type"); ct != "application/octet-stream" {
 			t.Errorf("posted with Content-Type %q, want application/octet-stream", ct)
 		}
 		r := urlResult(t, res)
@@ -251,13 +148,13 @@ func TestEndToEnd(t *testing.T) {
 			attrs["lambda-request-id"] != "ok-1" || attrs["lambda-function-arn"] != testARN || r.Headers["X-Request-Id"] != "ok-1" {
 			t.Errorf("got %d %s %v", r.StatusCode, r.Body, r.Headers)
 		}
-		_, res = rt.invoke(t, "ok-direct", []byte(`{"op": "echo", "x": [1, 2]}`), time.Minute)
-		if res.kind != "response" {
-			t.Fatalf("direct invoke: got %s %s", res.kind, res.body)
+		_, res = rt.Invoke(t, "ok-direct", []byte(`{"op": "echo", "x": [1, 2]}`), time.Minute)
+		if res.Kind != testutil.LambdaResponse {
+			t.Fatalf("direct invoke: got %s %s", res.Kind, res.Body)
 		}
-		mustUnmarshal(t, res.body, &got)
+		mustUnmarshal(t, res.Body, &got)
 		if got["path"] != "/predict" || got["method"] != "POST" || got["body"] != `{"op": "echo", "x": [1, 2]}` {
-			t.Errorf("direct invoke: got %s", res.body)
+			t.Errorf("direct invoke: got %s", res.Body)
 		}
 	})
 
@@ -266,7 +163,7 @@ func TestEndToEnd(t *testing.T) {
 		mustUnmarshal(t, urlEvent(t, `{}`), &ev)
 		ev.RawPath, ev.RequestContext.HTTP.Path = "/my/path", "/my/path"
 		b, _ := json.Marshal(ev)
-		_, res := rt.invoke(t, "route-1", b, time.Minute)
+		_, res := rt.Invoke(t, "route-1", b, time.Minute)
 		// API Gateway and ALB mount functions under their own paths: any
 		// path that is not an OIP or V1 route is the function's own route.
 		r := urlResult(t, res)
@@ -278,27 +175,27 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("predictor error", func(t *testing.T) {
-		_, res := rt.invoke(t, "fail-1", urlEvent(t, `{"op": "fail"}`), time.Minute)
+		_, res := rt.Invoke(t, "fail-1", urlEvent(t, `{"op": "fail"}`), time.Minute)
 		if r := urlResult(t, res); r.StatusCode != 422 || r.Body != `{"error":"cannot classify this input"}` {
 			t.Errorf("got %d %s, want 422 with the message", r.StatusCode, r.Body)
 		}
-		_, res = rt.invoke(t, "fail-2", []byte(`{"op": "fail"}`), time.Minute)
+		_, res = rt.Invoke(t, "fail-2", []byte(`{"op": "fail"}`), time.Minute)
 		if typ, msg := lambdaError(t, res); typ != "UnprocessableEntity" || msg != "422 Unprocessable Entity: cannot classify this input" {
 			t.Errorf("direct invoke: got %s %q", typ, msg)
 		}
 	})
 
 	t.Run("panic", func(t *testing.T) {
-		_, res := rt.invoke(t, "panic-1", urlEvent(t, `{"op": "panic"}`), time.Minute)
+		_, res := rt.Invoke(t, "panic-1", urlEvent(t, `{"op": "panic"}`), time.Minute)
 		if r := urlResult(t, res); r.StatusCode != 500 || !strings.Contains(r.Body, "panic-1") {
 			t.Errorf("got %d %s, want 500 naming the request id", r.StatusCode, r.Body)
 		}
-		_, res = rt.invoke(t, "panic-2", []byte(`{"op": "panic"}`), time.Minute)
+		_, res = rt.Invoke(t, "panic-2", []byte(`{"op": "panic"}`), time.Minute)
 		if typ, _ := lambdaError(t, res); typ != "InternalServerError" {
 			t.Errorf("direct invoke: got %s", typ)
 		}
 		// The process survives and serves the next invocation.
-		_, res = rt.invoke(t, "after-panic", urlEvent(t, `{}`), time.Minute)
+		_, res = rt.Invoke(t, "after-panic", urlEvent(t, `{}`), time.Minute)
 		if r := urlResult(t, res); r.StatusCode != 200 {
 			t.Errorf("after a panic: got %d", r.StatusCode)
 		}
@@ -310,38 +207,38 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("timeout", func(t *testing.T) {
-		inv, res := rt.invoke(t, "slow-1", urlEvent(t, `{"op": "sleep"}`), 800*time.Millisecond)
+		inv, res := rt.Invoke(t, "slow-1", urlEvent(t, `{"op": "sleep"}`), 800*time.Millisecond)
 		if r := urlResult(t, res); r.StatusCode != 504 {
 			t.Errorf("got %d %s, want 504", r.StatusCode, r.Body)
 		}
-		if !res.at.Before(inv.deadline) {
-			t.Errorf("answered %s after the deadline", res.at.Sub(inv.deadline))
+		if !res.At.Before(inv.Deadline) {
+			t.Errorf("answered %s after the deadline", res.At.Sub(inv.Deadline))
 		}
-		inv, res = rt.invoke(t, "slow-2", []byte(`{"op": "sleep"}`), 800*time.Millisecond)
+		inv, res = rt.Invoke(t, "slow-2", []byte(`{"op": "sleep"}`), 800*time.Millisecond)
 		if typ, _ := lambdaError(t, res); typ != "GatewayTimeout" {
 			t.Errorf("direct invoke: got %s", typ)
 		}
-		if !res.at.Before(inv.deadline) {
-			t.Errorf("direct invoke answered %s after the deadline", res.at.Sub(inv.deadline))
+		if !res.At.Before(inv.Deadline) {
+			t.Errorf("direct invoke answered %s after the deadline", res.At.Sub(inv.Deadline))
 		}
 	})
 
 	t.Run("oversized payload", func(t *testing.T) {
-		_, res := rt.invoke(t, "big-req", urlEvent(t, strings.Repeat("x", 1<<20+1)), time.Minute)
+		_, res := rt.Invoke(t, "big-req", urlEvent(t, strings.Repeat("x", 1<<20+1)), time.Minute)
 		if r := urlResult(t, res); r.StatusCode != 413 || !strings.Contains(r.Body, "1048577 bytes") {
 			t.Errorf("request body over the limit: got %d %s", r.StatusCode, r.Body)
 		}
-		_, res = rt.invoke(t, "big-direct", []byte(`"`+strings.Repeat("x", 1<<20)+`"`), time.Minute)
+		_, res = rt.Invoke(t, "big-direct", []byte(`"`+strings.Repeat("x", 1<<20)+`"`), time.Minute)
 		if typ, _ := lambdaError(t, res); typ != "RequestEntityTooLarge" {
 			t.Errorf("direct payload over the limit: got %s", typ)
 		}
 		// Without the carrier's check Lambda would refuse this response and
 		// the runtime loop would end (the fake answers 413 as Lambda does).
-		_, res = rt.invoke(t, "big-resp", urlEvent(t, `{"op": "big", "n": 7340032}`), time.Minute)
+		_, res = rt.Invoke(t, "big-resp", urlEvent(t, `{"op": "big", "n": 7340032}`), time.Minute)
 		if r := urlResult(t, res); r.StatusCode != 413 || !strings.Contains(r.Body, "RESPONSE_STREAM") {
 			t.Errorf("response over 6 MB: got %d %s", r.StatusCode, r.Body)
 		}
-		_, res = rt.invoke(t, "still-up", urlEvent(t, `{}`), time.Minute)
+		_, res = rt.Invoke(t, "still-up", urlEvent(t, `{}`), time.Minute)
 		if r := urlResult(t, res); r.StatusCode != 200 {
 			t.Errorf("after oversized payloads: got %d", r.StatusCode)
 		}
@@ -354,19 +251,19 @@ func TestEndToEndStreaming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a function binary")
 	}
-	rt := newFakeRuntime(t)
+	rt := testutil.NewLambdaAPI(t, testARN)
 	startFunction(t, rt, "CORTEX_LAMBDA_INVOKE_MODE=RESPONSE_STREAM")
 	const n = 7 << 20
-	_, res := rt.invoke(t, "stream-1", urlEvent(t, fmt.Sprintf(`{"op": "big", "n": %d}`, n)), time.Minute)
-	if res.kind != "response" {
-		t.Fatalf("got %s %.200s", res.kind, res.body)
+	_, res := rt.Invoke(t, "stream-1", urlEvent(t, fmt.Sprintf(`{"op": "big", "n": %d}`, n)), time.Minute)
+	if res.Kind != testutil.LambdaResponse {
+		t.Fatalf("got %s %.200s", res.Kind, res.Body)
 	}
-	if ct := res.header.Get("Content-Type"); ct != "application/vnd.awslambda.http-integration-response" {
+	if ct := res.Header.Get("Content-Type"); ct != "application/vnd.awslambda.http-integration-response" {
 		t.Errorf("Content-Type: got %q", ct)
 	}
-	prelude, body, ok := bytes.Cut(res.body, make([]byte, 8))
+	prelude, body, ok := bytes.Cut(res.Body, make([]byte, 8))
 	if !ok {
-		t.Fatalf("no prelude in %.200q", res.body)
+		t.Fatalf("no prelude in %.200q", res.Body)
 	}
 	var p struct {
 		StatusCode int               `json:"statusCode"`
@@ -384,20 +281,20 @@ func TestEndToEndInitError(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a function binary")
 	}
-	rt := newFakeRuntime(t)
+	rt := testutil.NewLambdaAPI(t, testARN)
 	fn := startFunction(t, rt, "CORTEX_TEST_INIT_ERROR=loading model: model.onnx: no such file")
 	select {
-	case res := <-rt.results:
-		if res.kind != "init-error" {
-			t.Fatalf("got %s, want init-error", res.kind)
+	case res := <-rt.Results():
+		if res.Kind != testutil.LambdaInitError {
+			t.Fatalf("got %s, want init-error", res.Kind)
 		}
-		if got := res.header.Get("Lambda-Runtime-Function-Error-Type"); got != "InitError" {
+		if got := res.Header.Get("Lambda-Runtime-Function-Error-Type"); got != "InitError" {
 			t.Errorf("Lambda-Runtime-Function-Error-Type: got %q", got)
 		}
 		var e struct{ ErrorMessage, ErrorType string }
-		mustUnmarshal(t, res.body, &e)
+		mustUnmarshal(t, res.Body, &e)
 		if e.ErrorType != "InitError" || !strings.Contains(e.ErrorMessage, `function "fn": loading model: model.onnx: no such file`) {
-			t.Errorf("body: got %s", res.body)
+			t.Errorf("body: got %s", res.Body)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no init error reported")

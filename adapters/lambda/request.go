@@ -283,8 +283,11 @@ func (ev *event) body(max int64) ([]byte, error) {
 		return []byte(ev.Body), nil
 	}
 	enc := base64.StdEncoding
-	if int64(enc.DecodedLen(len(ev.Body)))-2 > max {
-		return nil, adapters.TooLarge(int64(enc.DecodedLen(len(ev.Body))), max)
+	// The 413 names the body's decoded size, as the HTTP carrier names
+	// Content-Length: DecodedLen counts the padding as data, so it is
+	// taken off.
+	if size := int64(enc.DecodedLen(len(ev.Body)) - padding(ev.Body)); size > max {
+		return nil, adapters.TooLarge(size, max)
 	}
 	b := make([]byte, enc.DecodedLen(len(ev.Body)))
 	n, err := enc.Decode(b, []byte(ev.Body))
@@ -296,4 +299,13 @@ func (ev *event) body(max int64) ([]byte, error) {
 		return nil, adapters.TooLarge(int64(n), max)
 	}
 	return b[:n], nil
+}
+
+// padding counts the "=" that end base64 text (at most two).
+func padding(s string) int {
+	n := 0
+	for n < 2 && len(s) > n && s[len(s)-1-n] == '=' {
+		n++
+	}
+	return n
 }

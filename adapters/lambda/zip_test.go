@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime"
 )
 
@@ -96,11 +97,11 @@ func TestPackagedZipFindsItsConfig(t *testing.T) {
 	const noHome = "HOME=/nonexistent"
 
 	t.Run("as Lambda starts it", func(t *testing.T) {
-		rt := newFakeRuntime(t)
+		rt := testutil.NewLambdaAPI(t, testARN)
 		// Lambda runs bootstrap in /var/task with /var/task/lib on the
 		// library path.
 		startProcess(t, bootstrap, task, append(environ(isolated...),
-			"AWS_LAMBDA_RUNTIME_API="+rt.addr(), "LAMBDA_TASK_ROOT="+task, "AWS_LAMBDA_FUNCTION_NAME=iris-prod",
+			"AWS_LAMBDA_RUNTIME_API="+rt.Addr(), "LAMBDA_TASK_ROOT="+task, "AWS_LAMBDA_FUNCTION_NAME=iris-prod",
 			"LD_LIBRARY_PATH="+filepath.Join(task, "lib"), noHome))
 
 		var ev events.LambdaFunctionURLRequest
@@ -108,14 +109,14 @@ func TestPackagedZipFindsItsConfig(t *testing.T) {
 		ev.RawPath, ev.RequestContext.HTTP.Path = "/v2/models/iris/infer", "/v2/models/iris/infer"
 		ev.Headers["content-type"] = "application/json"
 		ev.Body = setosa
-		_, res := rt.invoke(t, "zip-url", marshal(t, ev), time.Minute)
+		_, res := rt.Invoke(t, "zip-url", marshal(t, ev), time.Minute)
 		got := urlResult(t, res)
 		if got.StatusCode != http.StatusOK || !strings.Contains(got.Body, `"model_name":"iris"`) || !strings.Contains(got.Body, `"name":"label"`) {
 			t.Errorf("function URL: got %d %s, want the iris prediction", got.StatusCode, got.Body)
 		}
-		_, res = rt.invoke(t, "zip-direct", []byte(setosa), time.Minute)
-		if res.kind != "response" || !strings.Contains(string(res.body), `"name":"probabilities"`) {
-			t.Errorf("direct invoke: got %s %s, want the iris prediction", res.kind, res.body)
+		_, res = rt.Invoke(t, "zip-direct", []byte(setosa), time.Minute)
+		if res.Kind != testutil.LambdaResponse || !strings.Contains(string(res.Body), `"name":"probabilities"`) {
+			t.Errorf("direct invoke: got %s %s, want the iris prediction", res.Kind, res.Body)
 		}
 	})
 
