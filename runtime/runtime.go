@@ -438,7 +438,7 @@ func (r *Runtime) finish(ctx context.Context, req *functions.Request, res result
 }
 
 func (r *Runtime) deadlineError(ctx context.Context, req *functions.Request) error {
-	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if timedOut(ctx) {
 		r.log.Warn("prediction timed out", "request_id", req.ID, "timeout", r.limits.Timeout.String())
 		return &functions.Error{Status: http.StatusGatewayTimeout,
 			Message: fmt.Sprintf("prediction did not finish within %s (limits.timeout in cortex.yaml, or the caller's deadline)", r.limits.Timeout),
@@ -449,13 +449,33 @@ func (r *Runtime) deadlineError(ctx context.Context, req *functions.Request) err
 	return &functions.Error{Status: 499, Message: "client closed the request", Err: ctx.Err()}
 }
 
+// timedOut reports whether ctx ended at its deadline rather than because
+// its caller went away.
+func timedOut(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded)
+}
+
 // acquire takes a concurrency slot, waiting in the bounded queue when all
 // are busy. A full queue is a 503 with Retry-After, never unbounded memory.
+//
+// A request that never got a slot never ran, so running out of time in the
+// queue is the function being at capacity, a 503 with Retry-After that a
+// client or the platform may retry, not the 504 of a prediction that was too
+// slow. And when predictions past their deadline hold every slot (they keep
+// theirs until the predictor returns, which a runaway never does), a slot is
+// not coming back soon: the request is refused at once rather than queued
+// to wait for its own deadline.
 func (r *Runtime) acquire(ctx context.Context, req *functions.Request) error {
 	select {
 	case r.slots <- struct{}{}:
 		return nil
 	default:
+	}
+	if over := r.Overrunning(); over >= r.limits.MaxConcurrency {
+		r.m.rejected.WithLabelValues("overrun").Inc()
+		return &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
+			Message: fmt.Sprintf("function is at capacity: all %d prediction slots are held by predictions past their deadline (limits.max_concurrency); retry later",
+				r.limits.MaxConcurrency)}
 	}
 	if n := r.waiting.Add(1); n > int64(r.limits.MaxQueue) {
 		r.waiting.Add(-1)
@@ -474,7 +494,12 @@ func (r *Runtime) acquire(ctx context.Context, req *functions.Request) error {
 		return nil
 	case <-ctx.Done():
 		r.m.rejected.WithLabelValues("queue_timeout").Inc()
-		return r.deadlineError(ctx, req)
+		if !timedOut(ctx) {
+			return r.deadlineError(ctx, req) // the caller went away
+		}
+		return &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Err: context.DeadlineExceeded,
+			Message: fmt.Sprintf("function is at capacity: no prediction slot came free within %s (limits.timeout; limits.max_concurrency %d, %d of them held by predictions past their deadline); retry later",
+				r.limits.Timeout, r.limits.MaxConcurrency, r.Overrunning())}
 	}
 }
 

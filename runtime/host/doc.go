@@ -22,8 +22,10 @@
 // Errors the host answers itself have the JSON body {"error": "..."}:
 // 404 for an unknown function, 502 when a process died or stopped answering
 // under a request, 503 with Retry-After when a function cannot start or is
-// at capacity (see Host.ServeHTTP for why 503 rather than 429), and 503
-// with the build error for a function that has no build (Function.Err).
+// at capacity (see Host.ServeHTTP for why 503 rather than 429) or when the
+// process exited to be replaced under the request, 503 with the build error
+// for a function that has no build (Function.Err), and 400 when the
+// caller's body ends before its Content-Length (as the function answers).
 //
 // # Decisions
 //
@@ -53,7 +55,9 @@
 // ran on past its deadline and only a new process gets back what it holds)
 // asked to be replaced: it is counted as replaced, not as a crash, puts the
 // function in no backoff, and the next request that needs a process starts
-// one.
+// one. The runtime exits so only after its drain, so a request the host
+// handed it before learning it was going (at a probe, or at the exit) was
+// not served: it gets 503 with Retry-After, not a 502.
 //
 // A process may answer before it has read the whole request body (413 for
 // a body over its limits.max_body) and close the connection while the host

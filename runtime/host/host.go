@@ -396,7 +396,12 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.release(p)
 	f.m.queueTime.Observe(time.Since(arrived).Seconds())
 
-	out := r.WithContext(context.WithValue(r.Context(), procKey{}, p))
+	px := &proxied{p: p}
+	out := r.WithContext(context.WithValue(r.Context(), procKey{}, px))
+	if r.Body != nil && r.Body != http.NoBody {
+		px.body = &callerBody{ReadCloser: r.Body}
+		out.Body = px.body
+	}
 	u := *r.URL
 	u.Path, u.RawPath = path, rawPath
 	out.URL = &u
@@ -404,6 +409,46 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type procKey struct{}
+
+// proxied is a request on its way to a process.
+type proxied struct {
+	p    *process
+	body *callerBody // nil without a body
+}
+
+// callerBody is the caller's request body as the proxy reads it. It keeps
+// the first error reading it, so that proxyError can tell a body the caller
+// cut short (or whose chunked encoding is broken) from a process that
+// failed: http.Transport reports both as the round trip's error.
+type callerBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (b *callerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	// io.EOF is the body's end; a read after Close is the transport giving
+	// up on a round trip that failed for another reason.
+	if err != nil && err != io.EOF && !errors.Is(err, http.ErrBodyReadAfterClose) {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// readErr is why reading the caller's body failed, or nil.
+func (b *callerBody) readErr() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
 
 // statusWriter remembers the status of the answer, for the host's
 // per-function request counts.
@@ -454,26 +499,60 @@ func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
 func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 func rewrite(pr *httputil.ProxyRequest) {
-	p := pr.In.Context().Value(procKey{}).(*process)
+	p := pr.In.Context().Value(procKey{}).(*proxied).p
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = p.addr
 	pr.Out.Host = "" // the process sees its own address
 	pr.SetXForwarded()
 }
 
+// exitWait bounds how long proxyError waits for a process that failed a
+// request to exit. A process that exits to be replaced closes its listener
+// (the moment a request handed to it fails) and then gives connections
+// that are still fresh a quarter of a second (the runtime's freshGrace)
+// before it exits: the wait must outlast that, on a busy machine too, to
+// tell its exit from a failure.
+const exitWait = time.Second
+
 // proxyError answers a request whose process failed under it: 502, with
-// the exit status when the process died.
+// the exit status when the process died; 503 with Retry-After when the
+// process exited to be replaced; 400 when it was the caller's body that
+// failed.
 func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	px := r.Context().Value(procKey{}).(*proxied)
+	if berr := px.body.readErr(); berr != nil {
+		// The body ended before its Content-Length, or its chunked
+		// encoding broke: the function itself answers that 400, and so
+		// does the host, before the check for a caller that went away: a
+		// caller that closed its side for writing mid-body has a
+		// cancelled context but still reads, and writing nothing would
+		// have net/http send it an empty 200.
+		writeError(w, &functions.Error{Status: http.StatusBadRequest, Message: "reading the request body: " + berr.Error()})
+		return
+	}
 	if r.Context().Err() != nil {
 		return // the caller went away
 	}
-	p := r.Context().Value(procKey{}).(*process)
+	p := px.p
 	// A process that died takes a moment to be reaped; waiting briefly
 	// gives the caller the exit status, and makes sure the dead process
 	// is out of the routing table before the caller can retry.
 	select {
 	case <-p.exited:
-	case <-time.After(250 * time.Millisecond):
+	case <-time.After(exitWait):
+	}
+	if p.exitedToBeReplaced() {
+		// The runtime exits with ExitReplace after a drain: the
+		// predictions it admitted have finished (unless its
+		// shutdown_timeout cut them off), and it refused the others with
+		// 503. A request that meets its exit (the host handed it over
+		// before it learnt, at a probe or at the exit, that the process
+		// was going) was not served: the caller may retry at once, and
+		// the process is not at fault, so no 502.
+		h.opts.logger.Info("request met a process exiting to be replaced", "function", p.f.name, "pid", p.pid, "err", err)
+		writeError(w, &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
+			Message: fmt.Sprintf("function %q: process %d exited to be replaced (a prediction overran its deadline) before it answered the request; retry", p.f.name, p.pid)})
+		return
 	}
 	msg := fmt.Sprintf("function %q: process %d failed while serving the request: %v", p.f.name, p.pid, err)
 	if reason := p.exitReason(); reason != "" {
