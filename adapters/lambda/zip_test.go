@@ -1,9 +1,7 @@
 package lambda_test
 
 import (
-	"archive/zip"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,47 +18,6 @@ import (
 
 // setosa is an OIP request for the iris sample: one setosa flower.
 const setosa = `{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}`
-
-// unzip extracts a Lambda zip as Lambda does into /var/task, keeping each
-// file's mode.
-func unzip(t *testing.T, zipPath, dir string) {
-	t.Helper()
-	zr, err := zip.OpenReader(zipPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	for _, f := range zr.File {
-		dst := filepath.Join(dir, filepath.FromSlash(f.Name))
-		if !strings.HasPrefix(dst, dir+string(filepath.Separator)) {
-			t.Fatalf("zip entry %q leaves the directory", f.Name)
-		}
-		if f.FileInfo().IsDir() {
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, f.Mode().Perm())
-		if err == nil {
-			_, err = io.Copy(out, rc)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-		}
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestPackagedZipFindsItsConfig packages the iris sample (testdata/pack,
 // packager.Package), unzips its Lambda zip and starts the function the way
@@ -86,7 +43,7 @@ func TestPackagedZipFindsItsConfig(t *testing.T) {
 		t.Fatalf("the packager ships %s, the runtime looks for %s", packaged.Config, runtime.ConfigName)
 	}
 	task := filepath.Join(t.TempDir(), "task")
-	unzip(t, packaged.Zip, task)
+	testutil.Unzip(t, packaged.Zip, task)
 	if _, err := os.Stat(filepath.Join(task, runtime.ConfigName)); err != nil {
 		t.Fatalf("the zip has no %s: %v", runtime.ConfigName, err)
 	}

@@ -1,7 +1,6 @@
 package parity_test
 
 import (
-	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -959,48 +958,8 @@ func packageIris(t *testing.T) string {
 		t.Fatalf("packaging %s made no Lambda zip: %v", irisDir, r.Warnings)
 	}
 	task := filepath.Join(t.TempDir(), "task")
-	unzip(t, r.Lambda.Zip, task)
+	testutil.Unzip(t, r.Lambda.Zip, task)
 	return task
-}
-
-// unzip extracts a zip keeping each file's mode.
-func unzip(t *testing.T, zipPath, dir string) {
-	t.Helper()
-	zr, err := zip.OpenReader(zipPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	for _, f := range zr.File {
-		dst := filepath.Join(dir, filepath.FromSlash(f.Name))
-		if !strings.HasPrefix(dst, dir+string(filepath.Separator)) {
-			t.Fatalf("zip entry %q leaves the directory", f.Name)
-		}
-		if f.FileInfo().IsDir() {
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, f.Mode().Perm())
-		if err == nil {
-			_, err = io.Copy(out, rc)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-		}
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // isolated is what a function process must not inherit from the test's

@@ -1,6 +1,7 @@
 package main
 
 import (
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/bench/load"
 	"github.com/cortexfn/cortex/runtime/host"
 )
 
@@ -140,7 +142,7 @@ func startFront(c frontConfig, logs string) (*front, error) {
 	if err != nil {
 		return nil, err
 	}
-	dieWithParent(cmd)
+	load.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

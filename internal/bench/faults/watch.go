@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
+	"github.com/cortexfn/cortex/internal/bench/load"
+
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -319,7 +318,7 @@ func sampleRSS(every time.Duration, slow func() int64) *rssSampler {
 			s.mu.Unlock()
 			now := time.Now()
 			for pid, role := range pids {
-				if v, err := vmRSS(pid); err == nil {
+				if v, err := load.VMRSS(pid); err == nil {
 					out.rss = append(out.rss, rssSample{at: now, pid: pid, role: role, rss: v})
 				}
 			}
@@ -333,20 +332,4 @@ func sampleRSS(every time.Duration, slow func() int64) *rssSampler {
 		}
 	}()
 	return s
-}
-
-func vmRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }

@@ -16,7 +16,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,7 +29,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,7 +172,7 @@ func start(ctx context.Context, dir, tmp string, conc, queue int) (*child, error
 	cmd.Dir = s.Dir
 	cmd.Env = append(os.Environ(), "PORT="+port, "CORTEX_HOST=127.0.0.1", "CORTEX_CONFIG="+cfg)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	dieWithParent(cmd)
+	load.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -405,14 +403,13 @@ func (s *sampler) stop() []rssSample { close(s.done); return <-s.res }
 // sampleRSS reads VmRSS from /proc/PID/status every interval until stopped.
 func sampleRSS(pid int, every time.Duration) *sampler {
 	s := &sampler{done: make(chan struct{}), res: make(chan []rssSample, 1)}
-	path := fmt.Sprintf("/proc/%d/status", pid)
 	go func() {
 		var out []rssSample
 		start := time.Now()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if v, err := vmRSS(path); err == nil {
+			if v, err := load.VMRSS(pid); err == nil {
 				out = append(out, rssSample{time.Since(start), v})
 			}
 			select {
@@ -424,22 +421,6 @@ func sampleRSS(pid int, every time.Duration) *sampler {
 		}
 	}()
 	return s
-}
-
-func vmRSS(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }
 
 type report struct {

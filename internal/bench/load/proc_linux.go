@@ -1,12 +1,12 @@
-package main
+package load
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// dieWithParent has the kernel kill the child if the bench itself dies, so
+// DieWithParent has the kernel kill the child if the bench itself dies, so
 // a crashed or killed bench leaves no orphan behind.
-func dieWithParent(cmd *exec.Cmd) {
+func DieWithParent(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
