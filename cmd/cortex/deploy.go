@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	ldeploy "github.com/cortexfn/cortex/packager/deploy/lambda"
 	"github.com/cortexfn/cortex/packager/knative"
 	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime/host"
 )
 
 // Deploy targets.
@@ -750,29 +750,11 @@ func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string, 
 }
 
 // servesLocally reports whether a cortex serve at addr lists the function
-// name in its /-/status.
+// name in its status.
 func servesLocally(ctx context.Context, addr, name string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/-/status", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	var st struct {
-		Functions []struct{ Name string } `json:"functions"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st) != nil {
-		return false
-	}
-	for _, f := range st.Functions {
-		if f.Name == name {
-			return true
-		}
-	}
-	return false
+	all, err := host.FetchStatus(ctx, nil, "http://"+addr)
+	_, ok := all[name]
+	return err == nil && ok
 }

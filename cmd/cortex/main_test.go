@@ -141,18 +141,9 @@ func TestServe(t *testing.T) {
 	}
 	base := strings.TrimSuffix(urls[0], "/echo-go/")
 	status := func() map[string]host.FunctionStatus {
-		resp, err := http.Get(base + "/-/status")
+		m, err := host.FetchStatus(context.Background(), nil, base)
 		if err != nil {
 			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var all struct{ Functions []host.FunctionStatus }
-		if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]host.FunctionStatus{}
-		for _, s := range all.Functions {
-			m[s.Name] = s
 		}
 		return m
 	}

@@ -105,18 +105,9 @@ func (s *serveRun) stop(t *testing.T) {
 
 func (s *serveRun) status(t *testing.T) map[string]host.FunctionStatus {
 	t.Helper()
-	resp, err := http.Get(s.base + "/-/status")
+	m, err := host.FetchStatus(context.Background(), nil, s.base)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var all struct{ Functions []host.FunctionStatus }
-	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]host.FunctionStatus{}
-	for _, fs := range all.Functions {
-		m[fs.Name] = fs
 	}
 	return m
 }

@@ -587,7 +587,7 @@ func (h *Host) route(w http.ResponseWriter, r *http.Request) (f *function, path,
 		return nil, "", "", true
 	}
 	switch r.URL.Path {
-	case "/-/status":
+	case StatusPath:
 		if allowRead(w, r) {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(struct {

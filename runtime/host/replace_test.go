@@ -1,7 +1,7 @@
 package host_test
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -274,18 +274,9 @@ func TestBrokenFunctionAnswersWithItsError(t *testing.T) {
 // statusJSON reads /-/status as a client does.
 func statusJSON(t *testing.T, e *env) map[string]host.FunctionStatus {
 	t.Helper()
-	resp, err := http.Get(e.srv.URL + "/-/status")
+	m, err := host.FetchStatus(context.Background(), nil, e.srv.URL)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var all struct{ Functions []host.FunctionStatus }
-	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]host.FunctionStatus{}
-	for _, s := range all.Functions {
-		m[s.Name] = s
 	}
 	return m
 }
