@@ -38,7 +38,14 @@ func main() {
 	stop()
 	if err != nil {
 		var silent exitError
-		if !errors.As(err, &silent) {
+		switch {
+		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+			// Ctrl-C or SIGTERM in the middle of a build or a request:
+			// the command stopped because it was asked to, as a shell's
+			// 130 says, not because something failed.
+			fmt.Fprintln(os.Stderr, "cortex: interrupted")
+			os.Exit(130)
+		case !errors.As(err, &silent):
 			fmt.Fprintln(os.Stderr, "cortex:", err)
 		}
 		os.Exit(1)
