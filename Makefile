@@ -61,9 +61,10 @@ lint:
 # Deploy tests against a real Kubernetes API server with the Knative CRDs
 # (nested module e2e/; the first build takes minutes, then it is cached), and
 # the CLI used as a user would, outside this repository. No -race here: it
-# would compile all of Kubernetes a second time.
+# would compile all of Kubernetes a second time. -count=1: these tests build
+# the CLI in a subprocess, whose sources go test's cache does not see.
 e2e: setup tools
-	cd e2e && go test -timeout 20m ./...
+	cd e2e && go test -count=1 -timeout 20m ./...
 
 bench: setup models tools
 	go run ./internal/bench/serving
