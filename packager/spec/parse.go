@@ -3,7 +3,9 @@ package spec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,7 +69,7 @@ func safeUnmarshal(data []byte, n *yaml.Node) (err error) {
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(n); err != nil {
-		if err.Error() == "EOF" {
+		if errors.Is(err, io.EOF) {
 			*n = yaml.Node{}
 			return nil
 		}

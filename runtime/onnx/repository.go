@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -238,7 +239,7 @@ func (r *Repository) Init(ctx context.Context, cfg functions.Config) error {
 			filepath.Join(r.opts.dir, "iris", "1", "model.onnx"))
 	}
 	if d := r.opts.def; d != "" && found[d] == nil {
-		return fmt.Errorf("onnx: the default model %q is not one of the models: %s", d, strings.Join(sortedKeys(found), ", "))
+		return fmt.Errorf("onnx: the default model %q is not one of the models: %s", d, strings.Join(slices.Sorted(maps.Keys(found)), ", "))
 	}
 
 	r.mu.Lock()
@@ -677,7 +678,7 @@ func (r *Repository) poll(ctx context.Context) {
 
 	// Additions and changes, once stable.
 	var adopt []pendingLoad
-	for _, name := range sortedKeys(found) {
+	for _, name := range slices.Sorted(maps.Keys(found)) {
 		for _, label := range sortedVersions(found[name]) {
 			f := found[name][label]
 			key := name + "/" + label
@@ -936,17 +937,8 @@ func compareVersions(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func sortedVersions(m map[string]fileState) []string {
-	keys := sortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	slices.SortFunc(keys, compareVersions)
 	return keys
 }
