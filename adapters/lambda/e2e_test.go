@@ -62,24 +62,8 @@ type process struct {
 // startFunction runs the function binary against rt.
 func startFunction(t *testing.T, rt *testutil.LambdaAPI, env ...string) *process {
 	t.Helper()
-	cmd := exec.Command(functionBinary(t))
-	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+rt.Addr(), "AWS_LAMBDA_FUNCTION_NAME=fn", "CORTEX_LAMBDA_INVOKE_MODE=")
-	cmd.Env = append(cmd.Env, env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("function stderr:\n%s", stderr.String())
-		}
-	})
-	return &process{cmd: cmd, exited: exited}
+	e := append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+rt.Addr(), "AWS_LAMBDA_FUNCTION_NAME=fn", "CORTEX_LAMBDA_INVOKE_MODE=")
+	return startProcess(t, functionBinary(t), "", append(e, env...))
 }
 
 func urlEvent(t *testing.T, body string) []byte {
