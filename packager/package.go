@@ -120,8 +120,6 @@ type Options struct {
 	// RemoteOptions are added to every registry call (pull of the base,
 	// push).
 	RemoteOptions []remote.Option
-	// CortexDir is passed to build.Options.CortexDir.
-	CortexDir string
 }
 
 // Result is what Package made. It marshals to the JSON `cortex package
@@ -317,7 +315,7 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 	// The binary.
 	bin, err := build.Binary(ctx, build.Options{
 		Dir: s.Dir, Spec: s, GOOS: "linux", GOARCH: o.Arch,
-		Progress: o.Progress, CacheDir: o.CacheDir, NoCache: o.NoCache, CortexDir: o.CortexDir,
+		Progress: o.Progress, CacheDir: o.CacheDir, NoCache: o.NoCache,
 	})
 	if err != nil {
 		return nil, err

@@ -98,10 +98,6 @@ type Options struct {
 	CacheDir string
 	// NoCache builds even when a binary for the same inputs is cached.
 	NoCache bool
-	// CortexDir, when set, is a cortex module directory that replaces the
-	// CLI's embedded SDK for functions outside a module of their own (tests
-	// use it to build against a checkout).
-	CortexDir string
 	// Go is the go command; empty means "go" from PATH.
 	Go string
 }
@@ -444,20 +440,24 @@ func planBuild(o Options, dir, tmp string) (*plan, error) {
 // ($XDG_CACHE_HOME or ~/.cache). runtime/onnx keeps the same rule (it may
 // not import the packager).
 func CacheRoot(override string) (string, error) {
-	if override != "" {
-		return override, nil
+	root := override
+	switch {
+	case root != "":
+	case os.Getenv("CORTEX_CACHE") != "":
+		root = os.Getenv("CORTEX_CACHE")
+	case os.Getenv("XDG_CACHE_HOME") != "":
+		root = filepath.Join(os.Getenv("XDG_CACHE_HOME"), "cortex")
+	default:
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no cache directory: set CORTEX_CACHE: %w", err)
+		}
+		root = filepath.Join(home, ".cache", "cortex")
 	}
-	if d := os.Getenv("CORTEX_CACHE"); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "cortex"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache directory: set CORTEX_CACHE: %w", err)
-	}
-	return filepath.Join(home, ".cache", "cortex"), nil
+	// Absolute: builds run the go command in other directories, and paths
+	// under the cache are handed to other processes and written into files
+	// (go.work).
+	return filepath.Abs(root)
 }
 
 // cacheKey hashes everything that decides a build's bytes: the flags, the

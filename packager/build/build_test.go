@@ -145,18 +145,8 @@ func waitReady(t *testing.T, url string, exited chan error, logs *bytes.Buffer) 
 	t.Fatalf("not ready in 20s\n%s", logs.String())
 }
 
-// cortexRoot is the cortex module this test runs in.
-func cortexRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 // TestGoContract builds predictors outside any module (so they are overlaid
-// into the cortex module) and checks that a New with the wrong shape is
+// into the CLI's SDK) and checks that a New with the wrong shape is
 // reported as the contract it breaks.
 func TestGoContract(t *testing.T) {
 	if testing.Short() {

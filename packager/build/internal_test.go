@@ -160,3 +160,24 @@ func TestUserModFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheRootIsAbsolute: a relative $CORTEX_CACHE named the binary's
+// output relative to the directory go build ran in, and wrote a relative
+// SDK path into the go.work of cortex init; the cache root is absolute.
+func TestCacheRootIsAbsolute(t *testing.T) {
+	t.Setenv("CORTEX_CACHE", "rel/cache")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, override := range []string{"", "other"} {
+		got, err := CacheRoot(override)
+		want := filepath.Join(wd, "rel", "cache")
+		if override != "" {
+			want = filepath.Join(wd, override)
+		}
+		if err != nil || got != want {
+			t.Errorf("CacheRoot(%q) = %q, %v; want %q", override, got, err, want)
+		}
+	}
+}

@@ -33,8 +33,8 @@ type module struct {
 	// pkgDir and pkgImport locate the user's Go package (predictor.path, or
 	// a Go stage) as the build sees it; empty when there is none.
 	pkgDir, pkgImport string
-	// inSDK reports that the build runs in the SDK (or Options.CortexDir)
-	// because the function has no module of its own.
+	// inSDK reports that the build runs in the SDK because the function
+	// has no module of its own.
 	inSDK bool
 }
 
@@ -71,7 +71,7 @@ func locate(o Options, fnDir, pkgRel, tmp string) (*module, error) {
 			m.pkgDir, m.pkgImport = pkgDir, importPath(modPath, modDir, pkgDir)
 		}
 		return m, nil
-	case pkgDir != "" && modDir != "" && o.CortexDir == "":
+	case pkgDir != "" && modDir != "":
 		if !isWithin(modDir, pkgDir) {
 			return nil, fmt.Errorf("%s is outside the module in %s", pkgRel, modDir)
 		}
@@ -90,18 +90,11 @@ func locate(o Options, fnDir, pkgRel, tmp string) (*module, error) {
 		m.pkgDir, m.pkgImport = pkgDir, importPath(modPath, modDir, pkgDir)
 		return m, nil
 	}
-	base := o.CortexDir
-	if base == "" {
-		sdk, err := ExtractSDK(o.CacheDir)
-		if err != nil {
-			return nil, err
-		}
-		base = sdk.Dir
-	}
-	base, err := filepath.Abs(base)
+	sdk, err := ExtractSDK(o.CacheDir)
 	if err != nil {
 		return nil, err
 	}
+	base := sdk.Dir
 	// One virtual directory per function directory, so two functions
 	// built at once never see each other's files.
 	id := sha256.Sum256([]byte(fnDir))

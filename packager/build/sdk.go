@@ -3,7 +3,6 @@ package build
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -73,7 +72,7 @@ func ExtractSDK(cacheDir string) (SDK, error) {
 		if _, serr := os.Stat(filepath.Join(sdk.Dir, "go.mod")); serr == nil {
 			return sdk, nil
 		}
-		return SDK{}, errors.Join(fmt.Errorf("writing the SDK into the cache: %w", err))
+		return SDK{}, fmt.Errorf("writing the SDK into the cache: %w", err)
 	}
 	return sdk, nil
 }
