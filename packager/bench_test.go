@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cortexfn/cortex/packager"
+	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/oci"
 )
 
@@ -33,7 +34,7 @@ func BenchmarkPackageIris(b *testing.B) {
 			var r *packager.Result
 			pkgOnce := func(cache string) {
 				var err error
-				r, err = packager.Package(context.Background(), iris, packager.Options{Out: filepath.Join(b.TempDir(), "dist"), CacheDir: cache})
+				r, err = packager.Package(context.Background(), iris, packager.Options{Out: filepath.Join(b.TempDir(), "dist"), BuildOptions: packager.BuildOptions{CacheDir: cache}})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -78,7 +79,7 @@ func BenchmarkModelLayer(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				cache := b.TempDir()
-				c := oci.Contents{Layers: []oci.Layer{{Name: "model", Level: oci.Fast, Files: []oci.File{{Path: "app/model/model.bin", Src: model}}}}}
+				c := oci.Contents{Layers: []oci.Layer{{Name: "model", Level: oci.Fast, Files: []artifact.File{{Path: "app/model/model.bin", Src: model}}}}}
 				if cached {
 					img, err := oci.Build(context.Background(), c, oci.Options{Compression: comp, CacheDir: cache})
 					if err != nil {

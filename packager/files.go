@@ -13,27 +13,19 @@ import (
 	goruntime "runtime"
 	"strings"
 
+	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
-// shipped is one file a function ships: rel is its path relative to the
-// function's root in the image (/app) and the zip (/var/task).
-type shipped struct {
-	rel  string
-	src  string
-	data []byte
-	mode fs.FileMode
-}
-
 // collect lists the regular files at rel (a file or a directory) under
 // the function directory root. Nothing may lead outside root: not rel
 // itself, nor a symbolic link anywhere below it. A symbolic link to a
 // file inside root ships as a copy of that file (layers and zips hold
 // regular files only).
-func collect(root, field, rel string) ([]shipped, error) {
+func collect(root, field, rel string) ([]artifact.File, error) {
 	clean := filepath.Clean(filepath.FromSlash(rel))
 	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
 		return nil, fmt.Errorf("%s: %q: %w; copy it into the function directory", field, rel, ErrOutsideDir)
@@ -50,7 +42,7 @@ func collect(root, field, rel string) ([]shipped, error) {
 	if _, err := os.Lstat(top); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", field, rel, err)
 	}
-	var out []shipped
+	var out []artifact.File
 	add := func(relPath, p string) error {
 		real, err := filepath.EvalSymlinks(p)
 		if err != nil {
@@ -69,7 +61,7 @@ func collect(root, field, rel string) ([]shipped, error) {
 			if st.Mode().Perm()&0o111 != 0 {
 				mode = 0o755
 			}
-			out = append(out, shipped{rel: relPath, src: real, mode: mode})
+			out = append(out, artifact.File{Path: relPath, Src: real, Mode: mode})
 			return nil
 		case st.IsDir():
 			return fmt.Errorf("%s: %s is a symbolic link to a directory; cortex ships regular files only: copy the directory in", field, relPath)
@@ -158,9 +150,9 @@ func fileExists(p string) bool {
 // lambdaLibs returns the C++ runtime libraries an ONNX function ships in
 // its zip's lib/ (ONNX Runtime's RUNPATH is $ORIGIN, so it finds them
 // there), and warnings when they cannot be shipped.
-func lambdaLibs(dir, arch string) ([]lambdazip.File, []string) {
+func lambdaLibs(dir, arch string) ([]artifact.File, []string) {
 	libs := []string{"libstdc++.so.6", "libgcc_s.so.1"}
-	var files []lambdazip.File
+	var files []artifact.File
 	var warnings []string
 	for _, lib := range libs {
 		var p string
@@ -194,7 +186,7 @@ func lambdaLibs(dir, arch string) ([]lambdazip.File, []string) {
 				lib, real, need, lambdazip.Runtime, lambdazip.GLIBC, lambdazip.GLIBC))
 			continue
 		}
-		files = append(files, lambdazip.File{Name: "lib/" + lib, Src: real, Mode: 0o755})
+		files = append(files, artifact.File{Path: "lib/" + lib, Src: real, Mode: 0o755})
 	}
 	return files, warnings
 }

@@ -97,7 +97,7 @@ func TestONNXRuntimeVersionMatchesRuntime(t *testing.T) {
 // digest, the same zip bytes, the same manifests.
 func TestReproducible(t *testing.T) {
 	a := pkg(t, iris, packager.Options{})
-	b := pkg(t, iris, packager.Options{NoCache: true, CacheDir: t.TempDir()})
+	b := pkg(t, iris, packager.Options{BuildOptions: packager.BuildOptions{NoCache: true, CacheDir: t.TempDir()}})
 	if a.Image.Digest != b.Image.Digest {
 		t.Errorf("manifest digests differ: %s, %s", a.Image.Digest, b.Image.Digest)
 	}

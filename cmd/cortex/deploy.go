@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -249,7 +248,7 @@ func deployCmd() *cobra.Command {
 				if cmd.Flags().Changed("traffic") {
 					return errors.New("--traffic is for Knative: Lambda function URLs have no traffic split")
 				}
-				r, err := packager.Package(ctx, dir, packager.Options{Progress: stderr})
+				r, err := packager.Package(ctx, dir, packager.Options{BuildOptions: packager.BuildOptions{Progress: stderr}, Outputs: []packager.Output{packager.OutputLambda}})
 				if err != nil {
 					return err
 				}
@@ -292,27 +291,15 @@ func deployCmd() *cobra.Command {
 // packageForKnative packages the function, pushing it to registry unless
 // this is a dry run, and returns its Knative Service.
 func packageForKnative(ctx context.Context, dir, registry string, dryRun bool, stderr io.Writer) (*servingv1.Service, error) {
-	o := packager.Options{Progress: stderr, Registry: registry}
+	o := packager.Options{BuildOptions: packager.BuildOptions{Progress: stderr}, Registry: registry, Outputs: []packager.Output{packager.OutputKnative, packager.OutputPush}}
 	if dryRun {
-		o.Registry = "" // no push
+		o.Outputs = []packager.Output{packager.OutputKnative} // no push
 	}
 	r, err := packager.Package(ctx, dir, o)
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(r.Knative.Manifest)
-	if err != nil {
-		return nil, err
-	}
-	var svc servingv1.Service
-	if err := yaml.Unmarshal(b, &svc); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", r.Knative.Manifest, err)
-	}
-	if dryRun && registry != "" && len(svc.Spec.Template.Spec.Containers) > 0 {
-		// The image the deploy would push.
-		svc.Spec.Template.Spec.Containers[0].Image = strings.TrimSuffix(registry, "/") + "/" + r.Function + "@" + r.Image.Digest
-	}
-	return &svc, nil
+	return r.Knative.Service, nil
 }
 
 func printKnative(stdout, stderr io.Writer, output string, res *kdeploy.Result, err error) error {

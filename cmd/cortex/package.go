@@ -14,6 +14,7 @@ func packageCmd() *cobra.Command {
 		opts        packager.Options
 		compression string
 		output      string
+		outputs     string
 	)
 	cmd := &cobra.Command{
 		Use:   "package DIR",
@@ -21,9 +22,12 @@ func packageCmd() *cobra.Command {
 		Long: "Package builds the function's binary and assembles, without a Docker daemon, an OCI image\n" +
 			"layout and a docker-loadable tarball, a Lambda zip with its SAM template, and a Knative\n" +
 			"Service manifest that references the image by digest. Progress goes to stderr; the summary\n" +
-			"(or --output json) to stdout. --registry pushes the image with your docker credentials.",
+			"(or --output json) to stdout. --registry pushes the image with your docker credentials.\n" +
+			"--outputs writes only the outputs named (oci, tarball, lambda, knative, push); the image is\n" +
+			"assembled only when one of them needs it.",
 		Example: "  cortex package samples/iris\n" +
-			"  cortex package samples/iris --registry ghcr.io/acme --output json",
+			"  cortex package samples/iris --registry ghcr.io/acme --output json\n" +
+			"  cortex package samples/iris --outputs lambda",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -36,6 +40,13 @@ func packageCmd() *cobra.Command {
 				opts.Compression = oci.Zstd
 			default:
 				return fmt.Errorf("--compression %q: use gzip or zstd", compression)
+			}
+			if cmd.Flags().Changed("outputs") {
+				outs, err := packager.ParseOutputs(outputs)
+				if err != nil {
+					return fmt.Errorf("--outputs: %w", err)
+				}
+				opts.Outputs = outs
 			}
 			opts.Progress = cmd.ErrOrStderr()
 			res, err := packager.Package(cmd.Context(), args[0], opts)
@@ -67,6 +78,7 @@ func packageCmd() *cobra.Command {
 	f.BoolVar(&opts.NoCache, "no-cache", false, "rebuild the binary and recompress every layer")
 	f.StringVar(&opts.ONNXRuntime, "onnxruntime", "", "libonnxruntime.so.1 to ship (default: $CORTEX_ONNXRUNTIME_LIB, else the one in the cortex cache, which cortex setup fetches)")
 	f.StringVar(&opts.LambdaLibs, "lambda-libs", "", "directory with libstdc++.so.6 and libgcc_s.so.1 built for Lambda's glibc 2.34")
+	f.StringVar(&outputs, "outputs", "", "comma-separated outputs to write: oci, tarball, lambda, knative, push (default: all; push with --registry)")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }

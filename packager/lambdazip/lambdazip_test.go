@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zip"
 	"sigs.k8s.io/yaml"
 
+	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/spec"
 )
@@ -87,10 +88,10 @@ func TestWriteIsReproducible(t *testing.T) {
 	if err := os.WriteFile(bin, bytes.Repeat([]byte("\x7fELF binary"), 200000), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	files := []lambdazip.File{
-		{Name: "model/m.onnx", Data: []byte("weights")},
-		{Name: "cortex.json", Data: []byte(`{"name":"x"}`)},
-		{Name: "bootstrap", Src: bin, Mode: 0o755},
+	files := []artifact.File{
+		{Path: "model/m.onnx", Data: []byte("weights")},
+		{Path: "cortex.json", Data: []byte(`{"name":"x"}`)},
+		{Path: "bootstrap", Src: bin, Mode: 0o755},
 	}
 	var zips [][]byte
 	for i := range 2 {
@@ -169,7 +170,7 @@ func TestWriteRefusesTooLarge(t *testing.T) {
 	}
 	f.Close()
 	out := filepath.Join(dir, "f.zip")
-	_, err = lambdazip.Write(out, []lambdazip.File{{Name: "bootstrap", Data: []byte("x"), Mode: 0o755}, {Name: "model/big.onnx", Src: big}}, lambdazip.Options{})
+	_, err = lambdazip.Write(out, []artifact.File{{Path: "bootstrap", Data: []byte("x"), Mode: 0o755}, {Path: "model/big.onnx", Src: big}}, lambdazip.Options{})
 	var tl *lambdazip.TooLargeError
 	if !errors.As(err, &tl) || !tl.Unzipped || !errors.Is(err, lambdazip.ErrTooLarge) {
 		t.Fatalf("got %v, want an unzipped *TooLargeError", err)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zip"
+
+	"github.com/cortexfn/cortex/packager/artifact"
 )
 
 // Lambda's deployment package quotas (AWS documents them in MB; the byte
@@ -59,17 +60,6 @@ func (e *TooLargeError) Error() string {
 
 func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
 
-// File is one entry of the zip. Exactly one of Src (a file on disk,
-// streamed) and Data gives its bytes.
-type File struct {
-	// Name is the slash-separated path in the zip ("bootstrap", "lib/x.so").
-	Name string
-	Src  string
-	Data []byte
-	// Mode is the permission bits; 0 means 0644. bootstrap must be 0755.
-	Mode fs.FileMode
-}
-
 // Info describes a written zip.
 type Info struct {
 	Path     string `json:"path"`
@@ -95,19 +85,21 @@ type Options struct {
 // It refuses with a *TooLargeError, and writes nothing, when the files
 // exceed Lambda's unzipped quota; and removes the zip when it exceeds the
 // zipped one.
-func Write(path string, files []File, o Options) (Info, error) {
+func Write(path string, files []artifact.File, o Options) (Info, error) {
 	mtime := o.Modified
 	files = slices.Clone(files)
-	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(files, func(a, b artifact.File) int { return strings.Compare(a.Path, b.Path) })
 	var total int64
+	sizes := make([]int64, len(files))
 	for i, f := range files {
-		if i > 0 && files[i-1].Name == f.Name {
-			return Info{}, fmt.Errorf("two zip entries named %s", f.Name)
+		if i > 0 && files[i-1].Path == f.Path {
+			return Info{}, fmt.Errorf("two zip entries named %s", f.Path)
 		}
-		n, err := size(f)
+		n, err := f.Size()
 		if err != nil {
 			return Info{}, err
 		}
+		sizes[i] = n
 		total += n
 	}
 	if total > MaxUnzipped {
@@ -142,8 +134,8 @@ func Write(path string, files []File, o Options) (Info, error) {
 		return flate.NewWriter(w, flate.DefaultCompression)
 	})
 	date, tm := dosTime(mtime)
-	for _, f := range files {
-		fh := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, ModifiedDate: date, ModifiedTime: tm}
+	for i, f := range files {
+		fh := &zip.FileHeader{Name: f.Path, Method: zip.Deflate, ModifiedDate: date, ModifiedTime: tm}
 		mode := f.Mode
 		if mode == 0 {
 			mode = 0o644
@@ -160,13 +152,7 @@ func Write(path string, files []File, o Options) (Info, error) {
 		if err != nil {
 			return Info{}, err
 		}
-		if f.Src == "" {
-			if _, err := w.Write(f.Data); err != nil {
-				return Info{}, err
-			}
-			continue
-		}
-		if err := copyFrom(w, f.Src); err != nil {
+		if err := f.Copy(w, sizes[i]); err != nil {
 			return Info{}, err
 		}
 	}
@@ -181,32 +167,6 @@ func Write(path string, files []File, o Options) (Info, error) {
 	}
 	ok = true
 	return Info{Path: path, Size: cw.n, Unzipped: total, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
-}
-
-func size(f File) (int64, error) {
-	if f.Src == "" {
-		return int64(len(f.Data)), nil
-	}
-	st, err := os.Stat(f.Src)
-	if err != nil {
-		return 0, err
-	}
-	if !st.Mode().IsRegular() {
-		return 0, fmt.Errorf("%s is not a regular file", f.Src)
-	}
-	return st.Size(), nil
-}
-
-func copyFrom(w io.Writer, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if _, err := io.Copy(w, in); err != nil {
-		return fmt.Errorf("reading %s: %w", src, err)
-	}
-	return nil
 }
 
 // dosTime encodes t (UTC) as MS-DOS date and time fields.

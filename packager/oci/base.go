@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/cortexfn/cortex/packager/artifact"
 )
 
 // NonRootUID is the user (and group) a function runs as: distroless's
@@ -79,11 +81,11 @@ type BaseInfo struct {
 // libstdc++ and libgcc_s, placed where they are on the build machine so its
 // loader finds them (an ONNX function is a cgo binary that loads ONNX
 // Runtime, a C++ library).
-func builtinBase(arch string, cc bool, ns noteSink) ([]File, BaseInfo, error) {
+func builtinBase(arch string, cc bool, ns noteSink) ([]artifact.File, BaseInfo, error) {
 	info := BaseInfo{Ref: "builtin"}
 	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", NonRootUID, NonRootUID)
 	group := fmt.Sprintf("root:x:0:\nnonroot:x:%d:\n", NonRootUID)
-	files := []File{
+	files := []artifact.File{
 		{Path: "etc/passwd", Data: []byte(passwd)},
 		{Path: "etc/group", Data: []byte(group)},
 		{Path: "tmp", Dir: true, Mode: 0o777 | os.ModeSticky},
@@ -100,7 +102,7 @@ func builtinBase(arch string, cc bool, ns noteSink) ([]File, BaseInfo, error) {
 	if ca == "" {
 		return nil, info, fmt.Errorf("no CA certificate bundle on this machine (looked at %s): install the ca-certificates package, or give a base image", strings.Join(caBundles, ", "))
 	}
-	files = append(files, File{Path: "etc/ssl/certs/ca-certificates.crt", Src: ca})
+	files = append(files, artifact.File{Path: "etc/ssl/certs/ca-certificates.crt", Src: ca})
 	hostFiles = append(hostFiles, ca)
 
 	if cc {
@@ -113,14 +115,14 @@ func builtinBase(arch string, cc bool, ns noteSink) ([]File, BaseInfo, error) {
 		if err != nil {
 			return nil, info, fmt.Errorf("the dynamic loader %s is not on this machine: give a base image with glibc: %w", loader, err)
 		}
-		files = append(files, File{Path: loader, Src: real, Mode: 0o755})
+		files = append(files, artifact.File{Path: loader, Src: real, Mode: 0o755})
 		hostFiles = append(hostFiles, real)
 		for _, lib := range cLibraries {
 			dir, real, err := findLibrary(lib, libDirs[arch])
 			if err != nil {
 				return nil, info, err
 			}
-			files = append(files, File{Path: filepath.ToSlash(filepath.Join(dir, lib)), Src: real, Mode: 0o755})
+			files = append(files, artifact.File{Path: filepath.ToSlash(filepath.Join(dir, lib)), Src: real, Mode: 0o755})
 			hostFiles = append(hostFiles, real)
 		}
 	}

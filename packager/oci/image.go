@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/cortexfn/cortex/packager/artifact"
 )
 
 // Layer is one group of files that becomes one image layer.
@@ -25,7 +27,7 @@ type Layer struct {
 	// Name says what the layer holds ("model", "binary"); it is recorded
 	// in the image history and in LayerInfo.
 	Name  string
-	Files []File
+	Files []artifact.File
 	// Level is Fast for data that barely compresses (model weights).
 	Level Level
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/cortexfn/cortex/packager/artifact"
 )
 
 // Compression is how layers are compressed.
@@ -141,7 +143,7 @@ type cacheEntry struct {
 // there (unless noCache). The tar is streamed twice when the layer is not
 // cached: once to hash it (its diffID is the cache key), once to compress
 // it; memory use does not depend on the size of the files.
-func (b *layerBuilder) build(files []File, level Level) (l *blobLayer, cached bool, err error) {
+func (b *layerBuilder) build(files []artifact.File, level Level) (l *blobLayer, cached bool, err error) {
 	files, err = normalize(files)
 	if err != nil {
 		return nil, false, err
@@ -164,7 +166,7 @@ func (b *layerBuilder) build(files []File, level Level) (l *blobLayer, cached bo
 
 // compress writes the normalized files as a compressed layer into the
 // cache, checking that the tar still hashes to diffID.
-func (b *layerBuilder) compress(files []File, level Level, diffID v1.Hash, dir, blob, meta string) (*blobLayer, error) {
+func (b *layerBuilder) compress(files []artifact.File, level Level, diffID v1.Hash, dir, blob, meta string) (*blobLayer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the layer cache: %w", err)
 	}
@@ -225,7 +227,7 @@ func (b *layerBuilder) cached(blob, meta string, diffID v1.Hash) (*blobLayer, bo
 	return &blobLayer{path: blob, diffID: diffID, digest: d, size: e.Size, compression: b.compression}, true
 }
 
-func (b *layerBuilder) hashTar(files []File) (v1.Hash, error) {
+func (b *layerBuilder) hashTar(files []artifact.File) (v1.Hash, error) {
 	h := sha256.New()
 	if err := writeTar(h, files, b.mtime); err != nil {
 		return v1.Hash{}, err

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/oci"
 )
 
@@ -41,10 +42,10 @@ func contents(t *testing.T, dir, code string) oci.Contents {
 	}
 	return oci.Contents{
 		Layers: []oci.Layer{
-			{Name: "model", Level: oci.Fast, Files: []oci.File{{Path: "app/model/model.bin", Src: model}}},
-			{Name: "binary", Files: []oci.File{{Path: "app/fn", Src: bin, Mode: 0o755}}},
+			{Name: "model", Level: oci.Fast, Files: []artifact.File{{Path: "app/model/model.bin", Src: model}}},
+			{Name: "binary", Files: []artifact.File{{Path: "app/fn", Src: bin, Mode: 0o755}}},
 			{Name: "empty"},
-			{Name: "config", Files: []oci.File{{Path: "app/cortex.json", Data: []byte(`{"name":"fn"}`)}}},
+			{Name: "config", Files: []artifact.File{{Path: "app/cortex.json", Data: []byte(`{"name":"fn"}`)}}},
 		},
 		Entrypoint: []string{"/app/fn"},
 		Env:        []string{"PORT=8080"},
@@ -181,7 +182,7 @@ func TestLayerTar(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "z")
 	os.WriteFile(src, []byte("zz"), 0o600)
-	img := build(t, oci.Contents{Layers: []oci.Layer{{Name: "files", Files: []oci.File{
+	img := build(t, oci.Contents{Layers: []oci.Layer{{Name: "files", Files: []artifact.File{
 		{Path: "b/z", Src: src},
 		{Path: "/a/y/x", Data: []byte("x"), Mode: 0o755},
 		{Path: "a/b", Data: []byte("b")},
@@ -339,7 +340,7 @@ func TestPushPullAndBaseFromRegistry(t *testing.T) {
 
 	// The pushed image serves as a base, pulled from the registry; and
 	// written as a layout, it serves as a base read from disk.
-	on := build(t, oci.Contents{Layers: []oci.Layer{{Name: "extra", Files: []oci.File{{Path: "app/extra", Data: []byte("x")}}}}, Entrypoint: []string{"/app/fn"}},
+	on := build(t, oci.Contents{Layers: []oci.Layer{{Name: "extra", Files: []artifact.File{{Path: "app/extra", Data: []byte("x")}}}}, Entrypoint: []string{"/app/fn"}},
 		oci.Options{Base: ref, CacheDir: dir})
 	if got, want := len(on.Layers), len(img.Layers)+1; got != want {
 		t.Errorf("image on a pulled base has %d layers, want %d", got, want)
@@ -349,7 +350,7 @@ func TestPushPullAndBaseFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, base := range []string{"oci:" + lay + ":v1", lay} {
-		on2 := build(t, oci.Contents{Layers: []oci.Layer{{Name: "extra", Files: []oci.File{{Path: "app/extra", Data: []byte("x")}}}}, Entrypoint: []string{"/app/fn"}},
+		on2 := build(t, oci.Contents{Layers: []oci.Layer{{Name: "extra", Files: []artifact.File{{Path: "app/extra", Data: []byte("x")}}}}, Entrypoint: []string{"/app/fn"}},
 			oci.Options{Base: base, CacheDir: dir})
 		if on2.Digest != on.Digest {
 			t.Errorf("base %s: digest %s, want %s (the same base pulled)", base, on2.Digest, on.Digest)
@@ -403,19 +404,19 @@ func TestWriteLayoutAndTarball(t *testing.T) {
 
 func TestBuildErrors(t *testing.T) {
 	dir := t.TempDir()
-	_, err := oci.Build(context.Background(), oci.Contents{Layers: []oci.Layer{{Name: "m", Files: []oci.File{{Path: "a", Src: filepath.Join(dir, "missing")}}}}}, oci.Options{CacheDir: dir})
+	_, err := oci.Build(context.Background(), oci.Contents{Layers: []oci.Layer{{Name: "m", Files: []artifact.File{{Path: "a", Src: filepath.Join(dir, "missing")}}}}}, oci.Options{CacheDir: dir})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing source: got %v", err)
 	}
-	_, err = oci.Build(context.Background(), oci.Contents{Layers: []oci.Layer{{Name: "m", Files: []oci.File{{Path: "a", Data: []byte("1")}, {Path: "/a", Data: []byte("2")}}}}}, oci.Options{CacheDir: dir})
+	_, err = oci.Build(context.Background(), oci.Contents{Layers: []oci.Layer{{Name: "m", Files: []artifact.File{{Path: "a", Data: []byte("1")}, {Path: "/a", Data: []byte("2")}}}}}, oci.Options{CacheDir: dir})
 	if err == nil || !strings.Contains(err.Error(), "two entries") {
 		t.Errorf("duplicate path: got %v", err)
 	}
 	// The layers are built at once: a failing one is named, the first in
 	// layer order when several fail, and a cancelled build stops.
-	ok := oci.Layer{Name: "fine", Files: []oci.File{{Path: "f", Data: bytes.Repeat([]byte("x"), 1<<20)}}}
+	ok := oci.Layer{Name: "fine", Files: []artifact.File{{Path: "f", Data: bytes.Repeat([]byte("x"), 1<<20)}}}
 	bad := func(name string) oci.Layer {
-		return oci.Layer{Name: name, Files: []oci.File{{Path: name, Src: filepath.Join(dir, name+"-missing")}}}
+		return oci.Layer{Name: name, Files: []artifact.File{{Path: name, Src: filepath.Join(dir, name+"-missing")}}}
 	}
 	_, err = oci.Build(context.Background(), oci.Contents{Layers: []oci.Layer{ok, bad("second"), ok, bad("fourth")}}, oci.Options{CacheDir: dir, NoCache: true})
 	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "second layer: ") {

@@ -1,0 +1,170 @@
+package packager
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cortexfn/cortex/packager/artifact"
+	"github.com/cortexfn/cortex/packager/build"
+	"github.com/cortexfn/cortex/packager/oci"
+	"github.com/cortexfn/cortex/packager/spec"
+)
+
+// BuildOptions says how to build a function's Artifact. The zero value
+// builds for the Lambda target's architecture with the default cache.
+type BuildOptions struct {
+	// Arch is the target GOARCH, amd64 or arm64. Default: the Lambda
+	// target's architecture (x86_64, so amd64, unless the spec says arm64).
+	Arch string
+	// CacheDir is the cortex cache (binaries and compressed layers).
+	// Default $CORTEX_CACHE, else $XDG_CACHE_HOME/cortex, else ~/.cache/cortex.
+	CacheDir string
+	// NoCache rebuilds the binary (and, in the outputs, recompresses every
+	// layer and zip entry).
+	NoCache bool
+	// ONNXRuntime is the path of libonnxruntime.so.1 to ship. Default
+	// $CORTEX_ONNXRUNTIME_LIB, else the cache that `cortex setup`
+	// fills.
+	ONNXRuntime string
+	// Created overrides $SOURCE_DATE_EPOCH for every time in the outputs.
+	Created time.Time
+	// Progress receives a line per step.
+	Progress io.Writer
+}
+
+// defaults fills what o leaves empty for the function s.
+func (o *BuildOptions) defaults(s *spec.Spec) error {
+	var err error
+	if o.Arch == "" {
+		o.Arch = map[string]string{spec.ArchX86: "amd64", spec.ArchARM64: "arm64"}[s.Targets.Lambda.Arch]
+	}
+	if o.Arch != "amd64" && o.Arch != "arm64" {
+		return fmt.Errorf("architecture %q: use amd64 or arm64", o.Arch)
+	}
+	if o.CacheDir == "" {
+		if o.CacheDir, err = build.CacheRoot(""); err != nil {
+			return err
+		}
+	}
+	if o.Created.IsZero() {
+		if o.Created, err = oci.SourceDateEpoch(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *BuildOptions) say(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
+
+// Build builds the function in dir into an Artifact: it checks every path
+// the spec names, compiles Go stages and the binary (both cached by
+// content), finds the ONNX Runtime library when the binary links it, and
+// writes the runtime configuration. Nothing is written outside the cache.
+func Build(ctx context.Context, dir string, o BuildOptions) (*artifact.Artifact, error) {
+	s, err := spec.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	return buildSpec(ctx, s, o)
+}
+
+func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Artifact, error) {
+	if err := o.defaults(s); err != nil {
+		return nil, err
+	}
+	a := &artifact.Artifact{Spec: s, Arch: o.Arch, Created: o.Created, StagePaths: map[string]string{}}
+
+	// Gather what ships, checking every path before anything is built.
+	// The models: predictor.model, or every model of a multi-model
+	// function (predictor.models_dir, predictor.models[].path).
+	sources := []struct{ field, rel string }{{"predictor.model", s.Predictor.Model}, {"predictor.models_dir", s.Predictor.ModelsDir}}
+	for i, m := range s.Predictor.Models {
+		sources = append(sources, struct{ field, rel string }{fmt.Sprintf("predictor.models[%d].path", i), m.Path})
+	}
+	for _, src := range sources {
+		if src.rel == "" {
+			continue
+		}
+		files, err := collect(s.Dir, src.field, src.rel)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files { // two models may name one file
+			if !slices.ContainsFunc(a.Models, func(m artifact.File) bool { return m.Path == f.Path }) {
+				a.Models = append(a.Models, f)
+			}
+		}
+	}
+	for _, st := range []struct{ field, rel string }{{"pre", s.Pre}, {"post", s.Post}} {
+		if st.rel == "" {
+			continue
+		}
+		files, err := collect(s.Dir, st.field, st.rel)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) == 1 && strings.HasSuffix(files[0].Path, ".wasm") {
+			a.Stages = append(a.Stages, files[0])
+			a.StagePaths[st.field] = files[0].Path
+			continue
+		}
+		// A Go package: compiled for wasip1 (cached).
+		out, err := build.Stage(ctx, s.Dir, st.rel, o.CacheDir, o.Progress)
+		if err != nil {
+			return nil, err
+		}
+		rel := path.Join("wasm", st.field+".wasm")
+		a.Stages = append(a.Stages, artifact.File{Path: rel, Src: out})
+		a.StagePaths[st.field] = rel
+	}
+
+	bin, err := build.Binary(ctx, build.Options{
+		Dir: s.Dir, Spec: s, GOOS: "linux", GOARCH: o.Arch,
+		Progress: o.Progress, CacheDir: o.CacheDir, NoCache: o.NoCache,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Binary = artifact.File{Path: s.Name, Src: bin.Path, Mode: 0o755}
+	a.BinaryCached, a.Cgo = bin.Cached, bin.Cgo
+	// ONNX Runtime ships with every binary that links it: type onnx, or a
+	// Go predictor that uses runtime/onnx.
+	if bin.ONNXRuntime {
+		lib, err := findONNXRuntime(ctx, o.ONNXRuntime, o.CacheDir, o.Arch, o.Progress)
+		if err != nil {
+			return nil, err
+		}
+		a.Runtime = []artifact.File{{Path: "lib/libonnxruntime.so.1", Src: lib, Mode: 0o755}}
+	}
+
+	// The runtime config: paths relative to the config's own directory.
+	cfg := s.RuntimeConfig()
+	cfg.Dir = ""
+	cfg.Pre, cfg.Post = a.StagePaths["pre"], a.StagePaths["post"]
+	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding the runtime config: %w", err)
+	}
+	a.Config = artifact.File{Path: ConfigName, Data: append(cfgJSON, '\n')}
+	specBytes, err := os.ReadFile(filepath.Join(s.Dir, spec.FileName))
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(specBytes)
+	a.SpecSHA256 = hex.EncodeToString(sum[:])
+	return a, nil
+}

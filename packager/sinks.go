@@ -1,0 +1,268 @@
+package packager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cortexfn/cortex/packager/artifact"
+	"github.com/cortexfn/cortex/packager/knative"
+	"github.com/cortexfn/cortex/packager/lambdazip"
+	"github.com/cortexfn/cortex/packager/oci"
+	"github.com/cortexfn/cortex/packager/spec"
+)
+
+// A sink writes one output of an artifact. Sinks share a writer, which
+// assembles the image once, for the first sink that needs it.
+type sink struct {
+	write func(ctx context.Context, w *writer) error
+	// afterCommit sinks run once the output directory is in place (the
+	// push: a failed push must not cost the user the written outputs).
+	afterCommit bool
+}
+
+// sinks maps every Output to its sink.
+var sinks = map[Output]sink{
+	OutputLayout:  {write: writeLayout},
+	OutputTarball: {write: writeTarball},
+	OutputLambda:  {write: writeLambda},
+	OutputKnative: {write: writeKnative},
+	OutputPush:    {write: push, afterCommit: true},
+}
+
+// writer is one Write: the artifact, the options, the directory the
+// outputs go to, the Result they fill in, and the image once built.
+type writer struct {
+	a   *artifact.Artifact
+	o   Options
+	dir string
+	r   *Result
+	img *oci.Image
+}
+
+func (w *writer) warn(format string, args ...any) {
+	w.r.Warnings = append(w.r.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (w *writer) close() {
+	if w.img != nil {
+		w.img.Close()
+	}
+}
+
+// final is where the output name ends up once the directory is in place.
+func (w *writer) final(name string) string { return filepath.Join(w.o.Out, name) }
+
+// repository is the image's repository: REGISTRY/NAME, with
+// targets.knative.registry, then cortex.local, when no registry is given.
+func (w *writer) repository() string {
+	repo := w.o.Registry
+	if repo == "" {
+		repo = w.a.Spec.Targets.Knative.Registry
+	}
+	if repo == "" {
+		repo = DefaultRepository
+	}
+	return strings.TrimSuffix(repo, "/") + "/" + w.a.Spec.Name
+}
+
+// image assembles the image the first time a sink asks for it.
+func (w *writer) image(ctx context.Context) (*oci.Image, error) {
+	if w.img != nil {
+		return w.img, nil
+	}
+	a, o, s := w.a, w.o, w.a.Spec
+	app := strings.TrimPrefix(AppDir, "/")
+	labels := map[string]string{
+		"org.opencontainers.image.title":       s.Name,
+		"org.opencontainers.image.description": "Cortex function " + s.Name + " (" + s.Predictor.Type + " predictor)",
+		"org.opencontainers.image.created":     a.Created.Format(time.RFC3339),
+		"dev.cortexfn.function":                s.Name,
+		"dev.cortexfn.predictor":               s.Predictor.Type,
+		"dev.cortexfn.spec.sha256":             a.SpecSHA256,
+	}
+	if o.Base != "" {
+		labels["org.opencontainers.image.base.name"] = o.Base
+	}
+	if md := oipMetadata(s); md != "" {
+		labels["dev.cortexfn.oip.metadata"] = md
+	}
+	if s.Compute.GPU > 0 {
+		labels["dev.cortexfn.gpu"] = fmt.Sprint(s.Compute.GPU)
+	}
+	o.say("assembling the image (%s, %s layers)", a.Arch, o.Compression)
+	img, err := oci.Build(ctx, oci.Contents{
+		Layers: []oci.Layer{
+			{Name: "runtime", Level: oci.Default, Files: artifact.Under(app, a.Runtime)},
+			{Name: "model", Level: oci.Fast, Files: artifact.Under(app, a.Models)},
+			{Name: "wasm", Level: oci.Default, Files: artifact.Under(app, a.Stages)},
+			{Name: "binary", Level: oci.Default, Files: artifact.Under(app, []artifact.File{a.Binary})},
+			{Name: "config", Level: oci.Default, Files: artifact.Under(app, []artifact.File{a.Config})},
+		},
+		Entrypoint: []string{path.Join(AppDir, s.Name)},
+		Env:        []string{"PORT=" + fmt.Sprint(knative.Port), "CORTEX_CONFIG=" + path.Join(AppDir, ConfigName)},
+		WorkingDir: AppDir,
+		Labels:     labels,
+		CGO:        a.Cgo,
+	}, oci.Options{
+		Base: o.Base, Arch: a.Arch, Compression: o.Compression, Created: a.Created,
+		CacheDir: o.CacheDir, NoCache: o.NoCache, Progress: o.Progress, RemoteOptions: o.RemoteOptions,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assembling the image: %w", err)
+	}
+	w.img = img
+	w.r.Warnings = append(w.r.Warnings, img.Notes...)
+	var size int64
+	for _, l := range img.Layers {
+		size += l.Size
+	}
+	repo := w.repository()
+	digestRef := repo + "@" + img.Digest.String()
+	w.r.Image = &ImageResult{
+		Ref: digestRef, Tag: repo + ":" + o.Tag, Digest: img.Digest.String(), Compression: o.Compression,
+		Size: size, Base: img.Base, Layers: img.Layers,
+	}
+	if s.Compute.GPU > 0 && !img.Base.CUDA {
+		w.warn("compute.gpu is %d: the Knative manifest places the function on GPU nodes, but the image has no CUDA libraries, so the model will run on the CPU there. "+
+			"To use the GPU, give a CUDA base image (--base with an nvidia/cuda cudnn runtime image for linux/%s) and put ONNX Runtime's CUDA provider "+
+			"(libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so, from an ONNX Runtime GPU release) beside libonnxruntime.so.1", s.Compute.GPU, a.Arch)
+	}
+	if o.Compression == oci.Zstd {
+		w.warn("the image has zstd layers: Lambda container images need gzip, and containerd < 1.5 or Docker < 23 cannot run it; package without --compression zstd for those")
+	}
+	switch {
+	case repo == DefaultRepository+"/"+s.Name:
+		w.warn("no registry given: the manifests name %s; push with --registry REPO (or set targets.knative.registry) before deploying", digestRef)
+	case o.Registry == "":
+		w.warn("not pushed: the Knative manifest names %s (targets.knative.registry); push it with --registry %s before deploying", digestRef, s.Targets.Knative.Registry)
+	}
+	return img, nil
+}
+
+// writeLayout writes the image as an OCI image layout, dist/oci.
+func writeLayout(ctx context.Context, w *writer) error {
+	img, err := w.image(ctx)
+	if err != nil {
+		return err
+	}
+	w.o.say("writing the OCI layout")
+	if err := oci.WriteLayout(filepath.Join(w.dir, "oci"), img.Image, w.o.Tag); err != nil {
+		return err
+	}
+	w.r.Image.Layout = w.final("oci")
+	return nil
+}
+
+// writeTarball writes the image as a docker-loadable tarball, dist/image.tar.
+func writeTarball(ctx context.Context, w *writer) error {
+	img, err := w.image(ctx)
+	if err != nil {
+		return err
+	}
+	w.o.say("writing the image tarball")
+	p := filepath.Join(w.dir, "image.tar")
+	if err := oci.WriteTarball(p, img.Image, w.r.Image.Tag); err != nil {
+		return err
+	}
+	if st, err := os.Stat(p); err == nil {
+		w.r.Image.TarballSize = st.Size()
+	}
+	w.r.Image.Tarball = w.final("image.tar")
+	return nil
+}
+
+// writeLambda writes lambda.zip and its SAM template. A function too large
+// for a zip gets a warning, not an error: the other outputs still serve.
+func writeLambda(ctx context.Context, w *writer) error {
+	a, o := w.a, w.o
+	w.o.say("writing the Lambda zip")
+	lambdaSpec := *a.Spec
+	if want := map[string]string{"amd64": spec.ArchX86, "arm64": spec.ArchARM64}[a.Arch]; want != a.Spec.Targets.Lambda.Arch {
+		w.warn("targets.lambda.arch is %s but the binary is built for %s: the SAM template says %s", a.Spec.Targets.Lambda.Arch, a.Arch, want)
+		lambdaSpec.Targets.Lambda.Arch = want
+	}
+	bootstrap := a.Binary
+	bootstrap.Path = "bootstrap"
+	files := []artifact.File{bootstrap, a.Config}
+	files = append(files, a.Runtime...)
+	files = append(files, a.Models...)
+	files = append(files, a.Stages...)
+	if a.ONNXRuntime() {
+		libs, warnings := lambdaLibs(o.LambdaLibs, a.Arch)
+		files = append(files, libs...)
+		w.r.Warnings = append(w.r.Warnings, warnings...)
+		if need, newer, err := lambdazip.NewerThanLambda(a.Binary.Src); err == nil && newer {
+			w.warn("the function binary needs GLIBC_%s, newer than Lambda %s's %s: it will not start there; build on a machine with glibc <= %s", need, lambdazip.Runtime, lambdazip.GLIBC, lambdazip.GLIBC)
+		}
+	}
+	cache := o.CacheDir // deflated zip entries; none with NoCache
+	if o.NoCache {
+		cache = ""
+	}
+	info, err := lambdazip.Write(filepath.Join(w.dir, "lambda.zip"), files, lambdazip.Options{Modified: a.Created, CacheDir: cache})
+	var tooLarge *lambdazip.TooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		w.warn("no Lambda zip: %v", err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("writing the Lambda zip: %w", err)
+	}
+	sam, err := lambdazip.Template(&lambdaSpec, "lambda.zip")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "template.yaml"), sam, 0o644); err != nil {
+		return err
+	}
+	w.r.Lambda = &LambdaResult{Zip: w.final("lambda.zip"), Size: info.Size, Unzipped: info.Unzipped, SHA256: info.SHA256, Template: w.final("template.yaml")}
+	return nil
+}
+
+// writeKnative makes the Knative Service for the image, checks it with
+// Knative's own validation, and writes it as dist/knative.yaml.
+func writeKnative(ctx context.Context, w *writer) error {
+	if _, err := w.image(ctx); err != nil {
+		return err
+	}
+	svc, err := knative.Service(w.a.Spec, knative.Options{Image: w.r.Image.Ref, ModelSize: w.a.ModelSize(), ImageSize: w.r.Image.Size})
+	if err != nil {
+		return err
+	}
+	flags := knative.Needed(svc)
+	if err := knative.Validate(ctx, svc, knative.Features{NodeSelector: true, Tolerations: true}); err != nil {
+		return fmt.Errorf("the Knative Service does not pass Knative's validation (a cortex bug): %w", err)
+	}
+	manifest, err := knative.YAML(svc)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "knative.yaml"), manifest, 0o644); err != nil {
+		return err
+	}
+	w.r.Knative = &KnativeResult{Manifest: w.final("knative.yaml"), Features: flags, Service: svc}
+	if len(flags) > 0 {
+		w.warn("the Knative Service needs these config-features flags enabled in the cluster (knative-serving/config-features): %s", strings.Join(flags, ", "))
+	}
+	return nil
+}
+
+// push pushes the image to REGISTRY/NAME:TAG.
+func push(ctx context.Context, w *writer) error {
+	img, err := w.image(ctx)
+	if err != nil {
+		return err
+	}
+	dig, err := oci.Push(ctx, img.Image, w.r.Image.Tag, w.o.Progress, w.o.RemoteOptions...)
+	if err != nil {
+		return err
+	}
+	w.r.Pushed = dig.String()
+	return nil
+}
