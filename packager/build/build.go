@@ -49,7 +49,10 @@
 // non-standard package the binary imports (from `go list -deps`; module
 // cache directories are keyed by their versioned path), so an unchanged
 // function is not built again and editing an unrelated package does not
-// invalidate it. Options.NoCache forces a build.
+// invalidate it. Options.NoCache forces a build. The cache is a decorator
+// (cache) around the compiler (goBuild), as ko's caching builder wraps its
+// builder: a prepared job carries its key, and the compiler knows nothing
+// of the cache.
 package build
 
 import (
@@ -252,81 +255,156 @@ func (e *compileError) Error() string {
 func (e *compileError) Unwrap() error { return e.err }
 
 // run builds, or finds the cached output; starting is called before a
-// build that is not cached.
+// build that is not cached. It prepares the job (its dependencies, the cgo
+// decision, the environment and the cache key), then hands it to the
+// compiler: go build, wrapped in the cache unless NoCache asks for a
+// fresh build (whose output is still kept in the cache, where the caller
+// reads it).
 func (c compilation) run(ctx context.Context, starting func()) (out string, cached bool, d deps, err error) {
-	goCmd := c.Go
-	if goCmd == "" {
-		goCmd = "go"
-	}
-	ov, err := json.Marshal(map[string]any{"Replace": c.m.overlay})
+	j, err := c.prepare(ctx)
 	if err != nil {
-		return "", false, d, err
-	}
-	ovPath := filepath.Join(c.tmp, "overlay-"+c.kind+".json")
-	if err := os.WriteFile(ovPath, ov, 0o644); err != nil {
-		return "", false, d, err
-	}
-	pkg := "./" + filepath.ToSlash(mustRel(c.m.dir, c.pkgDir))
-	if d, err = listDeps(ctx, goCmd, c.m, ovPath, pkg, c.GOOS, c.GOARCH); err != nil {
-		return "", false, d, err
-	}
-	// GOWORK=off: a go.work of the user's (cortex init writes one for
-	// editors) must not change what the function builds with.
-	env := []string{"GOOS=" + c.GOOS, "GOARCH=" + c.GOARCH, "CGO_ENABLED=0", "GOWORK=off"}
-	if c.cgo && d.cgo {
-		env[2] = "CGO_ENABLED=1"
-		cc, err := crossCompiler(c.GOOS, c.GOARCH)
-		if err != nil {
-			return "", false, d, err
-		}
-		if cc != "" {
-			env = append(env, "CC="+cc)
-		}
-	} else {
-		d.cgo = false
-	}
-	key, err := cacheKey(ctx, goCmd, c.m, d, append([]string{c.kind}, c.args...), env)
-	if err != nil {
-		return "", false, d, err
+		return "", false, j.deps, err
 	}
 	cacheDir, err := CacheRoot(c.CacheDir)
 	if err != nil {
-		return "", false, d, err
+		return "", false, j.deps, err
 	}
-	outDir := filepath.Join(cacheDir, c.kind, key)
-	out = filepath.Join(outDir, c.name)
-	if !c.NoCache {
-		if st, err := os.Stat(out); err == nil && st.Mode().IsRegular() {
-			return out, true, d, nil
+	var comp compiler = goBuild{starting: starting}
+	comp = cache{next: comp, dir: cacheDir, refresh: c.NoCache}
+	out, cached, err = comp.compile(ctx, j)
+	return out, cached, j.deps, err
+}
+
+// job is one go build, ready to run: everything that decides its bytes is
+// settled, and key names them.
+type job struct {
+	goCmd  string
+	m      *module
+	ovPath string
+	pkg    string
+	args   []string
+	env    []string
+	deps   deps
+	name   string
+	kind   string
+	tmp    string
+	key    string
+	// out is where the compiler writes; empty means the temporary
+	// directory. A decorator that keeps outputs sets it to its own place.
+	out string
+}
+
+// prepare writes the overlay, lists the dependencies, decides cgo and
+// computes the cache key.
+func (c compilation) prepare(ctx context.Context) (*job, error) {
+	j := &job{goCmd: c.Go, m: c.m, name: c.name, kind: c.kind, tmp: c.tmp, args: c.args}
+	if j.goCmd == "" {
+		j.goCmd = "go"
+	}
+	ov, err := json.Marshal(map[string]any{"Replace": c.m.overlay})
+	if err != nil {
+		return j, err
+	}
+	j.ovPath = filepath.Join(c.tmp, "overlay-"+c.kind+".json")
+	if err := os.WriteFile(j.ovPath, ov, 0o644); err != nil {
+		return j, err
+	}
+	j.pkg = "./" + filepath.ToSlash(mustRel(c.m.dir, c.pkgDir))
+	if j.deps, err = listDeps(ctx, j.goCmd, c.m, j.ovPath, j.pkg, c.GOOS, c.GOARCH); err != nil {
+		return j, err
+	}
+	// GOWORK=off: a go.work of the user's (cortex init writes one for
+	// editors) must not change what the function builds with.
+	j.env = []string{"GOOS=" + c.GOOS, "GOARCH=" + c.GOARCH, "CGO_ENABLED=0", "GOWORK=off"}
+	if c.cgo && j.deps.cgo {
+		j.env[2] = "CGO_ENABLED=1"
+		cc, err := crossCompiler(c.GOOS, c.GOARCH)
+		if err != nil {
+			return j, err
+		}
+		if cc != "" {
+			j.env = append(j.env, "CC="+cc)
+		}
+	} else {
+		j.deps.cgo = false
+	}
+	j.key, err = cacheKey(ctx, j.goCmd, c.m, j.deps, append([]string{c.kind}, c.args...), j.env)
+	return j, err
+}
+
+// A compiler turns a prepared job into an output file. goBuild runs the go
+// command; cache decorates any compiler, as ko's caching builder does.
+type compiler interface {
+	compile(ctx context.Context, j *job) (out string, cached bool, err error)
+}
+
+// goBuild runs go build into the job's temporary directory.
+type goBuild struct {
+	// starting is called before the go command runs.
+	starting func()
+}
+
+func (g goBuild) compile(ctx context.Context, j *job) (string, bool, error) {
+	if g.starting != nil {
+		g.starting()
+	}
+	out := j.out
+	if out == "" {
+		out = filepath.Join(j.tmp, "out-"+j.kind, j.name)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return "", false, err
 		}
 	}
-	if starting != nil {
-		starting()
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return "", false, d, fmt.Errorf("creating the build cache: %w", err)
-	}
-	partial := filepath.Join(outDir, "."+c.name+".partial-"+filepath.Base(c.tmp))
-	args := append([]string{"build"}, c.args...)
-	args = append(args, c.m.flags...)
-	args = append(args, "-overlay", ovPath, "-o", partial, pkg)
-	cmd := exec.CommandContext(ctx, goCmd, args...)
-	cmd.Dir = c.m.dir
-	cmd.Env = append(os.Environ(), env...)
+	args := append([]string{"build"}, j.args...)
+	args = append(args, j.m.flags...)
+	args = append(args, "-overlay", j.ovPath, "-o", out, j.pkg)
+	cmd := exec.CommandContext(ctx, j.goCmd, args...)
+	cmd.Dir = j.m.dir
+	cmd.Env = append(os.Environ(), j.env...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
-		os.Remove(partial)
 		if ctx.Err() != nil {
-			return "", false, d, ctx.Err()
+			return "", false, ctx.Err()
 		}
 		var ee *exec.Error
 		if errors.As(err, &ee) {
-			return "", false, d, errors.New("the go command is needed to build a function: install Go from go.dev/dl")
+			return "", false, errors.New("the go command is needed to build a function: install Go from go.dev/dl")
 		}
-		return "", false, d, &compileError{output: stderr.String(), err: err}
+		return "", false, &compileError{output: stderr.String(), err: err}
 	}
-	return out, false, d, os.Rename(partial, out)
+	return out, false, nil
+}
+
+// cache keeps outputs in dir/<kind>/<key>/<name>: a job whose output is
+// there is not compiled again (unless refresh), and a compiled output is
+// moved in with one rename, so a reader never sees a partial file.
+type cache struct {
+	next    compiler
+	dir     string
+	refresh bool
+}
+
+func (c cache) compile(ctx context.Context, j *job) (string, bool, error) {
+	outDir := filepath.Join(c.dir, j.kind, j.key)
+	out := filepath.Join(outDir, j.name)
+	if !c.refresh {
+		if st, err := os.Stat(out); err == nil && st.Mode().IsRegular() {
+			return out, true, nil
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return "", false, fmt.Errorf("creating the build cache: %w", err)
+	}
+	// The compiler writes beside the cached name; one rename publishes it.
+	partial := *j
+	partial.out = filepath.Join(outDir, "."+j.name+".partial-"+filepath.Base(j.tmp))
+	built, _, err := c.next.compile(ctx, &partial)
+	if err != nil {
+		os.Remove(partial.out)
+		return "", false, err
+	}
+	return out, false, os.Rename(built, out)
 }
 
 func progress(w io.Writer, format string, args ...any) {

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -179,5 +180,50 @@ func TestCacheRootIsAbsolute(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("CacheRoot(%q) = %q, %v; want %q", override, got, err, want)
 		}
+	}
+}
+
+// countingCompiler writes its job's name into the output and counts runs.
+type countingCompiler struct{ runs *int }
+
+func (c countingCompiler) compile(_ context.Context, j *job) (string, bool, error) {
+	*c.runs++
+	if j.name == "fails" { // a half-written output, as a killed compiler leaves
+		os.WriteFile(j.out, []byte("half"), 0o755)
+		return "", false, errors.New("compile failed")
+	}
+	return j.out, false, os.WriteFile(j.out, []byte(j.name), 0o755)
+}
+
+// The cache decorates any compiler: a job whose key is cached is not run
+// again, refresh runs it anyway, and a failed run leaves nothing behind.
+func TestCacheDecorator(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	runs := 0
+	c := cache{next: countingCompiler{&runs}, dir: dir}
+	j := &job{name: "fn", kind: "bin", key: "k1", tmp: tmp}
+	out, cached, err := c.compile(context.Background(), j)
+	if err != nil || cached || runs != 1 {
+		t.Fatalf("first compile: %s cached=%v runs=%d err=%v", out, cached, runs, err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "fn" || out != filepath.Join(dir, "bin", "k1", "fn") {
+		t.Errorf("output %s holds %q", out, b)
+	}
+	if out2, cached, err := c.compile(context.Background(), j); err != nil || !cached || out2 != out || runs != 1 {
+		t.Errorf("second compile: %s cached=%v runs=%d err=%v, want the cached output and no run", out2, cached, runs, err)
+	}
+	c.refresh = true
+	if _, cached, err := c.compile(context.Background(), j); err != nil || cached || runs != 2 {
+		t.Errorf("refresh: cached=%v runs=%d err=%v, want a run", cached, runs, err)
+	}
+	c.refresh = false
+	if _, _, err := c.compile(context.Background(), &job{name: "fails", kind: "bin", key: "k2", tmp: tmp}); err == nil {
+		t.Fatal("a failed compile succeeded")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "bin", "k2")); len(entries) != 0 {
+		t.Errorf("a failed compile left %v in the cache", entries)
+	}
+	if j.out != "" {
+		t.Errorf("the decorator changed the caller's job: out %q", j.out)
 	}
 }
