@@ -28,6 +28,7 @@ type pkg struct {
 	ImportPath string
 	Standard   bool
 	Deps       []string
+	Imports    []string
 	CgoFiles   []string
 }
 
@@ -35,7 +36,7 @@ type pkg struct {
 // transitive dependencies.
 func list(t *testing.T, env []string, patterns ...string) []pkg {
 	t.Helper()
-	args := append([]string{"list", "-json=ImportPath,Standard,Deps,CgoFiles"}, patterns...)
+	args := append([]string{"list", "-json=ImportPath,Standard,Deps,Imports,CgoFiles"}, patterns...)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = "../.."
 	cmd.Env = append(os.Environ(), env...)
@@ -108,5 +109,40 @@ func TestCoreRuntimeIsPureGo(t *testing.T) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("CGO_ENABLED=0 go build of the core runtime failed: %v\n%s", err, out)
+	}
+}
+
+// toolRules are the tool side's seams (ARCHITECTURE.md), as direct
+// imports: the output formats take files, not builds or deploys, and do not
+// talk to a platform. Each package's doc comment says the same. (Knative's
+// API types themselves pull in client-go, so the rule is on what a package
+// imports, not on everything below it.)
+var toolRules = map[string][]string{
+	module + "/packager/artifact":    {module + "/packager/build", module + "/packager/oci", module + "/packager/lambdazip", module + "/packager/knative", module + "/packager/deploy", "github.com/google/go-containerregistry"},
+	module + "/packager/oci":         {module + "/packager/build", module + "/packager/spec", module + "/packager/deploy", module + "/packager/lambdazip", module + "/packager/knative"},
+	module + "/packager/lambdazip":   {module + "/packager/build", module + "/packager/deploy", module + "/packager/oci", "github.com/aws/aws-sdk-go"},
+	module + "/packager/knative":     {module + "/packager/build", module + "/packager/deploy", module + "/packager/oci", "k8s.io/client-go", "knative.dev/serving/pkg/client"},
+	module + "/packager/onnxruntime": {module + "/packager/build", module + "/packager/oci", module + "/packager/spec"},
+	module + "/packager/spec":        {module + "/packager/build", module + "/packager/oci", module + "/packager/deploy", "k8s.io/client-go", "github.com/aws/aws-sdk-go"},
+}
+
+func TestToolSideSeams(t *testing.T) {
+	seen := 0
+	for _, p := range list(t, nil, "./packager/...") {
+		rules, ok := toolRules[p.ImportPath]
+		if !ok {
+			continue
+		}
+		seen++
+		for _, d := range p.Imports {
+			for _, f := range rules {
+				if d == f || strings.HasPrefix(d, f+"/") || (strings.HasSuffix(f, "go") && strings.HasPrefix(d, f)) {
+					t.Errorf("%s depends on %s: it must not (see its package doc and ARCHITECTURE.md)", p.ImportPath, d)
+				}
+			}
+		}
+	}
+	if seen != len(toolRules) {
+		t.Errorf("found %d of the %d packages the rules name: a package moved; update toolRules", seen, len(toolRules))
 	}
 }

@@ -3,4 +3,7 @@
 // adapters) never pulls in Kubernetes, Knative, AWS SDK or
 // go-containerregistry code, functions imports only the standard library,
 // and the core runtime builds without cgo.
+//
+// It owns those rules and nothing else; it is a test-only package and
+// must not be imported.
 package depcheck

@@ -1,4 +1,7 @@
 // Package testutil holds small helpers the project's tests share.
+//
+// It owns nothing a user sees; only tests import it, and it must not import
+// the packages it helps test.
 package testutil
 
 import (

@@ -39,4 +39,9 @@
 // Needed lists (both off in a default install). Validate runs
 // SetDefaults and Validate from knative.dev/serving/pkg/apis/serving/v1 —
 // what the webhook runs — and fails on any error or warning.
+//
+// It owns the Service as cortex.yaml makes it, as an object; YAML is
+// written only at the edge (YAML). It must not import packager,
+// packager/build, packager/oci or a Kubernetes client: talking to a
+// cluster is packager/deploy/knative's.
 package knative

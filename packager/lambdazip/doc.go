@@ -17,4 +17,9 @@
 // fields, Deflate at a fixed level. Write refuses, with a *TooLargeError
 // that suggests the container-image route, a package over Lambda's 250 MB
 // unzipped or 50 MB zipped quotas.
+//
+// It owns the zip format, Lambda's quotas and glibc check, and the SAM
+// template (from packager/spec). Its input is files (packager/artifact); it
+// must not import packager, packager/build, packager/oci or the AWS SDK:
+// deploying the zip is packager/deploy/lambda's.
 package lambdazip

@@ -42,4 +42,9 @@
 // WriteLayout, WriteTarball and Push are the sinks: an OCI image layout
 // (skopeo, umoci, crane), a `docker load` tarball, and a registry, where
 // blobs the registry already has are not uploaded again.
+//
+// It owns the image format: layers, the base, the config, and the three
+// sinks. Its input is files (packager/artifact); it must not import
+// packager, packager/build, packager/spec or packager/deploy, so it never
+// decides what a function ships, only how an image holds it.
 package oci

@@ -6,6 +6,10 @@
 // (npm's own registry settings, proxy and cache apply; no install script
 // runs) and only the one library file is taken from the tarball. Writing
 // npm's protocol here instead would lose the user's npm configuration.
+//
+// It owns the library's version, its place in the cache and the fetch; it
+// must not import the rest of the packager (runtime/onnx reads the same
+// place by its own rule: a function binary may not import the packager).
 package onnxruntime
 
 import (

@@ -69,4 +69,9 @@
 //
 // Stats reports the pool size, live instances, instantiations and discards
 // by reason; the pipeline times each stage call itself.
+//
+// It owns the sandbox (wazero), the ABI and the instance pool; it must not
+// import runtime (the pipeline imports it, not the other way round),
+// adapters or anything outside the function-binary rule of
+// internal/depcheck.
 package wasm

@@ -1,5 +1,9 @@
 // Package client sends one request to a running function: what `cortex
 // predict` and `cortex test` share.
+//
+// It owns the request a command sends and the answer it prints; it must
+// not import the packager or the deploy targets (a command resolves the
+// URL first).
 package client
 
 import (

@@ -3,6 +3,9 @@
 // `cortex test`, a .gitignore and, for Go code, a go.mod that requires the
 // CLI's cortex version and a go.work that points editors and the go command
 // at the CLI's SDK.
+//
+// It owns the templates; it must not import the packager beyond
+// packager/spec (a scaffold is validated as cortex.yaml, never built).
 package scaffold
 
 import (
