@@ -40,6 +40,10 @@ type BuildOptions struct {
 	Created time.Time
 	// Progress receives a line per step.
 	Progress io.Writer
+	// AllowHardlinks ships files with hard links outside the function
+	// directory (refused by default: a hard link carries an outside
+	// file's bytes past every path check).
+	AllowHardlinks bool
 }
 
 // defaults fills what o leaves empty for the function s.
@@ -74,6 +78,8 @@ func (o *BuildOptions) say(format string, args ...any) {
 // the spec names, compiles Go stages and the binary (both cached by
 // content), finds the ONNX Runtime library when the binary links it, and
 // writes the runtime configuration. Nothing is written outside the cache.
+// The function's files are opened once, here; Close the artifact when its
+// outputs are written.
 func Build(ctx context.Context, dir string, o BuildOptions) (*artifact.Artifact, error) {
 	s, err := spec.Load(dir)
 	if err != nil {
@@ -87,6 +93,12 @@ func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 		return nil, err
 	}
 	a := &artifact.Artifact{Spec: s, Arch: o.Arch, Created: o.Created, StagePaths: map[string]string{}}
+	d, err := openDir(s.Dir, o.AllowHardlinks)
+	if err != nil {
+		return nil, err
+	}
+	built := false
+	defer func() { d.close(built) }()
 
 	// Gather what ships, checking every path before anything is built.
 	// The models: predictor.model, or every model of a multi-model
@@ -99,7 +111,7 @@ func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 		if src.rel == "" {
 			continue
 		}
-		files, err := collect(s.Dir, src.field, src.rel)
+		files, err := d.collect(src.field, src.rel)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +125,7 @@ func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 		if st.rel == "" {
 			continue
 		}
-		files, err := collect(s.Dir, st.field, st.rel)
+		files, err := d.collect(st.field, st.rel)
 		if err != nil {
 			return nil, err
 		}
@@ -166,5 +178,6 @@ func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 	}
 	sum := sha256.Sum256(specBytes)
 	a.SpecSHA256 = hex.EncodeToString(sum[:])
+	built = true
 	return a, nil
 }

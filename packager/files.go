@@ -20,20 +20,116 @@ import (
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
+// ErrHardLink: a file to ship has hard links outside the function
+// directory (Options.AllowHardlinks ships it anyway).
+var ErrHardLink = errors.New("packager: hard-linked from outside the function directory")
+
+// dirFiles opens the files a function ships through an os.Root over its
+// directory, so that a file swapped for a symbolic link to the outside
+// after it was checked cannot be opened: each file is opened once, and the
+// outputs write what was opened (artifact.File.Opened). Close closes them.
+type dirFiles struct {
+	dir, real      string
+	root           *os.Root
+	allowHardlinks bool
+	// inodes counts the links to each inode within the directory, made
+	// on the first file with more than one link.
+	inodes map[inode]uint64
+	opened []*os.File
+}
+
+func openDir(dir string, allowHardlinks bool) (*dirFiles, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("function directory %s: %w", dir, err)
+	}
+	root, err := os.OpenRoot(real)
+	if err != nil {
+		return nil, fmt.Errorf("function directory %s: %w", dir, err)
+	}
+	return &dirFiles{dir: dir, real: real, root: root, allowHardlinks: allowHardlinks}, nil
+}
+
+// close closes the root, and every file opened unless keep: the files of
+// a built artifact stay open until the artifact is closed.
+func (d *dirFiles) close(keep bool) {
+	if !keep {
+		for _, f := range d.opened {
+			f.Close()
+		}
+	}
+	d.opened = nil
+	d.root.Close()
+}
+
+// open opens real (a resolved path inside the directory) through the root
+// and checks what was opened: a regular file, with no hard link outside
+// the directory.
+func (d *dirFiles) open(field, relPath, real string) (*os.File, error) {
+	rel, err := filepath.Rel(d.real, real)
+	if err != nil {
+		return nil, err
+	}
+	f, err := d.root.Open(rel)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", field, relPath, err)
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s: %s is not a regular file (%s)", field, relPath, st.Mode().Type())
+	}
+	if err == nil {
+		err = d.checkLinks(field, relPath, st)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	d.opened = append(d.opened, f)
+	return f, nil
+}
+
+// checkLinks refuses a file whose link count says some of its names live
+// outside the directory: a hard link carries the outside file's bytes
+// past every path check.
+func (d *dirFiles) checkLinks(field, relPath string, st fs.FileInfo) error {
+	id, links, ok := fileInode(st)
+	if !ok || links <= 1 || d.allowHardlinks {
+		return nil
+	}
+	if d.inodes == nil {
+		d.inodes = map[inode]uint64{}
+		fs.WalkDir(d.root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+			if err != nil || !e.Type().IsRegular() {
+				return nil
+			}
+			if info, err := e.Info(); err == nil {
+				if id, _, ok := fileInode(info); ok {
+					d.inodes[id]++
+				}
+			}
+			return nil
+		})
+	}
+	if inside := d.inodes[id]; inside < links {
+		return fmt.Errorf("%s: %s has %d hard links and only %d of them are in the function directory: %w; copy the file in (cp, not ln) or pass --allow-hardlinks",
+			field, relPath, links, inside, ErrHardLink)
+	}
+	return nil
+}
+
 // collect lists the regular files at rel (a file or a directory) under
-// the function directory root. Nothing may lead outside root: not rel
-// itself, nor a symbolic link anywhere below it. A symbolic link to a
-// file inside root ships as a copy of that file (layers and zips hold
-// regular files only).
-func collect(root, field, rel string) ([]artifact.File, error) {
+// the function directory d. Nothing may lead outside it: not rel itself,
+// nor a symbolic link anywhere below it, nor a hard link. A symbolic link
+// to a file inside ships as a copy of that file (layers and zips hold
+// regular files only). Each file is opened here, once.
+func (d *dirFiles) collect(field, rel string) ([]artifact.File, error) {
+	root := d.dir
 	clean := filepath.Clean(filepath.FromSlash(rel))
 	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
 		return nil, fmt.Errorf("%s: %q: %w; copy it into the function directory", field, rel, ErrOutsideDir)
 	}
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return nil, fmt.Errorf("function directory %s: %w", root, err)
-	}
+	realRoot := d.real
 	inside := func(p string) bool {
 		r, err := filepath.Rel(realRoot, p)
 		return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
@@ -57,11 +153,15 @@ func collect(root, field, rel string) ([]artifact.File, error) {
 		}
 		switch {
 		case st.Mode().IsRegular():
+			f, err := d.open(field, relPath, real)
+			if err != nil {
+				return err
+			}
 			mode := fs.FileMode(0o644)
 			if st.Mode().Perm()&0o111 != 0 {
 				mode = 0o755
 			}
-			out = append(out, artifact.File{Path: relPath, Src: real, Mode: mode})
+			out = append(out, artifact.File{Path: relPath, Src: real, Opened: f, Mode: mode})
 			return nil
 		case st.IsDir():
 			return fmt.Errorf("%s: %s is a symbolic link to a directory; cortex ships regular files only: copy the directory in", field, relPath)

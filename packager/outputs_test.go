@@ -33,6 +33,7 @@ func TestBuildArtifact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
 	if a.Spec.Name != "iris" || a.Arch != "amd64" || a.Binary.Path != "iris" || a.Binary.Src == "" {
 		t.Errorf("artifact %s/%s, binary %+v", a.Spec.Name, a.Arch, a.Binary)
 	}

@@ -237,6 +237,7 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer a.Close()
 	return Write(ctx, a, o)
 }
 

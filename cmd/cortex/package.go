@@ -77,6 +77,7 @@ func packageCmd() *cobra.Command {
 	f.MarkDeprecated("tag", "use --image-tag (--tag is the canary's traffic tag in cortex deploy)")
 	f.BoolVar(&opts.NoCache, "no-cache", false, "rebuild the binary and recompress every layer")
 	f.StringVar(&opts.ONNXRuntime, "onnxruntime", "", "libonnxruntime.so.1 to ship (default: $CORTEX_ONNXRUNTIME_LIB, else the one in the cortex cache, which cortex setup fetches)")
+	f.BoolVar(&opts.AllowHardlinks, "allow-hardlinks", false, "ship files that have hard links outside the function directory")
 	f.StringVar(&opts.LambdaLibs, "lambda-libs", "", "directory with libstdc++.so.6 and libgcc_s.so.1 built for Lambda's glibc 2.34")
 	f.StringVar(&outputs, "outputs", "", "comma-separated outputs to write: oci, tarball, lambda, knative, push (default: all; push with --registry)")
 	f.StringVarP(&output, "output", "o", "text", "text or json")

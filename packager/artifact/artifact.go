@@ -10,6 +10,7 @@
 package artifact
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -30,6 +31,11 @@ type File struct {
 	// Src is a file on disk, streamed when an output is written: it is
 	// never read whole into memory.
 	Src string
+	// Opened, when set, is Src opened once when it was checked: outputs
+	// read it (at offsets, so several may) and never open Src again, so a
+	// path swapped after the check cannot change what ships. Src then only
+	// names it.
+	Opened *os.File
 	// Data is the content of a small generated file.
 	Data []byte
 	// Mode is the permission bits (and sticky bit); 0 means 0644 for files
@@ -47,10 +53,16 @@ func (f File) Size() (int64, error) {
 	if f.Dir {
 		return 0, nil
 	}
-	if f.Src == "" {
+	if f.Src == "" && f.Opened == nil {
 		return int64(len(f.Data)), nil
 	}
-	st, err := os.Stat(f.Src)
+	var st fs.FileInfo
+	var err error
+	if f.Opened != nil {
+		st, err = f.Opened.Stat()
+	} else {
+		st, err = os.Stat(f.Src)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -103,6 +115,18 @@ type Artifact struct {
 	Created time.Time
 }
 
+// Close closes the files the build opened (File.Opened).
+func (a *Artifact) Close() error {
+	for _, group := range [][]File{a.Runtime, a.Models, a.Stages, {a.Binary, a.Config}} {
+		for _, f := range group {
+			if f.Opened != nil {
+				f.Opened.Close()
+			}
+		}
+	}
+	return nil
+}
+
 // ONNXRuntime reports whether the function ships ONNX Runtime.
 func (a *Artifact) ONNXRuntime() bool { return len(a.Runtime) > 0 }
 
@@ -121,11 +145,7 @@ func (a *Artifact) ModelSize() int64 {
 // not size (it changed since it was measured) is an error, not a silently
 // different output.
 func (f File) Copy(w io.Writer, size int64) error {
-	if f.Src == "" {
-		_, err := w.Write(f.Data)
-		return err
-	}
-	in, err := os.Open(f.Src)
+	in, err := f.Open()
 	if err != nil {
 		return err
 	}
@@ -138,4 +158,32 @@ func (f File) Copy(w io.Writer, size int64) error {
 		return fmt.Errorf("%s changed while it was being packaged (size %d, then %d)", f.Src, size, n)
 	}
 	return nil
+}
+
+// Open returns a reader of f's bytes from the start: Data, Opened (read at
+// offsets, so it may be read again and concurrently) or Src.
+func (f File) Open() (io.ReadSeekCloser, error) {
+	switch {
+	case f.Opened != nil:
+		st, err := f.Opened.Stat()
+		if err != nil {
+			return nil, err
+		}
+		return nopCloser{io.NewSectionReader(f.Opened, 0, st.Size())}, nil
+	case f.Src != "":
+		return os.Open(f.Src)
+	}
+	return nopCloser{bytes.NewReader(f.Data)}, nil
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }
+
+// Name is how messages name f: its source on disk, else its path.
+func (f File) Name() string {
+	if f.Src != "" {
+		return f.Src
+	}
+	return f.Path
 }

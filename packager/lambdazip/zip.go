@@ -141,8 +141,8 @@ func Write(path string, files []artifact.File, o Options) (Info, error) {
 			mode = 0o644
 		}
 		fh.SetMode(mode.Perm())
-		if f.Src != "" {
-			if done, err := writeCached(zw, fh, f.Src, o.CacheDir); err != nil {
+		if f.Src != "" || f.Opened != nil {
+			if done, err := writeCached(zw, fh, f, sizes[i], o.CacheDir); err != nil {
 				return Info{}, err
 			} else if done {
 				continue
@@ -263,15 +263,11 @@ type deflated struct {
 // writeCached writes src as a raw, already deflated entry, deflating it
 // into the cache first when the cache does not have it. It reports false
 // for small files, which are simply compressed in place.
-func writeCached(zw *zip.Writer, fh *zip.FileHeader, src, cacheDir string) (bool, error) {
-	st, err := os.Stat(src)
-	if err != nil {
-		return false, err
-	}
-	if st.Size() < cacheMin {
+func writeCached(zw *zip.Writer, fh *zip.FileHeader, f artifact.File, size int64, cacheDir string) (bool, error) {
+	if size < cacheMin {
 		return false, nil
 	}
-	in, err := os.Open(src)
+	in, err := f.Open()
 	if err != nil {
 		return false, err
 	}
@@ -309,7 +305,7 @@ func writeCached(zw *zip.Writer, fh *zip.FileHeader, src, cacheDir string) (bool
 	return true, nil
 }
 
-func deflateInto(in *os.File, dir, blob, meta, sum string) (deflated, error) {
+func deflateInto(in io.ReadSeeker, dir, blob, meta, sum string) (deflated, error) {
 	if _, err := in.Seek(0, io.SeekStart); err != nil {
 		return deflated{}, err
 	}
