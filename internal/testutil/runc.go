@@ -66,6 +66,8 @@ func RunImage(t testing.TB, lay, tag string) *Container {
 		}
 	}
 	proc["env"] = append(env, fmt.Sprintf("PORT=%d", port))
+	// A read-only root file system, as the Knative Service asks for.
+	cfg["root"].(map[string]any)["readonly"] = true
 	linux := cfg["linux"].(map[string]any)
 	var ns []any
 	for _, n := range linux["namespaces"].([]any) {

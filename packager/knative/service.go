@@ -173,12 +173,15 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 		},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr(true),
+			ReadOnlyRootFilesystem:   ptr(true),
 			AllowPrivilegeEscalation: ptr(false),
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
-	podSpec := corev1.PodSpec{Containers: []corev1.Container{container}}
+	// No Kubernetes API token in the pod: a function has no business with
+	// the cluster's API, and a compromised one should find no credential.
+	podSpec := corev1.PodSpec{Containers: []corev1.Container{container}, AutomountServiceAccountToken: ptr(false)}
 	if g := s.Compute.GPU; g > 0 {
 		q := *resource.NewQuantity(int64(g), resource.DecimalSI)
 		container.Resources.Limits[GPUResource] = q
