@@ -37,6 +37,10 @@ type Key struct {
 	Description string
 	// Example is a value a user might write, in YAML.
 	Example string
+
+	// elem is the kind of a map's values, for the parser; empty when they
+	// may be anything JSON carries (predictor.config).
+	elem Kind
 }
 
 // Kind is the type of a key's value.
@@ -73,7 +77,7 @@ func (k Kind) Syntax() string {
 	case KindDuration:
 		return "a number with a unit, like 500ms, 30s, 2m or 1h (Go's time.ParseDuration); a bare 0 is allowed"
 	case KindSize:
-		return "bytes, or a number with a unit: K, KB or kB (1000), Ki or KiB (1024), and likewise M, Mi, G, Gi, T, Ti; like 6MiB or 512Ki"
+		return "bytes, or a number with a unit: K, KB or kB (1000), Ki or KiB (1024), and likewise M, Mi, G, Gi, T, Ti; like 6MiB or 512Ki (any Kubernetes quantity of whole bytes, such as 1e6, works too)"
 	case KindQuantity:
 		return "a Kubernetes quantity: 1, 0.5 or 500m (milli) for CPU; 512Mi, 2Gi (binary) or 512M (decimal) for memory, without B"
 	case KindEnum:
@@ -312,23 +316,60 @@ func suggest(path string) []string {
 	return out
 }
 
-// keysUnder returns the names of the keys directly under path, for the
-// parser. A section without keys is a mistake in this file.
-func keysUnder(path string) []string {
-	var names []string
-	for _, k := range Children(path) {
-		names = append(names, k.Name())
+// closest returns the known key nearest to key, or "" when none is close:
+// the same letters in another case or with '-' for '_' (maxBody, max-body),
+// or at most two edits away (a third of the key, for short keys).
+func closest(key string, known []string) string {
+	norm := func(s string) string {
+		return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s))
 	}
-	if len(names) == 0 {
-		panic("spec: no keys under " + path)
+	for _, k := range known {
+		if norm(k) == norm(key) {
+			return k
+		}
 	}
-	return names
+	best, bestDist := "", 3
+	if len(key) <= 4 {
+		bestDist = 2
+	}
+	for _, k := range known {
+		if dist := levenshtein(strings.ToLower(key), k); dist < bestDist {
+			best, bestDist = k, dist
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // keys is the table of every key. Bounds and defaults come from the
 // constants the code uses, so the reference cannot state other ones; the
 // tests in keys_test.go drive the parser and the validator with every
-// entry to hold the rest (examples, enums, rules) to the code.
+// entry to hold the rest (examples, enums, rules) to the code. The parser
+// checks a value by its Type and decodes it into the Spec field whose yaml
+// tag is the key's name: a key added here needs that field, and
+// TestKeysParse fails until it has one.
 var keys = []Key{
 	{
 		Path:        "name",
@@ -473,6 +514,7 @@ var keys = []Key{
 		Default:     "none",
 		Rule:        "string values",
 		Description: "The environment variables a stage sees; without it a stage sees none.",
+		elem:        KindString,
 		Example:     "{MODE: fast}",
 	},
 	{
@@ -665,7 +707,7 @@ var keys = []Key{
 		Path:        "targets.knative.namespace",
 		Type:        KindString,
 		Default:     DefaultNamespace,
-		Rule:        "a Kubernetes namespace name: lower-case letters, digits and '-'; at most 63 characters",
+		Rule:        "a Kubernetes namespace name: lower-case letters, digits and '-', starting and ending with a letter or digit; at most 63 characters",
 		Description: "The Kubernetes namespace the Knative Service is deployed into.",
 		Example:     "ml",
 	},
@@ -682,6 +724,7 @@ var keys = []Key{
 		Type:        KindMap,
 		Default:     "{" + GPUPresentLabel + `: "true"}`,
 		Rule:        "Kubernetes label keys and values",
+		elem:        KindString,
 		Description: "Node labels that pick the nodes a GPU function runs on; used only when compute.gpu is more than 0. The default label is set by NVIDIA's GPU feature discovery.",
 		Example:     "{cloud.google.com/gke-accelerator: nvidia-tesla-t4}",
 	},

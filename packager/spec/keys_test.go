@@ -88,7 +88,7 @@ func TestKeysParse(t *testing.T) {
 	for _, k := range spec.Keys() {
 		t.Run(k.Path, func(t *testing.T) {
 			if got := specJSON(t, k.Snippet()); got == empty {
-				t.Errorf("setting it changes nothing in the Spec; does the parser's switch have a case for %q?\n%s", k.Name(), k.Snippet())
+				t.Errorf("setting it changes nothing in the Spec; does its field in spec.go have the tag yaml:%q?\n%s", k.Name(), k.Snippet())
 			}
 			bad := k
 			bad.Example = wrong[k.Type]

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // FileName is the name of the spec file in a function directory.
@@ -29,32 +31,33 @@ type Spec struct {
 	// function name and a URL path segment, so it is a DNS label: lower-case
 	// letters, digits and '-', starting with a letter, at most 57 characters
 	// (Knative appends "-00001" for revision names, which must fit in 63).
-	Name string
+	Name string `yaml:"name"`
 	// Predictor says what serves predictions.
-	Predictor Predictor
+	Predictor Predictor `yaml:"predictor"`
 	// Pre and Post name optional WebAssembly stages: a .wasm file or a Go
 	// package directory built for wasip1, relative to the function directory.
-	Pre, Post string
+	Pre  string `yaml:"pre"`
+	Post string `yaml:"post"`
 	// Wasm bounds the WebAssembly stages and grants them what the sandbox
 	// otherwise withholds.
-	Wasm Wasm
+	Wasm Wasm `yaml:"wasm"`
 	// Compute is what one replica asks for.
-	Compute Compute
+	Compute Compute `yaml:"compute"`
 	// Autoscaling configures the Knative autoscaler.
-	Autoscaling Autoscaling
+	Autoscaling Autoscaling `yaml:"autoscaling"`
 	// Batching gathers concurrent requests into one PredictBatch call.
-	Batching Batching
+	Batching Batching `yaml:"batching"`
 	// Limits bounds a request and a replica.
-	Limits Limits
+	Limits Limits `yaml:"limits"`
 	// Targets holds the settings of each place a function can be deployed.
-	Targets Targets
+	Targets Targets `yaml:"targets"`
 
 	// Dir is the absolute path of the function directory; relative paths in
 	// the spec are resolved against it. Load sets it. Validate checks the
 	// files the spec names only when Dir is set.
-	Dir string
+	Dir string `yaml:"-"`
 	// File names the spec in messages, for example "fn/cortex.yaml".
-	File string
+	File string `yaml:"-"`
 
 	// lines maps a field path to the line its value was read from.
 	lines map[string]int
@@ -66,41 +69,41 @@ type Spec struct {
 // Predictor is predictor.* in cortex.yaml.
 type Predictor struct {
 	// Type is TypeONNX or TypeGo.
-	Type string
+	Type string `yaml:"type"`
 	// Model is a model file or directory, relative to the function
 	// directory. Required for onnx; optional for go.
-	Model string
+	Model string `yaml:"model"`
 	// Path is the Go package directory of a type go predictor, relative to
 	// the function directory (for example ./predictor).
-	Path string
+	Path string `yaml:"path"`
 	// Config is passed to the predictor's Init as functions.Config.Values.
 	// It holds what JSON would decode: numbers are float64.
-	Config map[string]any
+	Config map[string]any `yaml:"config"`
 
 	// Models lists the models of a multi-model onnx function, each a name
 	// and a .onnx file or a directory of version subdirectories (1/, 2/,
 	// ...), relative to the function directory. Set Models or ModelsDir
 	// instead of Model.
-	Models []Model
+	Models []Model `yaml:"models"`
 	// ModelsDir is a directory whose subdirectories are the models: each
 	// named for its model and holding one .onnx file or version
 	// subdirectories 1/, 2/, ... with one .onnx file each.
-	ModelsDir string
+	ModelsDir string `yaml:"models_dir"`
 	// CacheSize is how many models may be loaded at once, the least
 	// recently used unloaded first. 0 (the default) loads them all.
-	CacheSize int
+	CacheSize int `yaml:"cache_size"`
 	// PollInterval is how often the model files are checked for new
 	// versions and changes. Default 2s for a multi-model function.
-	PollInterval time.Duration
+	PollInterval time.Duration `yaml:"poll_interval"`
 	// DefaultModel serves requests that name no model. Without it, such a
 	// request is a 400 naming the models when there are several.
-	DefaultModel string
+	DefaultModel string `yaml:"default_model"`
 }
 
 // Model is one entry of predictor.models.
 type Model struct {
-	Name string
-	Path string
+	Name string `yaml:"name"`
+	Path string `yaml:"path"`
 }
 
 // MultiModel reports whether the predictor serves several models
@@ -110,11 +113,11 @@ func (p *Predictor) MultiModel() bool { return len(p.Models) > 0 || p.ModelsDir 
 // Compute is compute.* in cortex.yaml.
 type Compute struct {
 	// CPU is a Kubernetes quantity of cores ("1", "500m"). Default "1".
-	CPU string
+	CPU string `yaml:"cpu"`
 	// Mem is a Kubernetes quantity of bytes ("512Mi", "2Gi"). Default "1Gi".
-	Mem string
+	Mem string `yaml:"mem"`
 	// GPU is the number of GPUs (nvidia.com/gpu). Default 0.
-	GPU int
+	GPU int `yaml:"gpu"`
 }
 
 // Wasm is wasm.* in cortex.yaml: the sandbox of the pre and post stages.
@@ -123,91 +126,107 @@ type Compute struct {
 // cannot open sockets).
 type Wasm struct {
 	// Memory caps each stage instance's memory. Default 128Mi.
-	Memory Size
+	Memory Size `yaml:"memory"`
 	// Env is the environment a stage sees. Default none.
-	Env map[string]string
+	Env map[string]string `yaml:"env"`
 	// Clock grants the real clock; without it a stage sees a fixed time.
-	Clock bool
+	Clock bool `yaml:"clock"`
 	// Random grants real randomness; without it a stage gets a fixed
 	// sequence.
-	Random bool
+	Random bool `yaml:"random"`
 	// Uninterruptible is wasm.interruptible: false: stage code runs several
 	// times faster, but a deadline can no longer stop a call (the caller
 	// still gets its 504; the stage keeps its slot until it returns).
-	Uninterruptible bool
+	Uninterruptible bool `yaml:"-"`
+}
+
+// UnmarshalYAML reads wasm.interruptible, which is the opposite of
+// Uninterruptible so that the zero Wasm is the safe one.
+func (w *Wasm) UnmarshalYAML(n *yaml.Node) error {
+	type fields Wasm // without this method
+	var v struct {
+		fields        `yaml:",inline"`
+		Interruptible *bool `yaml:"interruptible"`
+	}
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*w = Wasm(v.fields)
+	w.Uninterruptible = v.Interruptible != nil && !*v.Interruptible
+	return nil
 }
 
 // Autoscaling is autoscaling.* in cortex.yaml; the names follow Knative's
 // autoscaling.knative.dev annotations.
 type Autoscaling struct {
 	// MinScale is the fewest replicas; 0 lets the function scale to zero.
-	MinScale int
+	MinScale int `yaml:"min_scale"`
 	// MaxScale is the most replicas. Default 10.
-	MaxScale int
+	MaxScale int `yaml:"max_scale"`
 	// TargetConcurrency is the in-flight requests per replica the
 	// autoscaler aims for. Default limits.max_concurrency.
-	TargetConcurrency int
+	TargetConcurrency int `yaml:"target_concurrency"`
 	// ScaleDownDelay keeps replicas this long after load drops (0 to 1h).
-	ScaleDownDelay time.Duration
+	ScaleDownDelay time.Duration `yaml:"scale_down_delay"`
 	// Window is the autoscaler's averaging window (6s to 1h). Default 60s.
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 }
 
 // Batching is batching.* in cortex.yaml.
 type Batching struct {
 	// MaxBatchSize is the largest batch; 0 or 1 turns batching off.
-	MaxBatchSize int
+	MaxBatchSize int `yaml:"max_batch_size"`
 	// BatchInterval is how long the first request of a batch waits for
 	// others. Default 5ms when batching is on.
-	BatchInterval time.Duration
+	BatchInterval time.Duration `yaml:"batch_interval"`
 }
 
 // Limits is limits.* in cortex.yaml.
 type Limits struct {
 	// MaxBody is the largest request body. Default 6MiB (Lambda's limit).
-	MaxBody Size
+	MaxBody Size `yaml:"max_body"`
 	// Timeout bounds one prediction. Default 30s; at most 10m.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// MaxConcurrency is how many predictions a replica runs at once.
 	// Default 64.
-	MaxConcurrency int
+	MaxConcurrency int `yaml:"max_concurrency"`
 	// MaxQueue is how many more requests may wait for a slot before the
 	// function answers 503. Nil means the default, 128; 0 means no queue.
-	MaxQueue *int
+	MaxQueue *int `yaml:"max_queue"`
 	// OverrunGrace is how long a prediction may run on past its deadline
 	// before the process is replaced (runtime.Limits.OverrunGrace).
 	// Default twice Timeout, at least 5s; at least 1s.
-	OverrunGrace time.Duration
+	OverrunGrace time.Duration `yaml:"overrun_grace"`
 }
 
 // Targets is targets.* in cortex.yaml.
 type Targets struct {
-	Knative Knative
-	Lambda  Lambda
+	Knative Knative `yaml:"knative"`
+	Lambda  Lambda  `yaml:"lambda"`
 }
 
 // Knative is targets.knative.* in cortex.yaml.
 type Knative struct {
 	// Namespace to deploy into. Default "default".
-	Namespace string
+	Namespace string `yaml:"namespace"`
 	// Visibility is "public" or "cluster-local". Default "public".
-	Visibility string
+	Visibility string `yaml:"visibility"`
 	// GPUNodeSelector selects GPU nodes when compute.gpu > 0. Default
 	// {"nvidia.com/gpu.present": "true"} when a GPU is asked for.
-	GPUNodeSelector map[string]string
+	GPUNodeSelector map[string]string `yaml:"gpu_node_selector"`
 	// Registry is where images are pushed, for example ghcr.io/acme.
-	Registry string
+	Registry string `yaml:"registry"`
 }
 
 // Lambda is targets.lambda.* in cortex.yaml.
 type Lambda struct {
 	// Arch is "x86_64" or "arm64". Default "x86_64".
-	Arch string
+	Arch string `yaml:"arch"`
 	// Memory is the function's memory in MB, 128 to 10240. Default 1024.
-	Memory int
+	Memory int `yaml:"memory"`
 	// URLAuth is the function URL's auth type, "AWS_IAM" or "NONE".
 	// Default "AWS_IAM": a function is not public unless the spec says so.
-	URLAuth string
+	URLAuth string `yaml:"url_auth"`
 }
 
 // Line returns the line the field at path (for example "limits.max_body")

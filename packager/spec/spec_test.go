@@ -179,6 +179,24 @@ func TestProblems(t *testing.T) {
 		{"null section", base + "limits:\n", nil},
 		{"visibility", base + "targets: {knative: {visibility: private}}\n", []string{`3: targets.knative.visibility: "private" is not a visibility; use public or cluster-local`}},
 		{"namespace", base + "targets: {knative: {namespace: My_NS}}\n", []string{`3: targets.knative.namespace: "My_NS" is not a Kubernetes namespace name`}},
+		// A namespace is a DNS-1123 label (validation.IsDNS1123Label): it may start with a digit.
+		{"namespace starting with a digit", base + "targets: {knative: {namespace: 1ml}}\n", nil},
+		{"namespace too long", base + "targets: {knative: {namespace: " + strings.Repeat("a", 64) + "}}\n", []string{`3: targets.knative.namespace: "aaa`}},
+		{"namespace ending with '-'", base + "targets: {knative: {namespace: ml-}}\n", []string{`3: targets.knative.namespace: "ml-" is not a Kubernetes namespace name`}},
+		{"name ending with '-'", "name: fn-\npredictor: {type: go, path: ./p}\n", []string{`1: name: "fn-" is not a valid name`}},
+		{"node selector keys", base + "targets:\n  knative:\n    gpu_node_selector: {a.b/c_d: x, \"-a\": y, \"/a\": z, " + strings.Repeat("k", 64) + ": w, v: " + strings.Repeat("v", 64) + "}\n", []string{
+			`5: targets.knative.gpu_node_selector[-a]: "-a" is not a Kubernetes label key`,
+			`5: targets.knative.gpu_node_selector[/a]: "/a" is not a Kubernetes label key`,
+			`5: targets.knative.gpu_node_selector[kkk`,
+			`5: targets.knative.gpu_node_selector[v]: "vvv`,
+		}},
+		{"max_body in milli", base + "limits: {max_body: 512m}\n", []string{`3: limits.max_body: "512m" means 512 milli-bytes (the m suffix is milli); did you mean 512Mi?`}},
+		{"max_body fraction", base + "limits: {max_body: \"1.5\"}\n", []string{`3: limits.max_body: "1.5" is not a whole number of bytes`}},
+		{"max_body as a quantity", base + "limits: {max_body: 1e6}\n", nil}, // a float in YAML
+		{"max_body as a quoted quantity", base + "limits: {max_body: \"1e6\"}\n", nil},
+		{"max_body as a fraction", base + "limits: {max_body: 1.5}\n", []string{`3: limits.max_body: "1.5" is not a whole number of bytes`}},
+		{"max_body infinite", base + "limits: {max_body: .inf}\n", []string{`3: limits.max_body: ".inf" is not a size`}},
+		{"alias at two paths", base + "limits: &l {timeout: 1s}\nbatching: *l\n", []string{`3: batching.timeout: unknown key`}},
 		{"node selector value", base + "targets:\n  knative:\n    gpu_node_selector:\n      gpu: \"a b\"\n", []string{`6: targets.knative.gpu_node_selector[gpu]: "a b" is not a Kubernetes label value`}},
 		{"node selector list", base + "targets:\n  knative:\n    gpu_node_selector: {gpu: [a]}\n", []string{`5: targets.knative.gpu_node_selector[gpu]: must be a string, not a list`}},
 		{"registry scheme", base + "targets: {knative: {registry: \"https://ghcr.io/acme\"}}\n", []string{`3: targets.knative.registry: "https://ghcr.io/acme" has a scheme`}},
@@ -377,6 +395,24 @@ func TestParseSize(t *testing.T) {
 		{"1mb", 0, true},
 		{".", 0, true},
 		{"99999999999TiB", 0, true},
+		// Sizes are Kubernetes quantities (resource.ParseQuantity), which
+		// also take these spellings.
+		{"1K", 1000, false},
+		{"1KB", 1000, false},
+		{"1e3", 1000, false},
+		{"+1", 1, false},
+		{"1Pi", 1 << 50, false},
+		{"1.", 1, false},
+		{"1000m", 1, false},
+		// A size is whole bytes with a digit: the fractions and the "."
+		// (zero) a quantity takes are refused.
+		{"1.5", 0, true},
+		{"0.5", 0, true},
+		{"512m", 0, true},
+		{"1mB", 0, true},
+		{"1Ki B", 0, true},
+		{"1e19", 0, true},
+		{"1e400", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -420,6 +456,13 @@ func TestQuantities(t *testing.T) {
 		{"1", "1GiB", false},
 		{"-1", "1Gi", false},
 		{"1", "", true}, // empty means default
+		// resource.ParseQuantity reads "." as zero and takes a sign: both
+		// are then too small.
+		{".", "1Gi", false},
+		{"1", ".", false},
+		{"1", "-1Gi", false},
+		{"1e-3", "1Gi", true},
+		{"1", "1.5e9", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.cpu+"/"+tt.mem, func(t *testing.T) {
@@ -483,9 +526,27 @@ func TestWasmInterruptible(t *testing.T) {
 			t.Errorf("%q: runtime Uninterruptible = %v, want %v", yaml, got, want)
 		}
 	}
-	if _, err := spec.Parse([]byte(base+"wasm: {interruptible: no thanks}\n"), "cortex.yaml"); err == nil ||
-		!strings.Contains(err.Error(), "wasm.interruptible: must be true or false") {
+	s, err := spec.Parse([]byte(base+"wasm: {interruptible: no thanks}\n"), "cortex.yaml")
+	if err == nil || !strings.Contains(err.Error(), "wasm.interruptible: must be true or false") {
 		t.Errorf("a non-boolean: %v", err)
+	}
+	// A field with a problem is left zero: interruptible.
+	if s.Wasm.Uninterruptible {
+		t.Errorf("a non-boolean interruptible made the stages uninterruptible")
+	}
+}
+
+// TestParseAliasAtTwoPaths: an anchored section used again at a path
+// where its keys are unknown is reported there, and the first path keeps
+// its values.
+func TestParseAliasAtTwoPaths(t *testing.T) {
+	s, err := spec.Parse([]byte("name: fn\npredictor: {type: go, path: ./p}\nlimits: &l {timeout: 1s}\nbatching: *l\n"), "cortex.yaml")
+	var ve *spec.ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Path != "batching.timeout" {
+		t.Errorf("got %v, want one problem at batching.timeout", err)
+	}
+	if s == nil || s.Limits.Timeout != time.Second {
+		t.Errorf("limits.timeout was not kept: %+v", s)
 	}
 }
 
@@ -510,7 +571,11 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &ve) || len(ve.Problems) == 0 {
 				t.Fatalf("error %v is not a non-empty *ValidationError", err)
 			}
-			_ = err.Error()
+			// Parse decodes only what its checks passed; yaml.v3
+			// refusing any of it is a bug in the checks.
+			if msg := err.Error(); strings.Contains(msg, "cannot be read: ") {
+				t.Fatalf("the decoder refused what the checks passed:\n%s", msg)
+			}
 		}
 		if s == nil {
 			return

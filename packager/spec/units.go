@@ -5,41 +5,83 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Size is a number of bytes. In cortex.yaml it is a plain number of bytes or
 // a number with a unit: B, K/KB/kB (1000), Ki/KiB (1024), M/MB, Mi/MiB,
-// G/GB, Gi/GiB, T/TB, Ti/TiB.
+// G/GB, Gi/GiB, T/TB, Ti/TiB, or any other Kubernetes quantity of whole
+// bytes (1e6, 1Pi).
 type Size int64
 
-var sizeUnits = map[string]float64{
-	"": 1, "B": 1,
-	"K": 1e3, "k": 1e3, "KB": 1e3, "kB": 1e3, "Ki": 1 << 10, "KiB": 1 << 10,
-	"M": 1e6, "MB": 1e6, "Mi": 1 << 20, "MiB": 1 << 20,
-	"G": 1e9, "GB": 1e9, "Gi": 1 << 30, "GiB": 1 << 30,
-	"T": 1e12, "TB": 1e12, "Ti": 1 << 40, "TiB": 1 << 40,
-}
+// maxSize is where resource.ParseQuantity clamps a larger value, so a size
+// that reaches it is too large.
+var maxSize = *resource.NewQuantity(math.MaxInt64, resource.DecimalSI)
 
 // ParseSize parses a size such as "6MiB", "1MB", "512Ki" or "1048576".
+//
+// A size is read as a Kubernetes quantity (resource.ParseQuantity, as
+// compute.mem is), so the two kinds of value in cortex.yaml that count
+// bytes read alike. A size may also be written the way byte counts usually
+// are, with a B after the unit (6MiB, 1MB, 100B) and with K for k (1K, 1KB),
+// which a quantity does not take; a lower-case b or m (1mb) stays an error,
+// since m is milli in a quantity.
 func ParseSize(s string) (Size, error) {
-	num, unit := splitNumber(s)
-	mult, ok := sizeUnits[unit]
-	if num == "" || !ok {
+	q, err := resource.ParseQuantity(asQuantity(s))
+	switch {
+	// A quantity may be "." (zero) or negative; a size has a digit and no sign.
+	case err != nil || q.Sign() < 0 || !strings.ContainsAny(s, "0123456789"):
 		return 0, fmt.Errorf("%q is not a size; use a number of bytes or a unit like 6MiB, 512Ki", s)
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a size; use a number of bytes or a unit like 6MiB, 512Ki", s)
-	}
-	v := f * mult
-	if v >= math.MaxInt64/2 {
+	case q.Cmp(maxSize) >= 0:
 		return 0, fmt.Errorf("%q is too large", s)
+	case q.Cmp(*resource.NewQuantity(q.Value(), resource.DecimalSI)) == 0:
+		return Size(q.Value()), nil
 	}
-	return Size(v), nil
+	if num, ok := strings.CutSuffix(asQuantity(s), "m"); ok {
+		return 0, fmt.Errorf("%q means %s milli-bytes (the m suffix is milli); did you mean %sMi?", s, num, num)
+	}
+	return 0, fmt.Errorf("%q is not a whole number of bytes; use a number of bytes or a unit like 6MiB, 512Ki", s)
+}
+
+// asQuantity turns the byte spellings a quantity lacks into its own:
+// "6MiB" into "6Mi", "1KB" into "1k".
+func asQuantity(s string) string {
+	s = strings.TrimSuffix(s, "B")
+	if k, ok := strings.CutSuffix(s, "K"); ok {
+		return k + "k"
+	}
+	return s
+}
+
+// UnmarshalYAML reads a size written as a number of bytes (max_body:
+// 1048576) or as ParseSize takes it (max_body: 1MiB).
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case "!!int":
+			var v int64
+			if err := n.Decode(&v); err == nil {
+				*s = Size(v)
+				return nil
+			}
+		case "!!str", "!!float": // 1e6 is a float in YAML and a quantity
+			v, err := ParseSize(n.Value)
+			if err != nil {
+				return err
+			}
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not a size; use a number of bytes or a unit like 6MiB, 512Ki", quoteValue(n))
 }
 
 // String formats s with the largest binary unit that divides it exactly
-// ("6MiB", "512KiB") and as plain bytes otherwise.
+// ("6MiB", "512KiB") and as plain bytes otherwise. It is not a quantity's
+// String, which writes 1000 as "1k" and 6MiB as "6Mi": messages and the
+// reference write sizes as a user of cortex.yaml reads them.
 func (s Size) String() string {
 	for _, u := range []struct {
 		name string
@@ -50,60 +92,4 @@ func (s Size) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(s), 10)
-}
-
-// splitNumber splits "512Mi" into "512" and "Mi". The number is an unsigned
-// decimal with an optional fraction; anything after it is the unit.
-func splitNumber(s string) (num, unit string) {
-	i := 0
-	dot := false
-	for i < len(s) {
-		c := s[i]
-		if c >= '0' && c <= '9' {
-			i++
-			continue
-		}
-		if c == '.' && !dot {
-			dot = true
-			i++
-			continue
-		}
-		break
-	}
-	num = s[:i]
-	if num == "." {
-		num = ""
-	}
-	return num, s[i:]
-}
-
-var quantitySuffixes = map[string]float64{
-	"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-	"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50, "Ei": 1 << 60,
-}
-
-// parseQuantity parses a Kubernetes resource quantity ("500m", "1", "0.5",
-// "512Mi", "1e3") and returns its value. It accepts what
-// k8s.io/apimachinery's resource.ParseQuantity accepts for non-negative
-// values, without importing it: a function binary's spec code stays light.
-func parseQuantity(s string) (float64, error) {
-	body := strings.TrimPrefix(s, "+")
-	num, suffix := splitNumber(body)
-	if num == "" || strings.HasSuffix(num, ".") && len(num) == 1 {
-		return 0, fmt.Errorf("not a number")
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return 0, err
-	}
-	if mult, ok := quantitySuffixes[suffix]; ok {
-		return f * mult, nil
-	}
-	if len(suffix) > 1 && (suffix[0] == 'e' || suffix[0] == 'E') {
-		exp, err := strconv.Atoi(suffix[1:])
-		if err == nil && exp > -30 && exp < 30 {
-			return f * math.Pow10(exp), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown suffix %q", suffix)
 }

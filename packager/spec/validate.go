@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Limits that come from the platforms a function runs on.
@@ -30,13 +33,7 @@ const (
 	minOverrunGrace = time.Second // shorter replaces processes for predictions merely late
 )
 
-var (
-	dnsLabel      = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
-	labelName     = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
-	labelValue    = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`)
-	dnsSubdomain  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	registryChars = regexp.MustCompile(`^[A-Za-z0-9._\-/:\[\]]+$`)
-)
+var registryChars = regexp.MustCompile(`^[A-Za-z0-9._\-/:\[\]]+$`)
 
 // Validate checks the spec's values and how they fit together, and, when
 // Dir is set, that the files it names exist inside the function directory.
@@ -91,7 +88,7 @@ func (v *validator) name() {
 		v.add("name", "is required: a short lower-case name such as iris or sentiment-v2")
 	case len(n) > maxNameLen:
 		v.add("name", "%q is %d characters; at most %d fit in a Knative revision name", n, len(n), maxNameLen)
-	case !dnsLabel.MatchString(n):
+	case len(validation.IsDNS1035Label(n)) > 0: // a DNS label that starts with a letter
 		v.add("name", "%q is not a valid name; use lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (it becomes a Knative Service name and a URL path)", n)
 	}
 }
@@ -361,25 +358,25 @@ func (v *validator) file(field, rel string, check func(abs string, info fs.FileI
 func (v *validator) compute() {
 	c := v.s.Compute
 	if c.CPU != "" {
-		q, err := parseQuantity(c.CPU)
+		q, err := resource.ParseQuantity(c.CPU)
 		switch {
 		case err != nil:
 			v.add("compute.cpu", "%q is not a Kubernetes quantity; use cores like 1 or 0.5, or millicores like 500m", c.CPU)
-		case q < 0.001:
+		case q.Cmp(minCPU) < 0:
 			v.add("compute.cpu", "%q is less than 1m, the smallest CPU request", c.CPU)
 		}
 	}
 	if c.Mem != "" {
-		q, err := parseQuantity(c.Mem)
-		num, suffix := splitNumber(c.Mem)
+		q, err := resource.ParseQuantity(c.Mem)
+		num, unit := splitUnit(c.Mem)
 		switch {
-		case err != nil && num != "" && (strings.HasSuffix(suffix, "B") || strings.HasSuffix(suffix, "b")):
-			v.add("compute.mem", "%q is not a Kubernetes quantity; %s", c.Mem, suggestMem(num, suffix))
+		case err != nil && strings.HasSuffix(strings.ToUpper(unit), "B") && isQuantity(num):
+			v.add("compute.mem", "%q is not a Kubernetes quantity; %s", c.Mem, suggestMem(num, unit))
 		case err != nil:
 			v.add("compute.mem", "%q is not a Kubernetes quantity; use bytes with a suffix like 512Mi or 2Gi", c.Mem)
-		case suffix == "m":
+		case unit == "m":
 			v.add("compute.mem", "%q means %s milli-bytes (the m suffix is milli); did you mean %sMi?", c.Mem, num, num)
-		case q < minMem:
+		case q.Cmp(minMemory) < 0:
 			v.add("compute.mem", "%q is less than 32Mi, too little for a function to start", c.Mem)
 		}
 	}
@@ -464,8 +461,8 @@ func (v *validator) batching() {
 
 func (v *validator) knative() {
 	k := v.s.Targets.Knative
-	if k.Namespace != "" && (len(k.Namespace) > 63 || !dnsLabel.MatchString(k.Namespace)) {
-		v.add("targets.knative.namespace", "%q is not a Kubernetes namespace name; use lower-case letters, digits and '-'", k.Namespace)
+	if k.Namespace != "" && len(validation.IsDNS1123Label(k.Namespace)) > 0 {
+		v.add("targets.knative.namespace", "%q is not a Kubernetes namespace name; use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", k.Namespace)
 	}
 	switch k.Visibility {
 	case "", VisibilityPublic, VisibilityClusterLocal:
@@ -475,10 +472,10 @@ func (v *validator) knative() {
 	for _, key := range slices.Sorted(maps.Keys(k.GPUNodeSelector)) {
 		val := k.GPUNodeSelector[key]
 		p := "targets.knative.gpu_node_selector[" + key + "]"
-		if !validLabelKey(key) {
+		if len(validation.IsQualifiedName(key)) > 0 {
 			v.add(p, "%q is not a Kubernetes label key (an optional DNS prefix and '/', then a name of at most 63 letters, digits, '-', '_' or '.')", key)
 		}
-		if len(val) > 63 || !labelValue.MatchString(val) {
+		if len(validation.IsValidLabelValue(val)) > 0 {
 			v.add(p, "%q is not a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.')", val)
 		}
 	}
@@ -490,18 +487,6 @@ func (v *validator) knative() {
 			v.add("targets.knative.registry", "%q is not a registry; use host[:port][/path], like ghcr.io/acme", r)
 		}
 	}
-}
-
-func validLabelKey(key string) bool {
-	name := key
-	if i := strings.LastIndex(key, "/"); i >= 0 {
-		prefix := key[:i]
-		name = key[i+1:]
-		if prefix == "" || len(prefix) > 253 || !dnsSubdomain.MatchString(prefix) {
-			return false
-		}
-	}
-	return name != "" && len(name) <= 63 && labelName.MatchString(name)
 }
 
 func (v *validator) lambda() {
@@ -527,6 +512,24 @@ func (v *validator) lambda() {
 			v.add("targets.lambda.url_auth", "%q is not a function URL auth type; use AWS_IAM or NONE", l.URLAuth)
 		}
 	}
+}
+
+var (
+	minCPU    = resource.MustParse("1m")
+	minMemory = *resource.NewQuantity(minMem, resource.BinarySI)
+)
+
+// splitUnit splits "512MB" into "512" and "MB": the unit is what follows
+// the last digit or point. It only serves the hints of compute.mem, for a
+// value resource.ParseQuantity refused or read as milli-bytes.
+func splitUnit(s string) (num, unit string) {
+	i := strings.LastIndexAny(s, "0123456789.") + 1
+	return s[:i], s[i:]
+}
+
+func isQuantity(s string) bool {
+	_, err := resource.ParseQuantity(s)
+	return err == nil
 }
 
 // suggestMem turns "512", "MB" into "write 512Mi (binary) or 512M (decimal), without B".
