@@ -1,10 +1,15 @@
 // Package adapters holds what every carrier shares: the Engine a carrier
-// hands requests to, and the one conversion of an error to the wire.
+// hands requests to (and the Catalog it asks about models), the one route
+// table (Route, ServiceRoute), and the one conversion of an error to the
+// wire (ErrorResponse).
 //
 // An adapter only translates: event in -> functions.Request, and
-// functions.Response -> event out. Limits, deadlines, metrics, batching and
-// WebAssembly stages live once, in the runtime, which implements Engine.
-// The carriers live in the subpackages http, lambda and knative.
+// functions.Response -> event out. Limits, deadlines, metrics, batching,
+// WebAssembly stages, the check of a request's model and the KServe V1
+// conversion live once, in the runtime, which implements Engine. The
+// carriers live in the subpackages http, lambda and knative. None of them
+// imports the runtime (it imports them), the packager, Kubernetes or the
+// AWS SDK.
 package adapters
 
 import (
@@ -17,15 +22,17 @@ import (
 	"strings"
 
 	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/functions/oip"
 )
 
-// Engine serves requests for a carrier. *runtime.Runtime implements it.
+// Engine serves requests for a carrier. *runtime.Runtime implements it,
+// and Catalog too.
 type Engine interface {
 	// Invoke runs one prediction. It never panics. A non-nil error carries
 	// the status the caller should see (see functions.StatusOf) and a
 	// message safe to show them.
 	Invoke(ctx context.Context, req *functions.Request) (*functions.Response, error)
-	// Name is the function's name (and its model name on the OIP routes).
+	// Name is the function's name.
 	Name() string
 	// MaxBody is the largest request body in bytes; a carrier refuses a
 	// larger one with 413 before reading it whole.
@@ -33,6 +40,28 @@ type Engine interface {
 	// Ready reports whether the predictor has initialised and the engine is
 	// not shutting down.
 	Ready() bool
+}
+
+// Catalog is implemented by an Engine that knows the models its function
+// serves: *runtime.Runtime, whose answer is the function's one model
+// catalogue. A carrier asks it, for its model routes
+// (GET /v2/models/{name}[/ready], GET /v1/models/{name}) and the routes a
+// 404 suggests, and keeps no list of its own nor checks a model's name
+// itself. The HTTP carrier serves the model routes only for an engine
+// that has one.
+type Catalog interface {
+	// Models returns the names of the models served, sorted; none while
+	// a function that finds its models in Init is starting.
+	Models() []string
+	// CheckModel returns nil when the function serves the model name,
+	// else the error to answer: 404 naming the models served, or 503 with
+	// Retry-After while they are still loading.
+	CheckModel(name string) error
+	// DescribeModel returns the metadata of model name at version ("" for
+	// the default), the body of GET /v2/models/{name}[/versions/{v}]. Its
+	// error carries the status to answer: 503 until the predictor has
+	// initialised, 404 for an unknown model or version.
+	DescribeModel(ctx context.Context, name, version string) (oip.ModelMetadata, error)
 }
 
 // ErrorResponse converts an error from Engine.Invoke (or from a carrier's

@@ -10,7 +10,9 @@
 // Optional capabilities are separate one-method interfaces that the runtime
 // finds by type assertion: [Initializer] (load the model once, before the
 // function reports ready), [Closer] (release it on shutdown) and
-// [BatchPredictor] (serve a gathered batch in one call).
+// [BatchPredictor] (serve a gathered batch in one call). A predictor that
+// serves named models, or publishes the tensors they take, implements
+// Catalog from package functions/oip as well.
 //
 // A prediction is just a request: the body, query and headers arrive as the
 // caller sent them, whatever carried them (plain HTTP, a Lambda event or a

@@ -10,7 +10,9 @@
 //
 // Runtime.Invoke is where everything that must behave the same on every
 // carrier lives: the request id, the body limit (413), the model check and
-// the KServe V1 conversion, the bound on concurrent predictions and the
+// the KServe V1 conversion (models.go: the function's one model catalogue,
+// from the predictor's oip.Catalog, which the carriers ask through
+// adapters.Catalog), the bound on concurrent predictions and the
 // bounded queue behind it (503 with Retry-After), the per-request deadline
 // (504), panic recovery (500, the process keeps serving), the optional
 // WebAssembly pre and post stages, server-side batching, and the Prometheus

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +34,11 @@ type Runtime struct {
 	log    *slog.Logger
 	m      *metrics
 	opts   options
+
+	// catalog is p's list of the models it serves; without one the
+	// function serves ownModel, its own name (see models.go).
+	catalog  oip.Catalog
+	ownModel []string
 
 	stages  *stages       // WebAssembly pre/post stages, nil without any
 	batch   *batcher      // nil unless batching.max_batch_size > 1
@@ -114,6 +118,8 @@ func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
 
 		replacing: make(chan struct{}),
 	}
+	r.catalog, _ = p.(oip.Catalog)
+	r.ownModel = []string{cfg.Name}
 	r.slots = make(chan struct{}, r.limits.MaxConcurrency)
 	if cfg.Batching.MaxBatchSize > 1 {
 		r.batch = newBatcher(r)
@@ -215,21 +221,6 @@ func (r *Runtime) MetricsHandler() http.Handler { return r.m.handler() }
 // Logger returns the runtime's logger, labelled with the function's name.
 func (r *Runtime) Logger() *slog.Logger { return r.log }
 
-// ModelMetadata returns the predictor's tensor metadata when it publishes
-// any (the built-in ONNX predictor does), for the Open Inference Protocol
-// metadata route and the KServe V1 conversion.
-func (r *Runtime) ModelMetadata() (oip.ModelMetadata, bool) {
-	mp, ok := r.p.(oip.MetadataProvider)
-	if !ok || !r.ready.Load() {
-		return oip.ModelMetadata{}, false
-	}
-	md := mp.ModelMetadata()
-	if md.Name == "" {
-		md.Name = r.cfg.Name
-	}
-	return md, true
-}
-
 // Invoke runs one prediction through the limits and counts its answer in
 // cortex_requests_total. It never panics; a non-nil error is a
 // *functions.Error whose status and message are safe to send to the
@@ -293,61 +284,6 @@ func (r *Runtime) starting(requestID string) error {
 		}
 	}
 	return &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
-}
-
-// ModelLister is implemented by predictors that serve several models. The
-// runtime answers 404 for a model they do not list, naming those they do.
-type ModelLister interface {
-	Models() []string
-}
-
-// route checks the model a request names. A predictor that lists its
-// models is held to that list; otherwise the function is its one model,
-// named on the OIP and V1 routes, while a ?model= on the function's own
-// route is left to the predictor.
-func (r *Runtime) route(req *functions.Request) error {
-	if req.Model == "" {
-		return nil
-	}
-	names := []string{r.cfg.Name}
-	if ml, ok := r.p.(ModelLister); ok {
-		names = ml.Models()
-	} else if req.Protocol == functions.ProtocolRaw {
-		return nil
-	}
-	if slices.Contains(names, req.Model) {
-		return nil
-	}
-	r.m.rejected.WithLabelValues("unknown_model").Inc()
-	return oip.ModelNotFound(req.Model, names)
-}
-
-// invokeProtocol converts a KServe V1 request into an OIP request for a
-// predictor that publishes tensor metadata, and the answer back; other
-// requests pass as they are.
-func (r *Runtime) invokeProtocol(ctx context.Context, req *functions.Request) (*functions.Response, error) {
-	if req.Protocol != functions.ProtocolKServeV1 {
-		return r.invoke(ctx, req)
-	}
-	md, ok := r.ModelMetadata()
-	if !ok || len(md.Inputs) == 0 {
-		return r.invoke(ctx, req) // the predictor speaks V1 itself
-	}
-	body, err := oip.RequestBodyFromV1(req.Body, md.Inputs[0])
-	if err != nil {
-		return nil, err
-	}
-	req.Body, req.ContentType, req.Protocol = body, "application/json", functions.ProtocolOIP
-	resp, err := r.invoke(ctx, req)
-	if err != nil || resp.StatusCode() != http.StatusOK {
-		return resp, err
-	}
-	if body, err = oip.ResponseBodyToV1(resp.Body); err != nil {
-		r.log.Error("converting the answer to KServe V1", "request_id", req.ID, "err", err)
-		return nil, &functions.Error{Status: http.StatusInternalServerError,
-			Message: "internal error converting the answer to KServe V1 (request id " + req.ID + ")", Err: err}
-	}
-	return functions.Bytes(http.StatusOK, "application/json", body), nil
 }
 
 func (r *Runtime) invoke(ctx context.Context, req *functions.Request) (*functions.Response, error) {
@@ -581,6 +517,8 @@ func NewRequestID() string {
 }
 
 var (
-	_ adapters.Engine = (*Runtime)(nil)
-	_ adapters.Engine = countedEngine{}
+	_ adapters.Engine  = (*Runtime)(nil)
+	_ adapters.Catalog = (*Runtime)(nil)
+	_ adapters.Engine  = countedEngine{}
+	_ adapters.Catalog = countedEngine{}
 )

@@ -69,8 +69,8 @@ func do(t *testing.T, method, url, contentType string, body io.Reader, header ..
 	return answer{resp.StatusCode, resp.Header, string(b)}
 }
 
-// irisLike is a predictor that publishes tensor metadata, as the built-in
-// ONNX predictor does, and loads its model in Init: Init blocks until the
+// irisLike is a predictor that describes its model (oip.Catalog), as the
+// built-in ONNX predictor does, and loads it in Init: Init blocks until the
 // test closes release.
 type irisLike struct {
 	started, release chan struct{}
@@ -82,10 +82,12 @@ func (p *irisLike) Init(ctx context.Context, _ functions.Config) error {
 	return nil
 }
 
-func (p *irisLike) ModelMetadata() oip.ModelMetadata {
+func (p *irisLike) Models() []string { return []string{"iris"} }
+
+func (p *irisLike) DescribeModel(context.Context, string, string) (oip.ModelMetadata, error) {
 	return oip.ModelMetadata{Platform: "onnxruntime_onnx",
 		Inputs:  []oip.TensorMetadata{{Name: "float_input", Datatype: oip.FP32, Shape: []int64{-1, 4}}},
-		Outputs: []oip.TensorMetadata{{Name: "label", Datatype: oip.INT64, Shape: []int64{-1}}}}
+		Outputs: []oip.TensorMetadata{{Name: "label", Datatype: oip.INT64, Shape: []int64{-1}}}}, nil
 }
 
 func (p *irisLike) Predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {

@@ -18,11 +18,13 @@
 //
 // Every error body is {"error": "..."}, unknown routes included. Until the
 // engine is ready, every model route (metadata, model readiness,
-// inference) answers 503 with Retry-After, as /readyz does.
+// inference) answers 503 with Retry-After, as /readyz does. Which models
+// the function serves, and whether a route names one of them, the handler
+// asks the engine (adapters.Catalog): it keeps no list of its own, and
+// serves no model routes for an engine without one.
 package http
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,24 +35,7 @@ import (
 
 	"github.com/cortexfn/cortex/adapters"
 	"github.com/cortexfn/cortex/functions"
-	"github.com/cortexfn/cortex/functions/oip"
 )
-
-// MetadataSource is implemented by engines whose predictor publishes tensor
-// metadata (the built-in ONNX predictor), for the OIP model metadata route.
-type MetadataSource interface {
-	ModelMetadata() (oip.ModelMetadata, bool)
-}
-
-// ModelCatalog is implemented by engines that may serve several models
-// (*runtime.Runtime): the model routes list and describe models through it.
-type ModelCatalog interface {
-	// Models returns the names of the models served.
-	Models() []string
-	// DescribeModel returns a model's metadata; its error carries the
-	// status to answer (404 for an unknown model or version).
-	DescribeModel(ctx context.Context, name, version string) (oip.ModelMetadata, error)
-}
 
 // LivenessReporter is implemented by engines that know when their process
 // must be replaced (*runtime.Runtime, when a prediction overran its
@@ -77,8 +62,7 @@ func WithoutCompression() Option { return func(x *Handler) { x.noCompress = true
 // Handler serves a function over HTTP.
 type Handler struct {
 	e          adapters.Engine
-	meta       MetadataSource
-	catalog    ModelCatalog
+	catalog    adapters.Catalog // nil: the engine serves no model routes
 	liveness   LivenessReporter
 	metrics    http.Handler
 	version    string
@@ -90,8 +74,7 @@ type Handler struct {
 // WithoutCompression is given.
 func New(e adapters.Engine, opts ...Option) http.Handler {
 	h := &Handler{e: e, version: "dev"}
-	h.meta, _ = e.(MetadataSource)
-	h.catalog, _ = e.(ModelCatalog)
+	h.catalog, _ = e.(adapters.Catalog)
 	h.liveness, _ = e.(LivenessReporter)
 	for _, o := range opts {
 		o(h)
@@ -189,7 +172,7 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 		}
 		return
 	}
-	if !h.knownModel(w, name) {
+	if !h.knownModel(w, r, name) {
 		return
 	}
 	switch tail {
@@ -209,23 +192,19 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 	}
 }
 
-// knownModel answers 404 naming the served models when name is not one of
-// them, and 503 while a multi-model function has not listed its models yet.
-func (h *Handler) knownModel(w http.ResponseWriter, name string) bool {
-	names := []string{h.e.Name()}
-	if h.catalog != nil {
-		names = h.catalog.Models()
-	}
-	if slices.Contains(names, name) {
-		return true
-	}
-	if len(names) == 0 {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "function is starting: the models are still loading")
+// knownModel answers the engine's error when it does not serve the model
+// name: 404 naming the models it serves, or 503 while they load; and 404
+// for every model route of an engine without a catalog.
+func (h *Handler) knownModel(w http.ResponseWriter, r *http.Request, name string) bool {
+	if h.catalog == nil {
+		h.notFound(w, r)
 		return false
 	}
-	writeResponse(w, adapters.ErrorResponse(oip.ModelNotFound(name, names), ""))
-	return false
+	if err := h.catalog.CheckModel(name); err != nil {
+		writeResponse(w, adapters.ErrorResponse(err, ""))
+		return false
+	}
+	return true
 }
 
 // notReady answers 503 with Retry-After, as KServe does for a model that
@@ -240,24 +219,10 @@ func (h *Handler) notReady(w http.ResponseWriter, name string) bool {
 }
 
 func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request, name, version string) {
-	if h.catalog != nil {
-		md, err := h.catalog.DescribeModel(r.Context(), name, version)
-		if err != nil {
-			writeResponse(w, adapters.ErrorResponse(err, ""))
-			return
-		}
-		writeJSON(w, http.StatusOK, md)
+	md, err := h.catalog.DescribeModel(r.Context(), name, version)
+	if err != nil {
+		writeResponse(w, adapters.ErrorResponse(err, ""))
 		return
-	}
-	md := oip.ModelMetadata{Name: name, Platform: "cortex"}
-	if h.meta != nil {
-		if m, ok := h.meta.ModelMetadata(); ok {
-			md = m
-			md.Name = name
-		}
-	}
-	if version != "" {
-		md.Versions = []string{version}
 	}
 	writeJSON(w, http.StatusOK, md)
 }
@@ -275,7 +240,7 @@ func (h *Handler) v1(w http.ResponseWriter, r *http.Request, rest string) {
 			h.predict(w, r) // the runtime converts V1 for predictors that publish tensor metadata
 		}
 	case !hasVerb:
-		if h.knownModel(w, name) && allow(w, r, http.MethodGet) && !h.notReady(w, name) {
+		if h.knownModel(w, r, name) && allow(w, r, http.MethodGet) && !h.notReady(w, name) {
 			writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
 		}
 	default:

@@ -338,3 +338,32 @@ func TestQueueFullOverHTTP(t *testing.T) {
 		t.Errorf("admitted request = %d", r.status)
 	}
 }
+
+// bareEngine is an engine without a catalog (adapters.Catalog): it serves
+// predictions and nothing about models.
+type bareEngine struct{}
+
+func (bareEngine) Name() string   { return "bare" }
+func (bareEngine) MaxBody() int64 { return 1 << 20 }
+func (bareEngine) Ready() bool    { return true }
+func (bareEngine) Invoke(_ context.Context, req *functions.Request) (*functions.Response, error) {
+	return functions.Text(http.StatusOK, "predicted "+req.Model), nil
+}
+
+// TestEngineWithoutCatalog: the model routes are the catalog's, so an
+// engine without one has none (404, as for any path that is not a route),
+// while its predictions, the OIP route's included, reach it.
+func TestEngineWithoutCatalog(t *testing.T) {
+	srv := httptest.NewServer(httpadapter.New(bareEngine{}))
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/v2/models/bare", "/v2/models/bare/ready", "/v1/models/bare"} {
+		r := do(t, "GET", srv.URL+path, "")
+		want := "no route for GET " + path + ": send predictions to POST /predict, POST /v2/models/bare/infer or POST /v1/models/bare:predict"
+		if r.status != http.StatusNotFound || jsonPath(t, r.body, "error") != want {
+			t.Errorf("GET %s: got %d %s, want 404 %q", path, r.status, r.body, want)
+		}
+	}
+	if r := do(t, "POST", srv.URL+"/v2/models/bare/infer", "{}"); r.status != http.StatusOK || r.body != "predicted bare" {
+		t.Errorf("POST /v2/models/bare/infer: got %d %s, want the engine's answer", r.status, r.body)
+	}
+}

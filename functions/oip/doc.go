@@ -24,6 +24,10 @@
 // JSON cannot carry NaN or infinities: an output that holds one encodes it
 // as null.
 //
+// A predictor that serves named models, or describes its tensors,
+// implements [Catalog]; the runtime checks every request's model against
+// it and converts KServe V1 requests with the inputs it describes.
+//
 // This package imports only the standard library and package functions, so
 // a Go predictor can use it at no cost.
 package oip

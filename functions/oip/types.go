@@ -195,13 +195,6 @@ func (m TensorMetadata) String() string {
 	return fmt.Sprintf("%q %s %v", m.Name, m.Datatype, m.Shape)
 }
 
-// MetadataProvider is implemented by predictors that describe their model.
-// The HTTP adapter answers GET /v2/models/{name} with it and uses the first
-// input to turn a KServe V1 request into an inference request.
-type MetadataProvider interface {
-	ModelMetadata() ModelMetadata
-}
-
 func badRequest(format string, args ...any) error {
 	return functions.Errorf(http.StatusBadRequest, format, args...)
 }

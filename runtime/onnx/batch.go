@@ -79,8 +79,8 @@ func (p *Predictor) plan(reqs []*functions.Request, resps []*functions.Response)
 	}
 	byKey := map[string]int{}
 	for i, req := range reqs {
-		if req.Model != "" && p.name != "" && req.Model != p.name {
-			alone = append(alone, i)
+		if p.checkModel(req.Model) != nil {
+			alone = append(alone, i) // for Predict to refuse
 			continue
 		}
 		ir, err := oip.DecodeRequest(req.Body, p.maxElements)

@@ -34,6 +34,7 @@ type Predictor struct {
 	session *ort.DynamicAdvancedSession
 
 	name        string
+	served      []string // {name}, for Models
 	inputs      []tensorInfo
 	outputs     []tensorInfo
 	maxElements int
@@ -114,7 +115,7 @@ func (p *Predictor) Init(ctx context.Context, cfg functions.Config) error {
 		return fmt.Errorf("onnx: loading model %s: %w", cfg.Model, err)
 	}
 	p.mu.Lock()
-	p.session, p.name, p.inputs, p.outputs = session, cfg.Name, inputs, outputs
+	p.session, p.name, p.served, p.inputs, p.outputs = session, cfg.Name, []string{cfg.Name}, inputs, outputs
 	p.runOpts = make(chan *ort.RunOptions, 64)
 	p.mu.Unlock()
 	slog.Info("onnx: model loaded", "model", cfg.Model, "provider", p.provider, "intra_op_threads", threads,
@@ -196,8 +197,23 @@ func intOption(values map[string]any, key string, def int) (int, error) {
 	return n, nil
 }
 
-// ModelMetadata describes the model for GET /v2/models/{name} and for the
-// KServe V1 route (which uses the first input).
+// Models returns the one model the predictor serves, named after the
+// function (functions.Config.Name); none before Init.
+func (p *Predictor) Models() []string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.served
+}
+
+// DescribeModel returns ModelMetadata: the predictor serves one model, and
+// has no versions.
+func (p *Predictor) DescribeModel(context.Context, string, string) (oip.ModelMetadata, error) {
+	return p.ModelMetadata(), nil
+}
+
+// ModelMetadata describes the model: its inputs and outputs as the .onnx
+// file declares them, for GET /v2/models/{name} and for the KServe V1
+// route (which uses the first input).
 func (p *Predictor) ModelMetadata() oip.ModelMetadata {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -222,8 +238,8 @@ func (p *Predictor) Predict(ctx context.Context, req *functions.Request) (*funct
 	if p.session == nil {
 		return nil, &functions.Error{Status: http.StatusServiceUnavailable, Message: "the model is not loaded"}
 	}
-	if req.Model != "" && p.name != "" && req.Model != p.name {
-		return nil, oip.ModelNotFound(req.Model, []string{p.name})
+	if err := p.checkModel(req.Model); err != nil {
+		return nil, err
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("onnx: inference not started: %w", context.Cause(ctx))
@@ -287,6 +303,16 @@ func (p *Predictor) Predict(ctx context.Context, req *functions.Request) (*funct
 		return nil, fmt.Errorf("onnx: encoding response: %w", err)
 	}
 	return functions.Bytes(http.StatusOK, "application/json", body), nil
+}
+
+// checkModel refuses a model other than the predictor's own, for a caller
+// that runs the predictor directly: through the runtime, which checks the
+// model against Models first, it never does. The caller holds mu.
+func (p *Predictor) checkModel(name string) error {
+	if name == "" || p.name == "" || name == p.name {
+		return nil
+	}
+	return oip.ModelNotFound(name, p.served)
 }
 
 // wanted returns which model outputs the request asks for.
@@ -411,5 +437,5 @@ var (
 	_ functions.Predictor   = (*Predictor)(nil)
 	_ functions.Initializer = (*Predictor)(nil)
 	_ functions.Closer      = (*Predictor)(nil)
-	_ oip.MetadataProvider  = (*Predictor)(nil)
+	_ oip.Catalog           = (*Predictor)(nil)
 )

@@ -1,0 +1,79 @@
+package onnx_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/runtime/onnx"
+)
+
+func TestRepositoryRoutes(t *testing.T) {
+	dir := repoTree(t, "iris/1/model.onnx", "iris/2/model.onnx", "setosa/model.onnx")
+	srv, rt := serveRepo(t, dir, onnx.NewRepository(onnx.WithModelsDir("models"), onnx.WithPollInterval(-1)))
+
+	if got, want := rt.Models(), []string{"iris", "setosa"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Models: got %v, want %v", got, want)
+	}
+	tests := []struct {
+		name       string
+		method     string
+		path, body string
+		status     int
+		want       string // substring of the body
+	}{
+		{"query parameter", "POST", "/predict?model=setosa", repoRow, 200, `"model_name":"setosa"`},
+		{"query parameter, other model", "POST", "/?model=iris", repoRow, 200, `"model_name":"iris"`},
+		{"OIP path", "POST", "/v2/models/iris/infer", repoRow, 200, `"model_name":"iris"`},
+		{"OIP path with a version", "POST", "/v2/models/iris/versions/1/infer", repoRow, 200, `"model_name":"iris"`},
+		{"KServe V1 path", "POST", "/v1/models/setosa:predict", `{"instances":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}`, 200, `{"predictions":[0,2]}`},
+		{"unknown model, OIP", "POST", "/v2/models/rose/infer", repoRow, 404, `model \"rose\" not found; this function serves \"iris\", \"setosa\"`},
+		{"unknown model, query", "POST", "/predict?model=rose", repoRow, 404, `this function serves \"iris\", \"setosa\"`},
+		{"unknown model, V1", "POST", "/v1/models/rose:predict", `{"instances":[[1,2,3,4]]}`, 404, `this function serves \"iris\", \"setosa\"`},
+		{"unknown version", "POST", "/v2/models/iris/versions/7/infer", repoRow, 404, `model \"iris\" has no version \"7\"; its versions are \"1\", \"2\"`},
+		{"version of an unversioned model", "POST", "/v2/models/setosa/versions/1/infer", repoRow, 404, `model \"setosa\" has no versions`},
+		{"no model named", "POST", "/predict", repoRow, 400, `this function serves several models; name one with ?model=NAME`},
+		{"bad input still a 400", "POST", "/v2/models/iris/infer", `{"inputs":[{"name":"input","shape":[1,5],"datatype":"FP32","data":[1,2,3,4,5]}]}`, 400, `shape`},
+		{"metadata", "GET", "/v2/models/iris", "", 200, `"versions":["1","2"]`},
+		{"metadata of a version", "GET", "/v2/models/iris/versions/2", "", 200, `"inputs":[{"name":"input","datatype":"FP32","shape":[-1,4]}]`},
+		{"metadata of an unknown model", "GET", "/v2/models/rose", "", 404, `this function serves \"iris\", \"setosa\"`},
+		{"metadata of an unknown version", "GET", "/v2/models/iris/versions/9", "", 404, `has no version \"9\"`},
+		{"model ready", "GET", "/v2/models/setosa/ready", "", 200, `"ready":true`},
+		{"V1 status", "GET", "/v1/models/iris", "", 200, `"ready":true`},
+		{"V1 status, unknown", "GET", "/v1/models/rose", "", 404, `this function serves \"iris\", \"setosa\"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := repoCall(t, tt.method, srv.URL+tt.path, tt.body)
+			if got.status != tt.status || !strings.Contains(got.raw, tt.want) {
+				t.Errorf("%s %s: got %d %s\nwant %d with %s", tt.method, tt.path, got.status, got.raw, tt.status, tt.want)
+			}
+		})
+	}
+}
+
+// TestRepositoryPredictDirect checks the answers of Predict itself, without
+// the runtime in front: 404 for an unknown model, a default model for
+// requests that name none.
+func TestRepositoryPredictDirect(t *testing.T) {
+	dir := repoTree(t, "a/m.onnx", "b/m.onnx")
+	p := onnx.NewRepository(onnx.WithModel("a", "models/a/m.onnx"), onnx.WithModel("b", "models/b"),
+		onnx.WithDefaultModel("b"), onnx.WithPollInterval(-1))
+	if err := p.Init(context.Background(), functions.Config{Name: "fn", Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	_, err := p.Predict(ctx, &functions.Request{Model: "c", Body: []byte(repoRow)})
+	if got := functions.StatusOf(err); got != http.StatusNotFound || !strings.Contains(err.Error(), `serves "a", "b"`) {
+		t.Errorf("unknown model: got %d %v, want 404 naming a and b", got, err)
+	}
+	resp, err := p.Predict(ctx, &functions.Request{Body: []byte(repoRow)})
+	if err != nil || !bytes.Contains(resp.Body, []byte(`"model_name":"b"`)) {
+		t.Errorf("no model named: got %v %s, want the default model b", err, resp.Body)
+	}
+}
