@@ -83,5 +83,10 @@
 // revision the same way, and for the same reason: a change to a function
 // should cost its callers nothing, not even a failed request.
 //
+// A process's spawn, output, probes, signals and exit status are the
+// business of runtime/host/supervisor, which `cortex test` uses too; this
+// package decides what to do with processes: route, queue, scale, probe
+// for liveness, retire and replace.
+//
 // The package needs Unix process groups; elsewhere New fails.
 package host

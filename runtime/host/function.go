@@ -334,8 +334,8 @@ const crashLoopWindow = 10 * time.Second
 func (f *function) crashedLocked(p *process) {
 	f.crashCount++
 	f.m.crashes.Inc()
-	reason := p.exitReason()
-	f.h.opts.logger.Error("function process died", "function", f.name, "pid", p.pid, "reason", reason)
+	reason := p.ExitReason()
+	f.h.opts.logger.Error("function process died", "function", f.name, "pid", p.PID(), "reason", reason)
 	if time.Since(p.readyAt) >= crashLoopWindow {
 		f.crashes = 0
 		return
@@ -345,7 +345,7 @@ func (f *function) crashedLocked(p *process) {
 	}
 	f.retryAt = time.Now().Add(f.backoffLocked(f.crashes - 1))
 	f.lastErr = fmt.Sprintf("function %q keeps crashing: process %d %s %s after it was ready",
-		f.name, p.pid, reason, time.Since(p.readyAt).Round(time.Millisecond))
+		f.name, p.PID(), reason, time.Since(p.readyAt).Round(time.Millisecond))
 	if f.activeLocked() == 0 {
 		f.failWaitersLocked(f.backoffErrorLocked())
 	}
@@ -396,22 +396,22 @@ func (f *function) onExit(p *process) Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.procs = slices.DeleteFunc(f.procs, func(q *process) bool { return q == p })
-	ev := Event{Function: f.name, PID: p.pid, Err: p.exitErr()}
+	ev := Event{Function: f.name, PID: p.PID(), Err: p.Err()}
 	switch {
 	case p.state == stateStarting:
 		reason := p.startFailure()
 		ev.Type, ev.Err = EventStartFailed, errors.New(reason)
 		f.startFailedLocked(p.rev, reason)
-	case p.exitedToBeReplaced():
+	case p.ExitedToBeReplaced():
 		// The process asked for a successor: it is not at fault, so no
 		// crash and no backoff; the next request that needs a process
 		// starts one.
 		ev.Type = EventReplace
 		f.replaced++
 		f.m.replaced.Inc()
-		f.h.opts.logger.Warn("function process exited to be replaced", "function", f.name, "pid", p.pid)
+		f.h.opts.logger.Warn("function process exited to be replaced", "function", f.name, "pid", p.PID())
 	case p.state == stateReady:
-		ev.Type, ev.Err = EventCrash, errors.New(p.exitReason())
+		ev.Type, ev.Err = EventCrash, errors.New(p.ExitReason())
 		f.crashedLocked(p)
 	default:
 		ev.Type = EventExit
@@ -439,7 +439,7 @@ func (f *function) autoscaler() {
 		case now := <-t.C:
 			drain, next := f.autoscale(now)
 			for _, p := range drain {
-				f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.pid})
+				f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.PID()})
 				go p.drain(f.h.opts.drainTimeout)
 			}
 			if next != tick { // a replacement brought other autoscaling settings
@@ -515,8 +515,8 @@ func (f *function) close() {
 	f.mu.Unlock()
 	f.h.closeIdle()
 	for _, p := range procs {
-		f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.pid})
-		p.signal(sigTerm)
+		f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.PID()})
+		p.Terminate()
 	}
 }
 
@@ -569,8 +569,8 @@ func (f *function) status() FunctionStatus {
 		default:
 			s.Draining++
 		}
-		s.Processes = append(s.Processes, ProcessStatus{PID: p.pid, Addr: p.addr, State: p.state.String(),
-			Revision: p.rev, InFlight: p.inflight, Started: p.started})
+		s.Processes = append(s.Processes, ProcessStatus{PID: p.PID(), Addr: p.Addr(), State: p.state.String(),
+			Revision: p.rev, InFlight: p.inflight, Started: p.Started()})
 	}
 	switch {
 	case f.spec.Err != nil:

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/runtime/host/supervisor"
 )
 
 // Function is one function the host serves.
@@ -212,7 +213,7 @@ type Host struct {
 	probe     *http.Client
 	m         *hostMetrics
 	metrics   http.Handler
-	out       *lineSink
+	out       *supervisor.Output // every process's lines, whole
 
 	shutdownOnce sync.Once
 }
@@ -231,7 +232,7 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := supported(); err != nil {
+	if err := supervisor.Supported(); err != nil {
 		return nil, err
 	}
 	if len(fns) == 0 {
@@ -274,7 +275,7 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 			ExpectContinueTimeout: time.Second,
 		},
 		m:   newHostMetrics(),
-		out: &lineSink{w: o.logOut},
+		out: supervisor.NewOutput(o.logOut),
 	}
 	h.metrics = h.m.handler()
 	h.probe = &http.Client{Transport: h.transport, Timeout: 2 * time.Second}
@@ -501,7 +502,7 @@ func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 func rewrite(pr *httputil.ProxyRequest) {
 	p := pr.In.Context().Value(procKey{}).(*proxied).p
 	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = p.addr
+	pr.Out.URL.Host = p.Addr()
 	pr.Out.Host = "" // the process sees its own address
 	pr.SetXForwarded()
 }
@@ -541,7 +542,7 @@ func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	case <-p.exited:
 	case <-time.After(exitWait):
 	}
-	if p.exitedToBeReplaced() {
+	if p.ExitedToBeReplaced() {
 		// The runtime exits with ExitReplace after a drain: the
 		// predictions it admitted have finished (unless its
 		// shutdown_timeout cut them off), and it refused the others with
@@ -549,16 +550,16 @@ func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		// before it learnt, at a probe or at the exit, that the process
 		// was going) was not served: the caller may retry at once, and
 		// the process is not at fault, so no 502.
-		h.opts.logger.Info("request met a process exiting to be replaced", "function", p.f.name, "pid", p.pid, "err", err)
+		h.opts.logger.Info("request met a process exiting to be replaced", "function", p.f.name, "pid", p.PID(), "err", err)
 		writeError(w, &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
-			Message: fmt.Sprintf("function %q: process %d exited to be replaced (a prediction overran its deadline) before it answered the request; retry", p.f.name, p.pid)})
+			Message: fmt.Sprintf("function %q: process %d exited to be replaced (a prediction overran its deadline) before it answered the request; retry", p.f.name, p.PID())})
 		return
 	}
-	msg := fmt.Sprintf("function %q: process %d failed while serving the request: %v", p.f.name, p.pid, err)
-	if reason := p.exitReason(); reason != "" {
-		msg = fmt.Sprintf("function %q: process %d %s while serving the request", p.f.name, p.pid, reason)
+	msg := fmt.Sprintf("function %q: process %d failed while serving the request: %v", p.f.name, p.PID(), err)
+	if reason := p.ExitReason(); reason != "" {
+		msg = fmt.Sprintf("function %q: process %d %s while serving the request", p.f.name, p.PID(), reason)
 	}
-	h.opts.logger.Warn("proxy error", "function", p.f.name, "pid", p.pid, "err", err)
+	h.opts.logger.Warn("proxy error", "function", p.f.name, "pid", p.PID(), "err", err)
 	writeError(w, &functions.Error{Status: http.StatusBadGateway, Message: msg})
 }
 
@@ -762,7 +763,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	}
 	if err != nil {
 		for _, p := range procs {
-			p.signal(sigKill)
+			p.Kill("")
 		}
 		for _, p := range procs {
 			<-p.exited // Wait returns soon after SIGKILL: WaitDelay bounds the pipes

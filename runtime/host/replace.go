@@ -157,10 +157,10 @@ func (f *function) retire(p *process, idle <-chan struct{}) {
 	select {
 	case <-idle:
 	case <-t.C:
-	case <-p.waited:
+	case <-p.Done():
 		return // it died meanwhile; supervise reports it
 	}
-	f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.pid})
+	f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.PID()})
 	p.drain(f.h.opts.drainTimeout)
 }
 

@@ -1,26 +1,23 @@
-// Package local runs one function on this machine, as `cortex serve` and
-// `cortex test` do: load its spec, build its binary, write its runtime
-// config, start the process, forward its logs and wait until it is ready.
+// Package local runs one function on this machine, as `cortex test` does:
+// load its spec, build its binary, write its runtime config, start the
+// process, forward its logs and wait until it is ready. Starting, watching
+// and stopping the process is runtime/host/supervisor's, as it is for
+// `cortex serve`; what is left here is the build and the one function's
+// files.
 package local
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime/host/supervisor"
 )
 
 // Options says what to run and how.
@@ -49,25 +46,17 @@ type Function struct {
 	// Spec is the function's spec.
 	Spec *spec.Spec
 
-	cmd     *exec.Cmd
-	tmp     string
-	done    chan struct{}
-	waitErr error
-	logs    sync.WaitGroup
+	proc *supervisor.Process
+	tmp  string
 }
 
 // Start builds and starts the function in o.Dir and returns once it is
 // ready. When it fails to become ready, the process is stopped and the
-// error says why (its last log lines went to o.Logs).
+// error says why (its last log lines went to o.Logs). When ctx ends first
+// (a Ctrl-C), the process is stopped and ctx's error returned.
 func Start(ctx context.Context, o Options) (*Function, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
-	}
-	if o.Logs == nil {
-		o.Logs = io.Discard
-	}
-	if o.Host == "" {
-		o.Host = "127.0.0.1"
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 2 * time.Minute
@@ -82,144 +71,59 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	s, bin := l.Spec, l.Binary
-	port := o.Port
-	if port == 0 {
-		if port, err = freePort(o.Host); err != nil {
-			os.RemoveAll(tmp)
-			return nil, err
-		}
-	}
-
-	f := &Function{
-		Name: s.Name,
-		URL:  "http://" + net.JoinHostPort(urlHost(o.Host), strconv.Itoa(port)),
-		Spec: s,
-		tmp:  tmp,
-		done: make(chan struct{}),
-	}
-	cmd := exec.Command(bin.Path)
-	cmd.Dir = s.Dir
-	cmd.Env = append(append(os.Environ(), l.Env...), "PORT="+strconv.Itoa(port), "CORTEX_HOST="+o.Host, "CORTEX_CONFIG="+cfg)
-	// Its own process group: a Ctrl-C in the terminal reaches only the CLI,
-	// which forwards SIGTERM so the function drains.
-	cmd.SysProcAttr = sysProcAttr()
-	stdout, err := cmd.StdoutPipe()
+	s := l.Spec
+	proc, err := supervisor.Start(supervisor.Config{
+		Name:    s.Name,
+		Command: []string{l.Binary.Path},
+		Dir:     s.Dir,
+		Env:     append(l.Env, "CORTEX_CONFIG="+cfg),
+		Host:    o.Host,
+		Port:    o.Port,
+		Output:  supervisor.NewOutput(o.Logs),
+		Prefix:  s.Name + " | ",
+	})
 	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("starting %s: %w", s.Name, err)
 	}
-	f.cmd = cmd
-	f.logs.Add(1)
-	go func() {
-		defer f.logs.Done()
-		prefixLines(o.Logs, s.Name+" | ", stdout)
-	}()
-	go func() {
-		f.logs.Wait() // Wait closes the pipe; read it to the end first.
-		f.waitErr = cmd.Wait()
-		close(f.done)
-	}()
-
-	if err := f.waitReady(ctx, o.ReadyTimeout); err != nil {
+	f := &Function{Name: s.Name, URL: proc.URL(), Spec: s, proc: proc, tmp: tmp}
+	if _, err := proc.WaitReady(ctx, o.ReadyTimeout); err != nil {
 		f.Stop(5 * time.Second)
-		return nil, err
+		return nil, f.notReady(err)
 	}
 	return f, nil
 }
 
-func (f *Function) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	c := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.URL+"/readyz", nil)
-		if resp, err := c.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+// notReady says why WaitReady failed, naming the function.
+func (f *Function) notReady(err error) error {
+	var timeout *supervisor.NotReadyError
+	switch {
+	case errors.Is(err, supervisor.ErrExited):
+		exit := f.proc.Err()
+		if exit == nil {
+			exit = errors.New("exit status 0")
 		}
-		select {
-		case <-f.done:
-			return fmt.Errorf("%s exited before it was ready: %v", f.Name, f.exitErr())
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s was not ready within %s (GET %s/readyz)", f.Name, timeout, f.URL)
-			}
-			return ctx.Err()
-		case <-tick.C:
-		}
+		return fmt.Errorf("%s exited before it was ready: %v", f.Name, exit)
+	case errors.As(err, &timeout):
+		return fmt.Errorf("%s was %w", f.Name, err)
 	}
-}
-
-func (f *Function) exitErr() error {
-	if f.waitErr == nil {
-		return errors.New("exit status 0")
-	}
-	return f.waitErr
+	return err // ctx's: the caller asked to stop
 }
 
 // Done is closed when the process has exited.
-func (f *Function) Done() <-chan struct{} { return f.done }
+func (f *Function) Done() <-chan struct{} { return f.proc.Done() }
 
 // Err is the process's exit error once Done is closed.
 func (f *Function) Err() error {
-	<-f.done
-	return f.waitErr
+	<-f.proc.Done()
+	return f.proc.Err()
 }
 
 // Stop sends SIGTERM, waits up to grace for the function to drain and
-// exit, then kills it. It removes the function's temporary files. It
-// returns nil when the function exited cleanly.
+// exit, then kills it (with its whole process group). It removes the
+// function's temporary files. It returns nil when the function exited
+// cleanly.
 func (f *Function) Stop(grace time.Duration) error {
 	defer os.RemoveAll(f.tmp)
-	select {
-	case <-f.done:
-		return f.waitErr
-	default:
-	}
-	_ = f.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-f.done:
-		return f.waitErr
-	case <-time.After(grace):
-		_ = f.cmd.Process.Kill()
-		<-f.done
-		return fmt.Errorf("%s did not exit within %s of SIGTERM; killed it", f.Name, grace)
-	}
-}
-
-func prefixLines(w io.Writer, prefix string, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fmt.Fprintf(w, "%s%s\n", prefix, sc.Bytes())
-	}
-	_, _ = io.Copy(io.Discard, r)
-}
-
-func freePort(host string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// urlHost is the host to put in a URL for a listen address.
-func urlHost(host string) string {
-	switch host {
-	case "", "0.0.0.0", "::":
-		return "localhost"
-	}
-	return host
+	return f.proc.Stop(grace)
 }

@@ -1,11 +1,12 @@
 //go:build unix && !linux
 
-package host
+package supervisor
 
 import "syscall"
 
 // sysProcAttr puts a function process in its own process group, so a
-// signal reaches everything it started.
+// Ctrl-C in the terminal reaches only the CLI and a signal to the group
+// reaches everything the function started.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
