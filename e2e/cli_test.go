@@ -170,6 +170,33 @@ func TestCLI(t *testing.T) {
 		t.Errorf("cortex deploy --dry-run: %v\n%s%s", r.err, r.stdout, r.stderr)
 	}
 
+	// The namespace: --namespace, else the context's ("fn"; echo-go's
+	// cortex.yaml names none), else default. A client dry run reads no
+	// kubeconfig, so only the flag moves it.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dry-run=server"}, "fn"},
+		{[]string{"--dry-run=server", "-n", "fn"}, "fn"},
+		{[]string{"--dry-run", "-n", "elsewhere"}, "elsewhere"},
+		{[]string{"--dry-run"}, "default"},
+	} {
+		r = cortex(t, "", append([]string{"deploy", dir, "--kubeconfig", kc, "-o", "json"}, tc.args...)...)
+		var res struct{ Namespace string }
+		if err := json.Unmarshal([]byte(r.stdout), &res); r.err != nil || err != nil || res.Namespace != tc.want {
+			t.Errorf("cortex deploy %v: namespace %q, want %q: %v %v\n%s%s", tc.args, res.Namespace, tc.want, r.err, err, r.stdout, r.stderr)
+		}
+	}
+	r = cortex(t, "", "get", "--kubeconfig", kc, "-n", "default")
+	if r.err != nil || r.stdout != "" || strings.TrimSpace(r.stderr) != "no functions in namespace default" {
+		t.Errorf("cortex get -n default: %v\nstdout %q\nstderr %q", r.err, r.stdout, r.stderr)
+	}
+	r = cortex(t, "", "predict", "echo-go", "--kubeconfig", kc, "--target", "elsewhere")
+	if r.err == nil || !strings.Contains(r.stderr, `--target "elsewhere": use local, knative or lambda`) {
+		t.Errorf("cortex predict --target elsewhere: %v\n%s", r.err, r.stderr)
+	}
+
 	r = cortex(t, "", "rollback", "echo-go", "--kubeconfig", kc)
 	if r.err == nil || !strings.Contains(r.stderr, "no Ready revision older than echo-go-00001") {
 		t.Errorf("rollback with one revision: %v\n%s", r.err, r.stderr)

@@ -16,6 +16,7 @@ import (
 	"knative.dev/serving/pkg/apis/serving"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
+	"github.com/cortexfn/cortex/packager/deploy"
 	manifest "github.com/cortexfn/cortex/packager/knative"
 )
 
@@ -25,7 +26,7 @@ import (
 const TrafficAnnotation = "cortex.dev/traffic"
 
 // DefaultTag tags the new revision of a canary deploy.
-const DefaultTag = "candidate"
+const DefaultTag = deploy.DefaultTag
 
 // DeployOptions says how Deploy applies a Service. The zero value creates
 // or updates it, sends all traffic to the new revision unless someone else

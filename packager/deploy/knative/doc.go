@@ -47,4 +47,15 @@
 // that share under a tag (its own URL, tag-NAME.…) and the revision serving
 // now keeps the rest. Rollback points all traffic at an earlier Ready
 // revision, by default the one before the revision serving now.
+//
+// # As a deploy target
+//
+// Platform is Knative as `cortex deploy`, get, delete, rollback and
+// predict offer it (a deploy.Target): --kubeconfig, --context and
+// --namespace on each, --registry on deploy. Its Deploy packages the
+// Knative manifest and pushes the image (a dry run pushes nothing) after
+// it has found the kubeconfig, and owns the namespace rule: --namespace,
+// else targets.knative.namespace, else the kubeconfig context's, else
+// default. The other commands use --namespace, else the context's, else
+// default.
 package knative

@@ -81,6 +81,16 @@
 // private function. A function an earlier cortex deployed has its URL on
 // the function itself: URL does not find it until a deploy moves it.
 //
+// The waits after a create or an update are the SDK's FunctionActive and
+// FunctionUpdated waiters, polling every Options.PollInterval, with a
+// progress line per state change and the reason of a failed state or
+// update in the error.
+//
+// Platform is Lambda as `cortex deploy`, get, delete, rollback and predict
+// offer it (a deploy.Target): --region and --profile on each, --role on
+// deploy. Its Deploy loads the AWS configuration, then packages the zip
+// and nothing else: no image is built for a Lambda deploy.
+//
 // Throttling (429 TooManyRequestsException) is retried by the SDK's
 // standard retryer; AccessDeniedException and credential errors come back
 // as an *AccessError naming the call, with AWS's message.

@@ -342,7 +342,7 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (*Result, erro
 		if err != nil {
 			return d.res, err
 		}
-		if err := d.waitReady(ctx, fn.Name); err != nil {
+		if err := d.waitReady(ctx, fn.Name, true); err != nil {
 			return d.res, err
 		}
 	} else {
@@ -350,7 +350,7 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (*Result, erro
 		d.res.ARN = aws.ToString(c.FunctionArn)
 		if c.LastUpdateStatus == types.LastUpdateStatusInProgress || c.State == types.StatePending {
 			// Lambda refuses a change while another is in progress.
-			if err := d.waitReady(ctx, fn.Name); err != nil {
+			if err := d.waitReady(ctx, fn.Name, false); err != nil {
 				return d.res, err
 			}
 		}
@@ -388,7 +388,7 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (*Result, erro
 			if err != nil {
 				return d.res, err
 			}
-			if err := d.waitReady(ctx, fn.Name); err != nil {
+			if err := d.waitReady(ctx, fn.Name, false); err != nil {
 				return d.res, err
 			}
 		}
@@ -401,7 +401,7 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (*Result, erro
 			if err != nil {
 				return d.res, err
 			}
-			if err := d.waitReady(ctx, fn.Name); err != nil {
+			if err := d.waitReady(ctx, fn.Name, false); err != nil {
 				return d.res, err
 			}
 		}
@@ -441,45 +441,91 @@ func action(dry bool, a string) string {
 	return a + "d"
 }
 
-// waitReady polls the function until it is Active with no update in
-// progress, and reports a failed create or update with AWS's reason.
-func (d *deployer) waitReady(ctx context.Context, name string) error {
+// waitReady waits until the function is Active with no update in
+// progress, with the SDK's waiters: FunctionActive after a create (created),
+// FunctionUpdated otherwise. Both read GetFunctionConfiguration; the V2
+// waiters read GetFunction, which also returns the tags and a presigned
+// link to the code, and needs a wider permission. The waiter polls every
+// PollInterval until Timeout; judge prints a progress line when the state
+// changes, records the call, and reports a failed create or update with
+// AWS's reason where the waiter would say only that it failed.
+func (d *deployer) waitReady(ctx context.Context, name string, created bool) error {
 	if d.o.DryRun {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
-	defer cancel()
-	last := ""
-	for {
-		var c *lambda.GetFunctionConfigurationOutput
-		err := d.read("GetFunctionConfiguration", name, func() (err error) {
-			c, err = d.api.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)})
-			return err
-		})
+	in := &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)}
+	w := waiting{d: d, name: name}
+	var err error
+	if created {
+		_, err = lambda.NewFunctionActiveWaiter(d.api, func(o *lambda.FunctionActiveWaiterOptions) {
+			o.MinDelay, o.MaxDelay = d.o.PollInterval, d.o.PollInterval
+			o.Retryable = w.judge(o.Retryable)
+		}).WaitForOutput(ctx, in, d.o.Timeout)
+	} else {
+		_, err = lambda.NewFunctionUpdatedWaiter(d.api, func(o *lambda.FunctionUpdatedWaiterOptions) {
+			o.MinDelay, o.MaxDelay = d.o.PollInterval, d.o.PollInterval
+			o.Retryable = w.judge(o.Retryable)
+		}).WaitForOutput(ctx, in, d.o.Timeout)
+	}
+	switch {
+	case err == nil || w.judged:
+		return err
+	case ctx.Err() != nil:
+		// Interrupted: the caller's context error, so a Ctrl-C reads as one.
+		return fmt.Errorf("waiting for %s: %w (last: %s)", name, ctx.Err(), w.last)
+	}
+	// The waiter's own deadline, whether it passed in a call or between.
+	return fmt.Errorf("timed out after %s waiting for %s (%s)", d.o.Timeout, name, w.last)
+}
+
+// waiting is one waitReady: the last state it printed, and whether the
+// error that ended it is judge's.
+type waiting struct {
+	d      *deployer
+	name   string
+	last   string
+	judged bool
+}
+
+// retryable is how a waiter judges one GetFunctionConfiguration: retry,
+// done (false, nil), or failed (an error).
+type retryable = func(context.Context, *lambda.GetFunctionConfigurationInput, *lambda.GetFunctionConfigurationOutput, error) (bool, error)
+
+// judge wraps a waiter's rule: a failed state or update is an error with
+// AWS's reason, a function still Pending or updating is waited for (what
+// a create followed by an update needs, whichever waiter runs), and the
+// rest is the waiter's rule.
+func (w *waiting) judge(rule retryable) retryable {
+	return func(ctx context.Context, in *lambda.GetFunctionConfigurationInput, c *lambda.GetFunctionConfigurationOutput, err error) (bool, error) {
+		w.d.record(Call{Op: "GetFunctionConfiguration", Detail: w.name})
+		fail := func(err error) (bool, error) {
+			w.judged = true
+			return false, err
+		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("waiting for %s: %w (last: %s)", name, ctx.Err(), last)
+				// The wait's deadline or the caller's: waitReady says which.
+				return false, err
 			}
-			return err
+			return fail(classify("GetFunctionConfiguration", err))
 		}
-		state := fmt.Sprintf("state %s, last update %s", c.State, c.LastUpdateStatus)
-		if state != last {
-			d.say("%s: %s", name, state)
-			last = state
+		if state := fmt.Sprintf("state %s, last update %s", c.State, c.LastUpdateStatus); state != w.last {
+			w.d.say("%s: %s", w.name, state)
+			w.last = state
 		}
 		switch {
 		case c.State == types.StateFailed:
-			return fmt.Errorf("%s failed to become active: %s: %s", name, c.StateReasonCode, aws.ToString(c.StateReason))
+			return fail(fmt.Errorf("%s failed to become active: %s: %s", w.name, c.StateReasonCode, aws.ToString(c.StateReason)))
 		case c.LastUpdateStatus == types.LastUpdateStatusFailed:
-			return fmt.Errorf("the update of %s failed: %s: %s", name, c.LastUpdateStatusReasonCode, aws.ToString(c.LastUpdateStatusReason))
-		case c.State == types.StateActive && c.LastUpdateStatus != types.LastUpdateStatusInProgress:
-			return nil
+			return fail(fmt.Errorf("the update of %s failed: %s: %s", w.name, c.LastUpdateStatusReasonCode, aws.ToString(c.LastUpdateStatusReason)))
+		case c.State == types.StatePending || c.LastUpdateStatus == types.LastUpdateStatusInProgress:
+			return true, nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("timed out after %s waiting for %s (%s)", d.o.Timeout, name, last)
-		case <-time.After(d.o.PollInterval):
+		retry, err := rule(ctx, in, c, nil)
+		if err != nil {
+			return fail(err)
 		}
+		return retry, nil
 	}
 }
 

@@ -1,7 +1,7 @@
 package lambda_test
 
 // Like lambda_test.go, these run Get, List and Delete through the real SDK
-// client against fakeLambda: AWS cannot run here.
+// client against lambdatest.Fake: AWS cannot run here.
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cortexfn/cortex/packager/deploy/lambda"
+	"github.com/cortexfn/cortex/packager/deploy/lambda/lambdatest"
 )
 
 // irisURL is the URL of iris's alias live; the fake gives the function
@@ -23,14 +24,14 @@ var cortexEnv = map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json"}
 
 // deployed is a fake holding the function iris, deployed by cortex with
 // the given URL auth, and a client to it.
-func deployed(t *testing.T, auth string) (*fakeLambda, lambda.API) {
+func deployed(t *testing.T, auth string) (*lambdatest.Fake, lambda.API) {
 	t.Helper()
-	f := newFake()
+	f := lambdatest.New()
 	api := client(t, f)
 	if _, err := lambda.Deploy(context.Background(), api, function(zipFile(t, "zip"), auth), fast); err != nil {
 		t.Fatal(err)
 	}
-	f.reset()
+	f.Reset()
 	return f, api
 }
 
@@ -49,7 +50,7 @@ func TestGet(t *testing.T) {
 				Runtime: "provided.al2023", CodeSHA256: sha([]byte("zip")), DeployedByCortex: true,
 			}
 			check(t, "info", got, want)
-			check(t, "calls", f.log(), []string{"GetFunction", "GetAlias", "GetFunctionUrlConfig:live"})
+			check(t, "calls", f.Log(), []string{"GetFunction", "GetAlias", "GetFunctionUrlConfig:live"})
 		})
 	}
 }
@@ -78,10 +79,10 @@ func TestGetJSON(t *testing.T) {
 
 func TestGetFailedAndWithoutURL(t *testing.T) {
 	f, api := deployed(t, "AWS_IAM")
-	cfg := f.funcs["iris"].config
+	cfg := f.Funcs["iris"].Config
 	cfg["State"], cfg["StateReasonCode"], cfg["StateReason"] = "Failed", "InvalidRuntime", "The runtime parameter of provided.al2 is no longer supported"
 	cfg["LastUpdateStatus"], cfg["LastUpdateStatusReasonCode"], cfg["LastUpdateStatusReason"] = "Failed", "InvalidZipFileException", "bad zip"
-	delete(f.funcs["iris"].urls, "live")
+	delete(f.Funcs["iris"].URLs, "live")
 	got, err := lambda.Get(context.Background(), api, "iris")
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +95,7 @@ func TestGetFailedAndWithoutURL(t *testing.T) {
 }
 
 func TestGetMissing(t *testing.T) {
-	f := newFake()
+	f := lambdatest.New()
 	_, err := lambda.Get(context.Background(), client(t, f), "iris")
 	if !errors.Is(err, lambda.ErrNotFound) {
 		t.Fatalf("error %v, want ErrNotFound", err)
@@ -104,7 +105,7 @@ func TestGetMissing(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	check(t, "calls", f.log(), []string{"GetFunction"})
+	check(t, "calls", f.Log(), []string{"GetFunction"})
 }
 
 func TestList(t *testing.T) {
@@ -132,10 +133,10 @@ func TestList(t *testing.T) {
 			if _, err := lambda.Deploy(context.Background(), api, echo, fast); err != nil {
 				t.Fatal(err)
 			}
-			f.add("hand", "provided.al2023", cortexEnv, nil)
-			f.add("python", "python3.13", cortexEnv, map[string]any{"cortex.function": "python"})
-			f.pageSize = tt.pageSize
-			f.reset()
+			f.Add("hand", "provided.al2023", cortexEnv, nil)
+			f.Add("python", "python3.13", cortexEnv, map[string]any{"cortex.function": "python"})
+			f.PageSize = tt.pageSize
+			f.Reset()
 
 			got, err := lambda.List(context.Background(), api)
 			if err != nil {
@@ -149,14 +150,14 @@ func TestList(t *testing.T) {
 				"echo Active 1 NONE https://echolive.lambda-url." + region + ".on.aws/ true",
 				"iris Active 1 AWS_IAM " + irisURL + " true",
 			})
-			check(t, "calls", f.log(), tt.calls)
+			check(t, "calls", f.Log(), tt.calls)
 		})
 	}
 }
 
 func TestListNone(t *testing.T) {
-	f := newFake()
-	f.add("hand", "provided.al2023", cortexEnv, nil)
+	f := lambdatest.New()
+	f.Add("hand", "provided.al2023", cortexEnv, nil)
 	got, err := lambda.List(context.Background(), client(t, f))
 	if err != nil {
 		t.Fatal(err)
@@ -180,17 +181,17 @@ func TestDelete(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f, api := deployed(t, tt.auth)
 			if tt.noURL {
-				delete(f.funcs["iris"].urls, "live")
+				delete(f.Funcs["iris"].URLs, "live")
 			}
 			var progress bytes.Buffer
 			res, err := lambda.Delete(context.Background(), api, "iris", lambda.DeleteOptions{Progress: &progress})
 			if err != nil {
 				t.Fatal(err)
 			}
-			check(t, "calls", f.log(), tt.calls)
+			check(t, "calls", f.Log(), tt.calls)
 			check(t, "recorded calls", ops(res.Calls), unqualified(tt.calls))
 			check(t, "arn", res.ARN, "arn:aws:lambda:"+region+":"+account+":function:iris")
-			if _, ok := f.funcs["iris"]; ok {
+			if _, ok := f.Funcs["iris"]; ok {
 				t.Error("the function is still there")
 			}
 			if !strings.Contains(progress.String(), "DeleteFunction iris") || !strings.Contains(progress.String(), "deleted Lambda function iris") {
@@ -198,13 +199,13 @@ func TestDelete(t *testing.T) {
 			}
 
 			// Again: the function is gone, and Delete says so.
-			f.reset()
+			f.Reset()
 			res, err = lambda.Delete(context.Background(), api, "iris", lambda.DeleteOptions{})
 			if !errors.Is(err, lambda.ErrNotFound) || !strings.Contains(err.Error(), `no Lambda function "iris"`) {
 				t.Fatalf("second delete: %v, want ErrNotFound", err)
 			}
 			check(t, "second delete result", res, (*lambda.DeleteResult)(nil))
-			check(t, "second delete calls", f.log(), []string{"GetFunction"})
+			check(t, "second delete calls", f.Log(), []string{"GetFunction"})
 		})
 	}
 }
@@ -229,11 +230,11 @@ func ops(cs []lambda.Call) []string {
 
 func TestDeleteURLAlreadyGone(t *testing.T) {
 	f, api := deployed(t, "NONE")
-	f.failNext("DeleteFunctionUrlConfig", 1, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
+	f.FailNext("DeleteFunctionUrlConfig", 1, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
 	if _, err := lambda.Delete(context.Background(), api, "iris", lambda.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	check(t, "calls", f.log(), []string{"GetFunction", "GetFunctionUrlConfig:live", "DeleteFunctionUrlConfig:live", "DeleteFunction"})
+	check(t, "calls", f.Log(), []string{"GetFunction", "GetFunctionUrlConfig:live", "DeleteFunctionUrlConfig:live", "DeleteFunction"})
 }
 
 func TestDeleteDryRun(t *testing.T) {
@@ -243,7 +244,7 @@ func TestDeleteDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "server saw reads only", f.log(), []string{"GetFunction", "GetFunctionUrlConfig:live"})
+	check(t, "server saw reads only", f.Log(), []string{"GetFunction", "GetFunctionUrlConfig:live"})
 	var plan []string
 	for _, c := range res.Calls {
 		plan = append(plan, fmt.Sprintf("%s planned=%v", c.Op, c.Planned))
@@ -253,7 +254,7 @@ func TestDeleteDryRun(t *testing.T) {
 		"DeleteFunctionUrlConfig planned=true", "DeleteFunction planned=true",
 	})
 	check(t, "dry run", res.DryRun, true)
-	if fn := f.funcs["iris"]; fn == nil || fn.urls["live"] == nil || len(fn.policies["live"]) != 2 {
+	if fn := f.Funcs["iris"]; fn == nil || fn.URLs["live"] == nil || len(fn.Policies["live"]) != 2 {
 		t.Errorf("a dry run changed the function: %+v", fn)
 	}
 	if !strings.Contains(progress.String(), "would call DeleteFunction iris") || strings.Contains(progress.String(), "deleted") {
@@ -262,38 +263,38 @@ func TestDeleteDryRun(t *testing.T) {
 }
 
 func TestDeleteNotCortex(t *testing.T) {
-	f := newFake()
+	f := lambdatest.New()
 	api := client(t, f)
-	f.add("hand", "provided.al2023", cortexEnv, map[string]any{"team": "ml"})
+	f.Add("hand", "provided.al2023", cortexEnv, map[string]any{"team": "ml"})
 	_, err := lambda.Delete(context.Background(), api, "hand", lambda.DeleteOptions{})
 	if !errors.Is(err, lambda.ErrNotCortex) || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("error %v, want ErrNotCortex naming --force", err)
 	}
-	check(t, "refused before any write", f.log(), []string{"GetFunction"})
-	if f.funcs["hand"] == nil {
+	check(t, "refused before any write", f.Log(), []string{"GetFunction"})
+	if f.Funcs["hand"] == nil {
 		t.Fatal("deleted without Force")
 	}
 	if _, err := lambda.Delete(context.Background(), api, "hand", lambda.DeleteOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	if f.funcs["hand"] != nil {
+	if f.Funcs["hand"] != nil {
 		t.Error("Force did not delete it")
 	}
 }
 
 func TestDeleteTagsHidden(t *testing.T) {
 	f, api := deployed(t, "AWS_IAM")
-	f.hideTags = true
+	f.HideTags = true
 	_, err := lambda.Delete(context.Background(), api, "iris", lambda.DeleteOptions{})
 	var ae *lambda.AccessError
 	if !errors.As(err, &ae) || ae.Op != "ListTags" || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("error %v, want an *AccessError for ListTags naming --force", err)
 	}
-	check(t, "refused before any write", f.log(), []string{"GetFunction"})
+	check(t, "refused before any write", f.Log(), []string{"GetFunction"})
 	if _, err := lambda.Delete(context.Background(), api, "iris", lambda.DeleteOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	if f.funcs["iris"] != nil {
+	if f.Funcs["iris"] != nil {
 		t.Error("Force did not delete it")
 	}
 }
@@ -322,7 +323,7 @@ func TestManageAccessDenied(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f, api := deployed(t, "AWS_IAM")
 			msg := "User: arn:aws:iam::123456789012:user/bob is not authorized to perform: lambda:" + tt.op
-			f.failNext(tt.op, 1, 403, "AccessDeniedException", msg)
+			f.FailNext(tt.op, 1, 403, "AccessDeniedException", msg)
 			err := tt.call(api)
 			var ae *lambda.AccessError
 			if !errors.As(err, &ae) {
@@ -334,7 +335,7 @@ func TestManageAccessDenied(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, want)
 				}
 			}
-			check(t, "not retried, nothing after it", f.log(), tt.calls)
+			check(t, "not retried, nothing after it", f.Log(), tt.calls)
 		})
 	}
 }

@@ -1,7 +1,7 @@
 package lambda_test
 
 // Like lambda_test.go, these run Deploy's versions and alias, and
-// Rollback, through the real SDK client against fakeLambda: AWS cannot run
+// Rollback, through the real SDK client against lambdatest.Fake: AWS cannot run
 // here.
 
 import (
@@ -13,13 +13,14 @@ import (
 	"testing"
 
 	"github.com/cortexfn/cortex/packager/deploy/lambda"
+	"github.com/cortexfn/cortex/packager/deploy/lambda/lambdatest"
 )
 
 // releases is a fake holding iris deployed n times, each with a new zip
 // ("zip 1" ... "zip n"), so versions 1..n with the alias at n.
-func releases(t *testing.T, n int, auth string) (*fakeLambda, lambda.API) {
+func releases(t *testing.T, n int, auth string) (*lambdatest.Fake, lambda.API) {
 	t.Helper()
-	f := newFake()
+	f := lambdatest.New()
 	api := client(t, f)
 	for i := 1; i <= n; i++ {
 		res, err := lambda.Deploy(context.Background(), api, function(zipFile(t, fmt.Sprintf("zip %d", i)), auth), fast)
@@ -28,7 +29,7 @@ func releases(t *testing.T, n int, auth string) (*fakeLambda, lambda.API) {
 		}
 		check(t, "deployed version", res.Version, fmt.Sprint(i))
 	}
-	f.reset()
+	f.Reset()
 	return f, api
 }
 
@@ -49,17 +50,17 @@ func TestRollback(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, api := releases(t, 3, "NONE")
-			f.pageSize = tt.pageSize
+			f.PageSize = tt.pageSize
 			var progress bytes.Buffer
 			res, err := lambda.Rollback(context.Background(), api, "iris", lambda.RollbackOptions{Version: tt.version, Progress: &progress})
 			if err != nil {
 				t.Fatal(err)
 			}
-			check(t, "calls", f.log(), tt.calls)
+			check(t, "calls", f.Log(), tt.calls)
 			check(t, "recorded calls", ops(res.Calls), unqualified(tt.calls))
 			check(t, "from", res.From, "3")
 			check(t, "version", res.Version, tt.want)
-			check(t, "alias", f.funcs["iris"].aliases["live"]["FunctionVersion"], tt.want)
+			check(t, "alias", f.Funcs["iris"].Aliases["live"]["FunctionVersion"], tt.want)
 			check(t, "url: the same, now serving the old version", res.URL, irisURL)
 			wantAction := "updated"
 			if tt.want == "3" {
@@ -82,13 +83,13 @@ func TestRollbackStepsBackToTheFirst(t *testing.T) {
 		}
 		check(t, "version", res.Version, want)
 	}
-	f.reset()
+	f.Reset()
 	_, err := lambda.Rollback(context.Background(), api, "iris", lambda.RollbackOptions{})
 	if !errors.Is(err, lambda.ErrNoOlderVersion) || !strings.Contains(err.Error(), "nothing to roll back to") || !strings.Contains(err.Error(), "serves version 1") {
 		t.Fatalf("error %v, want ErrNoOlderVersion", err)
 	}
-	check(t, "no write", f.log(), []string{"GetAlias", "ListVersionsByFunction"})
-	check(t, "alias", f.funcs["iris"].aliases["live"]["FunctionVersion"], "1")
+	check(t, "no write", f.Log(), []string{"GetAlias", "ListVersionsByFunction"})
+	check(t, "alias", f.Funcs["iris"].Aliases["live"]["FunctionVersion"], "1")
 }
 
 func TestRollbackUnknownVersion(t *testing.T) {
@@ -97,8 +98,8 @@ func TestRollbackUnknownVersion(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `no published version "7"; its versions: 1, 2, 3`) {
 		t.Fatalf("error %v, want one listing the versions", err)
 	}
-	check(t, "no write", f.log(), []string{"GetAlias", "ListVersionsByFunction"})
-	check(t, "alias", f.funcs["iris"].aliases["live"]["FunctionVersion"], "3")
+	check(t, "no write", f.Log(), []string{"GetAlias", "ListVersionsByFunction"})
+	check(t, "alias", f.Funcs["iris"].Aliases["live"]["FunctionVersion"], "3")
 }
 
 func TestRollbackDryRun(t *testing.T) {
@@ -108,7 +109,7 @@ func TestRollbackDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "server saw reads only", f.log(), []string{"GetAlias", "ListVersionsByFunction", "GetFunctionUrlConfig:live"})
+	check(t, "server saw reads only", f.Log(), []string{"GetAlias", "ListVersionsByFunction", "GetFunctionUrlConfig:live"})
 	var plan []string
 	for _, c := range res.Calls {
 		plan = append(plan, fmt.Sprintf("%s planned=%v", c.Op, c.Planned))
@@ -116,23 +117,23 @@ func TestRollbackDryRun(t *testing.T) {
 	check(t, "plan", plan, []string{"GetAlias planned=false", "ListVersionsByFunction planned=false",
 		"UpdateAlias planned=true", "GetFunctionUrlConfig planned=false"})
 	check(t, "result", fmt.Sprintf("%v %s %s %s", res.DryRun, res.Action, res.From, res.Version), "true update 2 1")
-	check(t, "alias", f.funcs["iris"].aliases["live"]["FunctionVersion"], "2")
+	check(t, "alias", f.Funcs["iris"].Aliases["live"]["FunctionVersion"], "2")
 	if !strings.Contains(progress.String(), "would call UpdateAlias iris:live (version 2 -> 1)") {
 		t.Errorf("progress:\n%s", progress.String())
 	}
 }
 
 func TestRollbackMissing(t *testing.T) {
-	f := newFake()
+	f := lambdatest.New()
 	api := client(t, f)
 	_, err := lambda.Rollback(context.Background(), api, "iris", lambda.RollbackOptions{})
 	if !errors.Is(err, lambda.ErrNotFound) {
 		t.Fatalf("error %v, want ErrNotFound", err)
 	}
-	check(t, "calls", f.log(), []string{"GetAlias", "GetFunction"})
+	check(t, "calls", f.Log(), []string{"GetAlias", "GetFunction"})
 
 	// Deployed by an earlier cortex: no alias, no versions.
-	f.add("iris", "provided.al2023", cortexEnv, map[string]any{"cortex.function": "iris"})
+	f.Add("iris", "provided.al2023", cortexEnv, map[string]any{"cortex.function": "iris"})
 	_, err = lambda.Rollback(context.Background(), api, "iris", lambda.RollbackOptions{})
 	if !errors.Is(err, lambda.ErrNoAlias) || !strings.Contains(err.Error(), "deploy it again") {
 		t.Fatalf("error %v, want ErrNoAlias saying to deploy again", err)
@@ -148,24 +149,24 @@ func TestRollbackThenDeploy(t *testing.T) {
 	if _, err := lambda.Rollback(context.Background(), api, "iris", lambda.RollbackOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.reset()
+	f.Reset()
 	res, err := lambda.Deploy(context.Background(), api, function(zipFile(t, "zip 2"), "AWS_IAM"), fast)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "calls", f.log(), []string{"GetFunction", "GetAlias", "GetFunction:1", "PublishVersion", "UpdateAlias",
+	check(t, "calls", f.Log(), []string{"GetFunction", "GetAlias", "GetFunction:1", "PublishVersion", "UpdateAlias",
 		"GetFunctionUrlConfig:live", "GetPolicy:live"})
 	check(t, "version", res.Version, "2")
 	check(t, "action", res.Action, "updated")
-	check(t, "alias", f.funcs["iris"].aliases["live"]["FunctionVersion"], "2")
-	check(t, "versions", len(f.funcs["iris"].versions), 2)
+	check(t, "alias", f.Funcs["iris"].Aliases["live"]["FunctionVersion"], "2")
+	check(t, "versions", len(f.Funcs["iris"].Versions), 2)
 
-	f.reset()
+	f.Reset()
 	res, err = lambda.Deploy(context.Background(), api, function(zipFile(t, "zip 2"), "AWS_IAM"), fast)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "then idempotent", f.log(), []string{"GetFunction", "GetAlias", "GetFunction:2", "GetFunctionUrlConfig:live", "GetPolicy:live"})
+	check(t, "then idempotent", f.Log(), []string{"GetFunction", "GetAlias", "GetFunction:2", "GetFunctionUrlConfig:live", "GetPolicy:live"})
 	check(t, "then unchanged", res.Action, "unchanged")
 
 	if _, err := lambda.Rollback(context.Background(), api, "iris", lambda.RollbackOptions{}); err != nil {
@@ -180,21 +181,21 @@ func TestRollbackThenDeploy(t *testing.T) {
 
 // asEarlierCortex turns iris into what cortex left before aliases: the
 // URL and its permissions on the function itself, no versions.
-func asEarlierCortex(fn *fakeFunc) {
-	fn.urls[""] = fn.urls["live"]
-	fn.urls[""]["FunctionUrl"] = "https://irisabc.lambda-url." + region + ".on.aws/"
-	fn.policies[""] = fn.policies["live"]
-	delete(fn.urls, "live")
-	delete(fn.policies, "live")
-	fn.aliases = map[string]map[string]any{}
-	fn.versions, fn.changed = nil, true
+func asEarlierCortex(fn *lambdatest.Func) {
+	fn.URLs[""] = fn.URLs["live"]
+	fn.URLs[""]["FunctionUrl"] = "https://irisabc.lambda-url." + region + ".on.aws/"
+	fn.Policies[""] = fn.Policies["live"]
+	delete(fn.URLs, "live")
+	delete(fn.Policies, "live")
+	fn.Aliases = map[string]map[string]any{}
+	fn.Versions, fn.Changed = nil, true
 }
 
 func TestDeployMovesAnEarlierURLToTheAlias(t *testing.T) {
 	for _, auth := range []string{"NONE", "AWS_IAM"} {
 		t.Run(auth, func(t *testing.T) {
 			f, api := releases(t, 1, auth)
-			asEarlierCortex(f.funcs["iris"])
+			asEarlierCortex(f.Funcs["iris"])
 			var progress bytes.Buffer
 			o := fast
 			o.Progress = &progress
@@ -210,41 +211,41 @@ func TestDeployMovesAnEarlierURLToTheAlias(t *testing.T) {
 			if auth == "NONE" {
 				want = append(want, "AddPermission:live", "AddPermission:live")
 			}
-			check(t, "calls", f.log(), want)
+			check(t, "calls", f.Log(), want)
 			check(t, "url", res.URL, irisURL)
 			check(t, "version", res.Version, "1")
 			check(t, "action", res.Action, "updated")
-			fn := f.funcs["iris"]
-			check(t, "the function's own URL is gone", fn.urls[""], map[string]any(nil))
-			check(t, "the function's own permissions are gone", len(fn.policies[""]), 0)
-			check(t, "the alias's URL auth", fn.urls["live"]["AuthType"], auth)
+			fn := f.Funcs["iris"]
+			check(t, "the function's own URL is gone", fn.URLs[""], map[string]any(nil))
+			check(t, "the function's own permissions are gone", len(fn.Policies[""]), 0)
+			check(t, "the alias's URL auth", fn.URLs["live"]["AuthType"], auth)
 			if !strings.Contains(progress.String(), "https://irisabc.lambda-url."+region+".on.aws/") ||
 				!strings.Contains(progress.String(), "moves to the alias live") {
 				t.Errorf("progress does not say the URL moves:\n%s", progress.String())
 			}
 
-			f.reset()
+			f.Reset()
 			res, err = lambda.Deploy(context.Background(), api, function(zipFile(t, "zip 1"), auth), fast)
 			if err != nil {
 				t.Fatal(err)
 			}
 			check(t, "then unchanged", res.Action, "unchanged")
 			want = []string{"GetFunction", "GetAlias", "GetFunction:1", "GetFunctionUrlConfig:live", "GetPolicy:live"}
-			check(t, "then reads only", f.log(), want)
+			check(t, "then reads only", f.Log(), want)
 		})
 	}
 }
 
 func TestDeployDryRunOfAnUpdate(t *testing.T) {
 	f, api := releases(t, 1, "NONE")
-	asEarlierCortex(f.funcs["iris"])
+	asEarlierCortex(f.Funcs["iris"])
 	o := fast
 	o.DryRun = true
 	res, err := lambda.Deploy(context.Background(), api, function(zipFile(t, "zip 2"), "NONE"), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "server saw reads only", f.log(), []string{"GetFunction", "GetAlias", "GetFunctionUrlConfig", "GetPolicy"})
+	check(t, "server saw reads only", f.Log(), []string{"GetFunction", "GetAlias", "GetFunctionUrlConfig", "GetPolicy"})
 	var plan []string
 	for _, c := range res.Calls {
 		if c.Planned {
@@ -263,5 +264,5 @@ func TestDeployDryRunOfAnUpdate(t *testing.T) {
 		"AddPermission iris:live " + lambda.SidURL + " (lambda:InvokeFunctionUrl for everyone: the URL is public)",
 		"AddPermission iris:live " + lambda.SidInvoke + " (lambda:InvokeFunction for everyone: the URL is public)",
 	})
-	check(t, "nothing changed", f.funcs["iris"].urls["live"], map[string]any(nil))
+	check(t, "nothing changed", f.Funcs["iris"].URLs["live"], map[string]any(nil))
 }
