@@ -134,6 +134,9 @@ func TestCLI(t *testing.T) {
 	if got := strings.TrimSpace(r.stdout); got != fn.URL {
 		t.Errorf("deploy printed %q, want the URL %s\nstderr:\n%s", got, fn.URL, r.stderr)
 	}
+	if !strings.Contains(r.stderr, "visibility public: anyone who reaches the cluster's ingress can call it") {
+		t.Errorf("deploy did not say the function is public:\n%s", r.stderr)
+	}
 	svc, err := c.serving.ServingV1().Services("fn").Get(context.Background(), "echo-go", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

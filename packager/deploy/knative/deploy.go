@@ -75,6 +75,9 @@ type Result struct {
 	// rollback sent all traffic to.
 	Revision string    `json:"revision,omitempty"`
 	Traffic  []Traffic `json:"traffic,omitempty"`
+	// Visibility is who can reach the Service: "public" (through the
+	// cluster's ingress, from outside it) or "cluster-local".
+	Visibility string `json:"visibility,omitempty"`
 	// Features are the config-features flags the Service needs.
 	Features []Feature `json:"features,omitempty"`
 	Warnings []string  `json:"warnings,omitempty"`

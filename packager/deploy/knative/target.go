@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
 	"github.com/cortexfn/cortex/packager"
 	"github.com/cortexfn/cortex/packager/deploy"
@@ -121,9 +122,22 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 		svc.Namespace = ns
 	}
 	if o.DryRun == deploy.DryRunClient {
-		return deployed(&Result{Action: "create or update", Name: svc.Name, Namespace: svc.Namespace, DryRun: true, Object: svc}, nil)
+		return deployed(&Result{Action: "create or update", Name: svc.Name, Namespace: svc.Namespace, DryRun: true, Object: svc, Visibility: visibility(svc)}, nil)
 	}
-	return deployed(c.Deploy(ctx, svc, DeployOptions{Traffic: o.Traffic, Tag: o.Tag, DryRun: dry, Timeout: o.Timeout}))
+	res, err := c.Deploy(ctx, svc, DeployOptions{Traffic: o.Traffic, Tag: o.Tag, DryRun: dry, Timeout: o.Timeout})
+	if res != nil {
+		res.Visibility = visibility(svc)
+	}
+	return deployed(res, err)
+}
+
+// visibility says who can reach svc: cluster-local when it has Knative's
+// visibility label, else public.
+func visibility(svc *servingv1.Service) string {
+	if svc.Labels[manifest.VisibilityLabel] == "cluster-local" {
+		return spec.VisibilityClusterLocal
+	}
+	return spec.VisibilityPublic
 }
 
 // reported is the Report of a deploy or a rollback: as text, the Service
@@ -147,6 +161,11 @@ func reported(res *Result, err error, done func(stdout, stderr io.Writer) error)
 func deployed(res *Result, err error) (deploy.Report, error) {
 	return reported(res, err, func(stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s %s/%s: revision %s is Ready\n", res.Action, res.Namespace, res.Name, res.Revision)
+		if res.Visibility == spec.VisibilityPublic {
+			fmt.Fprintf(stderr, "  visibility public: anyone who reaches the cluster's ingress can call it (targets.knative.visibility: cluster-local keeps it inside the cluster)\n")
+		} else {
+			fmt.Fprintf(stderr, "  visibility %s: reachable from inside the cluster only\n", res.Visibility)
+		}
 		for _, tr := range res.Traffic {
 			if tr.Tag != "" && tr.URL != "" {
 				fmt.Fprintf(stderr, "  %d%% to %s, tag %s: %s\n", tr.Percent, tr.Revision, tr.Tag, tr.URL)
