@@ -8,7 +8,8 @@
 //
 // # Compile once, instantiate at start, never per call
 //
-// New compiles the module once per process through a shared wazero
+// New puts the limits of the next section into the module's binary (see
+// bound.go), then compiles it once per process through a shared wazero
 // compilation cache (on disk under Options.CacheDir, so a restart or a
 // packaged function does not compile again), checks it meets ABI v1 and
 // instantiates Options.Instances instances, running each one's _initialize
@@ -27,6 +28,7 @@
 //	context deadline                  504 "wasm stage S timed out"  context.DeadlineExceeded  replaced
 //	context canceled                  503 "wasm stage S canceled"   context.Canceled          replaced
 //	memory grow past the limit        507 "... exceeded its memory limit of N" ErrMemoryLimit replaced
+//	call stack past its share         500 "wasm stage S trapped: stack overflow (...)" ErrTrap replaced
 //	input larger than the limit       413                           ErrMemoryLimit  not called
 //	pointer/length outside memory,
 //	output over MaxOutput             500 "... returned an invalid result ..." ErrBadOutput replaced
@@ -45,6 +47,34 @@
 // replaced the same way after a successful call, since memory never
 // shrinks. Nothing a guest does can crash the process.
 //
+// # Limits
+//
+// Options.MemoryLimitPages (cortex.yaml wasm.memory) bounds everything an
+// instance can make the host allocate, not only its linear memory. wazero
+// has no setting for tables or the call stack, so New rewrites the module
+// before compiling it (bound.go):
+//
+//   - Tables: a table declared without a maximum gets its initial size as
+//     its maximum, so table.grow on it returns -1; the tables' maxima, at 8
+//     bytes an element, are taken out of the limit, and a module whose
+//     tables alone would exceed it is refused by New. (Before, a guest
+//     could grow a table by 2^26 elements, 512 MiB of host memory, per
+//     call, or by 2^32 and kill the process.)
+//   - Call stack: 1/16 of the limit (4 MiB of 64 MiB). Each function adds
+//     an estimate of its native frame to a counter on entry (8 bytes an
+//     instruction, more for vectors, parameters and locals: 10-60 times
+//     the real frame of compiled guests, and more than any frame we could
+//     construct) and a call that would pass the share traps with a 500
+//     saying so. An instance whose stack grew past half its share is
+//     replaced after its call: wazero never shrinks a stack. Recursion
+//     that needs more depth needs a larger wasm.memory.
+//   - Linear memory gets the rest.
+//
+// cortex.log is limited too: at most 100 lines and 64 KiB per call and
+// 1000 lines and 1 MiB per second per Module; lines past that are dropped,
+// counted in Stats (LogDropped, LogDroppedBytes) and reported by one
+// warning at most once a second.
+//
 // # Sandbox
 //
 // A guest gets WASI preview 1 with no preopened directories, no arguments,
@@ -62,13 +92,27 @@
 // code runs several times slower, most of all Go guests (the Go wasm
 // backend puts a loop around every function body). See BENCHMARKS.md.
 // Options.Uninterruptible turns it off for a guest that is trusted to
-// finish: its code then runs at wazero's full speed, and a deadline is
-// noticed only when the call returns.
+// finish: its code then runs at nearly wazero's full speed, and a deadline
+// is noticed only when the call returns. The trade-off: a guest that never
+// returns holds its instance and the request's concurrency slot until the
+// process is replaced (the runtime replaces a process whose prediction
+// overran its deadline by limits.overrun_grace), and one that computes for
+// a long time holds a CPU that long. What it can no longer do is stall
+// the whole process: native code is never preempted by the Go scheduler,
+// and every garbage collection starts by stopping the world, which waited
+// for such a call to end, so one looping request froze health checks and
+// every other request (with two cores, two loops did even without a GC).
+// The rewrite gives uninterruptible code a yield instead: every 65536
+// loop iterations it runs memory.grow 0, which wazero executes in Go,
+// where the goroutine can be preempted. (Capping uninterruptible calls at
+// GOMAXPROCS-1 would not have helped: the stop-the-world waits for the
+// one running call too.)
 //
 // # Metrics
 //
-// Stats reports the pool size, live instances, instantiations and discards
-// by reason; the pipeline times each stage call itself.
+// Stats reports the pool size, live instances, instantiations, discards
+// by reason and the guest log lines dropped; the pipeline times each stage
+// call itself.
 //
 // It owns the sandbox (wazero), the ABI and the instance pool; it must not
 // import runtime (the pipeline imports it, not the other way round),

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tetratelabs/wazero"
+
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/runtime/wasm"
 )
@@ -73,6 +75,41 @@ func FuzzHostileResult(f *testing.F) {
 		if out, err := m.Preprocess(context.Background(), probe); err != nil && !errors.Is(err, wasm.ErrBadOutput) {
 			// ErrBadOutput is allowed here: an 'a' input poisons the next alloc.
 			t.Fatalf("after Preprocess(%x): got %q, %v", in, out, err)
+		}
+	})
+}
+
+// FuzzBound holds the module rewrite that puts the limits into a module
+// (bound.go) to wazero's reading of modules: what it rewrites, wazero
+// compiles exactly when it compiles the original, so a rewrite never makes
+// a module wazero refuses acceptable (or reach the rewrite's own globals).
+// What it refuses never reaches wazero (it may be a module that makes
+// wazero's decoder allocate without bound), so the original is compiled
+// only when the rewrite succeeds.
+func FuzzBound(f *testing.F) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx) // the features New enables
+	f.Cleanup(func() { rt.Close(ctx) })
+	for _, g := range []rawGuest{tableGuest(), recursionGuest(), loopGuest(), logGuest(), multiValueGuest()} {
+		f.Add(g.bytes())
+	}
+	compiles := func(bin []byte) error {
+		c, err := rt.CompileModule(ctx, bin)
+		if err == nil {
+			c.Close(ctx)
+		}
+		return err
+	}
+	f.Fuzz(func(t *testing.T, bin []byte) {
+		for _, yield := range []bool{false, true} {
+			out, err := wasm.Bound(bin, 1<<20, yield)
+			if err != nil {
+				continue
+			}
+			orig := compiles(bin)
+			if got := compiles(out); (got == nil) != (orig == nil) {
+				t.Fatalf("yield %v: wazero on the original: %v; on the rewrite: %v", yield, orig, got)
+			}
 		}
 	})
 }

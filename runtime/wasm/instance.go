@@ -38,11 +38,16 @@ type instance struct {
 	mem              api.Memory
 	alloc, pre, post api.Function
 	lm               *linearMemory
-	stack            [2]uint64 // params and results of CallWithStack
+	high             api.Global // the stack estimate's high-water mark (bound.go); nil for none
+	stack            [2]uint64  // params and results of CallWithStack
 	// bufPtr and bufSize locate the input buffer alloc returned last; the
 	// host owns it until it calls alloc again (ABI.md).
 	bufPtr, bufSize uint32
 	stderr          stderrBuf
+
+	// cortex.log lines and bytes written and dropped during this call.
+	logLines, logBytes   int
+	dropLines, dropBytes uint64
 
 	// Set by cortex.fail during a call.
 	stage      stage
@@ -55,7 +60,7 @@ type instance struct {
 // module.
 func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	inst := &instance{}
-	limit := uint64(m.opts.MemoryLimitPages) * pageSize
+	limit := uint64(m.memoryPages) * pageSize
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
 		func(capacity, _ uint64) experimental.LinearMemory {
 			inst.lm = &linearMemory{limit: limit, buf: make([]byte, 0, min(capacity, limit))}
@@ -75,6 +80,9 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	inst.alloc = mod.ExportedFunction(exportAlloc)
 	inst.pre = mod.ExportedFunction(exportPre)
 	inst.post = mod.ExportedFunction(exportPost)
+	if m.highGlobal >= 0 {
+		inst.high = mod.(experimental.InternalModule).Global(m.highGlobal)
+	}
 	m.byModule.Store(mod, inst)
 	m.live.Add(1)
 	m.started.Add(1)
@@ -161,9 +169,21 @@ func (inst *instance) grow(ctx context.Context, m *Module, st stage, n int) (Dis
 	return "", nil
 }
 
-// recycle says whether inst has grown past Options.RecycleAbovePages.
+// stackHigh is the most the instance's call stack has held, as bound.go
+// estimates it. wazero never shrinks a stack, so it still holds about
+// that much.
+func (inst *instance) stackHigh() uint64 {
+	if inst.high == nil {
+		return 0
+	}
+	return uint64(uint32(inst.high.Get()))
+}
+
+// recycle says whether inst has grown past Options.RecycleAbovePages
+// (memory and stack together) or its stack past half its share.
 func (inst *instance) recycle(m *Module) DiscardReason {
-	if uint64(inst.mem.Size()) > uint64(m.opts.RecycleAbovePages)*pageSize {
+	stack := inst.stackHigh()
+	if uint64(inst.mem.Size())+stack > uint64(m.opts.RecycleAbovePages)*pageSize || stack > uint64(m.stackLimit)/2 {
 		return DiscardRecycle
 	}
 	return ""
@@ -181,6 +201,10 @@ func (inst *instance) callFailed(ctx context.Context, m *Module, st stage, err e
 	case isExit && exit.ExitCode() == sys.ExitCodeContextCanceled,
 		errors.Is(ctx.Err(), context.Canceled):
 		return DiscardCanceled, ctxError(st, fmt.Errorf("%w (%w)", context.Canceled, err))
+	case inst.stackHigh() > uint64(m.stackLimit):
+		return DiscardStackLimit, stageError(http.StatusInternalServerError,
+			fmt.Sprintf("wasm stage %s trapped: stack overflow (its call stack is limited to %s, 1/%d of its memory limit)", st, formatBytes(uint64(m.stackLimit)), stackShare),
+			fmt.Errorf("%w: %w", ErrTrap, err))
 	case inst.lm.refused:
 		return DiscardMemoryLimit, stageError(StatusMemoryLimit,
 			fmt.Sprintf("wasm stage %s exceeded its memory limit of %s", st, formatBytes(uint64(m.opts.MemoryLimitPages)*pageSize)),
@@ -249,10 +273,17 @@ func (m *Module) hostFail(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 // hostLog is cortex.log(level, msg_ptr, msg_len), level being a slog.Level
-// (-4 debug, 0 info, 4 warn, 8 error).
+// (-4 debug, 0 info, 4 warn, 8 error), within the log limits.
 func (m *Module) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	level := slog.Level(int32(stack[0]))
 	if !m.log.Enabled(ctx, level) {
+		return
+	}
+	var inst *instance
+	if v, ok := m.byModule.Load(mod); ok {
+		inst = v.(*instance) // nil during _initialize
+	}
+	if !m.logs.allow(inst, min(uint32(stack[2]), maxMessage)) {
 		return
 	}
 	msg, ok := readMessage(mod.Memory(), uint32(stack[1]), uint32(stack[2]))
@@ -260,8 +291,8 @@ func (m *Module) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 		msg = "(log message outside guest memory)"
 	}
 	attrs := []slog.Attr{slog.String("wasm", m.name)}
-	if v, ok := m.byModule.Load(mod); ok {
-		attrs = append(attrs, slog.String("stage", v.(*instance).stage.String()))
+	if inst != nil {
+		attrs = append(attrs, slog.String("stage", inst.stage.String()))
 	}
 	m.log.LogAttrs(ctx, level, msg, attrs...)
 }

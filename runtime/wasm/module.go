@@ -60,11 +60,12 @@ const (
 	DiscardDeadline    DiscardReason = "deadline"     // stopped by its deadline
 	DiscardCanceled    DiscardReason = "canceled"     // stopped by its context
 	DiscardMemoryLimit DiscardReason = "memory_limit" // tried to grow past the limit
+	DiscardStackLimit  DiscardReason = "stack_limit"  // its call stack passed its share of the memory limit
 	DiscardBadOutput   DiscardReason = "bad_output"   // returned an invalid pointer or length
-	DiscardRecycle     DiscardReason = "recycle"      // grew past RecycleAbovePages
+	DiscardRecycle     DiscardReason = "recycle"      // grew past RecycleAbovePages, or its stack past half its share
 )
 
-var discardReasons = [...]DiscardReason{DiscardTrap, DiscardDeadline, DiscardCanceled, DiscardMemoryLimit, DiscardBadOutput, DiscardRecycle}
+var discardReasons = [...]DiscardReason{DiscardTrap, DiscardDeadline, DiscardCanceled, DiscardMemoryLimit, DiscardStackLimit, DiscardBadOutput, DiscardRecycle}
 
 // Stats is a snapshot of a Module's pool, for metrics.
 type Stats struct {
@@ -77,6 +78,9 @@ type Stats struct {
 	Started uint64
 	// Discards counts discarded instances by reason.
 	Discards map[DiscardReason]uint64
+	// LogDropped and LogDroppedBytes count the cortex.log lines, and their
+	// bytes, dropped by the log limits (see the package doc).
+	LogDropped, LogDroppedBytes uint64
 }
 
 // Module is one compiled WebAssembly stage module and its pool of
@@ -90,6 +94,16 @@ type Module struct {
 	base     wazero.ModuleConfig
 	log      *slog.Logger
 	has      [2]bool // stage exported (and registered, per cortex_stages)
+	logs     logLimiter
+
+	// memoryPages is what Options.MemoryLimitPages leaves linear memory
+	// once the tables (at their maximum) and the call stack have their
+	// shares; stackLimit is the stack's share, the frame estimate past
+	// which a call traps; highGlobal indexes the global that keeps the
+	// stack's high-water mark, -1 for none. See bound.go.
+	memoryPages uint32
+	stackLimit  uint32
+	highGlobal  int
 
 	// idle holds the instances ready for a call; a nil entry is an empty
 	// slot whose instance could not be replaced and is instantiated by the
@@ -149,9 +163,9 @@ func (m *Module) init(ctx context.Context, wasmPath string, bin []byte) error {
 	if err := m.instantiateHost(ctx); err != nil {
 		return err
 	}
-	compiled, err := m.rt.CompileModule(ctx, bin)
+	compiled, err := m.compileBounded(ctx, wasmPath, bin)
 	if err != nil {
-		return fmt.Errorf("compiling wasm module %s: %w", wasmPath, err)
+		return err
 	}
 	m.compiled = compiled
 	if err := m.checkABI(); err != nil {
@@ -184,6 +198,41 @@ func (m *Module) init(ctx context.Context, wasmPath string, bin []byte) error {
 		m.idle <- inst
 	}
 	return nil
+}
+
+// compileBounded compiles the module with its limits put into it (see
+// bound.go) and takes the tables' and the stack's shares out of the memory
+// limit.
+func (m *Module) compileBounded(ctx context.Context, wasmPath string, bin []byte) (wazero.CompiledModule, error) {
+	limit := uint64(m.opts.MemoryLimitPages) * pageSize
+	m.stackLimit = uint32(min(limit/stackShare, math.MaxInt32))
+	b, err := bound(bin, boundConfig{stackLimit: m.stackLimit, yield: m.opts.Uninterruptible})
+	if err != nil {
+		// Not handed to wazero: it may be a binary that makes wazero
+		// allocate without bound.
+		return nil, fmt.Errorf("compiling wasm module %s: %w", wasmPath, err)
+	}
+	reserved := b.tableBytes + uint64(m.stackLimit)
+	if reserved >= limit {
+		return nil, fmt.Errorf("wasm module %s: its tables take %s at their maximum size (%d bytes an element) and its call stack %s: nothing is left of the memory limit of %s",
+			wasmPath, formatBytes(b.tableBytes), tableElemBytes, formatBytes(uint64(m.stackLimit)), formatBytes(limit))
+	}
+	m.memoryPages = uint32((limit - reserved) / pageSize)
+	m.highGlobal = -1
+	if b.hasStack {
+		m.highGlobal = int(b.highGlobal)
+	}
+	compiled, err := m.rt.CompileModule(ctx, b.bin)
+	if err != nil {
+		// wazero explains a module it refuses better from the original
+		// (offsets in its messages hold); if it takes the original, the
+		// rewriting failed.
+		if _, cerr := m.rt.CompileModule(ctx, bin); cerr != nil {
+			return nil, fmt.Errorf("compiling wasm module %s: %w", wasmPath, cerr)
+		}
+		return nil, fmt.Errorf("wasm module %s: putting its limits into it: %w", wasmPath, err)
+	}
+	return compiled, nil
 }
 
 // checkABI refuses a module that does not meet ABI v1, naming what is
@@ -225,8 +274,9 @@ func (m *Module) checkABI() error {
 	mem, ok := m.compiled.ExportedMemories()[exportMemory]
 	if !ok {
 		errs = append(errs, fmt.Errorf("missing export %s (a linear memory)", exportMemory))
-	} else if mem.Min() > m.opts.MemoryLimitPages {
-		errs = append(errs, fmt.Errorf("memory needs %d pages at start, over the limit of %d", mem.Min(), m.opts.MemoryLimitPages))
+	} else if mem.Min() > m.memoryPages {
+		errs = append(errs, fmt.Errorf("memory needs %d pages at start, over the %d pages the limit of %d leaves it once tables and call stack have their %s",
+			mem.Min(), m.memoryPages, m.opts.MemoryLimitPages, formatBytes(uint64(m.opts.MemoryLimitPages)*pageSize-uint64(m.memoryPages)*pageSize)))
 	}
 	if len(m.compiled.ImportedMemories()) > 0 {
 		errs = append(errs, errors.New("imports a memory; a stage must define and export its own"))
@@ -336,6 +386,7 @@ func (m *Module) run(ctx context.Context, st stage, in []byte) ([]byte, error) {
 		return nil, err
 	}
 	out, reason, err := inst.call(ctx, m, st, in)
+	m.logs.endCall(m, inst)
 	if reason != "" {
 		m.discard(inst, reason, err)
 	} else {
@@ -436,6 +487,7 @@ func (m *Module) Stats() Stats {
 	for i, r := range discardReasons {
 		s.Discards[r] = m.discards[i].Load()
 	}
+	s.LogDropped, s.LogDroppedBytes = m.logs.dropped.Load(), m.logs.droppedBytes.Load()
 	return s
 }
 
@@ -453,6 +505,7 @@ func (m *Module) Close(ctx context.Context) error {
 	close(m.done)
 	m.mu.Unlock()
 	m.replace.Wait()
+	m.logs.flush(m)
 	for {
 		select {
 		case inst := <-m.idle:

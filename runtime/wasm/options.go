@@ -19,17 +19,22 @@ type Options struct {
 	// pays no instantiation. Zero means runtime.GOMAXPROCS(0). A call that
 	// finds every instance busy waits, bounded by its context.
 	Instances int
-	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages.
-	// A guest that tries to grow past it fails the call with 507 (see
-	// ErrMemoryLimit) and its instance is replaced. Zero means
+	// MemoryLimitPages caps each instance's memory, in 64 KiB pages: its
+	// linear memory, its tables and its call stack together (see the
+	// package doc's Limits). The call stack gets 1/16 of it and the tables
+	// what they may hold at their maximum size; linear memory the rest. A
+	// guest that tries to grow its memory past that fails the call with 507
+	// (see ErrMemoryLimit), one whose call stack passes its share traps
+	// (500), and the instance is replaced. Zero means
 	// DefaultMemoryLimitPages; at most 65536 (4 GiB).
 	MemoryLimitPages uint32
 	// MaxOutput is the largest output, in bytes, a guest may return. A larger
 	// one fails the call with 500 (ErrBadOutput). Zero means DefaultMaxOutput.
 	MaxOutput int
-	// RecycleAbovePages: an instance whose memory grew past this many pages
-	// is discarded after its call (memory never shrinks) and replaced in the
-	// background. Zero means half of MemoryLimitPages.
+	// RecycleAbovePages: an instance whose linear memory and call stack
+	// together grew past this many pages, or whose call stack grew past
+	// half its share, is discarded after its call (neither ever shrinks)
+	// and replaced in the background. Zero means half of MemoryLimitPages.
 	RecycleAbovePages uint32
 	// Timeout, when positive, bounds every call in addition to the caller's
 	// context deadline. Zero means the context alone bounds a call.
@@ -45,11 +50,14 @@ type Options struct {
 	// caller still gets its 504 at the deadline (the runtime does not wait),
 	// but the instance, and the request's concurrency slot, stay busy until
 	// the guest returns, and a guest that never returns holds them for
-	// good. For stages whose code the function's owner trusts to finish
-	// (cortex.yaml wasm.interruptible: false).
+	// good. Its loops still yield to the Go scheduler (every 65536
+	// iterations), so the rest of the process keeps running. For stages
+	// whose code the function's owner trusts to finish (cortex.yaml
+	// wasm.interruptible: false).
 	Uninterruptible bool
-	// Logger receives what the guest sends through the cortex.log import,
-	// and discards with their cause. Nil means slog.Default().
+	// Logger receives what the guest sends through the cortex.log import
+	// (within the log limits of the package doc), and discards with their
+	// cause. Nil means slog.Default().
 	Logger *slog.Logger
 
 	// Grants, all off by default (cortex.yaml may turn them on). There is no

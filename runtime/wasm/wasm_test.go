@@ -543,8 +543,15 @@ func TestNewRefuses(t *testing.T) {
 		{name: "options", path: write("opts.wasm", header),
 			opts: wasm.Options{Instances: -1, MemoryLimitPages: 100, RecycleAbovePages: 200, Mounts: []wasm.Mount{{HostDir: dir, GuestPath: "data"}}},
 			want: []string{"Instances: -1 is negative", "RecycleAbovePages: 200 is above MemoryLimitPages (100)", `Mounts[0].GuestPath: "data" must be an absolute path`}},
+		// wazero would make room for 2^28 imports (28 GB) before reading one.
+		{name: "count larger than its section", path: write("bomb.wasm", append(header, 0x02, 0x05, 0xff, 0xff, 0xff, 0xff, 0x0f)),
+			want: []string{"compiling wasm module", "section 2: a count of 4294967295 in 0 bytes"}},
+		{name: "tables over the memory limit", path: rawGuest{tables: []byte{0x01, 0x70, 0x01, 0x01, 0x80, 0x80, 0x80, 0x40}}.write(t),
+			want: []string{"its tables take 1073741888 bytes at their maximum size (8 bytes an element) and its call stack 8 MiB: nothing is left of the memory limit of 128 MiB"}},
+		{name: "table without a maximum over the memory limit", path: rawGuest{tables: []byte{0x01, 0x70, 0x00, 0x80, 0x80, 0x80, 0x08}}.write(t),
+			want: []string{"its tables take 134217792 bytes at their maximum size"}},
 		{name: "memory limit below the guest's minimum", path: guest(t, "echo"), opts: wasm.Options{MemoryLimitPages: 4},
-			want: []string{"memory needs", "over the limit of 4"}},
+			want: []string{"memory needs 40 pages at start, over the 3 pages the limit of 4 leaves it"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

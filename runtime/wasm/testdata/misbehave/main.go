@@ -66,6 +66,9 @@ func run(in []byte) ([]byte, error) {
 			keep = append(keep, make([]byte, 1<<20))
 		}
 		return []byte("grown"), nil
+	case "recurse": // recurse:N calls a function N deep
+		n, _ := strconv.Atoi(string(arg))
+		return strconv.AppendInt(nil, int64(recurse(n)), 10), nil
 	case "exit":
 		code, _ := strconv.Atoi(string(arg))
 		os.Exit(code)
@@ -96,6 +99,14 @@ func run(in []byte) ([]byte, error) {
 		return []byte("logged"), nil
 	}
 	return nil, wasmguest.Errorf(400, "unknown command %q", cmd)
+}
+
+//go:noinline
+func recurse(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return recurse(n-1) + 1
 }
 
 func main() {}

@@ -1,0 +1,501 @@
+package wasm_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/runtime/wasm"
+)
+
+// The guests that attack the process itself (its memory, its scheduler)
+// run in a child process: this test binary again, running
+// TestHostileChild with $CORTEX_WASM_HOSTILE naming the scenario. A guest
+// that kills or wedges its process then fails its test, not the test
+// binary, and the child's peak RSS (VmHWM, reset once the module is
+// loaded) is what the guest cost.
+
+const hostileEnv = "CORTEX_WASM_HOSTILE"
+
+// hostileLimit is the memory limit of the hostile scenarios (wasm.memory:
+// 64Mi, as in the report that found them), and hostileOverhead what the
+// process may grow past it: the Go heap's slack, a stack grown to its
+// share by doubling, and the instances' own structures.
+const (
+	hostileLimitPages = 1024 // 64 MiB
+	hostileLimit      = hostileLimitPages * 65536
+	hostileOverhead   = 32 << 20
+)
+
+// callResult is one call's outcome, as the child reports it.
+type callResult struct {
+	Status  int    `json:"status"` // 200 for success
+	Message string `json:"message,omitempty"`
+	Output  []byte `json:"output,omitempty"`
+	Trap    bool   `json:"trap,omitempty"` // wraps ErrTrap
+	Served  bool   `json:"served"`         // the module answered an ordinary request right after
+}
+
+type hostileReport struct {
+	Calls    []callResult       `json:"calls"`
+	PeakMiB  float64            `json:"peak_mib"` // VmHWM growth over the scenario
+	Stats    wasm.Stats         `json:"stats"`
+	Measures map[string]float64 `json:"measures,omitempty"`
+}
+
+var hostileScenarios = map[string]func(t *testing.T, r *hostileReport){
+	"tables": func(t *testing.T, r *hostileReport) {
+		m := loadRaw(t, tableGuest(), wasm.Options{Instances: 1, MemoryLimitPages: hostileLimitPages})
+		for _, n := range []uint32{1 << 26, 1 << 26, 1 << 26, 0xfffffff0} {
+			r.call(m, hostile('g', n))
+		}
+		r.call(m, hostile('G', 1))
+		r.Stats = m.Stats()
+	},
+	"stack": func(t *testing.T, r *hostileReport) {
+		m := loadRaw(t, recursionGuest(), wasm.Options{Instances: 1, MemoryLimitPages: hostileLimitPages})
+		r.call(m, hostile('r', 0xffffffff)) // runaway
+		r.call(m, hostile('r', 6000))       // deep, within the stack's share
+		r.Stats = m.Stats()
+	},
+	"stack-go": func(t *testing.T, r *hostileReport) {
+		m := newModule(t, "misbehave", wasm.Options{Instances: 1, MemoryLimitPages: hostileLimitPages, Logger: quiet(t)})
+		resetPeak()
+		r.call(m, []byte("recurse:10000000"))
+		r.Stats = m.Stats()
+	},
+	"loops": func(t *testing.T, r *hostileReport) {
+		loops, _ := strconv.Atoi(os.Getenv("LOOPS"))
+		r.Measures = uninterruptibleLoops(t, loops, &r.Calls)
+	},
+}
+
+// TestHostileChild runs one scenario when this binary is a hostile
+// scenario's child, and prints its report.
+func TestHostileChild(t *testing.T) {
+	name := os.Getenv(hostileEnv)
+	if name == "" {
+		t.Skip("runs only as the child of a hostile-guest test")
+	}
+	var r hostileReport
+	hostileScenarios[name](t, &r)
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("\nHOSTILE-REPORT %s\n", b)
+}
+
+// runHostile runs scenario name in a child process and returns its report;
+// the child dying or hanging fails the test.
+func runHostile(t *testing.T, name string, env ...string) hostileReport {
+	t.Helper()
+	if goruntime.GOOS != "linux" {
+		t.Skip("measures RSS through /proc")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHostileChild$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), hostileEnv+"="+name), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var r hostileReport
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(nil, 1<<20)
+	found := false
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "HOSTILE-REPORT "); ok {
+			found = json.Unmarshal([]byte(rest), &r) == nil
+		}
+	}
+	if err != nil || !found {
+		out := stdout.String() + stderr.String()
+		t.Fatalf("the process running scenario %s did not survive (%v):\n%s", name, err, tail(out, 3000))
+	}
+	return r
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// loadRaw loads an assembled guest, quietly, and resets the peak RSS.
+func loadRaw(t *testing.T, g rawGuest, opts wasm.Options) *wasm.Module {
+	t.Helper()
+	opts.Logger = quiet(t)
+	m, err := wasm.New(context.Background(), g.write(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	goruntime.GC()
+	resetPeak()
+	return m
+}
+
+// call makes one hostile call, then an ordinary one, and records both and
+// the peak RSS so far.
+func (r *hostileReport) call(m *wasm.Module, in []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := m.Preprocess(ctx, in)
+	c := callResult{Status: 200, Output: out, Trap: errors.Is(err, wasm.ErrTrap)}
+	var fe *functions.Error
+	if errors.As(err, &fe) {
+		c.Status, c.Message = fe.Status, fe.Message
+	} else if err != nil {
+		c.Status, c.Message = 0, err.Error()
+	}
+	// Raw guests echo "e..."; the Go guest misbehave echoes "echo:...".
+	probe := "e" + strconv.Itoa(len(r.Calls))
+	for _, in := range []string{probe, "echo:" + probe} {
+		if got, err := m.Preprocess(ctx, []byte(in)); err == nil && string(got) == probe {
+			c.Served = true
+		}
+	}
+	r.Calls = append(r.Calls, c)
+	r.PeakMiB = float64(peakRSS()) / (1 << 20)
+}
+
+var rssBase uint64
+
+// resetPeak resets the process's peak RSS to its current RSS and
+// remembers that as the base the peak is measured from.
+func resetPeak() {
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	rssBase = procStatus("VmRSS")
+}
+
+// peakRSS is the growth of the peak RSS over the base.
+func peakRSS() uint64 {
+	if hwm := procStatus("VmHWM"); hwm > rssBase {
+		return hwm - rssBase
+	}
+	return 0
+}
+
+func procStatus(field string) uint64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func wantPeak(t *testing.T, r hostileReport) {
+	t.Helper()
+	t.Logf("peak RSS growth %.1f MiB (limit 64 MiB + %d MiB overhead)", r.PeakMiB, hostileOverhead>>20)
+	if r.PeakMiB*(1<<20) > hostileLimit+hostileOverhead {
+		t.Errorf("the process grew by %.0f MiB under a memory limit of 64 MiB", r.PeakMiB)
+	}
+}
+
+func wantServedAfter(t *testing.T, calls []callResult) {
+	t.Helper()
+	for i, c := range calls {
+		if !c.Served {
+			t.Errorf("call %d: the next request was not served", i)
+		}
+	}
+}
+
+// TestHostileTables: a guest that grows a table by 2^26 elements (512 MiB
+// of host memory in wazero) three times and then by 0xfffffff0 (which
+// killed the process) gets -1 from table.grow: a table without a maximum
+// cannot grow. The guest then fails its calls with its 422 as it likes,
+// and keeps its instance, which holds nothing more than before.
+func TestHostileTables(t *testing.T) {
+	r := runHostile(t, "tables")
+	for i, c := range r.Calls[:4] {
+		if c.Status != 422 || c.Message != "table grown" {
+			t.Errorf("grow %d: got %d %q, want the guest's 422 \"table grown\"", i, c.Status, c.Message)
+		}
+	}
+	if got := r.Calls[4]; got.Status != 200 || len(got.Output) != 4 || int32(binary.LittleEndian.Uint32(got.Output)) != -1 {
+		t.Errorf("table.grow(1) on a table without a maximum: got %d %x, want -1", got.Status, got.Output)
+	}
+	wantServedAfter(t, r.Calls)
+	wantPeak(t, r)
+}
+
+// TestHostileStack: runaway recursion traps at the stack's share of the
+// memory limit (1/16: 4 MiB of 64 MiB) with a 500 that says so, before
+// wazero's own ceiling (~100 MB of stack, which took the process from 54
+// to 459 MB); a deep recursion that succeeds within it has its instance
+// replaced, as the stack never shrinks.
+func TestHostileStack(t *testing.T) {
+	r := runHostile(t, "stack")
+	const msg = "wasm stage preprocess trapped: stack overflow (its call stack is limited to 4 MiB, 1/16 of its memory limit)"
+	if c := r.Calls[0]; c.Status != 500 || !c.Trap || c.Message != msg {
+		t.Errorf("runaway recursion: got %d %q (trap %v), want 500 %q", c.Status, c.Message, c.Trap, msg)
+	}
+	if c := r.Calls[1]; c.Status != 200 || binary.LittleEndian.Uint32(c.Output) != 6000 {
+		t.Errorf("recursion 6000 deep: got %d %q %x, want 200 and 6000", c.Status, c.Message, c.Output)
+	}
+	if got := r.Stats.Discards[wasm.DiscardStackLimit]; got != 1 {
+		t.Errorf("got %d stack_limit discards, want 1", got)
+	}
+	if got := r.Stats.Discards[wasm.DiscardRecycle]; got != 1 {
+		t.Errorf("got %d recycle discards, want 1 (the instance whose stack grew deep)", got)
+	}
+	wantServedAfter(t, r.Calls)
+	wantPeak(t, r)
+
+	t.Run("go guest", func(t *testing.T) {
+		r := runHostile(t, "stack-go")
+		if c := r.Calls[0]; c.Status != 500 || !strings.HasPrefix(c.Message, "wasm stage preprocess trapped: stack overflow (its call stack is limited to 4 MiB") {
+			t.Errorf("recursion 10^7 deep: got %d %q, want a 500 stack overflow", c.Status, c.Message)
+		}
+		wantServedAfter(t, r.Calls)
+		wantPeak(t, r)
+	})
+}
+
+// TestHostileUninterruptibleLoops: guests looping in uninterruptible
+// stages (no termination checks, so native code the Go scheduler cannot
+// preempt) on GOMAXPROCS=2 must leave the process answering: with two
+// loops no P was left for anything else; with one, the next GC's
+// stop-the-world waited for the loop and stopped every goroutine. The
+// health check here is an HTTP round trip in the same process, every 10
+// ms, while a goroutine allocates as request handling does; the worst gap
+// between two answered checks must stay under 750 ms and half the loops'
+// time (it was all of it).
+func TestHostileUninterruptibleLoops(t *testing.T) {
+	for _, loops := range []int{2, 1} {
+		t.Run(fmt.Sprintf("%d loops", loops), func(t *testing.T) {
+			r := runHostile(t, "loops", "GOMAXPROCS=2", "LOOPS="+strconv.Itoa(loops))
+			t.Logf("loops %.0f ms, longest gap between health checks %.0f ms", r.Measures["loop_ms"], r.Measures["health_gap_ms"])
+			for i, c := range r.Calls {
+				if c.Status != 200 {
+					t.Errorf("loop %d: got %d %q, want it to finish", i, c.Status, c.Message)
+				}
+			}
+			wantServedAfter(t, r.Calls)
+			loop := r.Measures["loop_ms"]
+			if loop < 1500 {
+				t.Fatalf("the loops took %.0f ms, too short to show a stall", loop)
+			}
+			if worst := r.Measures["health_gap_ms"]; worst > min(750, loop/2) {
+				t.Errorf("no health check was answered for %.0f ms while the loops ran (%.0f ms)", worst, r.Measures["loop_ms"])
+			}
+		})
+	}
+}
+
+// uninterruptibleLoops runs loops uninterruptible calls of ~3s at once and
+// health checks beside them; it returns the loop time and the longest gap
+// between health checks.
+func uninterruptibleLoops(t *testing.T, loops int, calls *[]callResult) map[string]float64 {
+	m := loadRaw(t, loopGuest(), wasm.Options{Instances: loops, Uninterruptible: true, MemoryLimitPages: hostileLimitPages})
+	ctx := context.Background()
+	start := time.Now()
+	if _, err := m.Preprocess(ctx, hostile('l', 50_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	n := uint32(min(3*float64(time.Second)/float64(time.Since(start))*50e6, 4e9))
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }))
+	defer srv.Close()
+	stop := make(chan struct{})
+	var allocs sync.WaitGroup
+	allocs.Go(func() { // request handling allocates; this makes the GC run
+		var keep [][]byte
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			keep = append(keep, make([]byte, 256<<10))
+			if len(keep) > 16 {
+				keep = keep[:0]
+			}
+		}
+	})
+
+	results := make([]callResult, loops)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i := range loops {
+		wg.Go(func() {
+			_, err := m.Preprocess(ctx, hostile('l', n))
+			results[i] = callResult{Status: functions.StatusOf(err)}
+			if err == nil {
+				results[i].Status = 200
+			} else {
+				results[i].Message = err.Error()
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	// The worst gap between two answered health checks: a stalled process
+	// stalls the checker too, so timing one round trip would miss it.
+	var worst time.Duration
+	client := &http.Client{Timeout: time.Minute}
+	last := time.Now()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(10 * time.Millisecond):
+		}
+		if resp, err := client.Get(srv.URL); err == nil {
+			resp.Body.Close()
+		}
+		worst = max(worst, time.Since(last))
+		last = time.Now()
+	}
+	loopTime := time.Since(t0)
+	close(stop)
+	allocs.Wait()
+	for i := range results {
+		probe := "e" + strconv.Itoa(i)
+		got, err := m.Preprocess(ctx, []byte(probe))
+		results[i].Served = err == nil && string(got) == probe
+	}
+	*calls = results
+	return map[string]float64{
+		"loop_ms":       float64(loopTime.Milliseconds()),
+		"health_gap_ms": float64(worst.Milliseconds()),
+		"iterations":    float64(n),
+	}
+}
+
+// TestHostileLogs: one call writing 20000 lines of 4 KiB (80 MiB) through
+// cortex.log, then calls within their own share but over the module's
+// share of a second. What is over the limits is dropped and counted, and
+// one line says how much.
+func TestHostileLogs(t *testing.T) {
+	var logs countingWriter
+	m, err := wasm.New(context.Background(), logGuest().write(t), wasm.Options{
+		Instances: 1,
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.SetLogClock(func() time.Time { return now })
+
+	flood := binary.LittleEndian.AppendUint32(hostile('L', 20000), 4096)
+	if _, err := m.Preprocess(context.Background(), flood); err != nil {
+		t.Fatal(err)
+	}
+	// 64 KiB a call: 16 lines of 4 KiB.
+	if got := logs.lines("msg=xxxx"); got != 16 {
+		t.Errorf("the flood wrote %d lines, want 16 (64 KiB)", got)
+	}
+	if logs.n > 128<<10 {
+		t.Errorf("the flood wrote %d bytes of log, want at most 128 KiB", logs.n)
+	}
+	s := m.Stats()
+	if s.LogDropped != 20000-16 || s.LogDroppedBytes != (20000-16)*4096 {
+		t.Errorf("got %d lines (%d bytes) dropped, want %d (%d bytes)", s.LogDropped, s.LogDroppedBytes, 20000-16, (20000-16)*4096)
+	}
+	if got := logs.lines("dropped_lines=19984 dropped_bytes=81854464"); got != 1 {
+		t.Errorf("got %d lines saying how much was dropped, want 1:\n%s", got, tail(logs.text(), 2000))
+	}
+
+	// A new second: 20 calls of 100 one-byte lines, 1000 over the second's
+	// 1000. The first call that drops writes the summary; the rest of the
+	// second's drops wait for the next one (here: Close).
+	now = now.Add(2 * time.Second)
+	for range 20 {
+		if _, err := m.Preprocess(context.Background(), binary.LittleEndian.AppendUint32(hostile('L', 100), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := logs.lines("msg=x "); got != 1000 {
+		t.Errorf("got %d one-byte lines in one second, want 1000", got)
+	}
+	if got := m.Stats().LogDropped - s.LogDropped; got != 1000 {
+		t.Errorf("got %d more lines dropped, want 1000", got)
+	}
+	if out, err := m.Preprocess(context.Background(), []byte("e-served")); err != nil || string(out) != "e-served" {
+		t.Errorf("after the floods: got %q, %v", out, err)
+	}
+	m.Close(context.Background())
+	if a, b := logs.lines("dropped_lines=100 "), logs.lines("dropped_lines=900 "); a != 1 || b != 1 {
+		t.Errorf("got summaries of 100 and 900 dropped lines %d and %d times, want once each:\n%s", a, b, tail(logs.text(), 2000))
+	}
+}
+
+// countingWriter counts what a logger writes and keeps the lines that are
+// not guest messages of 4 KiB.
+type countingWriter struct {
+	mu   sync.Mutex
+	n    int
+	kept []string
+	big  int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n += len(p)
+	if bytes.Contains(p, []byte("msg=xxxxxxxx")) {
+		w.big++
+	} else {
+		w.kept = append(w.kept, string(p))
+	}
+	return len(p), nil
+}
+
+func (w *countingWriter) lines(substr string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if substr == "msg=xxxx" {
+		return w.big
+	}
+	n := 0
+	for _, l := range w.kept {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *countingWriter) text() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.kept, "")
+}
+
+// TestBoundKeepsResults: the rewrite wraps every function body in a block
+// and turns return into a branch to it. A function with two results that
+// leaves by return, by a branch to its own label and by its end must
+// answer as before.
+func TestBoundKeepsResults(t *testing.T) {
+	m := loadRaw(t, multiValueGuest(), wasm.Options{Instances: 1})
+	for _, tt := range []struct{ n, want uint32 }{{0, 15}, {1, 3}, {5, 10}} {
+		out, err := m.Preprocess(context.Background(), hostile('r', tt.n))
+		if err != nil || len(out) != 4 || binary.LittleEndian.Uint32(out) != tt.want {
+			t.Errorf("f(%d): got %x, %v; want a + b = %d", tt.n, out, err, tt.want)
+		}
+	}
+}
