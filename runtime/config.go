@@ -47,8 +47,14 @@ type WasmConfig struct {
 	// 128 MiB), rounded down to whole 64 KiB pages.
 	MemoryLimit int64             `json:"memory_limit,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
-	Clock       bool              `json:"clock,omitempty"`
-	Random      bool              `json:"random,omitempty"`
+	// SecretEnv names more variables the stages see (wasm.secret_env),
+	// whose values are secrets and so are never in a Config: the runtime
+	// reads each from its own process's environment at start, where the
+	// platform put it (a Kubernetes Secret on Knative, the command's
+	// environment under cortex serve). Start fails when one is not set.
+	SecretEnv []string `json:"secret_env,omitempty"`
+	Clock     bool     `json:"clock,omitempty"`
+	Random    bool     `json:"random,omitempty"`
 	// Uninterruptible is wasm.interruptible: false (wasm.Options).
 	Uninterruptible bool `json:"uninterruptible,omitempty"`
 }

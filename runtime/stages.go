@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	goruntime "runtime"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,8 +28,8 @@ type stages struct {
 }
 
 // collect registers the stages' metrics: call latency by stage, and each
-// module's pool size, live instances and discards by reason, read from
-// the pools when scraped.
+// module's pool size, live instances, discards by reason and guest log
+// lines dropped, read from the pools when scraped.
 func (s *stages) collect(reg prometheus.Registerer, constLabels prometheus.Labels) {
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "cortex_stage_duration_seconds", Help: "Time in a WebAssembly stage call, by stage.",
@@ -49,15 +52,24 @@ var (
 	poolDiscardDesc = func(l prometheus.Labels) *prometheus.Desc {
 		return prometheus.NewDesc("cortex_stage_discards_total", "WebAssembly stage instances discarded and replaced, by stage and reason.", []string{"stage", "reason"}, l)
 	}
+	logDroppedDesc = func(l prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc("cortex_stage_log_dropped_lines_total", "Guest log lines (cortex.log) dropped by the log limits, by stage.", []string{"stage"}, l)
+	}
+	logDroppedBytesDesc = func(l prometheus.Labels) *prometheus.Desc {
+		return prometheus.NewDesc("cortex_stage_log_dropped_bytes_total", "Bytes of guest log lines (cortex.log) dropped by the log limits, by stage.", []string{"stage"}, l)
+	}
 )
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolSizeDesc(c.labels)
 	ch <- poolDiscardDesc(c.labels)
+	ch <- logDroppedDesc(c.labels)
+	ch <- logDroppedBytesDesc(c.labels)
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	size, discard := poolSizeDesc(c.labels), poolDiscardDesc(c.labels)
+	dropped, droppedBytes := logDroppedDesc(c.labels), logDroppedBytesDesc(c.labels)
 	for _, st := range []struct {
 		name string
 		m    *wasm.Module
@@ -71,6 +83,8 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range stats.Discards {
 			ch <- prometheus.MustNewConstMetric(discard, prometheus.CounterValue, float64(n), st.name, string(reason))
 		}
+		ch <- prometheus.MustNewConstMetric(dropped, prometheus.CounterValue, float64(stats.LogDropped), st.name)
+		ch <- prometheus.MustNewConstMetric(droppedBytes, prometheus.CounterValue, float64(stats.LogDroppedBytes), st.name)
 	}
 }
 
@@ -82,12 +96,16 @@ func loadStages(ctx context.Context, cfg *Config, limits Limits) (*stages, error
 	if cfg.Pre == "" && cfg.Post == "" {
 		return nil, nil
 	}
+	env, err := stageEnv(cfg.Wasm, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
 	opts := wasm.Options{
 		Instances:        min(limits.MaxConcurrency, 2*goruntime.GOMAXPROCS(0)),
 		MemoryLimitPages: uint32(cfg.Wasm.MemoryLimit >> 16),
 		MaxOutput:        int(limits.MaxBody),
 		CacheDir:         cfg.WasmCacheDir,
-		Env:              cfg.Wasm.Env,
+		Env:              env,
 		Clock:            cfg.Wasm.Clock,
 		Random:           cfg.Wasm.Random,
 		Uninterruptible:  cfg.Wasm.Uninterruptible,
@@ -104,7 +122,6 @@ func loadStages(ctx context.Context, cfg *Config, limits Limits) (*stages, error
 		s.modules[path] = m
 		return m, nil
 	}
-	var err error
 	if cfg.Pre != "" {
 		if s.pre, err = open(cfg.Path(cfg.Pre)); err != nil {
 			return nil, errors.Join(fmt.Errorf("loading pre stage %s: %w", cfg.Pre, err), s.close(ctx))
@@ -122,6 +139,37 @@ func loadStages(ctx context.Context, cfg *Config, limits Limits) (*stages, error
 		}
 	}
 	return s, nil
+}
+
+// stageEnv is the environment the stages see: wasm.env, and each variable
+// wasm.secret_env names with its value from lookup (the process's
+// environment), where the platform put the secret; the config has its
+// name only. A secret that is not set fails the start, naming it: a stage
+// that went without would fail its requests instead, one by one.
+func stageEnv(w WasmConfig, lookup func(string) (string, bool)) (map[string]string, error) {
+	if len(w.SecretEnv) == 0 {
+		return w.Env, nil
+	}
+	env := make(map[string]string, len(w.Env)+len(w.SecretEnv))
+	maps.Copy(env, w.Env)
+	var missing []string
+	for _, name := range w.SecretEnv {
+		v, ok := lookup(name)
+		if !ok {
+			missing = append(missing, "$"+name)
+			continue
+		}
+		env[name] = v
+	}
+	if len(missing) > 0 {
+		verb := "is"
+		if len(missing) > 1 {
+			verb = "are"
+		}
+		return nil, fmt.Errorf("wasm.secret_env: %s %s not set in the function's environment: on Knative the Service sets each from its Kubernetes Secret (does the Secret exist, with the key?); on this machine (cortex serve, cortex test), from the variable of the same name in the environment of the command",
+			strings.Join(missing, ", "), verb)
+	}
+	return env, nil
 }
 
 // predict runs pre, the predictor and post for one request.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,10 +9,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime"
 	"github.com/cortexfn/cortex/runtime/host"
 )
 
@@ -36,7 +40,26 @@ type serveOptions struct {
 	// debounce is how long a function's directory must be quiet after a
 	// change before it is rebuilt; 0 means watchDebounce.
 	debounce time.Duration
+	// allowedHosts are the names the front server answers to besides
+	// localhost, *.localhost and the address it listens on (--allowed-host).
+	allowedHosts []string
+	// readTimeout and idleTimeout, when not 0, replace frontReadTimeout
+	// and frontIdleTimeout (for tests).
+	readTimeout, idleTimeout time.Duration
 }
+
+// The front server's own timeouts. They bound the host's short answers
+// (status, metrics, errors) and the connections between requests. A
+// function's request is bounded by the function instead: once a process
+// has it, the host gives it limits.timeout plus host.DefaultRequestGrace
+// for its body to arrive and its answer to come, so that neither a long
+// prediction nor a body read after a cold start is cut off.
+const (
+	frontReadHeaderTimeout = 10 * time.Second  // as a function process's
+	frontReadTimeout       = 30 * time.Second  // a whole request to the host itself
+	frontWriteTimeout      = 30 * time.Second  // an answer of the host itself
+	frontIdleTimeout       = 120 * time.Second // as a function process's
+)
 
 // watchDebounce: an editor's save, a `git checkout` or a copied model is a
 // burst of writes; rebuilding once, after the burst, costs one build and
@@ -63,6 +86,13 @@ func serveCmd() *cobra.Command {
 			"requests once ready, the old ones finish theirs and stop. A build that fails leaves the\n" +
 			"previous one serving and shows its error in the log and in /-/status.\n\n" +
 			"GET /-/status returns every function's state as JSON; /metrics has the host's metrics.\n\n" +
+			"The front server answers only requests whose Host is localhost, a name under .localhost,\n" +
+			"a loopback address, the address it listens on, or a name given with --allowed-host: a web\n" +
+			"page cannot reach it through a name of its own pointed at this machine (DNS rebinding).\n" +
+			"It has no authentication: listening on another address than loopback lets anyone who\n" +
+			"can reach it call every function, and serve says so. Function processes get only PATH,\n" +
+			"HOME, TMPDIR, the locale, TZ and the runtime's CORTEX_ settings of your environment (not\n" +
+			"your credentials), and each variable their cortex.yaml names in wasm.secret_env.\n\n" +
 			"stdout has each function's URL, one a line; -o json makes stdout one JSON object a line:\n" +
 			"{\"name\", \"url\"} for each function, then every status change, as /-/status shows a function.",
 		Example: "  cortex serve samples/iris\n" +
@@ -74,6 +104,9 @@ func serveCmd() *cobra.Command {
 			if err := checkOutput(o.output); err != nil {
 				return err
 			}
+			if _, err := host.ParseAllowedHosts(o.allowedHosts...); err != nil {
+				return fmt.Errorf("--allowed-host: %w", err)
+			}
 			return serveFunctions(cmd.Context(), args, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -83,6 +116,7 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&o.statusEvery, "status-every", time.Second, "how often to check for and print status changes (0: never)")
 	f.BoolVarP(&o.watch, "watch", "w", false, "rebuild a function when its files change, and swap it in without dropping requests")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json (one JSON object a line on stdout)")
+	f.StringArrayVar(&o.allowedHosts, "allowed-host", nil, "a Host name the front server answers to besides localhost, *.localhost and its address: NAME, *.DOMAIN, an IP, or * for any (repeatable)")
 	return cmd
 }
 
@@ -125,6 +159,17 @@ func hostFunction(ctx context.Context, dir, configDir string, o serveOptions, pr
 		return host.Function{}, err
 	}
 	s, bin, rc := l.Spec, l.Binary, l.Config
+	// A stage's secrets come from serve's own environment, by name: the
+	// process inherits none of it otherwise.
+	secrets, err := s.SecretValues(os.LookupEnv)
+	if err != nil {
+		os.RemoveAll(fnDir)
+		return host.Function{}, err
+	}
+	env := append([]string{"CORTEX_CONFIG=" + cfg, "CORTEX_HOST=127.0.0.1"}, l.Env...)
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		env = append(env, name+"="+secrets[name])
+	}
 	a := s.Autoscaling
 	scale := host.Autoscaling{
 		MinScale:          a.MinScale,
@@ -136,13 +181,15 @@ func hostFunction(ctx context.Context, dir, configDir string, o serveOptions, pr
 	if o.scaleDownAfter > 0 {
 		scale.StableWindow, scale.ScaleDownDelay = o.scaleDownAfter, 0
 	}
+	limits := rc.Limits.WithDefaults()
 	return host.Function{
 		Name:     s.Name,
 		Command:  []string{bin.Path},
-		Env:      append([]string{"CORTEX_CONFIG=" + cfg, "CORTEX_HOST=127.0.0.1"}, l.Env...),
+		Env:      env,
 		Dir:      s.Dir,
 		Scale:    scale,
-		MaxQueue: rc.Limits.WithDefaults().MaxQueue,
+		MaxQueue: limits.MaxQueue,
+		Timeout:  limits.Timeout.D(),
 	}, nil
 }
 
@@ -249,8 +296,16 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 		_ = h.Shutdown(context.Background())
 		return fmt.Errorf("listening on %s: %w", o.addr, err)
 	}
+	srv, err := frontServer(h, ln.Addr(), o)
+	if err != nil {
+		ln.Close()
+		_ = h.Shutdown(context.Background())
+		return err
+	}
+	if warning := exposure(ln.Addr()); warning != "" {
+		fmt.Fprintln(stderr, warning)
+	}
 	base := "http://" + ln.Addr().String()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -315,6 +370,48 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 			return err
 		}
 	}
+}
+
+// frontServer is the server in front of h, listening on addr: the
+// timeouts above, and the Host check (see host.AllowedHosts) that allows
+// the address it listens on (and the name --addr gave it) and
+// --allowed-host besides what is always allowed.
+func frontServer(h http.Handler, addr net.Addr, o serveOptions) (*http.Server, error) {
+	patterns := slices.Clone(o.allowedHosts)
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		patterns = append(patterns, tcp.IP.String())
+	}
+	if name, _, err := net.SplitHostPort(o.addr); err == nil && name != "" {
+		patterns = append(patterns, name)
+	}
+	allowed, err := host.ParseAllowedHosts(patterns...)
+	if err != nil {
+		return nil, fmt.Errorf("--allowed-host: %w", err)
+	}
+	return &http.Server{
+		Handler:           allowed.Handler(h),
+		ReadHeaderTimeout: frontReadHeaderTimeout,
+		ReadTimeout:       cmp.Or(o.readTimeout, frontReadTimeout),
+		WriteTimeout:      frontWriteTimeout,
+		IdleTimeout:       cmp.Or(o.idleTimeout, frontIdleTimeout),
+		MaxHeaderBytes:    runtime.MaxHeaderBytes,
+	}, nil
+}
+
+// exposure is the warning for a front server that listens on addr, or ""
+// when addr is a loopback address: the host has no authentication, so
+// whoever can reach the address can call every function.
+func exposure(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsLoopback() {
+		return ""
+	}
+	where := addr.String()
+	if tcp.IP.IsUnspecified() {
+		where = "every network interface (" + where + ")"
+	}
+	return fmt.Sprintf("warning: cortex serve listens on %s, not only on this machine's loopback: anyone who can reach it can call every function and read %s (process IDs, ports, errors), with no authentication. Use --addr 127.0.0.1:PORT to keep it to this machine; clients that call it by a name need --allowed-host NAME.",
+		where, host.StatusPath)
 }
 
 // rebuilder builds a function again after a change and hands the result

@@ -56,11 +56,14 @@ type serveRun struct {
 	done   chan error
 }
 
-// startServe runs serveFunctions on dirs until the test ends, and waits for
-// it to print the URLs of want functions.
+// startServe runs serveFunctions on dirs (on 127.0.0.1 unless o.addr says
+// otherwise) until the test ends, and waits for it to print the URLs of
+// want functions.
 func startServe(t *testing.T, dirs []string, o serveOptions, want int) *serveRun {
 	t.Helper()
-	o.addr = "127.0.0.1:0"
+	if o.addr == "" {
+		o.addr = "127.0.0.1:0"
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serveRun{stderr: &testutil.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	stdout := &testutil.SyncBuffer{}

@@ -226,3 +226,36 @@ func TestServiceLivenessProbe(t *testing.T) {
 		t.Errorf("readiness %+v and startup %+v probes: want both on /readyz", c.ReadinessProbe, c.StartupProbe)
 	}
 }
+
+// TestServiceSecretEnv: each wasm.secret_env variable reaches the
+// container from its Kubernetes Secret by a secretKeyRef, the manifest
+// holds no value (whatever the environment of the packager has), and
+// Knative's webhook takes it.
+func TestServiceSecretEnv(t *testing.T) {
+	const value = "s3cr3t-in-the-packager's-environment"
+	t.Setenv("API_TOKEN", value)
+	s := irisSpec(0)
+	s.Wasm.SecretEnv = []spec.SecretEnv{{Name: "API_TOKEN", Secret: "api-credentials", Key: "token"}}
+	svc, err := knative.Service(s, knative.Options{Image: image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := svc.Spec.Template.Spec.Containers[0].Env
+	if len(env) != 1 || env[0].Name != "API_TOKEN" || env[0].Value != "" || env[0].ValueFrom == nil || env[0].ValueFrom.SecretKeyRef == nil {
+		t.Fatalf("container env %+v, want API_TOKEN from a secretKeyRef", env)
+	}
+	if ref := env[0].ValueFrom.SecretKeyRef; ref.Name != "api-credentials" || ref.Key != "token" || ref.Optional != nil {
+		t.Errorf("secretKeyRef %+v, want key token of Secret api-credentials, not optional", ref)
+	}
+	b, err := knative.YAML(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "- env:\n        - name: API_TOKEN\n          valueFrom:\n            secretKeyRef:\n              key: token\n              name: api-credentials\n"
+	if !strings.Contains(string(b), want) || strings.Contains(string(b), value) {
+		t.Errorf("manifest:\n%s\nwant it to hold\n%s\nand not the value", b, want)
+	}
+	if err := knative.Validate(context.Background(), svc, knative.Features{}); err != nil {
+		t.Error(err)
+	}
+}

@@ -29,6 +29,7 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 		Wasm: runtime.WasmConfig{
 			MemoryLimit:     int64(s.Wasm.Memory),
 			Env:             s.Wasm.Env,
+			SecretEnv:       secretNames(s.Wasm.SecretEnv),
 			Clock:           s.Wasm.Clock,
 			Random:          s.Wasm.Random,
 			Uninterruptible: s.Wasm.Uninterruptible,
@@ -64,6 +65,16 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 		}
 	}
 	return c
+}
+
+// secretNames are the names of wasm.secret_env: all the runtime's config
+// holds of them.
+func secretNames(env []SecretEnv) []string {
+	var names []string
+	for _, e := range env {
+		names = append(names, e.Name)
+	}
+	return names
 }
 
 func slash(p string) string {

@@ -127,8 +127,13 @@ type Compute struct {
 type Wasm struct {
 	// Memory caps each stage instance's memory. Default 128Mi.
 	Memory Size `yaml:"memory"`
-	// Env is the environment a stage sees. Default none.
+	// Env is the environment a stage sees. Default none. Its values are
+	// shipped in the function's cortex.json: no secrets here.
 	Env map[string]string `yaml:"env"`
+	// SecretEnv is more of the environment a stage sees, whose values are
+	// secrets: the spec names where each comes from, and no artifact holds
+	// a value (see SecretEnv).
+	SecretEnv []SecretEnv `yaml:"secret_env"`
 	// Clock grants the real clock; without it a stage sees a fixed time.
 	Clock bool `yaml:"clock"`
 	// Random grants real randomness; without it a stage gets a fixed
@@ -154,6 +159,52 @@ func (w *Wasm) UnmarshalYAML(n *yaml.Node) error {
 	*w = Wasm(v.fields)
 	w.Uninterruptible = v.Interruptible != nil && !*v.Interruptible
 	return nil
+}
+
+// SecretEnv is one entry of wasm.secret_env: an environment variable a
+// stage sees whose value is a secret. cortex.yaml, cortex.json and every
+// image and zip hold its name only. The function's runtime reads the value
+// from its own process's environment when it starts, and each place a
+// function runs puts it there: on Knative a secretKeyRef to Key of the
+// Kubernetes Secret named Secret; on this machine (cortex serve, cortex
+// test) the variable of the same name in the command's environment
+// (SecretValues).
+type SecretEnv struct {
+	// Name is the variable, as the stage and the function's process see
+	// it.
+	Name string `yaml:"name"`
+	// Secret names the Kubernetes Secret that holds the value on Knative,
+	// in the function's namespace.
+	Secret string `yaml:"secret"`
+	// Key is the value's key in the Secret.
+	Key string `yaml:"key"`
+}
+
+// SecretValues reads the value of every wasm.secret_env variable with
+// lookup (os.LookupEnv): how a function run outside Kubernetes gets its
+// secrets, from the variable of the same name in the environment of the
+// command that runs it. It reports every variable lookup does not find.
+func (s *Spec) SecretValues(lookup func(name string) (string, bool)) (map[string]string, error) {
+	if len(s.Wasm.SecretEnv) == 0 {
+		return nil, nil
+	}
+	values := make(map[string]string, len(s.Wasm.SecretEnv))
+	var missing []Problem
+	for i, e := range s.Wasm.SecretEnv {
+		v, ok := lookup(e.Name)
+		if !ok {
+			at := fmt.Sprintf("wasm.secret_env[%d].name", i)
+			missing = append(missing, Problem{Path: at, Line: s.Line(at), Message: fmt.Sprintf(
+				"$%s is not set: outside Kubernetes a stage's secret comes from the variable of the same name in this command's environment (on Knative, from key %q of Secret %q); export %s and run again",
+				e.Name, e.Key, e.Secret, e.Name)})
+			continue
+		}
+		values[e.Name] = v
+	}
+	if len(missing) > 0 {
+		return nil, &ValidationError{File: s.File, Problems: missing}
+	}
+	return values, nil
 }
 
 // Autoscaling is autoscaling.* in cortex.yaml; the names follow Knative's

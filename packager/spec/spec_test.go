@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -132,6 +133,16 @@ func TestProblems(t *testing.T) {
 		{"wasm grant not a bool", base + "pre: s.wasm\nwasm: {clock: yes please}\n", []string{`4: wasm.clock: must be true or false`}},
 		{"wasm unknown key", base + "pre: s.wasm\nwasm: {network: true}\n", []string{`4: wasm.network: unknown key`}},
 		{"wasm without a stage", base + "wasm: {clock: true}\n", []string{`3: wasm: is set but the function has no pre or post stage`}},
+		{"secret env", base + "pre: s.wasm\nwasm:\n  env: {MODE: fast}\n  secret_env:\n    - {name: API_TOKEN, secret: api-credentials, key: token}\n    - {name: db_password, secret: db.credentials, key: pass_word-1}\n", nil},
+		{"secret env incomplete", base + "pre: s.wasm\nwasm:\n  secret_env:\n    - {name: API_TOKEN}\n", []string{
+			`6: wasm.secret_env[0].secret: is required`, `6: wasm.secret_env[0].key: is required`}},
+		{"secret env bad names", base + "pre: s.wasm\nwasm:\n  secret_env:\n    - {name: 1TOKEN, secret: Api_Credentials, key: a/b}\n", []string{
+			`6: wasm.secret_env[0].name: "1TOKEN" is not a variable name`, `6: wasm.secret_env[0].secret: "Api_Credentials" is not a Kubernetes Secret name`, `6: wasm.secret_env[0].key: "a/b" is not a key of a Kubernetes Secret`}},
+		{"secret env reserved", base + "pre: s.wasm\nwasm:\n  secret_env:\n    - {name: AWS_SECRET_ACCESS_KEY, secret: s, key: k}\n    - {name: PATH, secret: s, key: k}\n", []string{
+			`6: wasm.secret_env[0].name: "AWS_SECRET_ACCESS_KEY" is a variable the platform or the function's runtime uses`, `7: wasm.secret_env[1].name: "PATH" is a variable`}},
+		{"secret env twice", base + "pre: s.wasm\nwasm:\n  env: {MODE: fast}\n  secret_env:\n    - {name: API_TOKEN, secret: s, key: k}\n    - {name: API_TOKEN, secret: s, key: k2}\n    - {name: MODE, secret: s, key: k}\n", []string{
+			`8: wasm.secret_env[1].name: "API_TOKEN" is already the name of wasm.secret_env[0]`, `9: wasm.secret_env[2].name: "MODE" is also in wasm.env`}},
+		{"secret env a map", base + "pre: s.wasm\nwasm:\n  secret_env: {API_TOKEN: {secret: s, key: k}}\n", []string{`5: wasm.secret_env: must be a list of {name, secret, key} entries, not a mapping`}},
 		{"name with capitals", "name: Echo\npredictor: {type: go, path: ./p}\n", []string{`1: name: "Echo" is not a valid name`}},
 		{"name starting with digit", "name: 1fn\npredictor: {type: go, path: ./p}\n", []string{`1: name: "1fn" is not a valid name`}},
 		{"name too long", "name: " + strings.Repeat("a", 58) + "\npredictor: {type: go, path: ./p}\n", []string{`1: name: "aaa`}},
@@ -533,6 +544,45 @@ func TestWasmInterruptible(t *testing.T) {
 	// A field with a problem is left zero: interruptible.
 	if s.Wasm.Uninterruptible {
 		t.Errorf("a non-boolean interruptible made the stages uninterruptible")
+	}
+}
+
+// TestSecretEnv: a secret's value is in no artifact: the runtime's
+// config (cortex.json) has its name alone, whatever the environment holds;
+// SecretValues reads the values from the environment it is given, and
+// names every variable that is missing with the line and the fix.
+func TestSecretEnv(t *testing.T) {
+	const yaml = "name: fn\npredictor: {type: go, path: ./p}\npre: s.wasm\nwasm:\n  secret_env:\n" +
+		"    - {name: API_TOKEN, secret: api-credentials, key: token}\n" +
+		"    - {name: DB_PASSWORD, secret: db, key: password}\n"
+	const value = "s3cr3t-value-in-the-environment"
+	t.Setenv("API_TOKEN", value)
+	s, err := spec.Parse([]byte(yaml), "fn/cortex.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.RuntimeConfig()
+	if got, want := cfg.Wasm.SecretEnv, []string{"API_TOKEN", "DB_PASSWORD"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("runtime config's secret env = %q, want the names %q", got, want)
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), value) || strings.Contains(string(b), "api-credentials") || !strings.Contains(string(b), `"secret_env":["API_TOKEN","DB_PASSWORD"]`) {
+		t.Errorf("cortex.json = %s, want the names alone", b)
+	}
+
+	env := map[string]string{"API_TOKEN": value, "DB_PASSWORD": ""}
+	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+	got, err := s.SecretValues(lookup)
+	if err != nil || !reflect.DeepEqual(got, env) {
+		t.Errorf("SecretValues = %v, %v; want %v (an empty value is a value)", got, err, env)
+	}
+	delete(env, "DB_PASSWORD")
+	_, err = s.SecretValues(lookup)
+	if want := `fn/cortex.yaml:7: wasm.secret_env[1].name: $DB_PASSWORD is not set`; err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `key "password" of Secret "db"`) {
+		t.Errorf("SecretValues without $DB_PASSWORD: %v, want %q and where it comes from on Knative", err, want)
 	}
 }
 

@@ -284,6 +284,73 @@ func (v *validator) wasm() {
 	if v.s.Pre == "" && v.s.Post == "" && v.s.Has("wasm") {
 		v.add("wasm", "is set but the function has no pre or post stage; remove it or name a stage")
 	}
+	v.secretEnv()
+}
+
+// envName is a variable name that every platform takes: AWS Lambda's rule
+// (a letter, then letters, digits and '_'; two characters at least) is the
+// strictest.
+var envName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]+$`)
+
+// reservedEnv are the variables a secret must not be named: the runtime
+// reads it from its process's environment under that name, where the
+// platforms and the runtime keep variables of their own.
+var reservedEnv = struct {
+	names, prefixes []string
+}{
+	names: []string{"PATH", "HOME", "PORT", "TMPDIR", "TZ", "LANG", "LANGUAGE", "HOSTNAME", "USER", "SHELL",
+		"XDG_CACHE_HOME", "CUDA_VISIBLE_DEVICES", "GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK"},
+	prefixes: []string{"CORTEX_", "AWS_", "LAMBDA_", "K_", "KUBERNETES_", "LC_", "LD_"},
+}
+
+// reservedEnvText lists reservedEnv for the reference.
+var reservedEnvText = strings.Join(reservedEnv.names, ", ") + ", and names starting " + strings.Join(reservedEnv.prefixes, ", ")
+
+func isReservedEnv(name string) bool {
+	upper := strings.ToUpper(name)
+	if slices.Contains(reservedEnv.names, upper) {
+		return true
+	}
+	return slices.ContainsFunc(reservedEnv.prefixes, func(p string) bool { return strings.HasPrefix(upper, p) })
+}
+
+func (v *validator) secretEnv() {
+	w := v.s.Wasm
+	seen := map[string]int{}
+	for i, e := range w.SecretEnv {
+		at := fmt.Sprintf("wasm.secret_env[%d]", i)
+		if v.s.bad[at] {
+			continue
+		}
+		_, plain := w.Env[e.Name]
+		first, dup := seen[e.Name]
+		switch {
+		case e.Name == "":
+			v.add(at+".name", "is required: the variable the stage reads, such as API_TOKEN")
+		case !envName.MatchString(e.Name):
+			v.add(at+".name", "%q is not a variable name every platform takes; use a letter, then letters, digits and '_' (at least 2 characters)", e.Name)
+		case isReservedEnv(e.Name):
+			v.add(at+".name", "%q is a variable the platform or the function's runtime uses; name the secret after what it is, such as API_TOKEN", e.Name)
+		case dup:
+			v.add(at+".name", "%q is already the name of wasm.secret_env[%d]", e.Name, first)
+		case plain:
+			v.add(at+".name", "%q is also in wasm.env; a variable is either plain (wasm.env, shipped in cortex.json) or secret (wasm.secret_env), not both", e.Name)
+		default:
+			seen[e.Name] = i
+		}
+		switch {
+		case e.Secret == "":
+			v.add(at+".secret", "is required: the Kubernetes Secret that holds the value on Knative")
+		case len(validation.IsDNS1123Subdomain(e.Secret)) > 0:
+			v.add(at+".secret", "%q is not a Kubernetes Secret name; use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", e.Secret)
+		}
+		switch {
+		case e.Key == "":
+			v.add(at+".key", "is required: the value's key in the Secret")
+		case len(validation.IsConfigMapKey(e.Key)) > 0:
+			v.add(at+".key", "%q is not a key of a Kubernetes Secret; use letters, digits, '-', '_' and '.'", e.Key)
+		}
+	}
 }
 
 func (v *validator) stage(field, path string) {

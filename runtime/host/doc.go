@@ -19,13 +19,23 @@
 //	GET /-/status               Status as JSON
 //	GET /metrics, /-/metrics    the host's Prometheus metrics
 //
+// A front server puts AllowedHosts.Handler in front of the host, as
+// `cortex serve` does, so that it answers only to localhost, *.localhost,
+// loopback addresses, the address it is bound to and the names it is
+// given: a web page that points a name of its own at 127.0.0.1 (DNS
+// rebinding) gets 421, neither predictions nor the status.
+//
 // Errors the host answers itself have the JSON body {"error": "..."}:
 // 404 for an unknown function, 502 when a process died or stopped answering
 // under a request, 503 with Retry-After when a function cannot start or is
 // at capacity (see Host.ServeHTTP for why 503 rather than 429) or when the
 // process exited to be replaced under the request, 503 with the build error
-// for a function that has no build (Function.Err), and 400 when the
-// caller's body ends before its Content-Length (as the function answers).
+// for a function that has no build (Function.Err), 400 when the
+// caller's body ends before its Content-Length (as the function answers),
+// 408 when the body does not arrive within the request's bound and 504
+// when the process does not answer within it (see below). Every answer on
+// a function's route carries X-Request-Id, which the host passes to the
+// process too.
 //
 // # Decisions
 //
@@ -49,7 +59,29 @@
 // the backoff ends (it doubles per consecutive failure, see
 // WithRestartBackoff), and requests that find no process meanwhile get 503
 // with the reason and Retry-After at once, so a broken function costs
-// neither a spin loop nor held connections.
+// neither a spin loop nor held connections. The reason is how the process
+// ended (its exit status) and the request id; what it wrote to stderr
+// goes to the log (WithLogger) with that id and never to a caller or
+// /-/status: a function's last words may hold a path, a stack trace or a
+// secret it printed.
+//
+// A request's time is bounded once a process has it: its function's
+// Timeout (limits.timeout) plus the request grace (WithRequestGrace,
+// default 35s: the runtime's own 30s margin and 5s more) for the caller's
+// body to arrive and the process to answer, so a caller that trickles its
+// body holds a slot no longer than a prediction may take, and then its
+// connection is closed. These deadlines replace the front server's own
+// read and write timeouts for the request: those suit the host's short
+// answers, but would cut off a body read after a cold start or the answer
+// of a prediction longer than them (see Host.ServeHTTP). The wait for a
+// process is not bounded by them: StartTimeout bounds a cold start.
+//
+// A function process gets its Function.Env and a few variables of the
+// host's environment (PATH, HOME, TMPDIR, the locale, TZ, the runtime's
+// CORTEX_LOG_LEVEL, CORTEX_CACHE and CORTEX_ONNXRUNTIME_LIB, the CUDA and
+// Go runtime settings: see inherited for each reason), not the rest of it:
+// the credentials in the environment of the person running `cortex
+// serve` are not a function's.
 //
 // A process that exits with status 75 (runtime.ExitReplace: a prediction
 // ran on past its deadline and only a new process gets back what it holds)

@@ -282,7 +282,7 @@ func (f *function) startLocked() {
 	}
 	p, err := spawn(f, spec, rev)
 	if err != nil {
-		f.startFailedLocked(rev, fmt.Sprintf("could not start %q: %v", spec.Command[0], err))
+		f.startFailedLocked(rev, fmt.Sprintf("could not start %q: %v", spec.Command[0], err), "")
 		go f.h.emit(Event{Function: f.name, Type: EventStartFailed, Err: err})
 		return
 	}
@@ -297,18 +297,19 @@ func (f *function) startLocked() {
 // backoff, and the held requests get a 503 with the reason when no other
 // process can take them. A replacement that fails to start is abandoned
 // instead, with no backoff: the revision that serves is not at fault.
-func (f *function) startFailedLocked(rev int, reason string) {
+// stderr, the last lines the process wrote there, goes to the log only.
+func (f *function) startFailedLocked(rev int, reason, stderr string) {
 	f.startFailures++
 	f.m.startFailures.Inc()
 	if f.next != nil && rev == f.nextRev {
-		f.abandonLocked(reason)
+		f.abandonLocked(reason, stderr)
 		return
 	}
 	f.failures++
 	backoff := f.backoffLocked(f.failures)
 	f.retryAt = time.Now().Add(backoff)
 	f.lastErr = fmt.Sprintf("function %q failed to start: %s", f.name, reason)
-	f.h.opts.logger.Error("function failed to start", "function", f.name, "reason", reason, "retry_in", backoff.String())
+	f.h.opts.logger.Error("function failed to start", withStderr(stderr, "function", f.name, "reason", reason, "retry_in", backoff.String())...)
 	if f.activeLocked() == 0 {
 		f.failWaitersLocked(f.backoffErrorLocked())
 	}
@@ -351,9 +352,23 @@ func (f *function) crashedLocked(p *process) {
 	}
 }
 
+// errBackoff marks the answer of a function in backoff: its latest start
+// failed, or its processes keep crashing. Host.refuse logs each such
+// answer with its request id.
+var errBackoff = errors.New("host: the function is in backoff")
+
 func (f *function) backoffErrorLocked() error {
 	return &functions.Error{Status: http.StatusServiceUnavailable, Message: f.lastErr,
-		RetryAfter: max(time.Until(f.retryAt), time.Second)}
+		RetryAfter: max(time.Until(f.retryAt), time.Second), Err: errBackoff}
+}
+
+// withStderr adds a process's last lines of stderr, when there are any, to
+// the attributes of a log record.
+func withStderr(stderr string, attrs ...any) []any {
+	if stderr != "" {
+		attrs = append(attrs, "stderr", stderr)
+	}
+	return attrs
 }
 
 // cannotRunLocked is the answer of a function with no build that runs.
@@ -399,9 +414,9 @@ func (f *function) onExit(p *process) Event {
 	ev := Event{Function: f.name, PID: p.PID(), Err: p.Err()}
 	switch {
 	case p.state == stateStarting:
-		reason := p.startFailure()
+		reason, stderr := p.startFailure()
 		ev.Type, ev.Err = EventStartFailed, errors.New(reason)
-		f.startFailedLocked(p.rev, reason)
+		f.startFailedLocked(p.rev, reason, stderr)
 	case p.ExitedToBeReplaced():
 		// The process asked for a successor: it is not at fault, so no
 		// crash and no backoff; the next request that needs a process

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,9 +32,13 @@ type Function struct {
 	Name string
 	// Command is the function binary (already built) and its arguments.
 	Command []string
-	// Env is added to the host's environment for every process. The host
-	// sets PORT (a free loopback port) and CORTEX_HOST (127.0.0.1) itself,
-	// after Env, so they cannot be overridden.
+	// Env is the environment of every process, beside the few variables
+	// of the host's own environment that processes inherit (PATH, HOME,
+	// TMPDIR, the locale, the runtime's CORTEX_LOG_LEVEL, CORTEX_CACHE and
+	// CORTEX_ONNXRUNTIME_LIB, and the like: see inherited); the rest of the
+	// host's environment, credentials first, never reaches a function.
+	// The host sets PORT (a free loopback port) and CORTEX_HOST
+	// (127.0.0.1) itself, after Env, so they cannot be overridden.
 	Env []string
 	// Dir is the working directory of the processes; empty means the
 	// host's.
@@ -47,6 +53,12 @@ type Function struct {
 	// StartTimeout bounds how long a new process may take to answer 200 on
 	// /readyz. 0 means DefaultStartTimeout.
 	StartTimeout time.Duration
+	// Timeout is the function's limits.timeout: how long one prediction
+	// may take. From the moment a process has a request, the host gives
+	// it Timeout plus the request grace (WithRequestGrace) for its body
+	// to arrive and its answer to come (see Host.ServeHTTP). 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
 	// Err, when not nil, is why the function cannot run: its build failed.
 	// The host starts no process for it and answers every request on its
 	// route with 503 and Err's text, and Status reports it as StateFailed,
@@ -83,6 +95,12 @@ const (
 	DefaultStableWindow      = 60 * time.Second
 	DefaultMaxQueue          = 128
 	DefaultStartTimeout      = 60 * time.Second
+	DefaultTimeout           = 30 * time.Second // the runtime's default limits.timeout
+	// DefaultRequestGrace is the runtime's own margin over limits.timeout
+	// for a request's body and answer (30s) and 5s more, so that a
+	// process's own answer at its bound (its 504, its 400 for a body that
+	// did not arrive) reaches the caller before the host gives up.
+	DefaultRequestGrace      = 35 * time.Second
 	DefaultDrainTimeout      = 30 * time.Second // the runtime's default limits.shutdown_timeout
 	DefaultProbeInterval     = time.Second
 	DefaultRestartBackoff    = time.Second
@@ -104,6 +122,7 @@ type options struct {
 	maxBackoff    time.Duration
 	drainTimeout  time.Duration
 	probeInterval time.Duration
+	grace         time.Duration
 }
 
 // WithLogger sets the logger for the host's own messages (default: text on
@@ -179,12 +198,27 @@ func WithProbeInterval(d time.Duration) Option {
 	}
 }
 
+// WithRequestGrace sets the margin a request gets beyond its function's
+// Timeout once a process has it (default DefaultRequestGrace): its body
+// must have arrived, and the process must have answered, within Timeout
+// plus this.
+func WithRequestGrace(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("host: WithRequestGrace(%s): must be positive", d)
+		}
+		o.grace = d
+		return nil
+	}
+}
+
 func makeOptions(opts []Option) (*options, error) {
 	o := &options{
 		backoff:       DefaultRestartBackoff,
 		maxBackoff:    DefaultMaxRestartBackoff,
 		drainTimeout:  DefaultDrainTimeout,
 		probeInterval: DefaultProbeInterval,
+		grace:         DefaultRequestGrace,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -321,6 +355,9 @@ func withDefaults(f Function) Function {
 	if f.StartTimeout == 0 {
 		f.StartTimeout = DefaultStartTimeout
 	}
+	if f.Timeout == 0 {
+		f.Timeout = DefaultTimeout
+	}
 	return f
 }
 
@@ -361,6 +398,9 @@ func validate(where string, f Function) []error {
 	if f.StartTimeout < 0 {
 		bad("start_timeout", "must not be negative (%s)", f.StartTimeout)
 	}
+	if f.Timeout < 0 {
+		bad("timeout", "must not be negative (%s)", f.Timeout)
+	}
 	return errs
 }
 
@@ -375,8 +415,23 @@ func validate(where string, f Function) []error {
 // the same case and what the function's own runtime answers when its queue
 // is full, and load balancers and clients retry it.
 //
-// A held request waits as long as its caller does; the front server's
-// timeouts, and StartTimeout for a cold start, bound it.
+// A held request waits as long as its caller does; StartTimeout bounds a
+// cold start, and the requests ahead of it in the queue are bounded like
+// it. Once a process has the request, its function's Timeout plus the
+// request grace bounds the rest: the caller's body must have arrived by
+// then (else 408, and the connection is closed), and the process must
+// have answered (else 504); writing the answer may take answerMargin
+// more. These replace the front server's own read and write timeouts,
+// which suit the host's short answers but not a function's: the server's
+// read timeout runs from the request's first byte, so a body read after a
+// cold start would already be past it, and its write timeout from the end
+// of the headers, so a prediction longer than it would lose its answer.
+// (Once the body has been read net/http lifts the read deadline itself,
+// to watch for the caller going away.)
+//
+// Every answer on a function's route carries X-Request-Id: the caller's,
+// or one the host makes up and passes to the process, so that the
+// process's log and the host's speak of the request by one name.
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, path, rawPath, done := h.route(w, r)
 	if done {
@@ -385,21 +440,34 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	w = sw
 	defer func() { f.m.requests.inc(sw.code(r)) }()
+	rc := http.NewResponseController(w)
+	// An answer after a long wait in the queue (a cold start that failed)
+	// is still written. An error is a writer without deadlines.
+	_ = rc.SetWriteDeadline(time.Time{})
+	id := r.Header.Get("X-Request-Id")
+	if id == "" {
+		id = newRequestID()
+	}
 	arrived := time.Now()
 	p, err := f.acquire(r.Context())
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the caller went away: nobody reads an answer
 		}
-		writeError(w, err)
+		h.refuse(w, f, id, err)
 		return
 	}
 	defer f.release(p)
 	f.m.queueTime.Observe(time.Since(arrived).Seconds())
 
-	px := &proxied{p: p}
-	out := r.WithContext(context.WithValue(r.Context(), procKey{}, px))
+	px := &proxied{p: p, id: id, limit: p.spec.Timeout + h.opts.grace}
+	deadline := time.Now().Add(px.limit)
+	ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errLimit)
+	defer cancel()
+	_ = rc.SetWriteDeadline(deadline.Add(answerMargin))
+	out := r.WithContext(context.WithValue(ctx, procKey{}, px))
 	if r.Body != nil && r.Body != http.NoBody {
+		_ = rc.SetReadDeadline(deadline)
 		px.body = &callerBody{ReadCloser: r.Body}
 		out.Body = px.body
 	}
@@ -409,29 +477,70 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.proxy.ServeHTTP(w, out)
 }
 
+// answerMargin is how long the host has to write its own answer (a 408 or
+// a 504) once a request's bound has passed.
+const answerMargin = 5 * time.Second
+
+// errLimit is the cause of a request's context ending at its bound.
+var errLimit = errors.New("host: the request's bound passed")
+
+// refuse answers a request that got no process. A function in backoff
+// (its start failed, or it keeps crashing) is answered with the reason and
+// the request id, and the answer is logged with that id: what the process
+// wrote is in the log, never in the answer.
+func (h *Host) refuse(w http.ResponseWriter, f *function, id string, err error) {
+	w.Header().Set("X-Request-Id", id)
+	var fe *functions.Error
+	if errors.Is(err, errBackoff) && errors.As(err, &fe) {
+		h.opts.logger.Warn("request refused: the function cannot start", "function", f.name, "request_id", id, "reason", fe.Message)
+		e := *fe
+		e.Message = fmt.Sprintf("%s; its output is in cortex serve's log (request id %s)", fe.Message, id)
+		err = &e
+	}
+	writeError(w, err)
+}
+
+// newRequestID is a random 128-bit id in hex, the runtime's format
+// (runtime.NewRequestID; the host does not import the runtime).
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 type procKey struct{}
 
 // proxied is a request on its way to a process.
 type proxied struct {
-	p    *process
-	body *callerBody // nil without a body
+	p     *process
+	id    string        // its X-Request-Id
+	limit time.Duration // its bound, from the moment p had it
+	body  *callerBody   // nil without a body
 }
 
 // callerBody is the caller's request body as the proxy reads it. It keeps
 // the first error reading it, so that proxyError can tell a body the caller
-// cut short (or whose chunked encoding is broken) from a process that
-// failed: http.Transport reports both as the round trip's error.
+// cut short (or whose chunked encoding is broken, or that did not arrive
+// in time) from a process that failed: http.Transport reports both as the
+// round trip's error.
 type callerBody struct {
 	io.ReadCloser
-	mu  sync.Mutex
-	err error
+
+	mu       sync.Mutex
+	err      error
+	complete bool // read to its end
 }
 
 func (b *callerBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	// io.EOF is the body's end; a read after Close is the transport giving
-	// up on a round trip that failed for another reason.
-	if err != nil && err != io.EOF && !errors.Is(err, http.ErrBodyReadAfterClose) {
+	switch {
+	case err == io.EOF:
+		b.mu.Lock()
+		b.complete = true
+		b.mu.Unlock()
+	case err != nil && !errors.Is(err, http.ErrBodyReadAfterClose):
+		// A read after Close is the transport giving up on a round trip
+		// that failed for another reason.
 		b.mu.Lock()
 		if b.err == nil {
 			b.err = err
@@ -449,6 +558,16 @@ func (b *callerBody) readErr() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.err
+}
+
+// incomplete reports whether there is a body and it has not all arrived.
+func (b *callerBody) incomplete() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.complete
 }
 
 // statusWriter remembers the status of the answer, for the host's
@@ -500,10 +619,11 @@ func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
 func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 func rewrite(pr *httputil.ProxyRequest) {
-	p := pr.In.Context().Value(procKey{}).(*proxied).p
+	px := pr.In.Context().Value(procKey{}).(*proxied)
 	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = p.Addr()
+	pr.Out.URL.Host = px.p.Addr()
 	pr.Out.Host = "" // the process sees its own address
+	pr.Out.Header.Set("X-Request-Id", px.id)
 	pr.SetXForwarded()
 }
 
@@ -518,10 +638,24 @@ const exitWait = time.Second
 // proxyError answers a request whose process failed under it: 502, with
 // the exit status when the process died; 503 with Retry-After when the
 // process exited to be replaced; 400 when it was the caller's body that
-// failed.
+// failed; 408 when the body did not arrive within the request's bound, and
+// 504 when the process did not answer within it.
 func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	px := r.Context().Value(procKey{}).(*proxied)
-	if berr := px.body.readErr(); berr != nil {
+	w.Header().Set("X-Request-Id", px.id)
+	p := px.p
+	berr := px.body.readErr()
+	limited := errors.Is(context.Cause(r.Context()), errLimit)
+	if errors.Is(berr, os.ErrDeadlineExceeded) || limited && px.body.incomplete() {
+		// The caller's body trickles: it held a slot for as long as the
+		// function's own limit allows a prediction, and no longer.
+		h.opts.logger.Warn("request body too slow", "function", p.f.name, "request_id", px.id, "bound", px.limit.String())
+		w.Header().Set("Connection", "close")
+		writeError(w, &functions.Error{Status: http.StatusRequestTimeout,
+			Message: fmt.Sprintf("the request body did not arrive within %s (the function's limits.timeout, %s, and %s more)", px.limit, p.spec.Timeout, h.opts.grace)})
+		return
+	}
+	if berr != nil {
 		// The body ended before its Content-Length, or its chunked
 		// encoding broke: the function itself answers that 400, and so
 		// does the host, before the check for a caller that went away: a
@@ -531,10 +665,15 @@ func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, &functions.Error{Status: http.StatusBadRequest, Message: "reading the request body: " + berr.Error()})
 		return
 	}
+	if limited {
+		h.opts.logger.Warn("process did not answer within the request's bound", "function", p.f.name, "pid", p.PID(), "request_id", px.id, "bound", px.limit.String())
+		writeError(w, &functions.Error{Status: http.StatusGatewayTimeout,
+			Message: fmt.Sprintf("function %q: process %d did not answer within %s (the function's limits.timeout, %s, and %s more)", p.f.name, p.PID(), px.limit, p.spec.Timeout, h.opts.grace)})
+		return
+	}
 	if r.Context().Err() != nil {
 		return // the caller went away
 	}
-	p := px.p
 	// A process that died takes a moment to be reaped; waiting briefly
 	// gives the caller the exit status, and makes sure the dead process
 	// is out of the routing table before the caller can retry.
@@ -550,7 +689,7 @@ func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		// before it learnt, at a probe or at the exit, that the process
 		// was going) was not served: the caller may retry at once, and
 		// the process is not at fault, so no 502.
-		h.opts.logger.Info("request met a process exiting to be replaced", "function", p.f.name, "pid", p.PID(), "err", err)
+		h.opts.logger.Info("request met a process exiting to be replaced", "function", p.f.name, "pid", p.PID(), "request_id", px.id, "err", err)
 		writeError(w, &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
 			Message: fmt.Sprintf("function %q: process %d exited to be replaced (a prediction overran its deadline) before it answered the request; retry", p.f.name, p.PID())})
 		return
@@ -559,7 +698,7 @@ func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if reason := p.ExitReason(); reason != "" {
 		msg = fmt.Sprintf("function %q: process %d %s while serving the request", p.f.name, p.PID(), reason)
 	}
-	h.opts.logger.Warn("proxy error", "function", p.f.name, "pid", p.PID(), "err", err)
+	h.opts.logger.Warn("proxy error", "function", p.f.name, "pid", p.PID(), "request_id", px.id, "err", err)
 	writeError(w, &functions.Error{Status: http.StatusBadGateway, Message: msg})
 }
 

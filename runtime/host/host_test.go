@@ -108,6 +108,13 @@ func function(name string, scale host.Autoscaling, environ ...string) host.Funct
 // down and checks that every process it spawned is gone.
 func start(t *testing.T, fns []host.Function, opts ...host.Option) *env {
 	t.Helper()
+	return startFront(t, fns, nil, opts...)
+}
+
+// startFront is start with front, when not nil, setting up the front
+// server (its timeouts, a handler around the host's) before it starts.
+func startFront(t *testing.T, fns []host.Function, front func(*http.Server), opts ...host.Option) *env {
+	t.Helper()
 	e := &env{rec: &recorder{}, logs: &testutil.SyncBuffer{}, c: &http.Client{Timeout: 60 * time.Second}}
 	opts = append([]host.Option{
 		host.WithEvents(e.rec.add),
@@ -119,7 +126,11 @@ func start(t *testing.T, fns []host.Function, opts ...host.Option) *env {
 		t.Fatal(err)
 	}
 	e.h = h
-	e.srv = httptest.NewServer(h)
+	e.srv = httptest.NewUnstartedServer(h)
+	if front != nil {
+		front(e.srv.Config)
+	}
+	e.srv.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -400,11 +411,13 @@ func TestHungProcessIsKilled(t *testing.T) {
 
 func TestStartFailureBacksOff(t *testing.T) {
 	const initial = 300 * time.Millisecond
+	log := &testutil.SyncBuffer{}
 	e := start(t, []host.Function{function("broken", host.Autoscaling{}, "FN_FAIL_INIT=model file is corrupt")},
-		host.WithRestartBackoff(initial, 2*initial))
+		host.WithRestartBackoff(initial, 2*initial), host.WithLogger(slog.New(slog.NewTextHandler(log, nil))))
 	began := time.Now()
 
-	// Requests held during the failed start all get the reason.
+	// Requests held during the failed start all get the reason and a
+	// request id; what the process wrote goes to the log alone.
 	const n = 10
 	answers := make([]answer, n)
 	var wg sync.WaitGroup
@@ -416,11 +429,7 @@ func TestStartFailureBacksOff(t *testing.T) {
 		if a.status != http.StatusServiceUnavailable {
 			t.Errorf("request %d: %d, want 503", i, a.status)
 		}
-		for _, want := range []string{"model file is corrupt", "exit status 1"} {
-			if !strings.Contains(a.err, want) {
-				t.Errorf("request %d: error %q, want it to contain %q", i, a.err, want)
-			}
-		}
+		checkStartFailure(t, fmt.Sprintf("request %d", i), a, log)
 		if a.header.Get("Retry-After") == "" {
 			t.Errorf("request %d: no Retry-After", i)
 		}
@@ -442,6 +451,27 @@ func TestStartFailureBacksOff(t *testing.T) {
 	}
 	if got := e.rec.count(host.EventStartFailed); got != starts {
 		t.Errorf("failed starts: %d, want %d (every attempt)", got, starts)
+	}
+}
+
+// checkStartFailure checks the answer to a request that met a failed
+// start: the exit status and a request id, never what the process wrote to
+// stderr (a model's path, a stack trace, a secret it printed), which the
+// log has under that request id.
+func checkStartFailure(t *testing.T, what string, a answer, log *testutil.SyncBuffer) {
+	t.Helper()
+	id := a.header.Get("X-Request-Id")
+	if id == "" {
+		t.Errorf("%s: no X-Request-Id", what)
+	}
+	if want := "request id " + id; !strings.Contains(a.err, "exit status 1") || !strings.Contains(a.err, want) {
+		t.Errorf("%s: error %q, want the exit status and %q", what, a.err, want)
+	}
+	if strings.Contains(a.err, "corrupt") || strings.Contains(a.err, "loading model") {
+		t.Errorf("%s: error %q has the process's stderr", what, a.err)
+	}
+	if l := log.String(); !strings.Contains(l, "request_id="+id) || !strings.Contains(l, "loading model: model file is corrupt") {
+		t.Errorf("%s: the log lacks the request id %s or the process's stderr:\n%s", what, id, l)
 	}
 }
 

@@ -38,6 +38,7 @@ func spawn(f *function, spec *Function, rev int) (*process, error) {
 		Command: spec.Command,
 		Dir:     spec.Dir,
 		Env:     spec.Env,
+		Inherit: inherited,
 		Output:  f.h.out,
 		Prefix:  "[" + f.name + "] ",
 		// Probes share the proxy's dialer and keep-alive connections.
@@ -134,12 +135,10 @@ func (p *process) drain(timeout time.Duration) {
 	_ = p.Stop(timeout) // supervise reports how it ended
 }
 
-// startFailure describes a start that ended before ready: how, and the
-// process's last words.
-func (p *process) startFailure() string {
-	msg := fmt.Sprintf("process %d %s before it was ready", p.PID(), p.ExitReason())
-	if tail := p.StderrTail(); tail != "" {
-		msg += "; last lines of its stderr:\n" + tail
-	}
-	return msg
+// startFailure describes a start that ended before ready, and returns the
+// last lines the process wrote to stderr apart: they go to the log, never
+// to a caller or /-/status (a model's path, a stack trace or a key the
+// function printed is nobody else's business).
+func (p *process) startFailure() (reason, stderr string) {
+	return fmt.Sprintf("process %d %s before it was ready", p.PID(), p.ExitReason()), p.StderrTail()
 }

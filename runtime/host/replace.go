@@ -118,13 +118,14 @@ func (f *function) promoteLocked() {
 }
 
 // abandonLocked gives up the replacement that failed to start: its other
-// processes stop, and the revision that serves goes on.
-func (f *function) abandonLocked(reason string) {
+// processes stop, and the revision that serves goes on. stderr goes to the
+// log only, as for any failed start.
+func (f *function) abandonLocked(reason, stderr string) {
 	rev := f.nextRev
 	f.next = nil
 	f.retireRevLocked(rev)
-	f.buildErr = fmt.Sprintf("revision %d did not start, so revision %d serves on: %s", rev, f.rev, reason)
-	f.h.opts.logger.Error("replacement failed to start", "function", f.name, "revision", rev, "reason", reason)
+	f.buildErr = fmt.Sprintf("revision %d did not start, so revision %d serves on: %s (its output is in the log)", rev, f.rev, reason)
+	f.h.opts.logger.Error("replacement failed to start", withStderr(stderr, "function", f.name, "revision", rev, "reason", reason)...)
 }
 
 // retireRevLocked retires every process of revision rev that is not yet

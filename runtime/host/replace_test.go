@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime/host"
 )
 
@@ -175,10 +177,13 @@ func TestReplaceThatCannotStartKeepsTheOldRevision(t *testing.T) {
 	l.waitMore(t, 50)
 	checkSwitch(t, l.finish(), "1")
 	s := e.status(t, "echo")
-	for _, want := range []string{"revision 2 did not start", "revision 1 serves on", "model file is corrupt"} {
+	for _, want := range []string{"revision 2 did not start", "revision 1 serves on", "exit status 1", "its output is in the log"} {
 		if !strings.Contains(s.BuildError, want) {
 			t.Errorf("build error %q, want it to contain %q", s.BuildError, want)
 		}
+	}
+	if strings.Contains(s.BuildError, "corrupt") {
+		t.Errorf("build error %q has the process's stderr, which is for the log alone", s.BuildError)
 	}
 	if s.Revision != 1 || s.State != host.StateReady || s.Error != "" {
 		t.Errorf("status: revision %d, state %q, error %q; want 1, ready, none", s.Revision, s.State, s.Error)
@@ -216,11 +221,12 @@ func TestReplaceIdleFunctionTakesEffectAtOnce(t *testing.T) {
 // build and one that fails at start beside one that works.
 func TestBrokenFunctionAnswersWithItsError(t *testing.T) {
 	const buildErr = "/fn/iris/cortex.yaml:4: predictor.model: model/iris.onnx does not exist in /fn/iris"
+	log := &testutil.SyncBuffer{}
 	e := start(t, []host.Function{
 		function("echo", host.Autoscaling{}),
 		{Name: "iris", Err: errors.New(buildErr)},
 		function("crashy", host.Autoscaling{}, "FN_FAIL_INIT=model file is corrupt"),
-	}, host.WithRestartBackoff(time.Minute, time.Minute))
+	}, host.WithRestartBackoff(time.Minute, time.Minute), host.WithLogger(slog.New(slog.NewTextHandler(log, nil))))
 
 	for range 3 {
 		a := e.post(t, "/iris/predict", "x")
@@ -228,8 +234,10 @@ func TestBrokenFunctionAnswersWithItsError(t *testing.T) {
 			t.Errorf("request to the function that did not build: %d %s, want 503 with its build error", a.status, a.body)
 		}
 	}
-	if a := e.post(t, "/crashy/predict", "x"); a.status != http.StatusServiceUnavailable || !strings.Contains(a.err, "model file is corrupt") {
+	if a := e.post(t, "/crashy/predict", "x"); a.status != http.StatusServiceUnavailable {
 		t.Errorf("request to the function that fails at start: %d %s, want 503 with the reason", a.status, a.body)
+	} else {
+		checkStartFailure(t, "request to the function that fails at start", a, log)
 	}
 	if a := e.post(t, "/echo/predict", "x"); a.status != http.StatusOK || a.echo != "x" {
 		t.Errorf("request to the function that works: %d %s, want 200", a.status, a.body)
@@ -241,12 +249,15 @@ func TestBrokenFunctionAnswersWithItsError(t *testing.T) {
 	}{
 		{"echo", host.StateReady, ""},
 		{"iris", host.StateFailed, buildErr},
-		{"crashy", host.StateFailed, "model file is corrupt"},
+		{"crashy", host.StateFailed, "exit status 1"},
 	} {
 		s := got[tt.name]
 		if s.State != tt.state || !strings.Contains(s.Error, tt.err) || (tt.err == "") != (s.Error == "") {
 			t.Errorf("/-/status of %s: state %q, error %q; want %q with an error containing %q", tt.name, s.State, s.Error, tt.state, tt.err)
 		}
+	}
+	if strings.Contains(got["crashy"].Error, "corrupt") {
+		t.Errorf("/-/status of crashy: error %q has the process's stderr, which is for the log alone", got["crashy"].Error)
 	}
 	if n := len(got["iris"].Processes); n != 0 {
 		t.Errorf("processes of the function that did not build: %d, want 0", n)

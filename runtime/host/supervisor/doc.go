@@ -8,7 +8,8 @@
 // It owns:
 //
 //   - the spawn: the binary on a free port (or a given one), with $PORT and
-//     $CORTEX_HOST set after the caller's environment, in its own process
+//     $CORTEX_HOST set after the caller's environment (all of it, or the
+//     variables the caller's Inherit keeps), in its own process
 //     group so that a Ctrl-C in the terminal reaches only the CLI and a
 //     signal reaches everything the function started; on Linux the kernel
 //     also kills it if the CLI dies without stopping it;

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,9 +26,13 @@ type Config struct {
 	Command []string
 	// Dir is the working directory; empty means the caller's.
 	Dir string
-	// Env is added to the caller's environment. PORT and CORTEX_HOST are
-	// set after it, so it cannot override them.
+	// Env is added to the caller's environment (to the part of it that
+	// Inherit keeps). PORT and CORTEX_HOST are set after it, so it cannot
+	// override them.
 	Env []string
+	// Inherit, when not nil, says which variables of the caller's
+	// environment, by name, the process gets; nil passes them all.
+	Inherit func(name string) bool
 	// Host is the address the function listens on ($CORTEX_HOST); empty
 	// means 127.0.0.1.
 	Host string
@@ -117,7 +122,7 @@ func Start(c Config) (*Process, error) {
 	}
 	cmd := exec.Command(c.Command[0], c.Command[1:]...)
 	cmd.Dir = c.Dir
-	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.Env = append(environ(c.Inherit), c.Env...)
 	// Last wins: the port and address chosen here.
 	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port), "CORTEX_HOST="+host)
 	cmd.SysProcAttr = sysProcAttr()
@@ -156,6 +161,22 @@ func (p *Process) wait() {
 	p.signal(sigKill)
 	p.reaped.Store(true)
 	close(p.done)
+}
+
+// environ is the caller's environment, the variables keep rejects left
+// out.
+func environ(keep func(name string) bool) []string {
+	all := os.Environ() // a copy: filtered in place
+	if keep == nil {
+		return all
+	}
+	out := all[:0]
+	for _, kv := range all {
+		if name, _, _ := strings.Cut(kv, "="); keep(name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func freePort(host string) (int, error) {

@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 //
 //	serve   an HTTP server on $CORTEX_HOST:$PORT: /readyz answers 200 once
 //	        $READY_AFTER has passed (never with $NEVER_READY), /env the
-//	        environment it got, /exit?code=N exits; it says hello on stdout
+//	        environment it got (?all=1: every variable), /exit?code=N exits; it says hello on stdout
 //	        and stderr, and on SIGTERM says "draining" and exits 0 (unless
 //	        $IGNORE_TERM is set). With $GRANDCHILD it first starts a
 //	        grandchild that ignores SIGTERM and prints "grandchild PID"
@@ -102,6 +102,10 @@ func serve() {
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("all") == "1" {
+			_ = json.NewEncoder(w).Encode(os.Environ())
+			return
+		}
 		wd, _ := os.Getwd()
 		_ = json.NewEncoder(w).Encode(map[string]string{
 			"PORT": os.Getenv("PORT"), "CORTEX_HOST": os.Getenv("CORTEX_HOST"), "EXTRA": os.Getenv("EXTRA"), "wd": wd})
@@ -222,6 +226,51 @@ func TestStartWaitReadyStop(t *testing.T) {
 	for _, line := range []string{"[t] hello stdout\n", "[t] hello stderr\n", "[t] draining\n"} {
 		if !strings.Contains(logs.String(), line) {
 			t.Errorf("output lacks %q:\n%s", line, logs)
+		}
+	}
+}
+
+// TestInherit: Inherit picks what the process gets of the caller's
+// environment; Env, PORT and CORTEX_HOST are set whatever it says.
+func TestInherit(t *testing.T) {
+	t.Setenv("SUPERVISOR_TEST_KEPT", "kept")
+	t.Setenv("SUPERVISOR_TEST_SECRET", "hunter2")
+	exe, _ := os.Executable()
+	p, err := supervisor.Start(supervisor.Config{
+		Command: []string{exe, "serve"},
+		Env:     []string{childEnv + "=1", raceQuick, "EXTRA=1"},
+		Inherit: func(name string) bool { return name == "SUPERVISOR_TEST_KEPT" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { p.Kill(""); <-p.Done() }()
+	if _, err := p.WaitReady(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(p.URL() + "/env?all=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var environ []string
+	err = json.NewDecoder(resp.Body).Decode(&environ)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		got[name] = true
+	}
+	for _, name := range []string{"SUPERVISOR_TEST_KEPT", "EXTRA", "PORT", "CORTEX_HOST", childEnv} {
+		if !got[name] {
+			t.Errorf("the child lacks $%s: %q", name, environ)
+		}
+	}
+	for _, name := range []string{"SUPERVISOR_TEST_SECRET", "PATH", "HOME"} {
+		if got[name] {
+			t.Errorf("the child has $%s, which Inherit refused: %q", name, environ)
 		}
 	}
 }

@@ -5,7 +5,7 @@
 // holds the error). $FN_INIT_DELAY delays Init, like a model that takes time
 // to load. With $FN_SICKENS set it serves without the runtime (see
 // sickens). Every answer carries $FN_VERSION, so a test can tell one build of
-// a function from the next.
+// a function from the next, and with ?env=1 the process's whole environment.
 package main
 
 import (
@@ -64,12 +64,16 @@ func predict(ctx context.Context, req *functions.Request) (*functions.Response, 
 			return nil, ctx.Err()
 		}
 	}
-	return functions.JSON(http.StatusOK, map[string]any{
+	answer := map[string]any{
 		"pid":     os.Getpid(),
 		"path":    req.Path,
 		"body":    string(req.Body),
 		"version": os.Getenv("FN_VERSION"),
-	})
+	}
+	if req.Query.Get("env") == "1" {
+		answer["env"] = os.Environ()
+	}
+	return functions.JSON(http.StatusOK, answer)
 }
 
 func main() {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cortexfn/cortex/runtime/host"
+)
+
+// brokenServe serves one function that does not build (its model is
+// missing), so the front server runs without a build: what these tests
+// look at is the front server's, not the function's.
+func brokenServe(t *testing.T, o serveOptions) *serveRun {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "iris")
+	copyFunctionDir(t, "../../samples/iris", dir)
+	if err := os.RemoveAll(filepath.Join(dir, "model")); err != nil {
+		t.Fatal(err)
+	}
+	o.watch = true // else a lone function that does not build ends serve
+	return startServe(t, []string{dir}, o, 1)
+}
+
+// hostGet sends GET path to the front server under the Host header h.
+func hostGet(t *testing.T, s *serveRun, h, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = h
+	resp, err := watchClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s (Host %s): %v", path, h, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeAnswersOnlyItsOwnHosts: after DNS rebinding a web page's
+// requests carry the page's own name in Host; serve refuses them with 421
+// and a JSON error that names the fix, and answers localhost, the address
+// it listens on, function.localhost names and --allowed-host names.
+func TestServeAnswersOnlyItsOwnHosts(t *testing.T) {
+	s := brokenServe(t, serveOptions{allowedHosts: []string{"ml.example.com", "*.corp.example"}})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(s.base, "http://"))
+	for _, h := range []string{"localhost:" + port, "127.0.0.1:" + port, "ml.example.com:" + port, "box.corp.example"} {
+		if code, body := hostGet(t, s, h, host.StatusPath); code != http.StatusOK || !strings.Contains(body, `"functions"`) {
+			t.Errorf("GET %s, Host %s: %d %s, want 200 with the status", host.StatusPath, h, code, body)
+		}
+	}
+	// A function's .localhost name passes the check (the function itself
+	// cannot run: 503 with its build error).
+	if code, body := hostGet(t, s, "iris.localhost:"+port, "/predict"); code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot run") {
+		t.Errorf("Host iris.localhost: %d %s, want the function's own 503", code, body)
+	}
+	for _, path := range []string{host.StatusPath, "/iris/predict", "/metrics"} {
+		code, body := hostGet(t, s, "attacker.example:"+port, path)
+		var v struct{ Error string }
+		if code != http.StatusMisdirectedRequest || json.Unmarshal([]byte(body), &v) != nil ||
+			!strings.Contains(v.Error, "--allowed-host attacker.example") || strings.Contains(body, "iris") {
+			t.Errorf("GET %s, Host attacker.example: %d %s, want 421 with a JSON error naming --allowed-host and nothing of the functions", path, code, body)
+		}
+	}
+}
+
+// TestServeClosesIdleConnections: a keep-alive connection that carries no
+// request is closed after the idle timeout.
+func TestServeClosesIdleConnections(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	c := dial(t, brokenServe(t, serveOptions{idleTimeout: idle}))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", host.StatusPath)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	idleSince := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("reading the idle connection: %v, want EOF when serve closes it", err)
+	}
+	if took := time.Since(idleSince); took > idle+3*time.Second {
+		t.Errorf("the idle connection was closed after %s, want about %s", took.Round(time.Millisecond), idle)
+	}
+}
+
+// TestServeBoundsSlowBodies: a request to one of the host's own routes
+// whose body stops coming is cut off at the read timeout and its
+// connection closed. (A function's route has the function's bound
+// instead: runtime/host's TestSlowBodyFreesTheSlot.)
+func TestServeBoundsSlowBodies(t *testing.T) {
+	const read = 500 * time.Millisecond
+	c := dial(t, brokenServe(t, serveOptions{readTimeout: read}))
+	began := time.Now()
+	fmt.Fprintf(c, "POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\nthe first bytes, and no more")
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("reading until serve closes the connection: %v", err)
+	}
+	if took := time.Since(began); took > read+3*time.Second {
+		t.Errorf("the connection with a stalled body was closed after %s, want about %s", took.Round(time.Millisecond), read)
+	}
+}
+
+// dial opens a connection to s's front server, closed when the test ends.
+func dial(t *testing.T, s *serveRun) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestServeWarnsOffLoopback: listening where other machines can reach it
+// prints a warning that names the exposure; loopback prints none.
+func TestServeWarnsOffLoopback(t *testing.T) {
+	s := brokenServe(t, serveOptions{addr: "0.0.0.0:0"})
+	logs := s.stderr.String()
+	for _, want := range []string{"warning: cortex serve listens on every network interface (", "call every function", "no authentication", "--addr 127.0.0.1"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("serve on 0.0.0.0: stderr lacks %q:\n%s", want, logs)
+		}
+	}
+	local := brokenServe(t, serveOptions{})
+	if logs := local.stderr.String(); strings.Contains(logs, "warning: cortex serve listens") {
+		t.Errorf("serve on 127.0.0.1 warns:\n%s", logs)
+	}
+	for _, tt := range []struct {
+		addr *net.TCPAddr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("192.168.1.5"), Port: 8080}, "listens on 192.168.1.5:8080, not only"},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}, "every network interface ([::]:8080)"},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 8080}, ""},
+	} {
+		if got := exposure(tt.addr); (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("exposure(%s) = %q, want it to contain %q", tt.addr, got, tt.want)
+		}
+	}
+}
