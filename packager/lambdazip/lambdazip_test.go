@@ -47,6 +47,9 @@ func TestTemplateGolden(t *testing.T) {
 			s.Targets.Lambda = spec.Lambda{Arch: spec.ArchARM64, Memory: 2048, URLAuth: spec.URLAuthNone}
 			s.Limits.Timeout = 2 * time.Minute
 		}},
+		{"secrets", "template-secrets.yaml", func(s *spec.Spec) {
+			s.Wasm.SecretEnv = []spec.SecretEnv{{Name: "API_TOKEN", Secret: "creds", Key: "token"}, {Name: "APITOKEN", Secret: "creds", Key: "other"}}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,8 +66,13 @@ func TestTemplateGolden(t *testing.T) {
 				AWSTemplateFormatVersion string
 				Description              string
 				Outputs                  map[string]any
-				Transform                string
-				Resources                map[string]struct {
+				Parameters               map[string]struct {
+					Type        string
+					NoEcho      bool
+					Description string
+				}
+				Transform string
+				Resources map[string]struct {
 					Type       string
 					Properties map[string]any
 				}
@@ -76,6 +84,18 @@ func TestTemplateGolden(t *testing.T) {
 			if tmpl.Transform != "AWS::Serverless-2016-10-31" || fn.Type != "AWS::Serverless::Function" || fn.Properties["Runtime"] != lambdazip.Runtime || fn.Properties["AutoPublishAlias"] != lambdazip.Alias ||
 				fn.Properties["FunctionUrlConfig"].(map[string]any)["AuthType"] != s.Targets.Lambda.URLAuth {
 				t.Errorf("template %+v", tmpl)
+			}
+			// Every secret is a NoEcho parameter the environment refers
+			// to; no value is in the template.
+			vars := fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+			if len(tmpl.Parameters) != len(s.Wasm.SecretEnv) {
+				t.Errorf("parameters %v, want one per secret %v", tmpl.Parameters, s.Wasm.SecretEnv)
+			}
+			for _, e := range s.Wasm.SecretEnv {
+				ref, _ := vars[e.Name].(map[string]any)["Ref"].(string)
+				if p, ok := tmpl.Parameters[ref]; !ok || !p.NoEcho || p.Type != "String" {
+					t.Errorf("%s refers to parameter %q: %+v", e.Name, ref, p)
+				}
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"text/template"
 	"time"
 
@@ -40,8 +41,22 @@ func Timeout(s *spec.Spec) int {
 // publishes a version and points the alias at it, as cortex deploy
 // does): runtime provided.al2023, targets.lambda's architecture,
 // memory and URL auth type (AWS_IAM unless the spec says NONE), and the
-// timeout from limits.timeout. `sam deploy --guided` deploys it.
+// timeout from limits.timeout. `sam deploy --guided` deploys it. Each
+// wasm.secret_env variable is a NoEcho parameter (its name without the
+// underscores, as CloudFormation wants), which sam deploy asks for: no
+// value is written into the template.
 func Template(s *spec.Spec, codeURI string) ([]byte, error) {
+	type secret struct{ Name, Param string }
+	var secrets []secret
+	seen := map[string]bool{}
+	for i, e := range s.Wasm.SecretEnv {
+		param := strings.ReplaceAll(e.Name, "_", "")
+		if seen[param] { // A_B and AB
+			param += fmt.Sprint(i)
+		}
+		seen[param] = true
+		secrets = append(secrets, secret{e.Name, param})
+	}
 	var b bytes.Buffer
 	err := samTemplate.Execute(&b, map[string]any{
 		"Name":    s.Name,
@@ -53,6 +68,7 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 		"Config":  ConfigPath,
 		"Auth":    s.Targets.Lambda.URLAuth,
 		"Alias":   Alias,
+		"Secrets": secrets,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing the SAM template: %w", err)
@@ -65,6 +81,15 @@ var samTemplate = template.Must(template.New("sam").Parse(`# AWS SAM template fo
 AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
 Description: Cortex function {{.Name}}
+{{- if .Secrets}}
+Parameters:
+{{- range .Secrets}}
+  {{.Param}}:
+    Type: String
+    NoEcho: true
+    Description: The value of the stage's secret {{.Name}} (wasm.secret_env)
+{{- end}}
+{{- end}}
 Resources:
   Function:
     Type: AWS::Serverless::Function
@@ -80,6 +105,10 @@ Resources:
       Environment:
         Variables:
           CORTEX_CONFIG: {{.Config}}
+{{- range .Secrets}}
+          {{.Name}}:
+            Ref: {{.Param}}
+{{- end}}
       FunctionUrlConfig:
         AuthType: {{.Auth}}
       Tags:

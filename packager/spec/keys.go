@@ -522,7 +522,7 @@ var keys = []Key{
 		Type:        KindList,
 		Default:     "none",
 		Rule:        "names unique, and not also in wasm.env",
-		Description: "Environment variables a stage sees whose values are secrets: no artifact holds a value, only the name, and the function's runtime reads each from its own environment when it starts. On Knative the value comes from a Kubernetes Secret (a secretKeyRef in the Service); under cortex serve and cortex test, from the variable of the same name in your environment.",
+		Description: "Environment variables a stage sees whose values are secrets: no artifact holds a value, only the name, and the function's runtime reads each from its own environment when it starts. On Knative the value comes from a Kubernetes Secret (a secretKeyRef in the Service); on Lambda, cortex deploy sets it in the function's environment from the variable of the same name in yours (the SAM template asks for it as a NoEcho parameter); under cortex serve and cortex test, from the variable of the same name in your environment.",
 		Example:     "[{name: API_TOKEN, secret: api-credentials, key: token}]",
 	},
 	{

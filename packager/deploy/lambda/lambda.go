@@ -78,8 +78,36 @@ type Function struct {
 	Memory, Timeout int32
 	// Env is the function's environment.
 	Env map[string]string
+	// Secrets are the names in Env whose values are secrets
+	// (wasm.secret_env): an update drops the ones an earlier deploy set
+	// that are no longer named, and no value is ever printed or recorded.
+	Secrets []string
 	// URLAuth is AWS_IAM or NONE (public).
 	URLAuth string
+}
+
+// SecretNamesVar is the variable in which a deploy records the names of
+// the secrets it set, so the next one can drop those no longer named.
+const SecretNamesVar = "CORTEX_SECRET_NAMES"
+
+// FromSpecWithSecrets is FromSpec with the values of the spec's
+// wasm.secret_env taken from lookup (the deploying command's environment,
+// as for cortex serve): a missing one is an error naming the variable and
+// its cortex.yaml line.
+func FromSpecWithSecrets(s *spec.Spec, zip string, lookup func(string) (string, bool)) (Function, error) {
+	fn := FromSpec(s, zip)
+	values, err := s.SecretValues(lookup)
+	if err != nil {
+		return Function{}, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		fn.Env[name] = values[name]
+		fn.Secrets = append(fn.Secrets, name)
+	}
+	if len(fn.Secrets) > 0 {
+		fn.Env[SecretNamesVar] = strings.Join(fn.Secrets, ",")
+	}
+	return fn, nil
 }
 
 // FromSpec is the Function cortex.yaml describes, from the zip at zip.
@@ -357,6 +385,13 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (*Result, erro
 		env := map[string]string{}
 		if c.Environment != nil {
 			maps.Copy(env, c.Environment.Variables)
+		}
+		// The secrets an earlier deploy set go, unless still named.
+		if prev := env[SecretNamesVar]; prev != "" {
+			for _, name := range strings.Split(prev, ",") {
+				delete(env, name)
+			}
+			delete(env, SecretNamesVar)
 		}
 		maps.Copy(env, fn.Env)
 		var changes []string

@@ -13,6 +13,7 @@ package lambda_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/cortexfn/cortex/packager/deploy/lambda"
 	"github.com/cortexfn/cortex/packager/deploy/lambda/lambdatest"
+	"github.com/cortexfn/cortex/packager/spec"
 )
 
 // The fake's account and region.
@@ -364,4 +366,57 @@ func TestDeployWaitEnds(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("interrupted wait: %v, want context.Canceled", err)
 	}
+}
+
+// A stage's secrets (wasm.secret_env) go into the function's environment
+// from the deploying command's, never into what a dry run or the result
+// prints; a secret dropped from cortex.yaml leaves the function on the next
+// deploy, while others' variables stay.
+func TestDeploySecrets(t *testing.T) {
+	f := lambdatest.New()
+	api := client(t, f)
+	ctx := context.Background()
+	s := &spec.Spec{Name: "iris", Predictor: spec.Predictor{Type: spec.TypeONNX, Model: "model/iris.onnx"},
+		Wasm: spec.Wasm{SecretEnv: []spec.SecretEnv{{Name: "API_TOKEN", Secret: "creds", Key: "token"}}}}
+	s.SetDefaults()
+	env := map[string]string{"API_TOKEN": "s3cr3t-value"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+	if _, err := lambda.FromSpecWithSecrets(s, "x", func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), "API_TOKEN") {
+		t.Errorf("a missing secret: %v, want an error naming API_TOKEN", err)
+	}
+	fn, err := lambda.FromSpecWithSecrets(s, zipFile(t, "zip v1"), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := lambda.Deploy(ctx, api, fn, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := f.Funcs["iris"].Config["Environment"].(map[string]any)["Variables"].(map[string]any)
+	check(t, "the secret's value", vars["API_TOKEN"], "s3cr3t-value")
+	check(t, "the secrets cortex set", vars[lambda.SecretNamesVar], "API_TOKEN")
+	if b, _ := json.Marshal(res); strings.Contains(string(b), "s3cr3t") {
+		t.Errorf("the result shows the secret: %s", b)
+	}
+	// A dry run of a change lists the calls, without the value.
+	env["API_TOKEN"] = "n3w-s3cr3t"
+	fn, _ = lambda.FromSpecWithSecrets(s, zipFile(t, "zip v1"), lookup)
+	dry := fast
+	dry.DryRun = true
+	res, err = lambda.Deploy(ctx, api, fn, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(res); strings.Contains(string(b), "s3cr3t") || !strings.Contains(string(b), "environment") {
+		t.Errorf("the dry run shows the secret or not the change: %s", b)
+	}
+	// The secret leaves cortex.yaml; someone's own variable stays.
+	vars["LOG_LEVEL"] = "debug"
+	s.Wasm.SecretEnv = nil
+	fn, _ = lambda.FromSpecWithSecrets(s, zipFile(t, "zip v2"), lookup)
+	if _, err := lambda.Deploy(ctx, api, fn, fast); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "env after the secret left", f.Funcs["iris"].Config["Environment"], map[string]any{"Variables": map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json", "LOG_LEVEL": "debug"}})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -100,6 +101,11 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 	if err != nil {
 		return nil, err
 	}
+	// The secrets' values come from this command's environment; a missing
+	// one fails the deploy before anything is built.
+	if _, err := FromSpecWithSecrets(fn.Spec, "", os.LookupEnv); err != nil {
+		return nil, err
+	}
 	r, err := fn.Package(ctx, "", packager.OutputLambda)
 	if err != nil {
 		return nil, err
@@ -107,7 +113,11 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 	if r.Lambda == nil {
 		return nil, fmt.Errorf("no Lambda zip was written: %s", strings.Join(r.Warnings, "; "))
 	}
-	res, err := Deploy(ctx, api, FromSpec(fn.Spec, r.Lambda.Zip), Options{
+	f, err := FromSpecWithSecrets(fn.Spec, r.Lambda.Zip, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	res, err := Deploy(ctx, api, f, Options{
 		Role: t.role, DryRun: o.DryRun != deploy.DryRunNone, Timeout: o.Timeout, Progress: t.progress,
 	})
 	if res == nil {
