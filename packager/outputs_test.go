@@ -56,7 +56,7 @@ func TestBuildArtifact(t *testing.T) {
 func TestOutputsLambdaOnly(t *testing.T) {
 	r := pkg(t, iris, packager.Options{Outputs: []packager.Output{packager.OutputLambda}})
 	got := entries(t, r.Out)
-	if want := []string{"lambda.zip", "summary.json", "template.yaml"}; !slices.Equal(got, want) {
+	if want := []string{"lambda.cdx.json", "lambda.zip", "summary.json", "template.yaml"}; !slices.Equal(got, want) {
 		t.Errorf("dist holds %v, want %v", got, want)
 	}
 	if r.Image != nil || r.Knative != nil || r.Lambda == nil {

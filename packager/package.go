@@ -10,6 +10,16 @@
 //	                                    knative  knative.yaml, a serving.knative.dev/v1 Service
 //	                                             naming the image by digest (also Result.Knative.Service)
 //	                                    push     the image to Options.Registry
+//	                                    sign     a cosign signature of the pushed image
+//	                                             and of its SBOM (Options.Sign)
+//
+// Every image and zip written gets a software bill of materials
+// (packager/sbom, CycloneDX JSON: the binary's Go modules, ONNX Runtime,
+// the Debian packages of the libraries copied from the build machine,
+// the models): dist/lambda.cdx.json beside the zip, dist/image.cdx.json
+// beside the layout or tarball, and the same document attached to the
+// image as an OCI referrer in dist/oci and, when pushed, in the registry.
+// Signing (packager/sign) runs after the push, as the push does.
 //
 // Build (build.go) loads cortex.yaml (packager/spec), builds the binary
 // and Go stages (packager/build, cached by content), and gathers every
@@ -22,8 +32,9 @@
 // Build then Write.
 //
 // It owns the order and the transaction of the outputs; the formats belong
-// to packager/oci, packager/lambdazip and packager/knative, and deploying
-// to packager/deploy. Nothing here may be imported by a function binary.
+// to packager/oci, packager/lambdazip, packager/knative, packager/sbom and
+// packager/sign, and deploying to packager/deploy. Nothing here may be
+// imported by a function binary.
 //
 // # Image layout
 //
@@ -65,6 +76,7 @@ import (
 	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/oci"
 	"github.com/cortexfn/cortex/packager/onnxruntime"
+	"github.com/cortexfn/cortex/packager/sign"
 )
 
 // ONNXRuntimeVersion is the ONNX Runtime release shipped with onnx
@@ -95,12 +107,16 @@ const (
 	OutputLambda Output = "lambda"
 	// OutputKnative is the Knative Service, dist/knative.yaml.
 	OutputKnative Output = "knative"
-	// OutputPush pushes the image to Options.Registry.
+	// OutputPush pushes the image, and its SBOM referrer, to
+	// Options.Registry.
 	OutputPush Output = "push"
+	// OutputSign signs the pushed image and its SBOM with Options.Sign,
+	// pushing cosign signatures beside them.
+	OutputSign Output = "sign"
 )
 
 // Outputs lists every output, in the order Write runs them.
-var Outputs = []Output{OutputLayout, OutputTarball, OutputLambda, OutputKnative, OutputPush}
+var Outputs = []Output{OutputLayout, OutputTarball, OutputLambda, OutputKnative, OutputPush, OutputSign}
 
 // ParseOutputs reads a comma-separated list of outputs ("oci,lambda").
 func ParseOutputs(list string) ([]Output, error) {
@@ -131,7 +147,9 @@ type Options struct {
 	// is refused.
 	Out string
 	// Outputs are the outputs to write. Default: every output, with the
-	// push only when Registry is set. OutputPush needs Registry.
+	// push only when Registry is set and the signing only when Sign is.
+	// OutputPush needs Registry; OutputSign needs Sign and OutputPush,
+	// and Sign adds OutputSign to the outputs named.
 	Outputs []Output
 	// Base is the base image (see oci.Options.Base); empty means the
 	// built-in minimal non-root base.
@@ -149,8 +167,11 @@ type Options struct {
 	// functions. Default: this machine's, when they need no newer glibc.
 	LambdaLibs string
 	// RemoteOptions are added to every registry call (pull of the base,
-	// push).
+	// push, signing).
 	RemoteOptions []remote.Option
+	// Sign, when set, signs the pushed image and its SBOM with its key
+	// (OutputSign): it needs Registry.
+	Sign *sign.Signer
 
 	// started is when Package began, for Result.Duration.
 	started time.Time
@@ -169,6 +190,9 @@ type Result struct {
 	Knative *KnativeResult `json:"knative,omitempty"`
 	// Pushed is the pushed image's digest reference, when pushed.
 	Pushed string `json:"pushed,omitempty"`
+	// Signatures are the tags of the signatures pushed (the image's, then
+	// its SBOM's: REPO:sha256-HEX.sig), when signed.
+	Signatures []string `json:"signatures,omitempty"`
 	// Warnings are things the user should act on; the package is usable.
 	Warnings []string      `json:"warnings,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
@@ -195,6 +219,19 @@ type ImageResult struct {
 	TarballSize int64           `json:"tarball_size,omitempty"`
 	Base        oci.BaseInfo    `json:"base"`
 	Layers      []oci.LayerInfo `json:"layers"`
+	// SBOM is the image's SBOM, when the image was written or pushed.
+	SBOM *SBOMResult `json:"sbom,omitempty"`
+}
+
+// SBOMResult describes the image's SBOM.
+type SBOMResult struct {
+	// File is dist/image.cdx.json, when a layout or tarball was written.
+	File string `json:"file,omitempty"`
+	// Referrer is the digest of the OCI artifact manifest that attaches
+	// it to the image, in the layout and the registry.
+	Referrer string `json:"referrer"`
+	// Pushed is the referrer's digest reference, when pushed.
+	Pushed string `json:"pushed,omitempty"`
 }
 
 // LambdaResult describes the Lambda zip.
@@ -204,6 +241,8 @@ type LambdaResult struct {
 	Unzipped int64  `json:"unzipped"`
 	SHA256   string `json:"sha256"`
 	Template string `json:"template"`
+	// SBOM is the zip's SBOM, dist/lambda.cdx.json.
+	SBOM string `json:"sbom"`
 }
 
 // KnativeResult describes the Knative manifest.
@@ -243,22 +282,31 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 
 // outputs returns the outputs o asks for, in the order they run.
 func (o *Options) outputs() ([]Output, error) {
-	if o.Outputs == nil {
-		outs := slices.Clone(Outputs)
-		if o.Registry == "" {
-			outs = slices.DeleteFunc(outs, func(out Output) bool { return out == OutputPush })
-		}
-		return outs, nil
+	asked := o.Outputs
+	if asked == nil {
+		asked = slices.DeleteFunc(slices.Clone(Outputs), func(out Output) bool {
+			return (out == OutputPush && o.Registry == "") || (out == OutputSign && o.Sign == nil)
+		})
 	}
-	for _, out := range o.Outputs {
+	for _, out := range asked {
 		if !slices.Contains(Outputs, out) {
 			return nil, fmt.Errorf("output %q: use one of %v", out, Outputs)
 		}
 	}
-	if slices.Contains(o.Outputs, OutputPush) && o.Registry == "" {
-		return nil, errors.New("pushing the image needs a registry: pass --registry REPO (e.g. ghcr.io/acme)")
+	if o.Sign != nil && !slices.Contains(asked, OutputSign) {
+		asked = append(slices.Clone(asked), OutputSign)
 	}
-	return slices.DeleteFunc(slices.Clone(Outputs), func(out Output) bool { return !slices.Contains(o.Outputs, out) }), nil
+	switch {
+	case slices.Contains(asked, OutputSign) && o.Registry == "":
+		return nil, errors.New("signing (--sign) signs the pushed image and needs a registry: pass --registry REPO (e.g. ghcr.io/acme)")
+	case slices.Contains(asked, OutputPush) && o.Registry == "":
+		return nil, errors.New("pushing the image needs a registry: pass --registry REPO (e.g. ghcr.io/acme)")
+	case slices.Contains(asked, OutputSign) && o.Sign == nil:
+		return nil, errors.New("the sign output needs a key: pass --sign KEY")
+	case slices.Contains(asked, OutputSign) && !slices.Contains(asked, OutputPush):
+		return nil, errors.New("signing (--sign) signs the pushed image: add push to --outputs")
+	}
+	return slices.DeleteFunc(slices.Clone(Outputs), func(out Output) bool { return !slices.Contains(asked, out) }), nil
 }
 
 // Write writes the outputs o asks for of the artifact a into o.Out (default
@@ -426,12 +474,23 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	if r.Lambda != nil {
 		fmt.Fprintf(&b, "  lambda    %s (%s zipped, %s unzipped)\n", r.Lambda.Zip, mb(r.Lambda.Size), mb(r.Lambda.Unzipped))
 		fmt.Fprintf(&b, "            %s\n", r.Lambda.Template)
+		fmt.Fprintf(&b, "            %s (SBOM)\n", r.Lambda.SBOM)
 	}
 	if r.Knative != nil {
 		fmt.Fprintf(&b, "  knative   %s\n", r.Knative.Manifest)
 	}
 	if r.Pushed != "" {
 		fmt.Fprintf(&b, "  pushed    %s\n", r.Pushed)
+	}
+	if im := r.Image; im != nil && im.SBOM != nil {
+		for _, where := range []string{im.SBOM.File, im.SBOM.Pushed} {
+			if where != "" {
+				fmt.Fprintf(&b, "  sbom      %s (image)\n", where)
+			}
+		}
+	}
+	for _, sig := range r.Signatures {
+		fmt.Fprintf(&b, "  signed    %s\n", sig)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

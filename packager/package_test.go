@@ -101,7 +101,7 @@ func TestReproducible(t *testing.T) {
 	if a.Image.Digest != b.Image.Digest {
 		t.Errorf("manifest digests differ: %s, %s", a.Image.Digest, b.Image.Digest)
 	}
-	for _, f := range []string{"lambda.zip", "knative.yaml", "template.yaml", "image.tar"} {
+	for _, f := range []string{"lambda.zip", "knative.yaml", "template.yaml", "image.tar", "lambda.cdx.json", "image.cdx.json"} {
 		x, _ := os.ReadFile(filepath.Join(a.Out, f))
 		y, _ := os.ReadFile(filepath.Join(b.Out, f))
 		if len(x) == 0 || !bytes.Equal(x, y) {
@@ -409,8 +409,8 @@ func TestPush(t *testing.T) {
 		t.Errorf("knative.yaml does not name %s", want)
 	}
 	first := reg.uploads.Load()
-	if first != int64(len(r.Image.Layers)+1) {
-		t.Errorf("first push uploaded %d blobs, want %d (layers and config)", first, len(r.Image.Layers)+1)
+	if want := int64(len(r.Image.Layers) + 1 + 2); first != want {
+		t.Errorf("first push uploaded %d blobs, want %d (layers and config, the SBOM and its empty config)", first, want)
 	}
 	ref, err := name.ParseReference(r.Pushed)
 	if err != nil {

@@ -10,10 +10,14 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/cortexfn/cortex/packager/artifact"
+	"github.com/cortexfn/cortex/packager/dpkg"
 	"github.com/cortexfn/cortex/packager/knative"
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/oci"
+	"github.com/cortexfn/cortex/packager/sbom"
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
@@ -33,6 +37,7 @@ var sinks = map[Output]sink{
 	OutputLambda:  {write: writeLambda},
 	OutputKnative: {write: writeKnative},
 	OutputPush:    {write: push, afterCommit: true},
+	OutputSign:    {write: signPushed, afterCommit: true},
 }
 
 // writer is one Write: the artifact, the options, the directory the
@@ -43,6 +48,11 @@ type writer struct {
 	dir string
 	r   *Result
 	img *oci.Image
+	// fn is the artifact as its SBOMs describe it, read once; imageSBOM
+	// is the image's SBOM, and referrer the same attached to the image.
+	fn        *sbom.Function
+	imageSBOM []byte
+	referrer  v1.Image
 }
 
 func (w *writer) warn(format string, args ...any) {
@@ -155,6 +165,12 @@ func writeLayout(ctx context.Context, w *writer) error {
 	if err := oci.WriteLayout(filepath.Join(w.dir, "oci"), img.Image, w.o.Tag); err != nil {
 		return err
 	}
+	if err := w.writeImageSBOM(); err != nil {
+		return err
+	}
+	if err := sbom.AppendLayout(filepath.Join(w.dir, "oci"), w.referrer); err != nil {
+		return err
+	}
 	w.r.Image.Layout = w.final("oci")
 	return nil
 }
@@ -174,7 +190,7 @@ func writeTarball(ctx context.Context, w *writer) error {
 		w.r.Image.TarballSize = st.Size()
 	}
 	w.r.Image.Tarball = w.final("image.tar")
-	return nil
+	return w.writeImageSBOM()
 }
 
 // writeLambda writes lambda.zip and its SAM template. A function too large
@@ -193,8 +209,10 @@ func writeLambda(ctx context.Context, w *writer) error {
 	files = append(files, a.Runtime...)
 	files = append(files, a.Models...)
 	files = append(files, a.Stages...)
+	var libs []artifact.File
 	if a.ONNXRuntime() {
-		libs, warnings := lambdaLibs(o.LambdaLibs, a.Arch)
+		var warnings []string
+		libs, warnings = lambdaLibs(o.LambdaLibs, a.Arch)
 		files = append(files, libs...)
 		w.r.Warnings = append(w.r.Warnings, warnings...)
 		if need, newer, err := lambdazip.NewerThanLambda(a.Binary.Src); err == nil && newer {
@@ -221,7 +239,18 @@ func writeLambda(ctx context.Context, w *writer) error {
 	if err := os.WriteFile(filepath.Join(w.dir, "template.yaml"), sam, 0o644); err != nil {
 		return err
 	}
-	w.r.Lambda = &LambdaResult{Zip: w.final("lambda.zip"), Size: info.Size, Unzipped: info.Unzipped, SHA256: info.SHA256, Template: w.final("template.yaml")}
+	fn, err := w.function()
+	if err != nil {
+		return err
+	}
+	doc, err := fn.JSON(sbom.Output{Kind: sbom.Zip, Name: "lambda.zip", Digest: "sha256:" + info.SHA256, Binary: bootstrap.Path, Copied: libs})
+	if err != nil {
+		return fmt.Errorf("the Lambda zip's SBOM: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "lambda.cdx.json"), doc, 0o644); err != nil {
+		return err
+	}
+	w.r.Lambda = &LambdaResult{Zip: w.final("lambda.zip"), Size: info.Size, Unzipped: info.Unzipped, SHA256: info.SHA256, Template: w.final("template.yaml"), SBOM: w.final("lambda.cdx.json")}
 	return nil
 }
 
@@ -253,7 +282,7 @@ func writeKnative(ctx context.Context, w *writer) error {
 	return nil
 }
 
-// push pushes the image to REGISTRY/NAME:TAG.
+// push pushes the image to REGISTRY/NAME:TAG, then its SBOM referrer.
 func push(ctx context.Context, w *writer) error {
 	img, err := w.image(ctx)
 	if err != nil {
@@ -264,5 +293,94 @@ func push(ctx context.Context, w *writer) error {
 		return err
 	}
 	w.r.Pushed = dig.String()
+	if err := w.makeImageSBOM(); err != nil {
+		return err
+	}
+	sd, err := sbom.Push(ctx, w.referrer, dig.Context().String(), w.o.RemoteOptions...)
+	if err != nil {
+		return err
+	}
+	w.r.Image.SBOM.Pushed = sd.String()
+	return nil
+}
+
+// signPushed signs the pushed image and its SBOM referrer (cosign's
+// format, packager/sign).
+func signPushed(ctx context.Context, w *writer) error {
+	for _, ref := range []string{w.r.Pushed, w.r.Image.SBOM.Pushed} {
+		w.o.say("signing %s", ref)
+		tag, err := w.o.Sign.Sign(ctx, ref, w.o.RemoteOptions...)
+		if err != nil {
+			return err
+		}
+		w.r.Signatures = append(w.r.Signatures, tag.String())
+	}
+	return nil
+}
+
+// function reads the artifact for its SBOMs, once.
+func (w *writer) function() (*sbom.Function, error) {
+	if w.fn == nil {
+		fn, err := sbom.Read(w.a)
+		if err != nil {
+			return nil, fmt.Errorf("reading the function for its SBOM: %w", err)
+		}
+		w.fn = fn
+	}
+	return w.fn, nil
+}
+
+// makeImageSBOM makes the image's SBOM and its referrer, once the image
+// is assembled.
+func (w *writer) makeImageSBOM() error {
+	if w.referrer != nil {
+		return nil
+	}
+	fn, err := w.function()
+	if err != nil {
+		return err
+	}
+	base := w.img.Base
+	out := sbom.Output{Kind: sbom.Image, Name: w.repository(), Digest: w.img.Digest.String(), Root: AppDir, Files: base.Files}
+	if w.o.Base != "" {
+		out.Base = base.Ref
+	}
+	for _, p := range base.Packages {
+		pkg, err := dpkg.Parse(p)
+		if err != nil {
+			return err
+		}
+		out.Packages = append(out.Packages, pkg)
+	}
+	doc, err := fn.JSON(out)
+	if err != nil {
+		return fmt.Errorf("the image's SBOM: %w", err)
+	}
+	ref, err := sbom.Referrer(doc, w.img.Image, w.a.Created)
+	if err != nil {
+		return err
+	}
+	d, err := ref.Digest()
+	if err != nil {
+		return err
+	}
+	w.imageSBOM, w.referrer = doc, ref
+	w.r.Image.SBOM = &SBOMResult{Referrer: d.String()}
+	return nil
+}
+
+// writeImageSBOM writes the image's SBOM beside the image in the output
+// directory, once.
+func (w *writer) writeImageSBOM() error {
+	if err := w.makeImageSBOM(); err != nil {
+		return err
+	}
+	if w.r.Image.SBOM.File != "" {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "image.cdx.json"), w.imageSBOM, 0o644); err != nil {
+		return err
+	}
+	w.r.Image.SBOM.File = w.final("image.cdx.json")
 	return nil
 }

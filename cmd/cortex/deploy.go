@@ -19,6 +19,7 @@ import (
 	"github.com/cortexfn/cortex/packager/deploy"
 	"github.com/cortexfn/cortex/packager/deploy/knative"
 	"github.com/cortexfn/cortex/packager/deploy/lambda"
+	"github.com/cortexfn/cortex/packager/sign"
 	"github.com/cortexfn/cortex/packager/spec"
 	"github.com/cortexfn/cortex/runtime/host"
 )
@@ -130,6 +131,7 @@ func report(cmd *cobra.Command, format string, r deploy.Report, err error) error
 func deployCmd() *cobra.Command {
 	var (
 		target, output, tag, dryRun string
+		verify                      string
 		traffic                     int
 		timeout                     time.Duration
 	)
@@ -157,12 +159,19 @@ func deployCmd() *cobra.Command {
 	f.StringVar(&dryRun, "dry-run", dryRunNone, "client or server: print the object (Knative) or the calls (Lambda) that would be applied; write nothing")
 	f.Lookup("dry-run").NoOptDefVal = dryRunClient
 	f.StringVarP(&output, "output", "o", "text", "text, json or yaml")
+	f.StringVar(&verify, "verify", "", "PEM public key (ECDSA P-256, as cosign's): refuse an image not signed with its private key (cortex package --sign)")
 	targets := platforms.Flags(f, deploy.CommandDeploy)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := checkFormat(output); err != nil {
 			return err
 		}
 		o := deploy.DeployOptions{Timeout: timeout, Traffic: traffic, Tag: tag}
+		if verify != "" {
+			var err error
+			if o.Verify, err = sign.LoadPublicKey(verify); err != nil {
+				return fmt.Errorf("--verify: %w", err)
+			}
+		}
 		switch dryRun {
 		case dryRunNone:
 		case dryRunClient, dryRunServer:

@@ -10,7 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/registry"
+
 	"github.com/cortexfn/cortex/packager/deploy/lambda/lambdatest"
+	"github.com/cortexfn/cortex/packager/sign"
 )
 
 // TestDeployLambdaWritesTheZipOnly deploys echo-go with --target lambda
@@ -73,5 +77,62 @@ func TestDeployLambdaWritesTheZipOnly(t *testing.T) {
 	if got, want := strings.Join(f.Log(), " "), "GetFunction CreateFunction GetFunctionConfiguration GetFunctionConfiguration "+
 		"PublishVersion CreateAlias CreateFunctionUrlConfig:live"; got != want {
 		t.Errorf("calls:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestDeployVerifiesTheSignature: with --verify, cortex deploy refuses an
+// image that is not signed with the key's private half, pushing nothing,
+// and deploys the one cortex package --sign pushed (the build is
+// reproducible, so the digests agree). A client dry run needs no cluster;
+// the registry is go-containerregistry's, in process.
+func TestDeployVerifiesTheSignature(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a function")
+	}
+	reg := httptest.NewServer(registry.New())
+	defer reg.Close()
+	repo := strings.TrimPrefix(reg.URL, "http://") + "/acme"
+	keys := t.TempDir()
+	priv, pub, err := sign.GenerateKeyPair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPub, err := sign.GenerateKeyPair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"cosign.key": priv, "cosign.pub": pub, "other.pub": otherPub} {
+		if err := os.WriteFile(filepath.Join(keys, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fn := filepath.Join(t.TempDir(), "echo-go")
+	if err := os.CopyFS(fn, os.DirFS(echoDir)); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(fn, "dist"))
+	deployArgs := []string{"deploy", fn, "--dry-run", "--registry", repo, "--verify", filepath.Join(keys, "cosign.pub")}
+
+	_, errOut, err := run(t, "", deployArgs...)
+	if err == nil || !strings.Contains(err.Error(), "refusing to deploy") || !strings.Contains(err.Error(), "cortex package --sign") {
+		t.Fatalf("deploy --verify of an unsigned image: %v\n%s", err, errOut)
+	}
+	if tags, _ := crane.ListTags(repo+"/echo-go", crane.Insecure); len(tags) != 0 {
+		t.Errorf("a refused deploy pushed %v", tags)
+	}
+
+	if _, errOut, err := run(t, "", "package", fn, "--registry", repo, "--sign", filepath.Join(keys, "cosign.key")); err != nil {
+		t.Fatalf("package --sign: %v\n%s", err, errOut)
+	}
+	out, errOut, err := run(t, "", deployArgs...)
+	if err != nil || !strings.Contains(errOut, "signature verified") || !strings.Contains(out, "image: "+repo+"/echo-go@sha256:") {
+		t.Errorf("deploy --verify of the signed image: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	deployArgs[len(deployArgs)-1] = filepath.Join(keys, "other.pub")
+	if _, errOut, err := run(t, "", deployArgs...); err == nil || !strings.Contains(err.Error(), "refusing to deploy") {
+		t.Errorf("deploy --verify with another key: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := run(t, "", "deploy", fn, "--target", "lambda", "--verify", filepath.Join(keys, "cosign.pub")); err == nil || !strings.Contains(err.Error(), "--verify is for Knative") {
+		t.Errorf("deploy --target lambda --verify: %v\n%s", err, errOut)
 	}
 }

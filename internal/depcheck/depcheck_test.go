@@ -122,6 +122,9 @@ var toolRules = map[string][]string{
 	module + "/packager/oci":         {module + "/packager/build", module + "/packager/spec", module + "/packager/deploy", module + "/packager/lambdazip", module + "/packager/knative"},
 	module + "/packager/lambdazip":   {module + "/packager/build", module + "/packager/deploy", module + "/packager/oci", "github.com/aws/aws-sdk-go"},
 	module + "/packager/knative":     {module + "/packager/build", module + "/packager/deploy", module + "/packager/oci", "k8s.io/client-go", "knative.dev/serving/pkg/client"},
+	module + "/packager/sbom":        {module + "/packager/build", module + "/packager/oci", module + "/packager/sign", module + "/packager/deploy", module + "/packager/lambdazip", module + "/packager/knative"},
+	module + "/packager/sign":        {module + "/packager/artifact", module + "/packager/build", module + "/packager/oci", module + "/packager/sbom", module + "/packager/spec", module + "/packager/deploy"},
+	module + "/packager/dpkg":        {module + "/packager"},
 	module + "/packager/onnxruntime": {module + "/packager/build", module + "/packager/oci", module + "/packager/spec"},
 	module + "/packager/spec":        {module + "/packager/build", module + "/packager/oci", module + "/packager/deploy", "k8s.io/client-go", "github.com/aws/aws-sdk-go"},
 }

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"crypto"
 	"io"
 	"net/http"
 	"time"
@@ -78,6 +79,11 @@ type DeployOptions struct {
 	Traffic int
 	// Tag names a canary's own URL. Default DefaultTag.
 	Tag string
+	// Verify, when set, is the public key the image must be signed with
+	// (cortex package --sign, or cosign): an image without a valid
+	// signature by it is refused and nothing is deployed. A target that
+	// deploys no image refuses the option.
+	Verify crypto.PublicKey
 }
 
 // DefaultTag names a canary when DeployOptions.Tag does not.

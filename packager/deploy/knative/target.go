@@ -14,6 +14,7 @@ import (
 	"github.com/cortexfn/cortex/packager"
 	"github.com/cortexfn/cortex/packager/deploy"
 	manifest "github.com/cortexfn/cortex/packager/knative"
+	"github.com/cortexfn/cortex/packager/sign"
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
@@ -107,12 +108,23 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 		}
 	}
 	outs := []packager.Output{packager.OutputKnative, packager.OutputPush}
-	if dry {
-		outs = outs[:1] // nothing pushed; the manifest still names REGISTRY/NAME@digest
+	if dry || o.Verify != nil {
+		// Nothing pushed; the manifest still names REGISTRY/NAME@digest.
+		// An image that must be signed is deployed only from the
+		// registry that holds it and its signature (a reproducible build
+		// gives the digest the signer pushed): pushing it here would put
+		// an unsigned image there first.
+		outs = outs[:1]
 	}
 	r, err := fn.Package(ctx, registry, outs...)
 	if err != nil {
 		return nil, err
+	}
+	if o.Verify != nil {
+		if _, err := sign.Verify(ctx, r.Image.Ref, o.Verify); err != nil {
+			return nil, fmt.Errorf("refusing to deploy %s: %w (sign the image with cortex package --sign KEY --registry %s, or deploy without --verify)", r.Image.Ref, err, registry)
+		}
+		fmt.Fprintf(t.progress, "%s: signature verified\n", r.Image.Ref)
 	}
 	svc := r.Knative.Service
 	switch {

@@ -97,6 +97,9 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 	if o.Traffic != 0 {
 		return nil, errors.New("--traffic is for Knative: Lambda function URLs have no traffic split")
 	}
+	if o.Verify != nil {
+		return nil, errors.New("--verify is for Knative: a Lambda zip is not an image and carries no signature")
+	}
 	api, _, err := t.connect(ctx)
 	if err != nil {
 		return nil, err
