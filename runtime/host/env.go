@@ -27,6 +27,13 @@ import "strings"
 //     provider finds the CUDA libraries and which GPUs it may use.
 //   - GOMAXPROCS, GOMEMLIMIT, GOGC, GODEBUG, GOTRACEBACK: the Go runtime's
 //     own settings, for tuning a function on this machine.
+//   - SSL_CERT_FILE, SSL_CERT_DIR: where Go's crypto/x509 finds the
+//     machine's CA certificates when they are not in the usual place.
+//   - HTTP_PROXY, HTTPS_PROXY, NO_PROXY (and the lower-case forms Go also
+//     reads): the network path a Go predictor's own HTTP calls take.
+//
+// A Go predictor's own credentials (an API key) have no way in: only a
+// stage's secrets do (wasm.secret_env). Passing them is a known gap.
 //
 // TestInheritedCoversTheRuntime holds the list to the CORTEX_ variables
 // the runtime's sources read.
@@ -36,7 +43,9 @@ func inherited(name string) bool {
 		"LANG", "LANGUAGE", "TZ",
 		"CORTEX_LOG_LEVEL", "CORTEX_CACHE", "CORTEX_ONNXRUNTIME_LIB", "XDG_CACHE_HOME",
 		"LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES",
-		"GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK":
+		"GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK",
+		"SSL_CERT_FILE", "SSL_CERT_DIR",
+		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy":
 		return true
 	}
 	return strings.HasPrefix(name, "LC_")

@@ -130,6 +130,8 @@ func TestProcessEnvironment(t *testing.T) {
 	t.Setenv("GITHUB_TOKEN", "ghp_example")
 	t.Setenv("LANG", "C.UTF-8")
 	t.Setenv("LC_TIME", "C")
+	t.Setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+	t.Setenv("HTTPS_PROXY", "http://proxy.internal:3128")
 	e := start(t, []host.Function{function("echo", host.Autoscaling{}, "FN_VERSION=7")})
 	resp, err := e.c.Post(e.srv.URL+"/echo/?env=1", "text/plain", nil)
 	if err != nil {
@@ -150,7 +152,8 @@ func TestProcessEnvironment(t *testing.T) {
 			t.Errorf("the function process has $%s from the host's environment", name)
 		}
 	}
-	for name, want := range map[string]string{"LANG": "C.UTF-8", "LC_TIME": "C", "FN_VERSION": "7", "CORTEX_LOG_LEVEL": "warn", "CORTEX_HOST": "127.0.0.1"} {
+	for name, want := range map[string]string{"LANG": "C.UTF-8", "LC_TIME": "C", "FN_VERSION": "7",
+		"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt", "HTTPS_PROXY": "http://proxy.internal:3128", "CORTEX_LOG_LEVEL": "warn", "CORTEX_HOST": "127.0.0.1"} {
 		if got, ok := names[name]; !ok || got != want {
 			t.Errorf("the function process's $%s = %q (set: %t), want %q", name, got, ok, want)
 		}

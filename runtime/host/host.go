@@ -494,7 +494,7 @@ func (h *Host) refuse(w http.ResponseWriter, f *function, id string, err error) 
 	if errors.Is(err, errBackoff) && errors.As(err, &fe) {
 		h.opts.logger.Warn("request refused: the function cannot start", "function", f.name, "request_id", id, "reason", fe.Message)
 		e := *fe
-		e.Message = fmt.Sprintf("%s; its output is in cortex serve's log (request id %s)", fe.Message, id)
+		e.Message = fmt.Sprintf("%s; its output is in cortex serve's log, under the function's failed start (request id %s)", fe.Message, id)
 		err = &e
 	}
 	writeError(w, err)

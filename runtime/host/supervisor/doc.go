@@ -21,8 +21,10 @@
 //     any path once;
 //   - the stop: Stop sends SIGTERM to the group, waits the grace period,
 //     then SIGKILLs the group; whatever the group still holds when the
-//     process exits is killed with it, and a reaped process is never
-//     signalled again (its PID may be reused);
+//     process exits is killed with it, once, right after the process is
+//     reaped (the group's ID stays reserved while any member lives, so
+//     that signal cannot reach another process), and after that the group
+//     is never signalled again (its PID may be reused);
 //   - how it ended: ExitReason, Err, and ExitedToBeReplaced for the exit
 //     status ExitReplace (75) that the function runtime uses to ask for a
 //     fresh process.

@@ -157,7 +157,9 @@ func (p *Process) wait() {
 	p.waitErr = p.cmd.Wait()
 	p.stdout.flush()
 	p.stderr.flush()
-	// Whatever the process left in its group goes with it.
+	// Whatever the process left in its group goes with it. The process is
+	// reaped, but its group ID stays reserved while any member lives, so
+	// this one signal cannot reach a process that reused the PID.
 	p.signal(sigKill)
 	p.reaped.Store(true)
 	close(p.done)
