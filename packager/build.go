@@ -116,9 +116,11 @@ func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 			return nil, err
 		}
 		for _, f := range files { // two models may name one file
-			if !slices.ContainsFunc(a.Models, func(m artifact.File) bool { return m.Path == f.Path }) {
-				a.Models = append(a.Models, f)
+			if slices.ContainsFunc(a.Models, func(m artifact.File) bool { return m.Path == f.Path }) {
+				f.Opened.Close()
+				continue
 			}
+			a.Models = append(a.Models, f)
 		}
 	}
 	for _, st := range []struct{ field, rel string }{{"pre", s.Pre}, {"post", s.Post}} {
@@ -134,7 +136,11 @@ func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 			a.StagePaths[st.field] = files[0].Path
 			continue
 		}
-		// A Go package: compiled for wasip1 (cached).
+		// A Go package: compiled for wasip1 (cached). Its sources were
+		// checked like every shipped file, but do not ship.
+		for _, f := range files {
+			f.Opened.Close()
+		}
 		out, err := build.Stage(ctx, s.Dir, st.rel, o.CacheDir, o.Progress)
 		if err != nil {
 			return nil, err

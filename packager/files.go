@@ -185,11 +185,11 @@ func (d *dirFiles) collect(field, rel string) ([]artifact.File, error) {
 	if !inside(realTop) {
 		return nil, fmt.Errorf("%s: %s leads to %s: %w", field, rel, realTop, ErrOutsideDir)
 	}
-	err = filepath.WalkDir(realTop, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(realTop, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
+		if e.IsDir() {
 			return nil
 		}
 		r, err := filepath.Rel(realTop, p)

@@ -74,6 +74,7 @@ import (
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
 	"github.com/cortexfn/cortex/packager/artifact"
+	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/oci"
 	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/sign"
@@ -327,6 +328,10 @@ func Write(ctx context.Context, a *artifact.Artifact, o Options) (*Result, error
 	if o.Out == "" {
 		o.Out = filepath.Join(s.Dir, "dist")
 	}
+	// The cache Build used, for the compressed layers and zip entries.
+	if o.CacheDir, err = build.CacheRoot(o.CacheDir); err != nil {
+		return nil, err
+	}
 	if o.Out, err = filepath.Abs(o.Out); err != nil {
 		return nil, err
 	}
@@ -361,9 +366,11 @@ func Write(ctx context.Context, a *artifact.Artifact, o Options) (*Result, error
 	}()
 	w := &writer{a: a, o: o, dir: tmp, r: &Result{Function: s.Name, Dir: s.Dir, Out: o.Out}}
 	defer w.close()
-	if st, err := os.Stat(a.Binary.Src); err == nil {
-		w.r.Binary = BinaryResult{Arch: a.Arch, Size: st.Size(), Cached: a.BinaryCached}
+	size, err := a.Binary.Size()
+	if err != nil {
+		return nil, err
 	}
+	w.r.Binary = BinaryResult{Arch: a.Arch, Size: size, Cached: a.BinaryCached}
 	var after []sink
 	for _, out := range outs {
 		sk := sinks[out]
@@ -385,18 +392,21 @@ func Write(ctx context.Context, a *artifact.Artifact, o Options) (*Result, error
 	committed = true
 	w.dir = o.Out
 	o.say("wrote %s", o.Out)
+	var failed error
 	for _, sk := range after {
-		if err := sk.write(ctx, w); err != nil {
-			return w.r, err
+		if failed = sk.write(ctx, w); failed != nil {
+			break
 		}
 	}
+	// The summary records what the push did, even when a later step
+	// (signing) failed.
 	w.r.Duration = time.Since(start)
 	if len(after) > 0 {
-		if err := writeSummary(filepath.Join(o.Out, summaryName), w.r); err != nil {
-			return w.r, err
+		if err := writeSummary(filepath.Join(o.Out, summaryName), w.r); err != nil && failed == nil {
+			failed = err
 		}
 	}
-	return w.r, nil
+	return w.r, failed
 }
 
 func writeSummary(p string, r *Result) error {

@@ -139,7 +139,8 @@ func deployCmd() *cobra.Command {
 		Use:   "deploy DIR",
 		Short: "Package a function and deploy it to Knative or to an AWS Lambda function URL",
 		Long: long("Deploy packages the function (as cortex package does; unchanged inputs reuse the build cache)\n"+
-			"and deploys it.", deploy.CommandDeploy,
+			"and deploys it. It writes only what its target deploys into DIR/dist, which it replaces as\n"+
+			"cortex package does: what an earlier cortex package wrote there is not kept.", deploy.CommandDeploy,
 			"The URL goes to stdout; progress to stderr. --dry-run prints what would be applied, as kubectl's\n"+
 				"does: --dry-run (client) needs no cluster and no registry and prints the Service as cortex.yaml\n"+
 				"makes it; --dry-run=server merges it with the Service the cluster has and runs the cluster's\n"+

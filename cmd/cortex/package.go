@@ -27,7 +27,8 @@ func packageCmd() *cobra.Command {
 			"Service manifest that references the image by digest. Progress goes to stderr; the summary\n" +
 			"(or --output json) to stdout. --registry pushes the image with your docker credentials.\n" +
 			"--outputs writes only the outputs named (oci, tarball, lambda, knative, push, sign); the image\n" +
-			"is assembled only when one of them needs it.\n\n" +
+			"is assembled only when one of them needs it. The output directory is replaced whole: outputs\n" +
+			"not named this time are not kept from an earlier run.\n\n" +
 			"Every image and zip gets an SBOM (CycloneDX JSON: the Go modules, ONNX Runtime, the Debian\n" +
 			"packages of the libraries copied in, the models): dist/lambda.cdx.json, dist/image.cdx.json,\n" +
 			"and the image's attached to it as an OCI referrer in dist/oci and, when pushed, in the registry.\n\n" +

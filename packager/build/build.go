@@ -400,11 +400,14 @@ func (c cache) compile(ctx context.Context, j *job) (string, bool, error) {
 	partial := *j
 	partial.out = filepath.Join(outDir, "."+j.name+".partial-"+filepath.Base(j.tmp))
 	built, _, err := c.next.compile(ctx, &partial)
+	if err == nil {
+		err = os.Rename(built, out)
+	}
 	if err != nil {
 		os.Remove(partial.out)
 		return "", false, err
 	}
-	return out, false, os.Rename(built, out)
+	return out, false, nil
 }
 
 func progress(w io.Writer, format string, args ...any) {

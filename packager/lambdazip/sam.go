@@ -50,9 +50,10 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 	var secrets []secret
 	seen := map[string]bool{}
 	for i, e := range s.Wasm.SecretEnv {
-		param := strings.ReplaceAll(e.Name, "_", "")
-		if seen[param] { // A_B and AB
-			param += fmt.Sprint(i)
+		base := strings.ReplaceAll(e.Name, "_", "")
+		param := base
+		for n := i; seen[param]; n++ { // A_B and AB
+			param = base + fmt.Sprint(n)
 		}
 		seen[param] = true
 		secrets = append(secrets, secret{e.Name, param})

@@ -79,8 +79,10 @@ type Function struct {
 	// Env is the function's environment.
 	Env map[string]string
 	// Secrets are the names in Env whose values are secrets
-	// (wasm.secret_env): an update drops the ones an earlier deploy set
-	// that are no longer named, and no value is ever printed or recorded.
+	// (wasm.secret_env). No value is printed or recorded: Deploy's errors
+	// have them masked (AWS quotes the whole environment in some of its
+	// own, e.g. one over its 4 KB limit). SecretNamesVar records the names
+	// on the function, for the next deploy to drop those no longer named.
 	Secrets []string
 	// URLAuth is AWS_IAM or NONE (public).
 	URLAuth string
@@ -309,7 +311,12 @@ func isNotFound(err error) bool {
 
 // Deploy creates or updates fn and its function URL. See the package
 // documentation for the calls it makes.
-func Deploy(ctx context.Context, api API, fn Function, o Options) (*Result, error) {
+func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, err error) {
+	defer func() {
+		if err != nil {
+			err = maskSecrets(err, fn)
+		}
+	}()
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
@@ -848,4 +855,20 @@ func URL(ctx context.Context, api API, name string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("the Lambda function %q has no function URL on its alias %s (it does not exist, or an earlier cortex deployed it): deploy it with cortex deploy --target lambda", name, Alias)
 	}
 	return Endpoint{URL: aws.ToString(out.FunctionUrl), IAM: out.AuthType == types.FunctionUrlAuthTypeAwsIam}, nil
+}
+
+// maskSecrets returns err with every secret value of fn replaced by ***,
+// or err itself when its text holds none.
+func maskSecrets(err error, fn Function) error {
+	msg := err.Error()
+	masked := msg
+	for _, name := range fn.Secrets {
+		if v := fn.Env[name]; v != "" {
+			masked = strings.ReplaceAll(masked, v, "***")
+		}
+	}
+	if masked == msg {
+		return err
+	}
+	return errors.New(masked)
 }

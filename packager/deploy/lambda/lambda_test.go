@@ -389,6 +389,13 @@ func TestDeploySecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// AWS quotes the whole environment in some errors: the value is masked.
+	f.FailNext("CreateFunction", 1, 400, "InvalidParameterValueException",
+		`Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: {"API_TOKEN":"s3cr3t-value"}`)
+	if _, err := lambda.Deploy(ctx, api, fn, fast); err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), `"API_TOKEN":"***"`) {
+		t.Errorf("an AWS error quoting the environment: %v, want the value masked", err)
+	}
+	f.Reset()
 	res, err := lambda.Deploy(ctx, api, fn, fast)
 	if err != nil {
 		t.Fatal(err)

@@ -106,7 +106,8 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 	}
 	// The secrets' values come from this command's environment; a missing
 	// one fails the deploy before anything is built.
-	if _, err := FromSpecWithSecrets(fn.Spec, "", os.LookupEnv); err != nil {
+	f, err := FromSpecWithSecrets(fn.Spec, "", os.LookupEnv)
+	if err != nil {
 		return nil, err
 	}
 	r, err := fn.Package(ctx, "", packager.OutputLambda)
@@ -116,10 +117,7 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 	if r.Lambda == nil {
 		return nil, fmt.Errorf("no Lambda zip was written: %s", strings.Join(r.Warnings, "; "))
 	}
-	f, err := FromSpecWithSecrets(fn.Spec, r.Lambda.Zip, os.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
+	f.Zip = r.Lambda.Zip
 	res, err := Deploy(ctx, api, f, Options{
 		Role: t.role, DryRun: o.DryRun != deploy.DryRunNone, Timeout: o.Timeout, Progress: t.progress,
 	})
