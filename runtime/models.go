@@ -69,6 +69,11 @@ func (r *Runtime) route(req *functions.Request) error {
 // route answers then: a client that reads the metadata first must not
 // build its request from a model that has not loaded. A model the
 // function does not serve is the 404 of CheckModel.
+//
+// Describing a model a repository has not loaded loads it, as a
+// prediction would: so the catalog is asked as a prediction is run (see
+// invoke), holding a concurrency slot, within limits.timeout, admitted
+// only while not draining, and a panic in it is a 500.
 func (r *Runtime) DescribeModel(ctx context.Context, name, version string) (oip.ModelMetadata, error) {
 	if err := r.starting(""); err != nil {
 		return oip.ModelMetadata{}, err
@@ -78,10 +83,19 @@ func (r *Runtime) DescribeModel(ctx context.Context, name, version string) (oip.
 	}
 	md := oip.ModelMetadata{Platform: "cortex"}
 	if r.catalog != nil {
-		var err error
-		if md, err = r.catalog.DescribeModel(ctx, name, version); err != nil {
+		req := &functions.Request{ID: NewRequestID(), Method: http.MethodGet, Model: name, Version: version}
+		var described oip.ModelMetadata
+		_, err := r.invoke(ctx, req, func(ctx context.Context, _ *functions.Request) (*functions.Response, error) {
+			var err error
+			described, err = r.catalog.DescribeModel(ctx, name, version)
+			return nil, err
+		})
+		if err != nil {
 			return oip.ModelMetadata{}, err
 		}
+		// Read only once invoke has the job's answer: a job past its
+		// deadline may still be writing it.
+		md = described
 	}
 	md.Name = name
 	if version != "" && len(md.Versions) == 0 {
@@ -93,32 +107,41 @@ func (r *Runtime) DescribeModel(ctx context.Context, name, version string) (oip.
 	return md, nil
 }
 
-// invokeProtocol converts a KServe V1 request into an OIP request, with
-// the first input the catalog describes for the model it names, and the
-// answer back. Other requests, and those to a predictor that publishes no
-// tensor metadata (it speaks V1 itself), pass as they are.
-func (r *Runtime) invokeProtocol(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+// serve is the job of a prediction (see invoke). A KServe V1 request is
+// converted into an OIP request, with the first input the catalog
+// describes for the model it names, and the answer back; other requests,
+// and those to a predictor that publishes no tensor metadata (it speaks
+// V1 itself), pass as they are.
+//
+// The description is part of the prediction: describing a model a
+// repository has not loaded loads it, so it holds the request's slot,
+// counts against its deadline (a slow load is the 504 of a slow
+// prediction), and a panic in it is the predictor's. An oip.Pin in the
+// context lets the catalog serve the prediction with the model version it
+// described, even if a reload replaces that version in between.
+func (r *Runtime) serve(ctx context.Context, req *functions.Request) (*functions.Response, error) {
 	if req.Protocol != functions.ProtocolKServeV1 || r.catalog == nil {
-		return r.invoke(ctx, req)
+		return r.predict(ctx, req)
 	}
-	// Describing a model a repository has not loaded loads it: bounded
-	// by the prediction's own timeout, as the prediction would be.
-	dctx, cancel := context.WithTimeout(ctx, r.limits.Timeout.D())
-	md, err := r.catalog.DescribeModel(dctx, req.Model, req.Version)
-	cancel()
+	ctx, pin := oip.WithPin(ctx)
+	defer pin.Release()
+	md, err := r.catalog.DescribeModel(ctx, req.Model, req.Version)
 	if err != nil {
-		return r.finish(ctx, req, result{err: err})
+		return nil, err
 	}
 	if len(md.Inputs) == 0 {
-		return r.invoke(ctx, req)
+		return r.predict(ctx, req)
 	}
 	body, err := oip.RequestBodyFromV1(req.Body, md.Inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	req.Body, req.ContentType, req.Protocol = body, "application/json", functions.ProtocolOIP
-	resp, err := r.invoke(ctx, req)
-	if err != nil || resp.StatusCode() != http.StatusOK {
+	// A copy: the carrier's request is left as it came, and this
+	// goroutine, which may outlive the caller's answer, writes only its own.
+	sub := *req
+	sub.Body, sub.ContentType, sub.Protocol = body, "application/json", functions.ProtocolOIP
+	resp, err := r.predict(ctx, &sub)
+	if err != nil || resp == nil || resp.StatusCode() != http.StatusOK {
 		return resp, err
 	}
 	if body, err = oip.ResponseBodyToV1(resp.Body); err != nil {

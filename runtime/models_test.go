@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/functions/oip"
@@ -265,4 +267,209 @@ func ExampleRuntime_CheckModel() {
 	// <nil>
 	// 404 Not Found: model "rose" not found; this function serves "iris", "tulip"
 	// tulip garden ["petals" FP32 [-1 4]]
+}
+
+// shelf is a catalog whose descriptions misbehave, each model its own way:
+//
+//	gated   counts the descriptions running at once, and waits for gate
+//	panics  panics
+//	slow    loads until its context ends, and says so
+//	deaf    waits for release, deaf to its context
+//
+// Predict answers an OIP request with its first input as the output.
+type shelf struct {
+	gate, release chan struct{}
+	described     atomic.Int32 // descriptions of gated begun
+	active, most  atomic.Int32 // of gated: running now, and at most
+}
+
+func newShelf() *shelf { return &shelf{gate: make(chan struct{}), release: make(chan struct{})} }
+
+func (*shelf) Models() []string { return []string{"deaf", "gated", "panics", "slow"} }
+
+func (s *shelf) DescribeModel(ctx context.Context, name, _ string) (oip.ModelMetadata, error) {
+	switch name {
+	case "gated":
+		s.described.Add(1)
+		n := s.active.Add(1)
+		defer s.active.Add(-1)
+		for m := s.most.Load(); n > m && !s.most.CompareAndSwap(m, n); m = s.most.Load() {
+		}
+		select {
+		case <-s.gate:
+		case <-ctx.Done():
+			return oip.ModelMetadata{}, ctx.Err()
+		}
+	case "panics":
+		panic("the catalog is on fire")
+	case "slow":
+		<-ctx.Done()
+		return oip.ModelMetadata{}, fmt.Errorf("loading model %q: %w", name, context.Cause(ctx))
+	case "deaf":
+		<-s.release
+	}
+	return oip.ModelMetadata{Platform: "shelf",
+		Inputs: []oip.TensorMetadata{{Name: "x", Datatype: oip.FP32, Shape: []int64{-1, 1}}}}, nil
+}
+
+func (*shelf) Predict(_ context.Context, req *functions.Request) (*functions.Response, error) {
+	return (&zoo{}).Predict(context.Background(), req)
+}
+
+func v1Request(model string) *functions.Request {
+	return &functions.Request{Method: "POST", Protocol: functions.ProtocolKServeV1, Model: model,
+		ContentType: "application/json", Body: []byte(`{"instances": [[1], [2]]}`)}
+}
+
+func newShelfRuntime(t *testing.T, s *shelf, limits runtime.Limits) *runtime.Runtime {
+	t.Helper()
+	rt := newRuntime(t, s, limits)
+	t.Cleanup(func() {
+		if err := rt.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return rt
+}
+
+// TestDescribePanicIsAnInternalError: a catalog's DescribeModel runs as
+// the predictor does, with panics recovered: a KServe V1 request whose
+// description panics is a 500 naming its request id, as a model route's
+// metadata is, and the function goes on serving.
+func TestDescribePanicIsAnInternalError(t *testing.T) {
+	s := newShelf()
+	close(s.gate)
+	rt := newShelfRuntime(t, s, runtime.Limits{})
+
+	req := v1Request("panics")
+	_, err := rt.Invoke(context.Background(), req)
+	var fe *functions.Error
+	if !errors.As(err, &fe) || fe.Status != http.StatusInternalServerError || req.ID == "" || !strings.Contains(fe.Message, "(request id "+req.ID+")") {
+		t.Errorf("V1 request whose description panics: got %v, want a 500 naming request id %q", err, req.ID)
+	}
+	if _, err := rt.DescribeModel(context.Background(), "panics", ""); functions.StatusOf(err) != http.StatusInternalServerError ||
+		!errors.As(err, &fe) || !strings.Contains(fe.Message, "request id") {
+		t.Errorf("metadata of a model whose description panics: got %v, want a 500 with a request id", err)
+	}
+
+	resp, err := rt.Invoke(context.Background(), v1Request("gated"))
+	if err != nil || string(resp.Body) != `{"predictions":[[1],[2]]}` {
+		t.Errorf("a V1 request after the panics: got %v %v, want the predictions", resp, err)
+	}
+	if err := rt.Live(); err != nil || !rt.Ready() || rt.Overrunning() != 0 {
+		t.Errorf("after the panics: Live %v, Ready %v, %d overrunning; want a function that goes on serving", err, rt.Ready(), rt.Overrunning())
+	}
+	// The slots come back (the gauge falls just after the answer is sent).
+	waitFor(t, func() bool { return gaugeValue(t, rt, "cortex_requests_in_flight") == 0 })
+}
+
+// TestSlowDescribeIsATimeout: describing a model may load it, within the
+// prediction's deadline: a description still running at limits.timeout is
+// the 504 of a slow prediction, whether it gives up on its context (the
+// error wraps the context's) or never looks at it.
+func TestSlowDescribeIsATimeout(t *testing.T) {
+	s := newShelf()
+	close(s.gate)
+	rt := newShelfRuntime(t, s, runtime.Limits{Timeout: runtime.Duration(100 * time.Millisecond), OverrunGrace: runtime.Duration(time.Hour)})
+
+	for _, model := range []string{"slow", "deaf"} {
+		start := time.Now()
+		_, err := rt.Invoke(context.Background(), v1Request(model))
+		if got := functions.StatusOf(err); got != http.StatusGatewayTimeout {
+			t.Errorf("V1 request to %s, whose description outlasts limits.timeout: got %d (%v), want 504", model, got, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("V1 request to %s: answered after %s, want about limits.timeout", model, took)
+		}
+	}
+	if _, err := rt.DescribeModel(context.Background(), "slow", ""); functions.StatusOf(err) != http.StatusGatewayTimeout {
+		t.Errorf("metadata of a model whose description outlasts limits.timeout: got %v, want 504", err)
+	}
+	waitFor(t, func() bool { return rt.Overrunning() == 1 }) // deaf, as a deaf prediction would be
+	close(s.release)
+	waitFor(t, func() bool { return rt.Overrunning() == 0 })
+	if resp, err := rt.Invoke(context.Background(), v1Request("deaf")); err != nil || resp.StatusCode() != http.StatusOK {
+		t.Errorf("V1 request to deaf once it answers: got %v %v, want 200", resp, err)
+	}
+}
+
+// TestDescribeTakesASlot: descriptions of concurrent KServe V1 requests
+// (loads, for a repository) run within limits.max_concurrency: those
+// beyond it wait in the queue, not all describing at once.
+func TestDescribeTakesASlot(t *testing.T) {
+	s := newShelf()
+	rt := newShelfRuntime(t, s, runtime.Limits{MaxConcurrency: 2, MaxQueue: 8, Timeout: runtime.Duration(time.Minute)})
+
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			resp, err := rt.Invoke(context.Background(), v1Request("gated"))
+			if err == nil && string(resp.Body) != `{"predictions":[[1],[2]]}` {
+				err = fmt.Errorf("got %s", resp.Body)
+			}
+			errs <- err
+		})
+	}
+	waitFor(t, func() bool { return s.active.Load() == 2 && gaugeValue(t, rt, "cortex_requests_queued") == n-2 })
+	time.Sleep(50 * time.Millisecond) // time for a description that should not run to begin
+	if got := s.described.Load(); got != 2 {
+		t.Errorf("%d descriptions began with max_concurrency 2 and %d requests, want 2 (the rest queued)", got, n)
+	}
+	close(s.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a queued V1 request: %v", err)
+		}
+	}
+	if got, most := s.described.Load(), s.most.Load(); got != n || most != 2 {
+		t.Errorf("%d descriptions, at most %d at once; want %d, at most 2", got, most, n)
+	}
+}
+
+// TestDescribeDuringDrain: a runtime that is shutting down describes no
+// more models (which may load them) than it predicts.
+func TestDescribeDuringDrain(t *testing.T) {
+	s := newShelf()
+	close(s.gate)
+	rt := newRuntime(t, s, runtime.Limits{})
+	if err := rt.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := s.described.Load()
+	for _, err := range []error{
+		func() error { _, err := rt.Invoke(context.Background(), v1Request("gated")); return err }(),
+		func() error { _, err := rt.DescribeModel(context.Background(), "gated", ""); return err }(),
+	} {
+		if functions.StatusOf(err) != http.StatusServiceUnavailable {
+			t.Errorf("after Shutdown: got %v, want 503", err)
+		}
+	}
+	if got := s.described.Load(); got != before {
+		t.Errorf("the catalog described %d models after Shutdown, want none", got-before)
+	}
+}
+
+// empty is a catalog that serves no models (a repository whose models
+// were all removed).
+type empty struct{ functions.PredictorFunc }
+
+func (empty) Models() []string { return nil }
+
+func (empty) DescribeModel(context.Context, string, string) (oip.ModelMetadata, error) {
+	return oip.ModelMetadata{}, errors.New("no models")
+}
+
+// TestModelCatalogEmpty: a ready function whose catalog lists no models
+// answers a model's name with a 404 that says it serves none.
+func TestModelCatalogEmpty(t *testing.T) {
+	rt := newRuntime(t, empty{}, runtime.Limits{})
+	_, err := rt.Invoke(context.Background(), v1Request("rose"))
+	var fe *functions.Error
+	if !errors.As(err, &fe) || fe.Status != http.StatusNotFound || fe.Message != `model "rose" not found; this function serves no models at the moment` {
+		t.Errorf("a request for a model of a function that serves none: got %v, want the 404 saying it serves none", err)
+	}
 }

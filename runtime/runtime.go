@@ -247,7 +247,7 @@ func (r *Runtime) answer(ctx context.Context, req *functions.Request) (*function
 		err = r.route(req)
 	}
 	if err == nil {
-		resp, err = r.invokeProtocol(ctx, req)
+		resp, err = r.invoke(ctx, req, r.serve)
 	}
 	r.m.latency.Observe(time.Since(start).Seconds())
 	return resp, err
@@ -286,7 +286,19 @@ func (r *Runtime) starting(requestID string) error {
 	return &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
 }
 
-func (r *Runtime) invoke(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+// job is the work a request does once admitted: it runs on the goroutine
+// that holds the request's concurrency slot, under its deadline, with
+// panics recovered (see invoke). serve, a prediction, is one; describing a
+// model, which may load it, is another.
+type job func(ctx context.Context, req *functions.Request) (*functions.Response, error)
+
+// invoke runs do for req through the limits: the body limit, admission
+// (refused while draining; Shutdown waits for what it admitted), the
+// deadline (limits.timeout: 504 when do overruns it), a concurrency slot
+// (limits.max_concurrency, waiting in the bounded queue) and panic
+// recovery (a 500 with the request id). Everything a request makes its
+// predictor do, its catalog's too, runs inside do.
+func (r *Runtime) invoke(ctx context.Context, req *functions.Request, do job) (*functions.Response, error) {
 	if int64(len(req.Body)) > r.limits.MaxBody {
 		r.m.rejected.WithLabelValues("body_too_large").Inc()
 		return nil, adapters.TooLarge(int64(len(req.Body)), r.limits.MaxBody)
@@ -312,7 +324,7 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request) (*function
 	// its slot, so the bound on concurrent work stays true.
 	done := make(chan result, 1)
 	r.m.inFlight.Inc()
-	r.work.do(func() { r.run(ctx, req, done) })
+	r.work.do(func() { r.run(ctx, req, do, done) })
 	select {
 	case res := <-done:
 		return r.finish(ctx, req, res)
@@ -327,7 +339,7 @@ type result struct {
 	err  error
 }
 
-func (r *Runtime) run(ctx context.Context, req *functions.Request, done chan<- result) {
+func (r *Runtime) run(ctx context.Context, req *functions.Request, do job, done chan<- result) {
 	defer func() {
 		<-r.slots
 		r.m.inFlight.Dec()
@@ -339,14 +351,17 @@ func (r *Runtime) run(ctx context.Context, req *functions.Request, done chan<- r
 				Message: "internal error: the predictor panicked (request id " + req.ID + ")"}}
 		}
 	}()
-	var resp *functions.Response
-	var err error
-	if r.batch != nil {
-		resp, err = r.batch.predict(ctx, req)
-	} else {
-		resp, err = r.stages.predict(ctx, r.p, req)
-	}
+	resp, err := do(ctx, req)
 	done <- result{resp, err}
+}
+
+// predict runs one prediction: through a batch when batching is on, else
+// through the stages and the predictor.
+func (r *Runtime) predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	if r.batch != nil {
+		return r.batch.predict(ctx, req)
+	}
+	return r.stages.predict(ctx, r.p, req)
 }
 
 func (r *Runtime) finish(ctx context.Context, req *functions.Request, res result) (*functions.Response, error) {

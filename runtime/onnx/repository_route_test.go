@@ -3,12 +3,17 @@ package onnx_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/functions/oip"
 	"github.com/cortexfn/cortex/runtime/onnx"
 )
 
@@ -75,5 +80,60 @@ func TestRepositoryPredictDirect(t *testing.T) {
 	resp, err := p.Predict(ctx, &functions.Request{Body: []byte(repoRow)})
 	if err != nil || !bytes.Contains(resp.Body, []byte(`"model_name":"b"`)) {
 		t.Errorf("no model named: got %v %s, want the default model b", err, resp.Body)
+	}
+}
+
+// TestRepositoryPinnedVersion: the runtime converts a KServe V1 request
+// with the description of its model, then predicts, with an oip.Pin in
+// the context of both. A new version taken up in between does not serve
+// that prediction: the version described does, the one whose inputs the
+// request was converted for. Without the Pin, or once it is released, the
+// new version serves.
+func TestRepositoryPinnedVersion(t *testing.T) {
+	dir := repoTree(t, "iris/1/model.onnx")
+	p := onnx.NewRepository(onnx.WithModelsDir("models"), onnx.WithPollInterval(20*time.Millisecond))
+	if err := p.Init(context.Background(), functions.Config{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	ctx, pin := oip.WithPin(context.Background())
+	md, err := p.DescribeModel(ctx, "iris", "")
+	if err != nil || md.Inputs[0].Name != "input" {
+		t.Fatalf("DescribeModel: %+v, %v; want the iris model", md, err)
+	}
+	// Version 2 is another model, with other inputs.
+	types, err := filepath.Abs(filepath.Join("testdata", "types.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repoPlace(t, types, dir, "models/iris/2/model.onnx")
+	repoWait(t, "version 2", func() bool { return slices.Equal(p.Versions("iris"), []string{"1", "2"}) })
+
+	predict := func(ctx context.Context) error {
+		resp, err := p.Predict(ctx, &functions.Request{Model: "iris", Protocol: functions.ProtocolOIP, Body: []byte(repoRow)})
+		if err == nil && !bytes.Contains(resp.Body, []byte(`"model_name":"iris"`)) {
+			err = fmt.Errorf("answer %s", resp.Body)
+		}
+		return err
+	}
+	if err := predict(ctx); err != nil {
+		t.Errorf("the prediction after the description, version 2 taken up in between: %v; want version 1's answer", err)
+	}
+	if err := predict(context.Background()); functions.StatusOf(err) != http.StatusBadRequest {
+		t.Errorf("a prediction without the Pin: %v; want version 2's 400 for iris's input", err)
+	}
+	pin.Release()
+	if err := predict(ctx); functions.StatusOf(err) != http.StatusBadRequest {
+		t.Errorf("a prediction once the Pin is released: %v; want version 2's 400 for iris's input", err)
+	}
+	// A description for one version does not serve a request for another.
+	ctx, pin = oip.WithPin(context.Background())
+	defer pin.Release()
+	if _, err := p.DescribeModel(ctx, "iris", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := predict(ctx); functions.StatusOf(err) != http.StatusBadRequest {
+		t.Errorf("a prediction for the default version with version 1 pinned: %v; want version 2's 400", err)
 	}
 }
