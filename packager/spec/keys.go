@@ -567,7 +567,7 @@ var keys = []Key{
 		Path:        "wasm.interruptible",
 		Type:        KindBool,
 		Default:     "true",
-		Description: "Whether a deadline stops a running stage call. false runs stage code several times faster, for code you trust to finish: a call past its deadline still answers 504 but keeps its instance and concurrency slot, and its CPU, until it returns, and one that never returns holds them until limits.overrun_grace has passed and the process replaces itself. The process keeps serving meanwhile: uninterruptible code yields to the Go scheduler every 65536 loop iterations.",
+		Description: "Whether a deadline stops a running stage call. false runs stage code several times faster, for code you trust to finish: a call past its deadline still answers 504 but keeps its instance and concurrency slot, and its CPU, until it returns, and one that never returns holds them until limits.overrun_grace has passed and the process replaces itself. The process keeps serving meanwhile: uninterruptible code yields to the Go scheduler every 65536 loop iterations and function calls.",
 		Example:     "false",
 	},
 	{

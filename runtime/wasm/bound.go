@@ -11,11 +11,10 @@ import (
 )
 
 // wazero has no setting for three things a hostile guest can exhaust: the
-// size of its tables, the depth of its call stack and, with
-// WithCloseOnContextDone off, the CPU it holds without ever leaving native
-// code. So the host puts the limits into the module itself: before New
-// compiles a module it rewrites the binary once (bound), and every
-// instance carries them.
+// size of its tables, the depth of its call stack and the CPU it holds
+// without ever leaving native code. So the host puts the limits into the
+// module itself: before New compiles a module it rewrites the binary once
+// (bound), and every instance carries them.
 //
 //   - Tables. A table without a maximum gets its initial size as its
 //     maximum (table.grow then returns -1, as for any table at its
@@ -28,22 +27,38 @@ import (
 //     takes it off on exit; past the stack limit it traps (unreachable).
 //     A second global keeps the highest value reached, for the host to
 //     count and to recycle an instance whose stack grew large.
-//   - Yields (uninterruptible modules only). Native code is never
-//     preempted by the Go scheduler, and a stop-the-world (every GC cycle
-//     starts with one) waits for it: one guest looping without the
-//     termination checks stalls the whole process. Every loop header counts
-//     down a global and every yieldEvery iterations runs memory.grow 0,
-//     which wazero executes in Go, where the goroutine can be preempted.
+//   - Leaving native code. Native code is never preempted by the Go
+//     scheduler, and a stop-the-world (every GC cycle starts with one)
+//     waits for it. wazero leaves it at a loop header to check for
+//     termination (WithCloseOnContextDone, interruptible modules only) and
+//     at a call only to grow the stack; a guest that loops, or recurses
+//     without a loop (f(n){ if n { f(n-1); f(n-1) } } makes 2^n calls at
+//     depth n), would otherwise run past its deadline and stall the whole
+//     process. So every function entry gets what a loop header has: in an
+//     interruptible module an empty loop (0x03 0x40 0x0b), for which wazero
+//     compiles the same termination check (an exit to Go) as for any
+//     other (lower.go, OpcodeLoop); in an uninterruptible one a yield, as
+//     at every loop header: each counts down a global and every yieldEvery
+//     times runs memory.grow 0, which wazero executes in Go, where the
+//     goroutine can be preempted. Between two termination checks a guest
+//     then runs at most straight through the rest of the bodies of the
+//     functions on its stack, which the stack limit bounds.
 //
 // The frame estimate follows the shape of wazero's frames (its compiler
 // gives each spilled SSA value a slot of its own, 8 bytes or 16 for a
-// vector, and a function has no more values than instructions, locals and
-// parameters): 8 bytes an instruction (16 a vector instruction), 16 a
-// parameter, result and local and an argument or result of its largest
-// call, up to 512 for saved registers, and frameBaseBytes for the return
-// address, frame pointer and stack check. Compiled guests' real frames are
-// 10-60 times smaller; the largest we could construct (200 values live
-// across a call) reached 40% of their estimate.
+// vector, and a function has no more values than its locals, parameters
+// and instructions make: one an instruction, but one a result for a call
+// and one a parameter and result for a block, loop or if of a type
+// index): 8 bytes an instruction (16 a vector instruction), 8 a result of
+// every call and a parameter and result of every multi-value block type
+// (16 a vector), 16 a parameter, result and local and an argument or
+// result of its largest call (the argument area), up to 512 for saved
+// registers, and frameBaseBytes for the return address, frame pointer and
+// stack check. Compiled guests' real frames are 10-60 times smaller; the
+// largest we could construct (200 values live across a call) reached 40%
+// of their estimate. Counting every call's results matters: 100 calls of
+// 1000 results each, kept across a recursive call, make a frame of 800 KB
+// from 200 instructions (TestHostileStack).
 
 const (
 	tableElemBytes   = 8       // wazero's Reference is a uintptr
@@ -61,7 +76,8 @@ const (
 // boundConfig says what bound puts into a module.
 type boundConfig struct {
 	stackLimit uint32 // frame estimate, in bytes, past which a call traps; at most math.MaxInt32
-	yield      bool   // insert yields at loop headers
+	yield      bool   // insert yields at loop headers and function entries (uninterruptible)
+	entryLoop  bool   // insert an empty loop at function entries, for wazero's termination check (interruptible)
 }
 
 // bounded is a rewritten module.
@@ -221,6 +237,7 @@ func bound(bin []byte, cfg boundConfig) (*bounded, error) {
 			depth:     b.depthGlobal,
 			high:      b.highGlobal,
 			limit:     cfg.stackLimit,
+			entryLoop: cfg.entryLoop,
 		}
 		if cfg.yield && hasMemory {
 			rw.yield, rw.yieldGlobal = true, yieldGlobal
@@ -327,6 +344,7 @@ type codeRewriter struct {
 	limit       uint32
 	yield       bool
 	yieldGlobal uint32
+	entryLoop   bool
 	extraTypes  []funcType
 
 	// Reused from function to function.
@@ -376,6 +394,8 @@ func (rw *codeRewriter) code(body []byte) ([]byte, error) {
 //
 //	locals
 //	depth += cost; if depth > high { high = depth; if high > limit { unreachable } }
+//	loop end             ;; interruptible: wazero's termination check
+//	                     ;; (uninterruptible: a yield, as at loop headers)
 //	block (result ...)   ;; the original body, its returns now br to here
 //	  ...
 //	end
@@ -405,6 +425,7 @@ func (rw *codeRewriter) function(out, fn []byte, t funcType) ([]byte, error) {
 		instrs   uint64
 		vectors  uint64
 		maxCall  uint64
+		made     uint64 // bytes of the values calls and block types make beyond one an instruction
 		depth    uint32
 		finalEnd = -1
 	)
@@ -415,10 +436,10 @@ func (rw *codeRewriter) function(out, fn []byte, t funcType) ([]byte, error) {
 		instrs++
 		switch op {
 		case 0x02, 0x04: // block, if
-			rw.blockTypeIn(&d)
+			made = min(made+rw.blockTypeIn(&d), maxFrameEstimate)
 			depth++
 		case 0x03: // loop
-			rw.blockTypeIn(&d)
+			made = min(made+rw.blockTypeIn(&d), maxFrameEstimate)
 			depth++
 			if rw.yield {
 				sites = append(sites, site{at: at, end: d.off, loop: true})
@@ -436,6 +457,7 @@ func (rw *codeRewriter) function(out, fn []byte, t funcType) ([]byte, error) {
 			if int(f) < len(rw.funcTypes) {
 				ct := rw.types[rw.funcTypes[f]]
 				maxCall = max(maxCall, uint64(len(ct.params)+len(ct.results)))
+				made = min(made+valueBytes(ct.results), maxFrameEstimate)
 			}
 		case 0x11: // call_indirect
 			ti := d.u32()
@@ -446,6 +468,7 @@ func (rw *codeRewriter) function(out, fn []byte, t funcType) ([]byte, error) {
 			}
 			ct := rw.types[ti]
 			maxCall = max(maxCall, uint64(len(ct.params)+len(ct.results)))
+			made = min(made+valueBytes(ct.results), maxFrameEstimate)
 		case 0x23, 0x24: // global.get, global.set
 			if g := d.u32(); g >= rw.globals {
 				d.fail(fmt.Errorf("global %d out of range", g))
@@ -468,7 +491,7 @@ func (rw *codeRewriter) function(out, fn []byte, t funcType) ([]byte, error) {
 	}
 
 	cost := frameBaseBytes + min(frameSavedBytes, 16*instrs) + 8*(instrs+vectors) +
-		16*(uint64(len(t.params)+len(t.results))+locals+maxCall)
+		16*(uint64(len(t.params)+len(t.results))+locals+maxCall) + made
 	cost = min(cost, maxFrameEstimate)
 
 	rw.sites = sites
@@ -486,6 +509,12 @@ func (rw *codeRewriter) function(out, fn []byte, t funcType) ([]byte, error) {
 	out = rw.globalGet(out, rw.high)
 	out = appendI32Const(out, rw.limit)
 	out = append(out, 0x4b, 0x04, 0x40, 0x00, 0x0b, 0x0b) // i32.gt_u if unreachable end end
+	// Leave native code now and then even without a loop (see the top).
+	if rw.yield {
+		out = rw.yieldCode(out)
+	} else if rw.entryLoop {
+		out = append(out, 0x03, 0x40, 0x0b) // loop end
+	}
 	// The body in a block of the function's results.
 	out = append(out, 0x02)
 	out = rw.blockType(out, t.results)
@@ -511,8 +540,9 @@ func (rw *codeRewriter) function(out, fn []byte, t funcType) ([]byte, error) {
 	return append(out, 0x0b), nil
 }
 
-// yieldCode counts a loop iteration down and, at zero, resets the count
-// and leaves native code (memory.grow 0 runs in Go and changes nothing).
+// yieldCode counts a loop iteration or function entry down and, at zero,
+// resets the count and leaves native code (memory.grow 0 runs in Go and
+// changes nothing).
 func (rw *codeRewriter) yieldCode(out []byte) []byte {
 	out = rw.globalGet(out, rw.yieldGlobal)
 	out = append(out, 0x45, 0x04, 0x40) // i32.eqz if
@@ -525,8 +555,11 @@ func (rw *codeRewriter) yieldCode(out []byte) []byte {
 }
 
 // blockTypeIn reads a block type: 0x40, a value type or a type index,
-// which must be one of the module's own.
-func (rw *codeRewriter) blockTypeIn(r *reader) {
+// which must be one of the module's own. It returns the bytes of the values
+// the block makes beyond the one its instruction counts: the parameters and
+// results of a type index (wazero makes block parameters of them), and the
+// second half of a vector result.
+func (rw *codeRewriter) blockTypeIn(r *reader) uint64 {
 	var v int64
 	var shift uint
 	for i := 0; ; i++ {
@@ -541,12 +574,31 @@ func (rw *codeRewriter) blockTypeIn(r *reader) {
 		}
 		if i == 4 || r.err != nil {
 			r.fail(errors.New("bad block type"))
-			return
+			return 0
 		}
 	}
-	if v >= int64(len(rw.types)) {
+	switch {
+	case v >= int64(len(rw.types)):
 		r.fail(fmt.Errorf("block type %d out of range", v))
+	case v >= 0:
+		t := rw.types[v]
+		return valueBytes(t.params) + valueBytes(t.results)
+	case v == -5: // v128
+		return 8
 	}
+	return 0
+}
+
+// valueBytes is what wazero's frame may hold for values of types ts: a
+// spill slot each, 8 bytes or 16 for a vector.
+func valueBytes(ts []byte) uint64 {
+	n := 8 * uint64(len(ts))
+	for _, t := range ts {
+		if t == 0x7b {
+			n += 8
+		}
+	}
+	return n
 }
 
 func (rw *codeRewriter) blockType(out []byte, results []byte) []byte {

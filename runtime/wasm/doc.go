@@ -29,7 +29,7 @@
 //	context canceled                  503 "wasm stage S canceled"   context.Canceled          replaced
 //	memory grow past the limit        507 "... exceeded its memory limit of N" ErrMemoryLimit replaced
 //	call stack past its share         500 "wasm stage S trapped: stack overflow (...)" ErrTrap replaced
-//	input larger than the limit       413                           ErrMemoryLimit  not called
+//	input larger than linear memory   413                           ErrMemoryLimit  not called
 //	pointer/length outside memory,
 //	output over MaxOutput             500 "... returned an invalid result ..." ErrBadOutput replaced
 //	stage not exported                500                           ErrNoStage
@@ -62,13 +62,15 @@
 //     call, or by 2^32 and kill the process.)
 //   - Call stack: 1/16 of the limit (4 MiB of 64 MiB). Each function adds
 //     an estimate of its native frame to a counter on entry (8 bytes an
-//     instruction, more for vectors, parameters and locals: 10-60 times
-//     the real frame of compiled guests, and more than any frame we could
-//     construct) and a call that would pass the share traps with a 500
+//     instruction and a value a call or block type makes, more for
+//     vectors, parameters and locals: 10-60 times the real frame of
+//     compiled guests, and more than any frame we could construct) and a
+//     call that would pass the share traps with a 500
 //     saying so. An instance whose stack grew past half its share is
 //     replaced after its call: wazero never shrinks a stack. Recursion
 //     that needs more depth needs a larger wasm.memory.
-//   - Linear memory gets the rest.
+//   - Linear memory gets the rest. An input larger than that is refused
+//     with 413 before any instance is touched.
 //
 // cortex.log is limited too: at most 100 lines and 64 KiB per call and
 // 1000 lines and 1 MiB per second per Module; lines past that are dropped,
@@ -88,9 +90,11 @@
 //
 // Stopping a runaway guest needs wazero's WithCloseOnContextDone, which
 // compiles a check into every loop header and starts a watcher goroutine
-// per call. The call overhead stays within a few microseconds, but guest
-// code runs several times slower, most of all Go guests (the Go wasm
-// backend puts a loop around every function body). See BENCHMARKS.md.
+// per call; the rewrite adds an empty loop at every function entry, so
+// recursion without a loop is checked too. The call overhead stays within
+// a few microseconds, but guest code runs several times slower, most of
+// all Go guests (the Go wasm backend puts a loop around every function
+// body). See BENCHMARKS.md.
 // Options.Uninterruptible turns it off for a guest that is trusted to
 // finish: its code then runs at nearly wazero's full speed, and a deadline
 // is noticed only when the call returns. The trade-off: a guest that never
@@ -103,10 +107,10 @@
 // for such a call to end, so one looping request froze health checks and
 // every other request (with two cores, two loops did even without a GC).
 // The rewrite gives uninterruptible code a yield instead: every 65536
-// loop iterations it runs memory.grow 0, which wazero executes in Go,
-// where the goroutine can be preempted. (Capping uninterruptible calls at
-// GOMAXPROCS-1 would not have helped: the stop-the-world waits for the
-// one running call too.)
+// loop iterations and function calls it runs memory.grow 0, which wazero
+// executes in Go, where the goroutine can be preempted. (Capping
+// uninterruptible calls at GOMAXPROCS-1 would not have helped: the
+// stop-the-world waits for the one running call too.)
 //
 // # Metrics
 //

@@ -90,7 +90,7 @@ func FuzzBound(f *testing.F) {
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx) // the features New enables
 	f.Cleanup(func() { rt.Close(ctx) })
-	for _, g := range []rawGuest{tableGuest(), recursionGuest(), loopGuest(), logGuest(), multiValueGuest()} {
+	for _, g := range []rawGuest{tableGuest(), recursionGuest(), loopGuest(), logGuest(), multiValueGuest(), binaryRecursionGuest(), initLogGuest(3), multiValueFrameGuest()} {
 		f.Add(g.bytes())
 	}
 	compiles := func(bin []byte) error {

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,9 +82,21 @@ var hostileScenarios = map[string]func(t *testing.T, r *hostileReport){
 		r.call(m, []byte("recurse:10000000"))
 		r.Stats = m.Stats()
 	},
+	"stack-multi-value": func(t *testing.T, r *hostileReport) {
+		m := loadRaw(t, multiValueFrameGuest(), wasm.Options{Instances: 1, MemoryLimitPages: hostileLimitPages})
+		r.call(m, hostile('m', 1_000_000))
+		r.Stats = m.Stats()
+	},
 	"loops": func(t *testing.T, r *hostileReport) {
 		loops, _ := strconv.Atoi(os.Getenv("LOOPS"))
-		r.Measures = uninterruptibleLoops(t, loops, &r.Calls)
+		r.Measures = uninterruptibleLoops(t, loops, busyGuests[os.Getenv("GUEST")], &r.Calls)
+	},
+	"recursion-deadline": func(t *testing.T, r *hostileReport) {
+		m := loadRaw(t, binaryRecursionGuest(), wasm.Options{Instances: 1, MemoryLimitPages: hostileLimitPages})
+		start := time.Now()
+		r.callWithin(m, hostile('b', 60), 200*time.Millisecond) // 2^61 calls
+		r.Measures = map[string]float64{"call_ms": float64(time.Since(start).Milliseconds())}
+		r.Stats = m.Stats()
 	},
 }
 
@@ -103,13 +117,19 @@ func TestHostileChild(t *testing.T) {
 }
 
 // runHostile runs scenario name in a child process and returns its report;
-// the child dying or hanging fails the test.
+// the child dying or hanging (for 3 minutes) fails the test.
 func runHostile(t *testing.T, name string, env ...string) hostileReport {
+	t.Helper()
+	return runHostileWithin(t, name, 3*time.Minute, env...)
+}
+
+// runHostileWithin is runHostile with the time the child may take.
+func runHostileWithin(t *testing.T, name string, timeout time.Duration, env ...string) hostileReport {
 	t.Helper()
 	if goruntime.GOOS != "linux" {
 		t.Skip("measures RSS through /proc")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHostileChild$", "-test.count=1")
 	cmd.Env = append(append(os.Environ(), hostileEnv+"="+name), env...)
@@ -148,17 +168,24 @@ func loadRaw(t *testing.T, g rawGuest, opts wasm.Options) *wasm.Module {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close(context.Background()) })
-	goruntime.GC()
+	// What compiling freed goes back to the OS: the guest's allocations
+	// would reuse it without adding to the RSS.
+	debug.FreeOSMemory()
 	resetPeak()
 	return m
 }
 
 // call makes one hostile call, then an ordinary one, and records both and
 // the peak RSS so far.
-func (r *hostileReport) call(m *wasm.Module, in []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+func (r *hostileReport) call(m *wasm.Module, in []byte) { r.callWithin(m, in, time.Minute) }
+
+// callWithin is call with the hostile call's deadline.
+func (r *hostileReport) callWithin(m *wasm.Module, in []byte, deadline time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	out, err := m.Preprocess(ctx, in)
+	cancel()
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	c := callResult{Status: 200, Output: out, Trap: errors.Is(err, wasm.ErrTrap)}
 	var fe *functions.Error
 	if errors.As(err, &fe) {
@@ -272,6 +299,23 @@ func TestHostileStack(t *testing.T) {
 		wantServedAfter(t, r.Calls)
 		wantPeak(t, r)
 	})
+
+	// Frames far larger than their instructions: each call of a function
+	// returning 1000 values makes 1000 values (the estimate counted one),
+	// and f keeps 100 calls' worth across its recursive call. Its frames
+	// were ~40 times their estimate, so the stack grew to wazero's own
+	// ceiling before the limit noticed.
+	t.Run("multi-value calls", func(t *testing.T) {
+		r := runHostile(t, "stack-multi-value")
+		if c := r.Calls[0]; c.Status != 500 || !c.Trap || c.Message != msg {
+			t.Errorf("runaway recursion with 100000 values a frame: got %d %q (trap %v), want 500 %q", c.Status, c.Message, c.Trap, msg)
+		}
+		if got := r.Stats.Discards[wasm.DiscardStackLimit]; got != 1 {
+			t.Errorf("got %d stack_limit discards, want 1", got)
+		}
+		wantServedAfter(t, r.Calls)
+		wantPeak(t, r)
+	})
 }
 
 // TestHostileUninterruptibleLoops: guests looping in uninterruptible
@@ -284,9 +328,15 @@ func TestHostileStack(t *testing.T) {
 // between two answered checks must stay under 750 ms and half the loops'
 // time (it was all of it).
 func TestHostileUninterruptibleLoops(t *testing.T) {
+	testUninterruptible(t, "")
+}
+
+// testUninterruptible runs the scenario of TestHostileUninterruptibleLoops
+// with busyGuests[guest].
+func testUninterruptible(t *testing.T, guest string) {
 	for _, loops := range []int{2, 1} {
 		t.Run(fmt.Sprintf("%d loops", loops), func(t *testing.T) {
-			r := runHostile(t, "loops", "GOMAXPROCS=2", "LOOPS="+strconv.Itoa(loops))
+			r := runHostile(t, "loops", "GOMAXPROCS=2", "LOOPS="+strconv.Itoa(loops), "GUEST="+guest)
 			t.Logf("loops %.0f ms, longest gap between health checks %.0f ms", r.Measures["loop_ms"], r.Measures["health_gap_ms"])
 			for i, c := range r.Calls {
 				if c.Status != 200 {
@@ -305,17 +355,64 @@ func TestHostileUninterruptibleLoops(t *testing.T) {
 	}
 }
 
-// uninterruptibleLoops runs loops uninterruptible calls of ~3s at once and
-// health checks beside them; it returns the loop time and the longest gap
-// between health checks.
-func uninterruptibleLoops(t *testing.T, loops int, calls *[]callResult) map[string]float64 {
-	m := loadRaw(t, loopGuest(), wasm.Options{Instances: loops, Uninterruptible: true, MemoryLimitPages: hostileLimitPages})
+// busyGuest is a guest that computes for as long as its input says, and
+// the input that keeps it busy for about 3 s (measured on m).
+type busyGuest struct {
+	guest rawGuest
+	input func(t *testing.T, m *wasm.Module) []byte
+}
+
+// busyGuests are what the uninterruptible scenarios run, by $GUEST: a loop
+// that calls nothing, or recursion without a loop.
+var busyGuests = map[string]busyGuest{
+	"": {loopGuest(), func(t *testing.T, m *wasm.Module) []byte {
+		start := time.Now()
+		if _, err := m.Preprocess(context.Background(), hostile('l', 50_000_000)); err != nil {
+			t.Fatal(err)
+		}
+		return hostile('l', uint32(min(3*float64(time.Second)/float64(time.Since(start))*50e6, 4e9)))
+	}},
+	"recursion": {binaryRecursionGuest(), func(t *testing.T, m *wasm.Module) []byte {
+		const n = 22 // 2^23 calls
+		start := time.Now()
+		if _, err := m.Preprocess(context.Background(), hostile('b', n)); err != nil {
+			t.Fatal(err)
+		}
+		// f(n+1) takes twice as long as f(n).
+		more := math.Round(math.Log2(3 * float64(time.Second) / float64(time.Since(start))))
+		return hostile('b', uint32(n+max(more, 0)))
+	}},
+}
+
+// TestHostileRecursionWithoutLoops: a guest that recurses without a loop,
+// f(n){ if n { f(n-1); f(n-1) } }, makes 2^n calls at a depth of n, so
+// the stack limit never stops it, and wazero left native code only at loop
+// headers (its termination checks, the yields) and to grow the stack: an
+// interruptible call ignored its deadline and ran for good (n = 60), and
+// an uninterruptible one stalled the process like a loop. Every function
+// entry now has what a loop header has.
+func TestHostileRecursionWithoutLoops(t *testing.T) {
+	t.Run("interruptible", func(t *testing.T) {
+		r := runHostileWithin(t, "recursion-deadline", 30*time.Second)
+		t.Logf("the call took %.0f ms under a 200 ms deadline", r.Measures["call_ms"])
+		if c := r.Calls[0]; c.Status != 504 || !strings.HasPrefix(c.Message, "wasm stage preprocess timed out") {
+			t.Errorf("2^61 calls under a 200 ms deadline: got %d %q, want 504 timed out", c.Status, c.Message)
+		}
+		if got := r.Stats.Discards[wasm.DiscardDeadline]; got != 1 {
+			t.Errorf("got %d deadline discards, want 1", got)
+		}
+		wantServedAfter(t, r.Calls)
+	})
+	t.Run("uninterruptible", func(t *testing.T) { testUninterruptible(t, "recursion") })
+}
+
+// uninterruptibleLoops runs loops uninterruptible calls of ~3s of g at
+// once and health checks beside them; it returns the calls' time and the
+// longest gap between health checks.
+func uninterruptibleLoops(t *testing.T, loops int, g busyGuest, calls *[]callResult) map[string]float64 {
+	m := loadRaw(t, g.guest, wasm.Options{Instances: loops, Uninterruptible: true, MemoryLimitPages: hostileLimitPages})
 	ctx := context.Background()
-	start := time.Now()
-	if _, err := m.Preprocess(ctx, hostile('l', 50_000_000)); err != nil {
-		t.Fatal(err)
-	}
-	n := uint32(min(3*float64(time.Second)/float64(time.Since(start))*50e6, 4e9))
+	in := g.input(t, m)
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }))
 	defer srv.Close()
@@ -341,7 +438,7 @@ func uninterruptibleLoops(t *testing.T, loops int, calls *[]callResult) map[stri
 	t0 := time.Now()
 	for i := range loops {
 		wg.Go(func() {
-			_, err := m.Preprocess(ctx, hostile('l', n))
+			_, err := m.Preprocess(ctx, in)
 			results[i] = callResult{Status: functions.StatusOf(err)}
 			if err == nil {
 				results[i].Status = 200
@@ -381,7 +478,6 @@ func uninterruptibleLoops(t *testing.T, loops int, calls *[]callResult) map[stri
 	return map[string]float64{
 		"loop_ms":       float64(loopTime.Milliseconds()),
 		"health_gap_ms": float64(worst.Milliseconds()),
-		"iterations":    float64(n),
 	}
 }
 
@@ -444,6 +540,60 @@ func TestHostileLogs(t *testing.T) {
 	}
 }
 
+// loadLogged loads an assembled guest whose logs are under test.
+func loadLogged(t *testing.T, g rawGuest, logs *countingWriter) *wasm.Module {
+	t.Helper()
+	m, err := wasm.New(context.Background(), g.write(t), wasm.Options{Instances: 1, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+// TestLogSummaryDue: the summary of dropped lines is written by the first
+// call to end once one is due, whoever dropped them: a call suppressed in
+// the second of an earlier summary, or the instantiation (its _initialize
+// is limited by the module's share of a second). It used to wait for a
+// call that dropped lines itself, or for Close.
+func TestLogSummaryDue(t *testing.T) {
+	t.Run("suppressed call", func(t *testing.T) {
+		var logs countingWriter
+		m := loadLogged(t, logGuest(), &logs)
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		m.SetLogClock(func() time.Time { return now })
+		over := binary.LittleEndian.AppendUint32(hostile('L', 150), 1) // 50 over a call's 100 lines
+		for range 2 {
+			if _, err := m.Preprocess(context.Background(), over); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := logs.lines("dropped_lines=50 "); got != 1 {
+			t.Fatalf("got %d summaries after two calls in one second, want 1 (the second is not due):\n%s", got, logs.text())
+		}
+		now = now.Add(2 * time.Second)
+		if out, err := m.Preprocess(context.Background(), []byte("e-quiet")); err != nil || string(out) != "e-quiet" {
+			t.Fatalf("got %q, %v", out, err)
+		}
+		if got := logs.lines("dropped_lines=50 "); got != 2 {
+			t.Errorf("got %d summaries once the second call's was due, want 2:\n%s", got, logs.text())
+		}
+	})
+	t.Run("instantiation", func(t *testing.T) {
+		var logs countingWriter
+		// 2500 lines: at least 500 over the share of a second, even if
+		// _initialize runs across the turn of one.
+		m := loadLogged(t, initLogGuest(2500), &logs)
+		dropped := m.Stats().LogDropped
+		if dropped < 500 {
+			t.Fatalf("_initialize had %d lines dropped, want at least 500", dropped)
+		}
+		if got := logs.lines(fmt.Sprintf("dropped_lines=%d ", dropped)); got != 1 {
+			t.Errorf("got %d summaries of %d lines dropped by _initialize after New, want 1:\n%s", got, dropped, tail(logs.text(), 2000))
+		}
+	})
+}
+
 // countingWriter counts what a logger writes and keeps the lines that are
 // not guest messages of 4 KiB.
 type countingWriter struct {
@@ -484,6 +634,36 @@ func (w *countingWriter) text() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return strings.Join(w.kept, "")
+}
+
+// TestFrameEstimate: the frame estimate counts every value a function can
+// hold, not one an instruction: a call makes as many as its callee
+// returns, and a block of a type index as many as its type has parameters
+// and results. multiValueFrameGuest's f holds 100000 values (800 KB) that
+// its 200 instructions made by calls; its variant makes them by blocks
+// that return 1000 values each.
+func TestFrameEstimate(t *testing.T) {
+	const want = 100 * 1000 * 8
+	calls := multiValueFrameGuest()
+	blocks := multiValueFrameGuest()
+	blocks.funcs[0].code = cat(
+		bytes.Repeat([]byte{0x02, 0x04, 0x00, 0x0b}, 100), // block (type 4: () -> 1000 i32) unreachable end
+		bytes.Repeat([]byte{0x10, 0x07}, 100),             // call h
+		[]byte{0x41, 0x00},
+	)
+	for name, g := range map[string]rawGuest{"calls": calls, "blocks": blocks} {
+		costs, err := wasm.FrameEstimates(g.bytes())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if f := costs[3]; f < want { // defined functions: cortex_abi_v1, alloc, preprocess, f
+			t.Errorf("%s: f's frame estimate is %d bytes, want at least the %d its values take", name, f, want)
+		}
+	}
+	// Both are modules wazero takes.
+	for _, g := range []rawGuest{calls, blocks} {
+		loadRaw(t, g, wasm.Options{Instances: 1})
+	}
 }
 
 // TestBoundKeepsResults: the rewrite wraps every function body in a block

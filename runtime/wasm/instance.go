@@ -59,6 +59,9 @@ type instance struct {
 // instantiate creates and initialises one instance from the compiled
 // module.
 func (m *Module) instantiate(ctx context.Context) (*instance, error) {
+	// What _initialize wrote past the log limits is reported as a call's
+	// drops are.
+	defer m.logs.report(m, false)
 	inst := &instance{}
 	limit := uint64(m.memoryPages) * pageSize
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(

@@ -12,7 +12,9 @@ import (
 // it in a loop, and every line reaches the function's log (and its log
 // bill), so lines past a call's share or the module's share of the current
 // second are dropped and counted (Stats.LogDropped), and one line says how
-// many, at most once a second.
+// many, at most once a second: the first call or instantiation to end once
+// one is due writes it, whoever dropped the lines (an instantiation, this
+// call or calls whose summary had to wait), and Close writes what is left.
 const (
 	logLinesPerCall   = 100
 	logBytesPerCall   = 64 << 10
@@ -34,6 +36,9 @@ type logLimiter struct {
 	// Dropped since the last summary line, and when that was.
 	pendingLines, pendingBytes uint64
 	lastSummary                time.Time
+	// pending says pendingLines > 0, so that the end of a call finds
+	// nothing to report without taking the lock.
+	pending atomic.Bool
 
 	// Totals for Stats.
 	dropped, droppedBytes atomic.Uint64
@@ -60,6 +65,7 @@ func (l *logLimiter) allow(inst *instance, n uint32) bool {
 	} else if inst == nil {
 		l.pendingLines++
 		l.pendingBytes += uint64(n)
+		l.pending.Store(true)
 		l.dropped.Add(1)
 		l.droppedBytes.Add(uint64(n))
 	}
@@ -80,36 +86,40 @@ func (l *logLimiter) allow(inst *instance, n uint32) bool {
 func (l *logLimiter) endCall(m *Module, inst *instance) {
 	lines, bytes := inst.dropLines, inst.dropBytes
 	inst.logLines, inst.logBytes, inst.dropLines, inst.dropBytes = 0, 0, 0, 0
-	if lines == 0 {
+	if lines > 0 {
+		l.dropped.Add(lines)
+		l.droppedBytes.Add(bytes)
+		l.mu.Lock()
+		l.pendingLines += lines
+		l.pendingBytes += bytes
+		l.pending.Store(true)
+		l.mu.Unlock()
+	}
+	l.report(m, false)
+}
+
+// report writes the summary of what was dropped since the last one, if
+// anything was and one is due (always, with force).
+func (l *logLimiter) report(m *Module, force bool) {
+	if !l.pending.Load() {
 		return
 	}
-	l.dropped.Add(lines)
-	l.droppedBytes.Add(bytes)
 	l.mu.Lock()
-	l.pendingLines += lines
-	l.pendingBytes += bytes
+	lines, bytes := l.pendingLines, l.pendingBytes
 	now := l.clock()
-	if now.Sub(l.lastSummary) < logSummaryEvery {
+	if lines == 0 || !force && now.Sub(l.lastSummary) < logSummaryEvery {
 		l.mu.Unlock()
 		return
 	}
 	l.lastSummary = now
-	lines, bytes = l.pendingLines, l.pendingBytes
 	l.pendingLines, l.pendingBytes = 0, 0
+	l.pending.Store(false)
 	l.mu.Unlock()
 	l.summary(m, lines, bytes)
 }
 
 // flush writes the summary of what was dropped since the last one.
-func (l *logLimiter) flush(m *Module) {
-	l.mu.Lock()
-	lines, bytes := l.pendingLines, l.pendingBytes
-	l.pendingLines, l.pendingBytes = 0, 0
-	l.mu.Unlock()
-	if lines > 0 {
-		l.summary(m, lines, bytes)
-	}
-}
+func (l *logLimiter) flush(m *Module) { l.report(m, true) }
 
 func (l *logLimiter) summary(m *Module, lines, bytes uint64) {
 	m.log.Warn("wasm guest log lines dropped by the log limits",

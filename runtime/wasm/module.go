@@ -206,7 +206,7 @@ func (m *Module) init(ctx context.Context, wasmPath string, bin []byte) error {
 func (m *Module) compileBounded(ctx context.Context, wasmPath string, bin []byte) (wazero.CompiledModule, error) {
 	limit := uint64(m.opts.MemoryLimitPages) * pageSize
 	m.stackLimit = uint32(min(limit/stackShare, math.MaxInt32))
-	b, err := bound(bin, boundConfig{stackLimit: m.stackLimit, yield: m.opts.Uninterruptible})
+	b, err := bound(bin, boundConfig{stackLimit: m.stackLimit, yield: m.opts.Uninterruptible, entryLoop: !m.opts.Uninterruptible})
 	if err != nil {
 		// Not handed to wazero: it may be a binary that makes wazero
 		// allocate without bound.
@@ -369,11 +369,13 @@ func (m *Module) run(ctx context.Context, st stage, in []byte) ([]byte, error) {
 		return nil, stageError(http.StatusInternalServerError,
 			fmt.Sprintf("wasm module %s has no %s stage", m.name, st), ErrNoStage)
 	}
-	// An input that cannot fit the guest's memory (or a 32-bit length)
-	// is refused before any instance is touched.
-	if limit := uint64(m.opts.MemoryLimitPages) * pageSize; uint64(len(in)) > min(limit, math.MaxUint32-inputBufferMin) {
+	// An input that cannot fit the guest's linear memory (what the limit
+	// leaves it once the call stack and the tables have their shares), or
+	// a 32-bit length, is refused before any instance is touched.
+	if limit := uint64(m.memoryPages) * pageSize; uint64(len(in)) > min(limit, math.MaxUint32-inputBufferMin) {
 		return nil, stageError(http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("wasm stage %s: input of %d bytes does not fit its memory limit of %d bytes", st, len(in), uint64(m.opts.MemoryLimitPages)*pageSize),
+			fmt.Sprintf("wasm stage %s: input of %d bytes does not fit its memory limit of %s (%d bytes of linear memory once its call stack and tables have their share)",
+				st, len(in), formatBytes(uint64(m.opts.MemoryLimitPages)*pageSize), limit),
 			ErrMemoryLimit)
 	}
 	if m.opts.Timeout > 0 {

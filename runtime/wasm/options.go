@@ -50,8 +50,9 @@ type Options struct {
 	// caller still gets its 504 at the deadline (the runtime does not wait),
 	// but the instance, and the request's concurrency slot, stay busy until
 	// the guest returns, and a guest that never returns holds them for
-	// good. Its loops still yield to the Go scheduler (every 65536
-	// iterations), so the rest of the process keeps running. For stages
+	// good. Its loops and calls still yield to the Go scheduler (every
+	// 65536 iterations and calls), so the rest of the process keeps
+	// running. For stages
 	// whose code the function's owner trusts to finish (cortex.yaml
 	// wasm.interruptible: false).
 	Uninterruptible bool

@@ -1,6 +1,7 @@
 package wasm_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 //	         2 cortex_abi_v1  3 alloc (always 1024)  4 preprocess
 //	         5... funcs
 //	memory   pages, no maximum, exported
+//	exports  cortex_abi_v1, alloc, preprocess, memory, then exports
 //
 // preprocess gets locals 0 (ptr) and 1 (len), then its own; it reads the
 // input at local 0 and returns an i64 (ptr<<32 | len).
@@ -32,6 +34,12 @@ type rawGuest struct {
 	tables     []byte // the table section's body, or nil
 	pages      uint32 // initial memory pages; 0 means 1
 	data       []rawData
+	exports    []rawExport // more functions to export
+}
+
+type rawExport struct {
+	name string
+	fn   int
 }
 
 type rawType struct{ params, results []byte }
@@ -87,11 +95,14 @@ func (g rawGuest) bytes() []byte {
 	}
 	pages := max(g.pages, 1)
 	memSec := uleb(append(uleb(nil, 1), 0x00), int(pages))
-	exportSec := uleb(nil, 4)
+	exportSec := uleb(nil, 4+len(g.exports))
 	for i, name := range []string{"cortex_abi_v1", "alloc", "preprocess"} {
 		exportSec = uleb(append(str(exportSec, name), 0x00), 2+i)
 	}
 	exportSec = append(str(exportSec, "memory"), 0x02, 0x00)
+	for _, e := range g.exports {
+		exportSec = uleb(append(str(exportSec, e.name), 0x00), e.fn)
+	}
 
 	b := []byte("\x00asm\x01\x00\x00\x00")
 	b = section(b, 1, typeSec)
@@ -230,6 +241,19 @@ func logGuest() rawGuest {
 	}
 }
 
+// initLogGuest is logGuest with an _initialize that calls cortex.log n
+// times with a one-byte message.
+func initLogGuest(n int) rawGuest {
+	g := logGuest()
+	g.funcs = append(g.funcs, rawFunc{typ: 0, locals: []byte{0x01, i32}, nLocals: 1, code: cat(
+		[]byte{0x02, 0x40, 0x03, 0x40, 0x20, 0x00}, i32Const(int64(n)), []byte{0x4f, 0x0d, 0x01}, // i >= n br_if 1
+		i32Const(4), i32Const(8192), i32Const(1), []byte{0x10, 0x01}, // cortex.log(warn, "x")
+		[]byte{0x20, 0x00, 0x41, 0x01, 0x6a, 0x21, 0x00, 0x0c, 0x00, 0x0b, 0x0b}, // i += 1 br 0 end end
+	)})
+	g.exports = []rawExport{{"_initialize", 5}}
+	return g
+}
+
 // multiValueGuest's preprocess returns a + b, 4 bytes, for input 'r' n,
 // where f(n) returns (a, b): (7, 8) by return for 0, (1, 2) by a branch
 // to its own label for 1, (n, n) by its end otherwise.
@@ -242,5 +266,46 @@ func multiValueGuest() rawGuest {
 			[]byte{0x20, 0x00, 0x41, 0x01, 0x46, 0x04, 0x40}, i32Const(1), i32Const(2), []byte{0x0c, 0x01, 0x0b},
 			[]byte{0x20, 0x00, 0x20, 0x00},
 		)}},
+	}
+}
+
+// binaryRecursionGuest's preprocess calls f(n) for input 'b' n, where
+// f(n){ if n { f(n-1); f(n-1) } }: 2^(n+1)-1 calls at a depth of n, and
+// no loop anywhere. It returns nothing.
+func binaryRecursionGuest() rawGuest {
+	fn := []byte{0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x05} // f(n-1)
+	return rawGuest{
+		extraTypes: []rawType{{[]byte{i32}, nil}}, // type 4
+		pre:        cat(echoFirst, argU32, []byte{0x10, 0x05, 0x42, 0x00}),
+		funcs: []rawFunc{{typ: 4, code: cat(
+			[]byte{0x20, 0x00, 0x04, 0x40}, // local.get 0 if
+			fn, fn,
+			[]byte{0x0b}, // end
+		)}},
+	}
+}
+
+// multiValueFrameGuest's preprocess calls f(n) for input 'm' n and returns
+// its result, 4 bytes. f makes a frame far larger than its instructions:
+// it calls g, which returns 1000 values, 100 times, then f(n-1), and only
+// then hands the 100000 values, kept across that call, to h, 1000 at a
+// time. About 200 instructions hold 800 KB of values.
+func multiValueFrameGuest() rawGuest {
+	const values, calls = 1000, 100
+	many := bytes.Repeat([]byte{i32}, values)
+	return rawGuest{
+		extraTypes: []rawType{{nil, many}, {many, nil}}, // types 4 () -> 1000 i32, 5 1000 i32 -> ()
+		pre:        cat(echoFirst, i32Const(0), argU32, []byte{0x10, 0x05, 0x36, 0x02, 0x00, 0x42, 0x04}),
+		funcs: []rawFunc{
+			{typ: 1, code: cat( // 5: f
+				[]byte{0x20, 0x00, 0x45, 0x04, 0x40, 0x41, 0x00, 0x0f, 0x0b}, // if n == 0 { return 0 }
+				bytes.Repeat([]byte{0x10, 0x06}, calls),                      // call g
+				[]byte{0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x05, 0x1a},       // f(n-1) drop
+				bytes.Repeat([]byte{0x10, 0x07}, calls),                      // call h
+				[]byte{0x20, 0x00},                                           // n
+			)},
+			{typ: 4, code: bytes.Repeat([]byte{0x41, 0x00}, values)}, // 6: g
+			{typ: 5}, // 7: h
+		},
 	}
 }

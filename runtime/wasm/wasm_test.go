@@ -272,6 +272,31 @@ func TestMemoryLimit(t *testing.T) {
 	wantError(t, err, 413, "wasm stage preprocess: input of", wasm.ErrMemoryLimit)
 }
 
+// TestInputLimit: an input larger than the linear memory the limit leaves
+// once the call stack and the tables have their shares is refused with 413
+// before any instance is touched, as one larger than the whole limit is
+// (one in between used to reach the guest and fail with 507).
+func TestInputLimit(t *testing.T) {
+	const limit = 128 // 8 MiB, 512 KiB of it the call stack's
+	m := newModule(t, "echo", wasm.Options{Instances: 1, MemoryLimitPages: limit, Logger: quiet(t)})
+	linear := int(m.MemoryPages()) * 65536
+	if linear > limit*65536-512<<10 {
+		t.Fatalf("linear memory is %d bytes, want at most %d", linear, limit*65536-512<<10)
+	}
+	_, err := m.Preprocess(context.Background(), make([]byte, linear+1))
+	wantError(t, err, 413, fmt.Sprintf("wasm stage preprocess: input of %d bytes does not fit its memory limit of 8 MiB", linear+1), wasm.ErrMemoryLimit)
+	if s := m.Stats(); s.Started != 1 || s.Discards[wasm.DiscardMemoryLimit] != 0 {
+		t.Errorf("got Stats %+v, want the instance untouched", s)
+	}
+	// An input as large as linear memory is the guest's to fail with:
+	// it cannot fit beside the guest's own data.
+	_, err = m.Preprocess(context.Background(), make([]byte, linear))
+	wantError(t, err, wasm.StatusMemoryLimit, "wasm stage preprocess exceeded its memory limit of 8 MiB", wasm.ErrMemoryLimit)
+	if out, err := m.Preprocess(context.Background(), []byte("still here")); err != nil || string(out) != "still here" {
+		t.Fatalf("after the failure: got %q, %v", out, err)
+	}
+}
+
 func TestRecycle(t *testing.T) {
 	m := newModule(t, "misbehave", wasm.Options{Instances: 1, MemoryLimitPages: 2048, RecycleAbovePages: 512, Logger: quiet(t)})
 	out, err := call(t, m, "grow:48") // 48 MiB, past the 32 MiB recycle mark
