@@ -153,6 +153,7 @@ func route(req *functions.Request) bool {
 //
 //	/healthz, /readyz, /metrics                   liveness, readiness, Prometheus metrics
 //	/v2, /v2/health/live, /v2/health/ready        Open Inference Protocol v2 server routes
+//	/v2/models, /v1/models                        the models the function serves
 //	/v2/models/{name}[/versions/{v}][/ready]      OIP model metadata and readiness
 //	/v1/models/{name}                             KServe V1 model status
 //
@@ -162,7 +163,8 @@ func route(req *functions.Request) bool {
 // everywhere, and takes every other path as a prediction (see Route).
 func ServiceRoute(path string) bool {
 	switch path {
-	case "/healthz", "/readyz", "/metrics", "/v2", "/v2/", "/v2/health/live", "/v2/health/ready":
+	case "/healthz", "/readyz", "/metrics", "/v2", "/v2/", "/v2/health/live", "/v2/health/ready",
+		"/v2/models", "/v2/models/", "/v1/models", "/v1/models/":
 		return true
 	}
 	if rest, ok := strings.CutPrefix(path, "/v2/models/"); ok {

@@ -10,6 +10,7 @@
 //	GET  /metrics                         Prometheus metrics (when the engine has them)
 //	GET  /v2                              Open Inference Protocol v2 server metadata
 //	GET  /v2/health/live, /v2/health/ready
+//	GET  /v2/models, /v1/models           the models the function serves: {"models": [names]}
 //	GET  /v2/models/{name}[/versions/{v}]         model metadata
 //	GET  /v2/models/{name}[/versions/{v}]/ready   model readiness
 //	POST /v2/models/{name}[/versions/{v}]/infer   OIP v2 inference
@@ -107,6 +108,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 		h.oip(w, r, strings.TrimPrefix(p, "/v2"))
+	case p == "/v1/models" || p == "/v1/models/":
+		h.modelIndex(w, r)
 	case strings.HasPrefix(p, "/v1/models/"):
 		h.v1(w, r, strings.TrimPrefix(p, "/v1/models/"))
 	default:
@@ -150,6 +153,10 @@ func (h *Handler) oip(w http.ResponseWriter, r *http.Request, rest string) {
 		if allow(w, r, http.MethodGet) {
 			h.ready(w)
 		}
+		return
+	}
+	if rest == "/models" || rest == "/models/" {
+		h.modelIndex(w, r)
 		return
 	}
 	model, ok := strings.CutPrefix(rest, "/models/")
@@ -205,6 +212,29 @@ func (h *Handler) knownModel(w http.ResponseWriter, r *http.Request, name string
 		return false
 	}
 	return true
+}
+
+// modelIndex answers GET /v2/models and GET /v1/models: the models the
+// function serves, as KServe's V1 list ({"models": [names]}), from the
+// engine's catalog; 503 until the engine is ready, as every model route.
+func (h *Handler) modelIndex(w http.ResponseWriter, r *http.Request) {
+	if h.catalog == nil {
+		h.notFound(w, r)
+		return
+	}
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	if !h.e.Ready() {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "function is not ready: its models are loading")
+		return
+	}
+	models := h.catalog.Models()
+	if models == nil {
+		models = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"models": models})
 }
 
 // notReady answers 503 with Retry-After, as KServe does for a model that

@@ -176,6 +176,17 @@ func TestRoutes(t *testing.T) {
 			}
 		}},
 		{name: "oip model ready", method: "GET", path: "/v2/models/iris/ready", wantStatus: 200},
+		{name: "oip model index", method: "GET", path: "/v2/models", wantStatus: 200, check: func(t *testing.T, r reply) {
+			if got := jsonPath(t, r.body, "models"); !sameJSON(got, []any{"iris"}) {
+				t.Errorf("models = %v, want [iris]", got)
+			}
+		}},
+		{name: "v1 model index", method: "GET", path: "/v1/models/", wantStatus: 200, check: func(t *testing.T, r reply) {
+			if got := jsonPath(t, r.body, "models"); !sameJSON(got, []any{"iris"}) {
+				t.Errorf("models = %v, want [iris]", got)
+			}
+		}},
+		{name: "model index is read-only", method: "POST", path: "/v1/models", body: setosa, wantStatus: 405},
 		{name: "v1 predict", method: "POST", path: "/v1/models/iris:predict",
 			body: `{"instances":[[5.1,3.5,1.4,0.2],[5.9,3.0,4.2,1.5],[6.7,3.0,5.2,2.3]]}`, wantStatus: 200, check: func(t *testing.T, r reply) {
 				if got := jsonPath(t, r.body, "predictions"); !sameJSON(got, []any{0.0, 1.0, 2.0}) {
@@ -356,7 +367,7 @@ func (bareEngine) Invoke(_ context.Context, req *functions.Request) (*functions.
 func TestEngineWithoutCatalog(t *testing.T) {
 	srv := httptest.NewServer(httpadapter.New(bareEngine{}))
 	t.Cleanup(srv.Close)
-	for _, path := range []string{"/v2/models/bare", "/v2/models/bare/ready", "/v1/models/bare"} {
+	for _, path := range []string{"/v2/models/bare", "/v2/models/bare/ready", "/v1/models/bare", "/v2/models", "/v1/models"} {
 		r := do(t, "GET", srv.URL+path, "")
 		want := "no route for GET " + path + ": send predictions to POST /predict, POST /v2/models/bare/infer or POST /v1/models/bare:predict"
 		if r.status != http.StatusNotFound || jsonPath(t, r.body, "error") != want {

@@ -198,6 +198,8 @@ func table() []row {
 		{name: "GET /v2/health/ready", req: get("/v2/health/ready"), status: 200, rules: ceIsHTTP},
 		{name: "GET /v2/models/iris", req: get("/v2/models/iris"), status: 200, rules: ceIsHTTP},
 		{name: "GET /v1/models/iris", req: get("/v1/models/iris"), status: 200, rules: ceIsHTTP},
+		{name: "GET /v2/models", req: get("/v2/models"), status: 200, rules: ceIsHTTP},
+		{name: "GET /v1/models", req: get("/v1/models"), status: 200, rules: ceIsHTTP},
 		// A GET is not an event, so an unknown model's metadata stays 404
 		// over the CloudEvents columns.
 		{name: "GET /v2/models/rose", req: get("/v2/models/rose"), status: 404, errorHas: `"rose"`, rules: ceIsHTTP},
