@@ -222,7 +222,14 @@ func (h *Handler) modelIndex(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)
 		return
 	}
-	if !allow(w, r, http.MethodGet) {
+	if r.Method != http.MethodGet {
+		// Most likely a prediction sent without its model's name: the
+		// 405 says where predictions go, as a 404 for a wrong path does.
+		m := h.exampleModel()
+		w.Header().Set("Allow", http.MethodGet)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+			"method %s not allowed on %s, which lists the models (GET); send predictions to POST /predict, POST /v2/models/%s/infer or POST /v1/models/%s:predict",
+			r.Method, r.URL.Path, m, m))
 		return
 	}
 	if !h.e.Ready() {

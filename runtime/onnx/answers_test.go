@@ -144,17 +144,22 @@ func TestModelNotFoundWording(t *testing.T) {
 var hint = regexp.MustCompile(`POST (/v2/models/[^ ,]+/infer|/v1/models/[^ ,]+:predict)`)
 
 // TestNotFoundHintReachesAModel follows the routes a 404 for a wrong path
-// suggests, on a function that serves several models: each must answer.
+// (or the 405 for a POST to the model list) suggests, on a function that
+// serves several models: each must answer.
 func TestNotFoundHintReachesAModel(t *testing.T) {
 	srv := serveIrisMulti(t)
-	for _, wrong := range []string{"/infer", "/v2/models", "/v2/models/iris/predict", "/v1/models/iris/x:predict"} {
+	for _, wrong := range []string{"/infer", "/v2/models", "/v2/models/iris/predict", "/v1/models/iris/x:predict", "/v1/models"} {
 		t.Run(wrong, func(t *testing.T) {
 			got := repoCall(t, "POST", srv.URL+wrong, repoRow)
 			msg, _ := got.body["error"].(string)
 			_, suggested, _ := strings.Cut(msg, "send predictions to ")
 			routes := hint.FindAllStringSubmatch(suggested, -1)
-			if got.status != http.StatusNotFound || len(routes) != 2 {
-				t.Fatalf("POST %s: got %d %s, want a 404 suggesting an OIP and a V1 route", wrong, got.status, got.raw)
+			want := http.StatusNotFound
+			if strings.HasSuffix(wrong, "/models") { // a route: GET lists the models
+				want = http.StatusMethodNotAllowed
+			}
+			if got.status != want || len(routes) != 2 {
+				t.Fatalf("POST %s: got %d %s, want a %d suggesting an OIP and a V1 route", wrong, got.status, got.raw, want)
 			}
 			for _, r := range routes {
 				body := repoRow
