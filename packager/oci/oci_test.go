@@ -391,6 +391,9 @@ func TestWriteLayoutAndTarball(t *testing.T) {
 	if !m.Manifests[0].MediaType.IsImage() {
 		t.Errorf("the layout holds %s, want a single-platform image manifest", m.Manifests[0].MediaType)
 	}
+	if p := m.Manifests[0].Platform; p == nil || p.OS != "linux" || p.Architecture != "amd64" {
+		t.Errorf("the index names platform %+v, want linux/amd64", p)
+	}
 	if err := validate.Index(idx); err != nil {
 		t.Error(err)
 	}

@@ -21,13 +21,20 @@ const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
 // WriteLayout writes img as an OCI image layout in dir (created if
 // needed), tagged tag. The layout holds a single-platform image manifest,
-// never an index of platforms.
+// never an index of platforms; its descriptor in index.json names the
+// platform (os, architecture, variant), so a tool choosing by platform
+// finds it without reading the config.
 func WriteLayout(dir string, img v1.Image, tag string) error {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
+	}
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{RefNameAnnotation: tag})); err != nil {
+	platform := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{RefNameAnnotation: tag}), layout.WithPlatform(platform)); err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
 	return nil
