@@ -2,14 +2,10 @@ package packager
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -85,10 +81,12 @@ func Build(ctx context.Context, dir string, o BuildOptions) (*artifact.Artifact,
 	if err != nil {
 		return nil, err
 	}
-	return buildSpec(ctx, s, o)
+	return BuildSpec(ctx, s, o)
 }
 
-func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Artifact, error) {
+// BuildSpec is Build for a spec already loaded (spec.Load), so a caller
+// that has read cortex.yaml does not read it again.
+func BuildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Artifact, error) {
 	if err := o.defaults(s); err != nil {
 		return nil, err
 	}
@@ -178,12 +176,7 @@ func buildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 		return nil, fmt.Errorf("encoding the runtime config: %w", err)
 	}
 	a.Config = artifact.File{Path: ConfigName, Data: append(cfgJSON, '\n')}
-	specBytes, err := os.ReadFile(filepath.Join(s.Dir, spec.FileName))
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(specBytes)
-	a.SpecSHA256 = hex.EncodeToString(sum[:])
+	a.SpecSHA256 = s.SHA256
 	built = true
 	return a, nil
 }

@@ -78,6 +78,7 @@ import (
 	"github.com/cortexfn/cortex/packager/oci"
 	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/sign"
+	"github.com/cortexfn/cortex/packager/spec"
 )
 
 // ONNXRuntimeVersion is the ONNX Runtime release shipped with onnx
@@ -269,11 +270,23 @@ var (
 // package documentation.
 func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 	o.started = time.Now()
+	s, err := spec.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	return PackageSpec(ctx, s, o)
+}
+
+// PackageSpec is Package for a spec already loaded: BuildSpec, then Write.
+func PackageSpec(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
+	if o.started.IsZero() {
+		o.started = time.Now()
+	}
 	// The outputs are checked before anything is built.
 	if _, err := o.outputs(); err != nil {
 		return nil, err
 	}
-	a, err := Build(ctx, dir, o.BuildOptions)
+	a, err := BuildSpec(ctx, s, o.BuildOptions)
 	if err != nil {
 		return nil, err
 	}

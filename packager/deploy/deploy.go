@@ -43,12 +43,13 @@ type Function struct {
 	Build packager.BuildOptions
 }
 
-// Package builds fn and writes the outputs outs into its dist/, and
+// Package builds fn from its loaded Spec (cortex.yaml is read once per
+// deploy) and writes the outputs outs into its dist/, and
 // nothing else (see packager.Options): a target packages only what it
 // deploys. registry is the repository OutputPush pushes to and the
 // manifests name the image in.
 func (fn *Function) Package(ctx context.Context, registry string, outs ...packager.Output) (*packager.Result, error) {
-	return packager.Package(ctx, fn.Dir, packager.Options{BuildOptions: fn.Build, Registry: registry, Outputs: outs})
+	return packager.PackageSpec(ctx, fn.Spec, packager.Options{BuildOptions: fn.Build, Registry: registry, Outputs: outs})
 }
 
 // DryRun says whether, and how, a deploy only shows what it would do.

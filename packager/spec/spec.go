@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -58,6 +60,8 @@ type Spec struct {
 	Dir string `yaml:"-"`
 	// File names the spec in messages, for example "fn/cortex.yaml".
 	File string `yaml:"-"`
+	// SHA256 is the hex digest of cortex.yaml as Load read it.
+	SHA256 string `yaml:"-"`
 
 	// lines maps a field path to the line its value was read from.
 	lines map[string]int
@@ -369,6 +373,8 @@ func Load(dir string) (*Spec, error) {
 		return nil, perr
 	}
 	s.Dir = abs
+	sum := sha256.Sum256(data)
+	s.SHA256 = hex.EncodeToString(sum[:])
 	s.SetDefaults()
 	all := &ValidationError{File: file}
 	var pe *ValidationError
