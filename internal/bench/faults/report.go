@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/bench/load"
 	"github.com/cortexfn/cortex/runtime/host"
 )
 
@@ -104,15 +105,8 @@ func (r report) print(w io.Writer) int {
 	}
 	row("front on SIGTERM", "%s", stopped)
 
-	failed := 0
-	check := func(ok bool, what string) {
-		mark := "ok  "
-		if !ok {
-			mark = "FAIL"
-			failed++
-		}
-		fmt.Fprintf(w, "%s %s\n", mark, what)
-	}
+	checks := load.NewChecks(w)
+	check := checks.Check
 	fmt.Fprintln(w)
 	t := l.tallies
 	check(t[classAccepted].count("200, correct") > 0 && t[classAccepted].failed == 0,
@@ -150,7 +144,7 @@ func (r report) print(w io.Writer) int {
 	if r.finalErr != nil {
 		fmt.Fprintf(w, "final /-/status: %v\n", r.finalErr)
 	}
-	return failed
+	return checks.Failed
 }
 
 func sortedKinds(m map[string]int) []string {

@@ -6,6 +6,7 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -140,4 +141,24 @@ func ServeIris(model string, limits runtime.Limits, batching runtime.Batching) (
 		time.Sleep(10 * time.Millisecond)
 	}
 	return "http://" + ln.Addr().String() + "/predict", func() { cancel(); <-done }
+}
+
+// Checks prints a bench program's assertions, one a line ("ok  " or
+// "FAIL" and what was checked), and counts those that failed.
+type Checks struct {
+	w      io.Writer
+	Failed int
+}
+
+// NewChecks returns Checks that print to w.
+func NewChecks(w io.Writer) *Checks { return &Checks{w: w} }
+
+// Check prints what, marked by ok, and counts it when it failed.
+func (c *Checks) Check(ok bool, what string) {
+	mark := "ok  "
+	if !ok {
+		mark = "FAIL"
+		c.Failed++
+	}
+	fmt.Fprintf(c.w, "%s %s\n", mark, what)
 }

@@ -483,15 +483,8 @@ func (r report) print(w io.Writer) int {
 	}
 	row("exit on SIGTERM", "%s", stopped)
 
-	failed := 0
-	check := func(ok bool, what string) {
-		mark := "ok  "
-		if !ok {
-			mark = "FAIL"
-			failed++
-		}
-		fmt.Fprintf(w, "%s %s\n", mark, what)
-	}
+	checks := load.NewChecks(w)
+	check := checks.Check
 	fmt.Fprintln(w)
 	check(l.accepted.N > 0, "some requests were accepted")
 	check(l.wrong == 0, "every accepted request answered label 0 (setosa)")
@@ -507,7 +500,7 @@ func (r report) print(w io.Writer) int {
 	if r.health.example != "" {
 		fmt.Fprintf(w, "first /healthz failure: %s\n", r.health.example)
 	}
-	return failed
+	return checks.Failed
 }
 
 func meanRSS(s []rssSample, from, to time.Duration) int64 {
