@@ -18,6 +18,7 @@ import (
 	"github.com/cortexfn/cortex/adapters/knative"
 	"github.com/cortexfn/cortex/adapters/lambda"
 	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/runtime/activation"
 )
 
 // Main serves p and exits the process when serving ends: the entry point a
@@ -54,6 +55,12 @@ func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
 	if err != nil {
 		return err
 	}
+	// Under cortex serve, a shared socket to accept on once ready, and the
+	// host's control channel (see package activation).
+	in, err := activation.Inherit()
+	if err != nil {
+		return err
+	}
 	rt, err := New(p, *cfg, opts...)
 	if err != nil {
 		return err
@@ -68,7 +75,12 @@ func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
 	if port == "" {
 		port = "8080"
 	}
-	return rt.ServeHTTP(ctx, net.JoinHostPort(os.Getenv("CORTEX_HOST"), port))
+	addr := net.JoinHostPort(os.Getenv("CORTEX_HOST"), port)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return rt.serveOn(ctx, ln, in)
 }
 
 // ServeLambda initialises the predictor and runs the Lambda runtime loop
@@ -109,7 +121,7 @@ func (r *Runtime) ServeHTTP(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	return r.Serve(ctx, ln)
+	return r.serveOn(ctx, ln, nil)
 }
 
 // Handler is the function's HTTP handler, as Serve serves it: CloudEvents
@@ -123,8 +135,13 @@ func (r *Runtime) Handler() http.Handler {
 
 // Serve is ServeHTTP on an open listener.
 func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           r.Handler(),
+	return r.serveOn(ctx, ln, nil)
+}
+
+// server is an HTTP server of the function's, with its bounds.
+func (r *Runtime) server(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: r.opts.readHeaderTimeout,
 		// The body must arrive, and the answer leave, within the prediction
 		// timeout plus a margin for slow links: no connection is held
@@ -134,7 +151,23 @@ func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: MaxHeaderBytes,
 	}
-	fresh := trackFresh(srv)
+}
+
+// serveOn serves on ln and, when in is not nil (the process was started by
+// cortex serve with a shared socket), on in's socket too, once Init has
+// succeeded: a connection there waits in the kernel's backlog until this
+// process (or another) is ready for it, rather than get the 503 a model
+// route answers while the model loads.
+func (r *Runtime) serveOn(ctx context.Context, ln net.Listener, in *activation.Inherited) error {
+	h := r.Handler()
+	own := h
+	var act *activated
+	if in != nil {
+		act = newActivated(in)
+		own = act.count(h, false)
+	}
+	srvs := &servers{fresh: &freshConns{conns: map[net.Conn]struct{}{}}}
+	srv := srvs.add(r.server(own))
 	r.log.Info("listening", "addr", ln.Addr().String())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -152,14 +185,41 @@ func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
+	var hostGone <-chan struct{}
+	if act != nil && ctx.Err() == nil {
+		shared := srvs.add(r.server(act.AllowedHosts.Handler(act.count(h, true))))
+		r.log.Info("accepting on the shared socket", "addr", act.Listener.Addr().String())
+		// Its error is the shared socket closing: at a quiesce or the drain.
+		go func() { _ = shared.Serve(act.Listener) }()
+		stop := make(chan struct{})
+		defer close(stop)
+		go act.report(stop)
+		go act.control(shared)
+		hostGone = act.hostGone
+	}
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
+	case <-hostGone:
+		r.log.Warn("the control channel to cortex serve closed: draining")
 	case <-r.replacing:
-		return r.drainForReplace(srv, fresh)
+		return r.drainForReplace(srvs)
 	}
-	return r.drain(srv, fresh)
+	return r.drain(srvs)
+}
+
+// servers are a process's HTTP servers: on its own port and, under cortex
+// serve with a shared socket, on that socket. They drain together.
+type servers struct {
+	all   []*http.Server
+	fresh *freshConns
+}
+
+func (s *servers) add(srv *http.Server) *http.Server {
+	s.fresh.track(srv)
+	s.all = append(s.all, srv)
+	return srv
 }
 
 // freshConns are the connections accepted but not yet carrying a request.
@@ -168,12 +228,11 @@ type freshConns struct {
 	conns map[net.Conn]struct{}
 }
 
-// trackFresh records srv's fresh connections. http.Server.Shutdown waits up
+// track records srv's fresh connections. http.Server.Shutdown waits up
 // to five seconds for a connection that was opened but never used, and
 // proxies (Knative's queue-proxy, cortex serve) open spare ones: without
 // this a drain would take five seconds for nothing.
-func trackFresh(srv *http.Server) *freshConns {
-	f := &freshConns{conns: map[net.Conn]struct{}{}}
+func (f *freshConns) track(srv *http.Server) {
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -183,7 +242,6 @@ func trackFresh(srv *http.Server) *freshConns {
 			delete(f.conns, c)
 		}
 	}
-	return f
 }
 
 // close closes the connections still fresh.
@@ -198,35 +256,45 @@ func (f *freshConns) close() {
 // drain stops the server gracefully: readiness fails and new requests get
 // 503 at once, the listener closes, in-flight requests finish within the
 // bound, then the predictor closes.
-func (r *Runtime) drain(srv *http.Server, fresh *freshConns) error {
+func (r *Runtime) drain(srvs *servers) error {
 	bound := r.limits.ShutdownTimeout.D()
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	rtErr := make(chan error, 1)
 	go func() { rtErr <- r.Shutdown(ctx) }()
-	err := errors.Join(shutdownServer(ctx, srv, fresh), <-rtErr)
+	err := errors.Join(srvs.shutdown(ctx), <-rtErr)
 	r.log.Info("stopped")
 	return err
 }
 
-// shutdownServer closes srv's listener and waits, until ctx ends, for its
-// connections to finish the requests they carry.
-func shutdownServer(ctx context.Context, srv *http.Server, fresh *freshConns) error {
+// shutdown closes the servers' listeners and waits, until ctx ends, for
+// their connections to finish the requests they carry.
+func (s *servers) shutdown(ctx context.Context) error {
 	// A request already on its way over a fresh connection gets a moment to
 	// arrive (and then a 503, the runtime is draining); after that, fresh
 	// connections are closed so Shutdown need not wait for them.
 	go func() {
 		select {
 		case <-time.After(freshGrace):
-			fresh.close()
+			s.fresh.close()
 		case <-ctx.Done():
 		}
 	}()
-	err := srv.Shutdown(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		_ = srv.Close()
+	errs := make([]error, len(s.all))
+	var wg sync.WaitGroup
+	for i, srv := range s.all {
+		wg.Go(func() {
+			err := srv.Shutdown(ctx)
+			if errors.Is(err, context.DeadlineExceeded) {
+				_ = srv.Close()
+			}
+			if !errors.Is(err, net.ErrClosed) { // the shared socket, closed at a quiesce
+				errs[i] = err
+			}
+		})
 	}
-	return err
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func version() string {

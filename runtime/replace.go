@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -116,11 +115,11 @@ func (r *Runtime) replace(reason error) {
 // refused connection; then the server closes. The predictor is not
 // closed: a prediction still runs inside it, and the process is about to
 // exit.
-func (r *Runtime) drainForReplace(srv *http.Server, fresh *freshConns) error {
+func (r *Runtime) drainForReplace(srvs *servers) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.limits.ShutdownTimeout.D())
 	defer cancel()
 	err := r.awaitIdle(ctx)
-	err = errors.Join(r.Live(), err, shutdownServer(ctx, srv, fresh))
+	err = errors.Join(r.Live(), err, srvs.shutdown(ctx))
 	r.log.Info("stopped to be replaced", "exit_code", ExitReplace)
 	return err
 }

@@ -125,7 +125,8 @@ func TestServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- serveFunctions(ctx, []string{echoDir, "../../samples/iris"},
-			serveOptions{addr: "127.0.0.1:0", scaleDownAfter: time.Second, statusEvery: 100 * time.Millisecond}, stdout, io.Discard)
+			serveOptions{addr: "127.0.0.1:0", scaleDownAfter: time.Second, statusEvery: 100 * time.Millisecond,
+				ports: map[string]int{"iris": 0}}, stdout, io.Discard)
 	}()
 	var urls []string
 	for deadline := time.Now().Add(3 * time.Minute); len(urls) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -136,10 +137,12 @@ func TestServe(t *testing.T) {
 		default:
 		}
 	}
-	if len(urls) != 2 || !strings.HasSuffix(urls[0], "/echo-go/") || !strings.HasSuffix(urls[1], "/iris/") {
-		t.Fatalf("serve printed %q, want the URLs of echo-go and iris", urls)
-	}
+	// iris has a port of its own (--ports iris=0): its URL is that port's.
 	base := strings.TrimSuffix(urls[0], "/echo-go/")
+	if len(urls) != 2 || !strings.HasSuffix(urls[0], "/echo-go/") || !strings.HasPrefix(urls[1], "http://127.0.0.1:") ||
+		strings.HasPrefix(urls[1], base) || strings.Count(urls[1], "/") != 3 {
+		t.Fatalf("serve printed %q, want the URL of echo-go on the front and iris's own port", urls)
+	}
 	status := func() map[string]host.FunctionStatus {
 		m, err := host.FetchStatus(context.Background(), nil, base)
 		if err != nil {
@@ -166,6 +169,23 @@ func TestServe(t *testing.T) {
 		t.Fatalf("iris after one request: %d cold starts, %d processes; want 1 and 1", s.ColdStarts, len(s.Processes))
 	}
 	pid := s.Processes[0].PID
+	// Warm, the process answers on the port itself: the host counts the
+	// request from its report.
+	resp, err = http.Post(urls[1]+"v2/models/iris/infer", "application/json", strings.NewReader(
+		`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"label"`) {
+		t.Fatalf("iris warm request on its port: %d %s", resp.StatusCode, body)
+	}
+	for deadline := time.Now().Add(10 * time.Second); status()["iris"].DirectRequests == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("iris's process did not report the request it answered on its port")
+		}
+	}
 
 	// Idle for the scale-down time: back to zero, the process gone.
 	for deadline := time.Now().Add(time.Minute); len(status()["iris"].Processes) != 0; time.Sleep(100 * time.Millisecond) {

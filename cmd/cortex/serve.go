@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ type serveOptions struct {
 	// allowedHosts are the names the front server answers to besides
 	// localhost, *.localhost and the address it listens on (--allowed-host).
 	allowedHosts []string
+	// ports gives functions a port of their own (--ports NAME=PORT): their
+	// warm processes accept there themselves, with no proxy hop.
+	ports map[string]int
 	// readTimeout and idleTimeout, when not 0, replace frontReadTimeout
 	// and frontIdleTimeout (for tests).
 	readTimeout, idleTimeout time.Duration
@@ -116,6 +120,7 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&o.statusEvery, "status-every", time.Second, "how often to check for and print status changes (0: never)")
 	f.BoolVarP(&o.watch, "watch", "w", false, "rebuild a function when its files change, and swap it in without dropping requests")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json (one JSON object a line on stdout)")
+	f.StringToIntVar(&o.ports, "ports", nil, "give functions a port of their own, NAME=PORT[,NAME=PORT] (0 picks a free one), on the front's address: there a warm function answers callers itself, with no proxy hop, at its own paths (/v2/models/...)")
 	f.StringArrayVar(&o.allowedHosts, "allowed-host", nil, "a Host name the front server answers to besides localhost, *.localhost and its address: NAME, *.DOMAIN, an IP, or * for any (repeatable)")
 	return cmd
 }
@@ -285,23 +290,32 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 	if len(failed) == len(dirs) && !o.watch {
 		return errors.Join(failed...)
 	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.addr, err)
+	}
+	allowed, err := allowedHosts(ln.Addr(), o)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	own, err := listenOwnPorts(fns, ln.Addr(), o.ports)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	h, err := host.New(fns,
+		host.WithAllowedHosts(allowed),
 		host.WithLogWriter(stderr),
 		host.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		_ = h.Shutdown(context.Background())
-		return fmt.Errorf("listening on %s: %w", o.addr, err)
-	}
-	srv, err := frontServer(h, ln.Addr(), o)
-	if err != nil {
 		ln.Close()
-		_ = h.Shutdown(context.Background())
+		for _, l := range own {
+			l.Close()
+		}
 		return err
 	}
+	srv := frontServer(h, allowed, o)
 	if warning := exposure(ln.Addr()); warning != "" {
 		fmt.Fprintln(stderr, warning)
 	}
@@ -312,13 +326,18 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 	example := "" // the first function that built, for the hint below
 	enc := json.NewEncoder(stdout)
 	for _, sf := range served {
+		url, front := base+"/"+sf.name+"/", base+"/"+sf.name+"/"
+		if l := own[sf.name]; l != nil {
+			url = "http://" + l.Addr().String() + "/"
+		}
 		if o.output == "json" {
 			enc.Encode(struct {
-				Name string `json:"name"`
-				URL  string `json:"url"`
-			}{sf.name, base + "/" + sf.name + "/"})
+				Name     string `json:"name"`
+				URL      string `json:"url"`
+				FrontURL string `json:"front_url"`
+			}{sf.name, url, front})
 		} else {
-			fmt.Fprintf(stdout, "%s/%s/\n", base, sf.name)
+			fmt.Fprintln(stdout, url)
 		}
 		if example == "" && sf.built {
 			example = sf.name
@@ -372,11 +391,11 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 	}
 }
 
-// frontServer is the server in front of h, listening on addr: the
-// timeouts above, and the Host check (see host.AllowedHosts) that allows
-// the address it listens on (and the name --addr gave it) and
-// --allowed-host besides what is always allowed.
-func frontServer(h http.Handler, addr net.Addr, o serveOptions) (*http.Server, error) {
+// allowedHosts is the Host check of the front and of the functions' own
+// ports (see host.AllowedHosts): the address the front listens on (and
+// the name --addr gave it) and --allowed-host besides what is always
+// allowed.
+func allowedHosts(addr net.Addr, o serveOptions) (*host.AllowedHosts, error) {
 	patterns := slices.Clone(o.allowedHosts)
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		patterns = append(patterns, tcp.IP.String())
@@ -388,6 +407,56 @@ func frontServer(h http.Handler, addr net.Addr, o serveOptions) (*http.Server, e
 	if err != nil {
 		return nil, fmt.Errorf("--allowed-host: %w", err)
 	}
+	return allowed, nil
+}
+
+// listenOwnPorts opens the port --ports gives each function, on the
+// front's address, and sets it as the function's Listener. It returns
+// them by function name.
+func listenOwnPorts(fns []host.Function, front net.Addr, ports map[string]int) (map[string]net.Listener, error) {
+	own := map[string]net.Listener{}
+	closeAll := func() {
+		for _, l := range own {
+			l.Close()
+		}
+	}
+	var names []string
+	for i := range fns {
+		names = append(names, fns[i].Name)
+	}
+	for name := range ports {
+		if !slices.Contains(names, name) {
+			return nil, fmt.Errorf("--ports %s=%d: no function %q is served; functions: %s", name, ports[name], name, strings.Join(names, ", "))
+		}
+	}
+	ip := "127.0.0.1"
+	if tcp, ok := front.(*net.TCPAddr); ok {
+		ip = tcp.IP.String()
+	}
+	for i := range fns {
+		port, ok := ports[fns[i].Name]
+		if !ok {
+			continue
+		}
+		if port < 0 || port > 65535 {
+			closeAll()
+			return nil, fmt.Errorf("--ports %s=%d: want a port from 0 to 65535", fns[i].Name, port)
+		}
+		addr := net.JoinHostPort(ip, strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("--ports %s=%d: %w", fns[i].Name, port, err)
+		}
+		own[fns[i].Name] = l
+		fns[i].Listener = l
+	}
+	return own, nil
+}
+
+// frontServer is the server in front of h: the timeouts above, and the
+// Host check.
+func frontServer(h http.Handler, allowed *host.AllowedHosts, o serveOptions) *http.Server {
 	return &http.Server{
 		Handler:           allowed.Handler(h),
 		ReadHeaderTimeout: frontReadHeaderTimeout,
@@ -395,7 +464,7 @@ func frontServer(h http.Handler, addr net.Addr, o serveOptions) (*http.Server, e
 		WriteTimeout:      frontWriteTimeout,
 		IdleTimeout:       cmp.Or(o.idleTimeout, frontIdleTimeout),
 		MaxHeaderBytes:    runtime.MaxHeaderBytes,
-	}, nil
+	}
 }
 
 // exposure is the warning for a front server that listens on addr, or ""

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -151,5 +152,19 @@ func TestServeWarnsOffLoopback(t *testing.T) {
 		if got := exposure(tt.addr); (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 			t.Errorf("exposure(%s) = %q, want it to contain %q", tt.addr, got, tt.want)
 		}
+	}
+}
+
+// TestServePortsNamesTheFunctions: --ports for a function that is not
+// served is refused, naming the ones that are.
+func TestServePortsNamesTheFunctions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "iris")
+	copyFunctionDir(t, "../../samples/iris", dir)
+	if err := os.RemoveAll(filepath.Join(dir, "model")); err != nil {
+		t.Fatal(err)
+	}
+	err := serveFunctions(context.Background(), []string{dir}, serveOptions{addr: "127.0.0.1:0", watch: true, ports: map[string]int{"irs": 0}}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `--ports irs=0: no function "irs" is served; functions: iris`) {
+		t.Errorf("serve --ports irs=0: %v, want an error naming the served functions", err)
 	}
 }

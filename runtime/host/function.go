@@ -70,6 +70,8 @@ type function struct {
 
 	coldStarts, startFailures, crashCount, replaced, scaleUps, scaleDowns int64
 	lastColdStart                                                         time.Duration
+
+	direct *direct // the function's own socket; nil without Function.Listener
 }
 
 type sample struct {
@@ -180,7 +182,7 @@ func (f *function) release(p *process) {
 	defer f.mu.Unlock()
 	p.inflight--
 	f.inflight--
-	if p.inflight == 0 {
+	if p.inflight == 0 && p.rep.InFlight == 0 {
 		p.idleSince = time.Now()
 		if p.idle != nil {
 			close(p.idle) // a retired process's last request is done: see retireLocked
@@ -234,7 +236,20 @@ func (f *function) failWaitersLocked(err error) {
 	f.waiters = f.waiters[:0]
 }
 
-func (f *function) demandLocked() int { return f.inflight + len(f.waiters) }
+// demandLocked is the requests in flight and held. A process that accepts
+// on the function's socket counts with what it reported, or with what the
+// host gave it, whichever is more: the host's requests are among the ones
+// it reports, which may be a report old.
+func (f *function) demandLocked() int {
+	if f.direct == nil {
+		return f.inflight + len(f.waiters)
+	}
+	n := len(f.waiters)
+	for _, p := range f.procs {
+		n += max(p.inflight, p.rep.InFlight)
+	}
+	return n
+}
 
 // activeLocked counts the processes that serve or will: starting or ready.
 func (f *function) activeLocked() int {
@@ -455,7 +470,16 @@ func (f *function) autoscaler() {
 			drain, next := f.autoscale(now)
 			for _, p := range drain {
 				f.h.emit(Event{Function: f.name, Type: EventDrain, PID: p.PID()})
-				go p.drain(f.h.opts.drainTimeout)
+				go func() {
+					if p.ctl != nil {
+						// It was told to quiesce (see direct.syncLocked): a
+						// request already read from one of its connections
+						// is served before SIGTERM makes the runtime refuse
+						// new ones.
+						time.Sleep(quiesceGrace)
+					}
+					p.drain(f.h.opts.drainTimeout)
+				}()
 			}
 			if next != tick { // a replacement brought other autoscaling settings
 				tick = next
@@ -496,7 +520,7 @@ func (f *function) autoscale(now time.Time) ([]*process, time.Duration) {
 	}
 	var idle []*process
 	for _, p := range f.procs {
-		if p.state == stateReady && p.inflight == 0 && now.Sub(p.idleSince) >= f.spec.Scale.ScaleDownDelay {
+		if p.state == stateReady && p.inflight == 0 && p.rep.InFlight == 0 && now.Sub(p.idleSince) >= f.spec.Scale.ScaleDownDelay {
 			idle = append(idle, p)
 		}
 	}
@@ -527,6 +551,9 @@ func (f *function) close() {
 		p.state = stateDraining
 	}
 	f.gaugesLocked()
+	if f.direct != nil {
+		f.direct.closeLocked()
+	}
 	f.mu.Unlock()
 	f.h.closeIdle()
 	for _, p := range procs {
@@ -541,7 +568,14 @@ func (f *function) allProcs() []*process {
 	return slices.Clone(f.procs)
 }
 
+// gaugesLocked updates the function's gauges after a change of its
+// processes or requests, and has the host accept on the function's socket
+// exactly while no process does (see direct.syncLocked): every change of a
+// process's state ends here.
 func (f *function) gaugesLocked() {
+	if f.direct != nil {
+		f.direct.syncLocked()
+	}
 	var n [3]int
 	for _, p := range f.procs {
 		n[p.state]++
@@ -575,6 +609,9 @@ func (f *function) status() FunctionStatus {
 	if now.Before(f.retryAt) {
 		s.LastError, s.RetryAt = f.lastErr, f.retryAt
 	}
+	if f.direct != nil {
+		s.Listen, s.DirectRequests = f.direct.listenAddr(), f.direct.served
+	}
 	for _, p := range f.procs {
 		switch p.state {
 		case stateStarting:
@@ -585,7 +622,7 @@ func (f *function) status() FunctionStatus {
 			s.Draining++
 		}
 		s.Processes = append(s.Processes, ProcessStatus{PID: p.PID(), Addr: p.Addr(), State: p.state.String(),
-			Revision: p.rev, InFlight: p.inflight, Started: p.Started()})
+			Revision: p.rev, InFlight: max(p.inflight, p.rep.InFlight), Started: p.Started()})
 	}
 	switch {
 	case f.spec.Err != nil:

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -67,6 +68,15 @@ type Function struct {
 	// out, so that a caller of it learns why instead of getting a 404, and
 	// so that the other functions serve meanwhile.
 	Err error
+	// Listener, when not nil, is the function's own socket (a TCP or Unix
+	// listener; the host takes it over and closes it at Shutdown): its
+	// callers reach the function there with the paths it serves itself
+	// (/v2/models/..., not /{Name}/v2/...), and its warm processes accept
+	// on it themselves, with no proxy between them and the caller (see
+	// package activation). The front's route serves the function too.
+	// Replace keeps the socket New was given; Listener in a replacement
+	// is ignored.
+	Listener net.Listener
 }
 
 // Autoscaling is the function's concurrency-based autoscaling, with
@@ -123,6 +133,9 @@ type options struct {
 	drainTimeout  time.Duration
 	probeInterval time.Duration
 	grace         time.Duration
+
+	allowed        *AllowedHosts // the functions' own sockets' Host check
+	reportInterval time.Duration // 0: the process's default
 }
 
 // WithLogger sets the logger for the host's own messages (default: text on
@@ -194,6 +207,33 @@ func WithProbeInterval(d time.Duration) Option {
 			return fmt.Errorf("host: WithProbeInterval(%s): must be positive", d)
 		}
 		o.probeInterval = d
+		return nil
+	}
+}
+
+// WithAllowedHosts sets the Host check of the functions' own sockets
+// (Function.Listener), which their processes apply too: the front's own
+// list, so that a caller reaches a function on its socket under the same
+// names as through the front. Default: what the zero AllowedHosts allows.
+func WithAllowedHosts(a *AllowedHosts) Option {
+	return func(o *options) error {
+		if a == nil {
+			return errors.New("host: WithAllowedHosts: nil")
+		}
+		o.allowed = a
+		return nil
+	}
+}
+
+// WithReportInterval sets how often, at most, a process that accepts on
+// its function's socket reports its load (default
+// activation.DefaultReportInterval).
+func WithReportInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("host: WithReportInterval(%s): want a positive duration", d)
+		}
+		o.reportInterval = d
 		return nil
 	}
 }
@@ -322,10 +362,33 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 		// FlushInterval stays 0: ReverseProxy already flushes streamed
 		// responses (no Content-Length, or text/event-stream) at once.
 	}
+	allowed := cmp.Or(o.allowed, &AllowedHosts{})
 	for _, spec := range specs {
 		f := newFunction(h, spec)
 		h.fns[spec.Name] = f
 		h.order = append(h.order, f)
+		if spec.Listener != nil {
+			d, err := newDirect(f, spec.Listener, allowed)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			f.direct = d
+			spec.Listener = nil // the function's, not the revision's
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, f := range h.order {
+			if f.direct != nil {
+				f.direct.closeLocked()
+			}
+		}
+		return nil, err
+	}
+	for _, f := range h.order {
+		f.mu.Lock()
+		f.gaugesLocked() // the host accepts on the functions' sockets until a process does
+		f.mu.Unlock()
 	}
 	for _, f := range h.order {
 		go f.autoscaler()
@@ -437,6 +500,13 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if done {
 		return
 	}
+	h.serveFunction(w, r, f, path, rawPath)
+}
+
+// serveFunction forwards r to a process of f as path (rawPath, when not
+// empty, the escaped form), holding it while f has none ready: the front's
+// /{function}/ route, and f's own socket while the host accepts there.
+func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, f *function, path, rawPath string) {
 	sw := &statusWriter{ResponseWriter: w}
 	w = sw
 	defer func() { f.m.requests.inc(sw.code(r)) }()
@@ -845,6 +915,11 @@ type FunctionStatus struct {
 	// the autoscaler.
 	ScaleUps   int64 `json:"scale_ups"`
 	ScaleDowns int64 `json:"scale_downs"`
+	// Listen is the function's own socket (Function.Listener), empty
+	// without one; DirectRequests counts the requests its processes
+	// answered there themselves, as they reported them.
+	Listen         string `json:"listen,omitempty"`
+	DirectRequests uint64 `json:"direct_requests,omitempty"`
 	// LastError is why the latest start failed, while the function is in
 	// backoff; RetryAt is when the next start may be tried.
 	LastError string    `json:"last_error,omitempty"`
@@ -864,9 +939,9 @@ func (s FunctionStatus) MarshalJSON() ([]byte, error) {
 type ProcessStatus struct {
 	PID      int       `json:"pid"`
 	Addr     string    `json:"addr"`
-	State    string    `json:"state"`    // starting, ready or draining
-	Revision int       `json:"revision"` // the function's revision it runs
-	InFlight int       `json:"in_flight"`
+	State    string    `json:"state"`     // starting, ready or draining
+	Revision int       `json:"revision"`  // the function's revision it runs
+	InFlight int       `json:"in_flight"` // forwarded by the host, and reported by the process, whichever is more
 	Started  time.Time `json:"started"`
 }
 

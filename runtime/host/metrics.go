@@ -28,6 +28,7 @@ type hostMetrics struct {
 	rejected      *prometheus.CounterVec
 	inFlight      *prometheus.GaugeVec
 	queued        *prometheus.GaugeVec
+	direct        *prometheus.CounterVec
 }
 
 func newHostMetrics() *hostMetrics {
@@ -73,8 +74,12 @@ func newHostMetrics() *hostMetrics {
 		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cortex_host_requests_queued", Help: "Requests held in the host waiting for a process slot.",
 		}, fn),
+		direct: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cortex_host_direct_requests_total",
+			Help: "Requests a function's processes answered on its own socket themselves, as they reported them (by status code in each process's cortex_requests_total).",
+		}, fn),
 	}
-	m.reg.MustRegister(m.requests, m.coldStarts, m.coldStartTime, m.queueTime, m.processes, m.scaleEvents,
+	m.reg.MustRegister(m.direct, m.requests, m.coldStarts, m.coldStartTime, m.queueTime, m.processes, m.scaleEvents,
 		m.startFailures, m.crashes, m.replaced, m.rejected, m.inFlight, m.queued)
 	return m
 }
@@ -88,6 +93,7 @@ func (m *hostMetrics) handler() http.Handler {
 type fnMetrics struct {
 	requests                                                                   *byCode
 	coldStarts, startFailures, crashes, replaced, rejected, scaleUp, scaleDown prometheus.Counter
+	direct                                                                     prometheus.Counter
 	coldStartTime, queueTime                                                   prometheus.Observer
 	starting, ready, draining, inFlight, queued                                prometheus.Gauge
 }
@@ -109,6 +115,7 @@ func (m *hostMetrics) forFunction(name string) fnMetrics {
 		draining:      m.processes.WithLabelValues(name, "draining"),
 		inFlight:      m.inFlight.WithLabelValues(name),
 		queued:        m.queued.WithLabelValues(name),
+		direct:        m.direct.WithLabelValues(name),
 	}
 }
 

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"slices"
 	"time"
 
+	"github.com/cortexfn/cortex/runtime/activation"
 	"github.com/cortexfn/cortex/runtime/host/supervisor"
 )
 
@@ -28,23 +32,58 @@ type process struct {
 	// idle, when not nil, is closed once inflight reaches 0: a process
 	// retired by a replacement waits for it before it is told to stop.
 	idle chan struct{}
+
+	// With the function's own socket: ctl is the host's end of the
+	// control channel (set before the process is shared), rep the latest
+	// load it reported, quiesced whether it was told to stop accepting.
+	ctl      net.Conn
+	rep      activation.Report
+	quiesced bool
 }
+
+// quiesceGrace is how long a process that accepts on its function's
+// socket has, between the quiesce and SIGTERM, for requests already read
+// from its connections.
+const quiesceGrace = 100 * time.Millisecond
 
 // spawn starts a process of revision rev (spec) of f on a free loopback
 // port, in its own process group, with its output prefixed by "[name] ".
 func spawn(f *function, spec *Function, rev int) (*process, error) {
+	env := spec.Env
+	var (
+		files []*os.File
+		ctl   net.Conn
+	)
+	if f.direct != nil {
+		var (
+			extra      []string
+			closeChild func()
+			err        error
+		)
+		files, extra, ctl, closeChild, err = f.direct.spawnConfig(f.h.opts.reportInterval)
+		if err != nil {
+			return nil, err
+		}
+		// The child's end is the child's alone once it runs (or failed to).
+		defer closeChild()
+		env = append(slices.Clone(env), extra...)
+	}
 	sp, err := supervisor.Start(supervisor.Config{
-		Name:    f.name,
-		Command: spec.Command,
-		Dir:     spec.Dir,
-		Env:     spec.Env,
-		Inherit: inherited,
-		Output:  f.h.out,
-		Prefix:  "[" + f.name + "] ",
+		Name:       f.name,
+		Command:    spec.Command,
+		Dir:        spec.Dir,
+		Env:        env,
+		ExtraFiles: files,
+		Inherit:    inherited,
+		Output:     f.h.out,
+		Prefix:     "[" + f.name + "] ",
 		// Probes share the proxy's dialer and keep-alive connections.
 		Client: f.h.probe,
 	})
 	if err != nil {
+		if ctl != nil {
+			_ = ctl.Close()
+		}
 		return nil, err
 	}
 	return &process{
@@ -54,6 +93,7 @@ func spawn(f *function, spec *Function, rev int) (*process, error) {
 		rev:     rev,
 		exited:  make(chan struct{}),
 		state:   stateStarting,
+		ctl:     ctl,
 	}, nil
 }
 
@@ -62,6 +102,9 @@ func spawn(f *function, spec *Function, rev int) (*process, error) {
 func (f *function) supervise(p *process) {
 	h := f.h
 	h.emit(Event{Function: f.name, Type: EventStart, PID: p.PID()})
+	if p.ctl != nil {
+		go f.readReports(p)
+	}
 	took, err := p.WaitReady(context.Background(), p.spec.StartTimeout)
 	var notReady *supervisor.NotReadyError
 	switch {
@@ -75,6 +118,9 @@ func (f *function) supervise(p *process) {
 	}
 	// Reaped, with its last output written and its group killed.
 	<-p.Done()
+	if p.ctl != nil {
+		_ = p.ctl.Close()
+	}
 	ev := f.onExit(p)
 	close(p.exited)
 	h.emit(ev)

@@ -144,7 +144,7 @@ func (f *function) retireRevLocked(rev int) {
 func (f *function) retireLocked(p *process) {
 	p.state = stateDraining
 	idle := make(chan struct{})
-	if p.inflight == 0 {
+	if p.inflight == 0 && p.rep.InFlight == 0 {
 		close(idle)
 	} else {
 		p.idle = idle // release closes it

@@ -48,6 +48,11 @@ type Config struct {
 	// connection pool to the process (the host's) passes its client, so
 	// probes share that pool's dialer.
 	Client *http.Client
+	// ExtraFiles are open files the process inherits as descriptors 3,
+	// 4, ... (os/exec's ExtraFiles): the host passes a function's shared
+	// listening socket and its control channel this way. The caller keeps
+	// its own copies and closes them when it wants.
+	ExtraFiles []*os.File
 }
 
 // ExitReplace is the exit status of a function process that ended itself
@@ -126,6 +131,7 @@ func Start(c Config) (*Process, error) {
 	// Last wins: the port and address chosen here.
 	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port), "CORTEX_HOST="+host)
 	cmd.SysProcAttr = sysProcAttr()
+	cmd.ExtraFiles = c.ExtraFiles
 	// A grandchild that keeps the output pipes open must not keep Wait
 	// (and so the caller's bookkeeping) waiting.
 	cmd.WaitDelay = time.Second
