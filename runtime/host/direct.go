@@ -31,8 +31,8 @@ import (
 // a build error's 503) without a second implementation of them.
 type direct struct {
 	f       *function
-	file    *os.File     // the socket, passed to every process; closed at close
-	addr    net.Addr     // what it listens on
+	file    *os.File // the socket, passed to every process; closed at close
+	addr    net.Addr // what it listens on
 	allowed *AllowedHosts
 	// srv is the host's server on the socket while no process of the
 	// function is ready (nil while they accept). It runs on its own

@@ -19,6 +19,10 @@
 //	GET /-/status               Status as JSON
 //	GET /metrics, /-/metrics    the host's Prometheus metrics
 //
+// A function may also have a socket of its own (Function.Listener; cortex
+// serve --ports), where callers reach it at its own paths with no proxy
+// hop once it is warm: see "A function's own socket" below.
+//
 // A front server puts AllowedHosts.Handler in front of the host, as
 // `cortex serve` does, so that it answers only to localhost, *.localhost,
 // loopback addresses, the address it is bound to and the names it is
@@ -119,6 +123,47 @@
 // business of runtime/host/supervisor, which `cortex test` uses too; this
 // package decides what to do with processes: route, queue, scale, probe
 // for liveness, retire and replace.
+//
+// # A function's own socket
+//
+// Through the front, a warm request crosses net/http three times (caller
+// to host, host to process, and back through both); on a small machine
+// the host and the process then share the cores with the caller, and the
+// front kept about a third of the throughput of the process alone. A
+// function with Function.Listener is served there without the host in
+// between once it is warm, as systemd's socket activation serves a unit:
+// the host owns the socket, passes it to every process it starts, and
+// each process accepts on it once its predictor is ready. While no
+// process of the function is ready (at zero, starting, in backoff, or
+// with a build error) the host accepts on the socket itself and serves
+// those requests as the front's route serves them; once one is ready the
+// host stops accepting and closes its idle connections there (their
+// callers reconnect to a process). A connection that arrives in between
+// waits in the kernel's backlog, so none is lost.
+//
+// The processes report their load over a control channel (see package
+// activation): requests in flight, the peak since the last report, and
+// the requests they answered on the socket. The autoscaler counts a
+// process's load as the larger of what it forwarded to it and what it
+// reported, so scale-up, the stable window, scale-down to zero and a
+// retired process's wait for its last request work as for forwarded
+// requests. Before a process that accepts on the socket is drained it is
+// told to quiesce: it stops accepting and closes its idle connections
+// (a request already on one is served, with Connection: close), and gets
+// SIGTERM a moment later. A process whose control channel closes (cortex
+// serve was killed) drains and exits.
+//
+// What changes for callers of the socket: a process that crashes under
+// their requests closes their connections (there is no proxy left to
+// answer 502; the next request is served by another process or a new
+// one); a request races the close of an idle keep-alive connection at a
+// scale-down as with any server's idle timeout; the host's queue and
+// per-process concurrency do not apply to connections a process accepted
+// itself (the runtime's own limits, max_concurrency and max_queue, do);
+// and keep-alive connections stay with the process that accepted them,
+// so a process started by scale-up takes new connections, not the ones
+// already open. The socket answers only to the front's allowed Host names
+// (WithAllowedHosts), whichever side accepted the connection.
 //
 // The package needs Unix process groups; elsewhere New fails.
 package host
