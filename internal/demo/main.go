@@ -15,9 +15,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,9 +30,10 @@ const setosa = `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data
 func main() {
 	cortex := flag.String("cortex", "bin/cortex", "the cortex CLI")
 	addr := flag.String("addr", "127.0.0.1:18080", "address for cortex serve")
+	port := flag.Int("port", 18081, "iris's own port (cortex serve --ports)")
 	idle := flag.Duration("scale-down-after", 3*time.Second, "idle time before a function scales to zero")
 	flag.Parse()
-	if err := run(*cortex, *addr, *idle); err != nil {
+	if err := run(*cortex, *addr, *port, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -38,7 +41,7 @@ func main() {
 
 func step(format string, args ...any) { fmt.Printf("\n== "+format+"\n", args...) }
 
-func run(cortex, addr string, idle time.Duration) error {
+func run(cortex, addr string, port int, idle time.Duration) error {
 	step("cortex package samples/iris: an OCI image (no Docker daemon), a Lambda zip and a Knative Service")
 	pkg := exec.Command(cortex, "package", "samples/iris")
 	pkg.Stdout, pkg.Stderr = os.Stdout, io.Discard
@@ -46,9 +49,10 @@ func run(cortex, addr string, idle time.Duration) error {
 		return fmt.Errorf("cortex package: %w", err)
 	}
 
-	step("cortex serve samples/iris samples/iris-wasm --addr %s: every function starts at zero processes", addr)
+	ports := fmt.Sprintf("iris=%d", port)
+	step("cortex serve samples/iris samples/iris-wasm --addr %s --ports %s: every function starts at zero processes", addr, ports)
 	var logs bytes.Buffer
-	serve := exec.Command(cortex, "serve", "samples/iris", "samples/iris-wasm", "--addr", addr,
+	serve := exec.Command(cortex, "serve", "samples/iris", "samples/iris-wasm", "--addr", addr, "--ports", ports,
 		"--scale-down-after", idle.String(), "--status-every", "0")
 	serve.Stdout, serve.Stderr = io.Discard, &logs
 	if err := serve.Start(); err != nil {
@@ -76,6 +80,12 @@ func run(cortex, addr string, idle time.Duration) error {
 	}
 	step("second request: warm")
 	if err := predict(base+"/iris/predict", setosa); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	own := "http://" + net.JoinHostPort(host, strconv.Itoa(port))
+	step("the same on iris's own port (--ports): the warm process answers itself, no proxy in between")
+	if err := predict(own+"/predict", setosa); err != nil {
 		return err
 	}
 	lastIris := time.Now()

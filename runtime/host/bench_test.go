@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -92,4 +93,38 @@ func BenchmarkProxy(b *testing.B) {
 			benchPost(b, c, srv.URL+"/echo/")
 		}
 	})
+}
+
+// BenchmarkProxyParallel is BenchmarkProxy at 64 concurrent callers, with
+// the function's own socket beside the front: warm, a process accepts
+// there itself, so the socket should cost what the process alone costs.
+func BenchmarkProxyParallel(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fn := function("echo", host.Autoscaling{})
+	fn.Listener = ln
+	own := "http://" + ln.Addr().String() + "/"
+	h, err := host.New([]host.Function{fn},
+		host.WithLogWriter(io.Discard), host.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer shutdown(b, h, srv)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer c.CloseIdleConnections()
+	benchPost(b, c, srv.URL+"/echo/")
+	direct := "http://" + h.Status()[0].Processes[0].Addr + "/"
+	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"host", srv.URL + "/echo/"}, {"own-port", own}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetParallelism(32) // x GOMAXPROCS 2: 64 callers
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					benchPost(b, c, bc.url)
+				}
+			})
+		})
+	}
 }
