@@ -1,11 +1,13 @@
 // Package load is what the bench programs share: a load generator (a fixed
 // number of concurrent keep-alive clients POSTing for a fixed time, every
-// successful request's latency recorded) and the iris function served
-// in process.
+// successful request's latency recorded, every answer's body checked when
+// a Check is given) and the iris function served in process.
 package load
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -25,39 +27,87 @@ import (
 // Result is one load run, or several merged.
 type Result struct {
 	N, Errors int
-	Elapsed   time.Duration
-	Lat       []time.Duration // sorted by Merge
+	// Wrong counts the 200 answers a Check refused (RunChecked,
+	// RunRawChecked); they are counted in neither N nor Errors.
+	Wrong   int
+	Err     error // the first failure or wrong answer seen, nil if none
+	Elapsed time.Duration
+	Lat     []time.Duration // sorted by Merge
 }
+
+// Check says what is wrong with a 200 answer's body, or nil when it is
+// right. A load run calls it from every client at once.
+type Check func(body []byte) error
+
+// ErrWrongAnswer marks, in Result.Err, a 200 answer a Check refused.
+var ErrWrongAnswer = errors.New("load: wrong answer")
 
 // Run has conns clients POST bodies (round robin, each client starting at
 // its own index) to url for d. A request that fails or answers other than
 // 200 counts as an error.
 func Run(client *http.Client, url string, bodies []string, conns int, d time.Duration) Result {
-	return drive(conns, d, func(int) (func(i int) bool, func()) {
-		send := func(i int) bool {
+	return RunChecked(client, url, bodies, conns, d, nil)
+}
+
+// RunChecked is Run that also checks the body of every 200 answer with
+// check (nil: none is checked).
+func RunChecked(client *http.Client, url string, bodies []string, conns int, d time.Duration, check Check) Result {
+	return drive(conns, d, func(int) (func(i int) error, func()) {
+		ck := checker{check: check}
+		var buf bytes.Buffer
+		send := func(i int) error {
 			resp, err := client.Post(url, "application/json", strings.NewReader(bodies[i%len(bodies)]))
 			if err != nil {
-				return false
+				return err
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			buf.Reset()
+			_, err = buf.ReadFrom(resp.Body)
 			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
+			switch {
+			case err != nil:
+				return err
+			case resp.StatusCode != http.StatusOK:
+				return fmt.Errorf("status %d: %.200s", resp.StatusCode, bytes.TrimSpace(buf.Bytes()))
+			}
+			return ck.ok(buf.Bytes())
 		}
 		return send, func() {}
 	})
 }
 
+// checker runs a Check for one client. An answer byte for byte the same
+// as the last one that passed is not checked again: a load repeats a few
+// requests, and decoding every answer would take CPU from the server
+// under test on a small machine, yet every answer is known right.
+type checker struct {
+	check Check
+	good  []byte
+}
+
+func (c *checker) ok(body []byte) error {
+	if c.check == nil || c.good != nil && bytes.Equal(body, c.good) {
+		return nil
+	}
+	if err := c.check(body); err != nil {
+		return fmt.Errorf("%w: %w", ErrWrongAnswer, err)
+	}
+	c.good = bytes.Clone(body)
+	return nil
+}
+
 // drive runs conns clients for d. newClient(c) gives client c its send
-// function (it sends request number i and reports whether a 200 came
-// back) and what closes the client; every successful request's latency
-// is recorded.
-func drive(conns int, d time.Duration, newClient func(c int) (send func(i int) bool, close func())) Result {
+// function (it sends request number i and returns nil when a right 200
+// came back) and what closes the client; every successful request's
+// latency is recorded.
+func drive(conns int, d time.Duration, newClient func(c int) (send func(i int) error, close func())) Result {
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		res    Result
-		errs   atomic.Int64
-		cutoff = time.Now().Add(d)
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		res      Result
+		errs     atomic.Int64
+		wrong    atomic.Int64
+		firstErr atomic.Pointer[error]
+		cutoff   = time.Now().Add(d)
 	)
 	start := time.Now()
 	for c := range conns {
@@ -67,8 +117,13 @@ func drive(conns int, d time.Duration, newClient func(c int) (send func(i int) b
 			lat := make([]time.Duration, 0, 4096)
 			for i := c; time.Now().Before(cutoff); i++ {
 				t0 := time.Now()
-				if !send(i) {
-					errs.Add(1)
+				if err := send(i); err != nil {
+					if errors.Is(err, ErrWrongAnswer) {
+						wrong.Add(1)
+					} else {
+						errs.Add(1)
+					}
+					firstErr.CompareAndSwap(nil, &err)
 					continue
 				}
 				lat = append(lat, time.Since(t0))
@@ -82,6 +137,10 @@ func drive(conns int, d time.Duration, newClient func(c int) (send func(i int) b
 	res.Elapsed = time.Since(start)
 	res.N = len(res.Lat)
 	res.Errors = int(errs.Load())
+	res.Wrong = int(wrong.Load())
+	if p := firstErr.Load(); p != nil {
+		res.Err = *p
+	}
 	return res
 }
 
@@ -91,6 +150,10 @@ func Merge(rs []Result) Result {
 	for _, r := range rs {
 		m.N += r.N
 		m.Errors += r.Errors
+		m.Wrong += r.Wrong
+		if m.Err == nil {
+			m.Err = r.Err
+		}
 		m.Elapsed += r.Elapsed
 		m.Lat = append(m.Lat, r.Lat...)
 	}
