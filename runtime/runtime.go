@@ -313,33 +313,72 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request, do job) (*
 	}
 	defer r.leave()
 
-	ctx, cancel := context.WithTimeout(ctx, r.limits.Timeout.D())
+	// The prediction's context ends at limits.timeout, or at the caller's
+	// own deadline when that is sooner, and when the caller goes away. It
+	// is not derived from the caller's context: that would register it in
+	// the caller's (net/http's request context's) map of children, a map
+	// allocated for every request, the largest allocation of the request
+	// path. invoke watches the caller itself instead (caller.Done below,
+	// and in acquire) and cancels the prediction's context when it ends,
+	// which is all that registration did. The caller's values stay.
+	caller := ctx
+	deadline := time.Now().Add(r.limits.Timeout.D())
+	if d, ok := caller.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(caller), deadline)
 	defer cancel()
 
-	if err := r.acquire(ctx, req); err != nil {
+	if err := r.acquire(ctx, caller, req); err != nil {
 		return nil, err
 	}
 	// The slot is released by the goroutine that runs the predictor, when
 	// the predictor returns: a prediction that outlives its deadline keeps
 	// its slot, so the bound on concurrent work stays true.
-	done := make(chan result, 1)
+	c := calls.Get().(*call)
+	c.r, c.ctx, c.req, c.do = r, ctx, req, do
+	done := c.done
 	r.m.inFlight.Inc()
-	r.work.do(func() { r.run(ctx, req, do, done) })
+	r.work.run(c)
 	select {
 	case res := <-done:
+		// The worker sent its last word: the call can serve another
+		// request. (Not on the paths below, where it is still running.)
+		*c = call{done: done}
+		calls.Put(c)
 		return r.finish(ctx, req, res)
 	case <-ctx.Done():
 		r.watchOverrun(ctx, req, done)
 		return nil, r.deadlineError(ctx, req)
+	case <-caller.Done():
+		cancel() // the prediction's context ends with its caller's
+		r.watchOverrun(ctx, req, done)
+		return nil, r.deadlineError(caller, req)
 	}
 }
+
+// call is one job handed to a worker (see invoke). Calls are pooled, with
+// their done channel, which is empty again once invoke has received the
+// result: a closure and a channel per request were two allocations.
+type call struct {
+	r    *Runtime
+	ctx  context.Context
+	req  *functions.Request
+	do   job
+	done chan result // buffered: the worker never waits to hand over
+}
+
+var calls = sync.Pool{New: func() any { return &call{done: make(chan result, 1)} }}
 
 type result struct {
 	resp *functions.Response
 	err  error
 }
 
-func (r *Runtime) run(ctx context.Context, req *functions.Request, do job, done chan<- result) {
+// run runs the job on a worker. It reads c only before it sends the
+// result: once invoke has it, c may be serving another request.
+func (c *call) run() {
+	r, ctx, req, do, done := c.r, c.ctx, c.req, c.do, c.done
 	defer func() {
 		<-r.slots
 		r.m.inFlight.Dec()
@@ -416,7 +455,10 @@ func timedOut(ctx context.Context) bool {
 // theirs until the predictor returns, which a runaway never does), a slot is
 // not coming back soon: the request is refused at once rather than queued
 // to wait for its own deadline.
-func (r *Runtime) acquire(ctx context.Context, req *functions.Request) error {
+//
+// ctx is the prediction's context, caller the context it has its values
+// from, whose end (the caller going away) ends the wait too.
+func (r *Runtime) acquire(ctx, caller context.Context, req *functions.Request) error {
 	select {
 	case r.slots <- struct{}{}:
 		return nil
@@ -444,14 +486,15 @@ func (r *Runtime) acquire(ctx context.Context, req *functions.Request) error {
 	case r.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		r.m.rejected.WithLabelValues("queue_timeout").Inc()
-		if !timedOut(ctx) {
-			return r.deadlineError(ctx, req) // the caller went away
-		}
-		return &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Err: context.DeadlineExceeded,
-			Message: fmt.Sprintf("function is at capacity: no prediction slot came free within %s (limits.timeout; limits.max_concurrency %d, %d of them held by predictions past their deadline); retry later",
-				r.limits.Timeout, r.limits.MaxConcurrency, r.Overrunning())}
+	case <-caller.Done():
 	}
+	r.m.rejected.WithLabelValues("queue_timeout").Inc()
+	if !timedOut(ctx) && !timedOut(caller) {
+		return r.deadlineError(caller, req) // the caller went away
+	}
+	return &functions.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Err: context.DeadlineExceeded,
+		Message: fmt.Sprintf("function is at capacity: no prediction slot came free within %s (limits.timeout; limits.max_concurrency %d, %d of them held by predictions past their deadline); retry later",
+			r.limits.Timeout, r.limits.MaxConcurrency, r.Overrunning())}
 }
 
 // enter admits a request unless the runtime is draining.

@@ -12,31 +12,45 @@ import "sync"
 // There are never more idle workers than the most jobs ever run at once,
 // which max_concurrency bounds (every prediction holds a slot). Idle
 // workers exit when stop is called.
+//
+// A job is a task, not a func(): the runtime hands over a pooled *call,
+// where a closure would be one more allocation per request.
 type workers struct {
-	jobs chan func()   // unbuffered: a send succeeds only to a waiting worker
+	jobs chan task     // unbuffered: a send succeeds only to a waiting worker
 	quit chan struct{} // closed by stop
 	once sync.Once
 }
 
+// task is a job a worker runs.
+type task interface{ run() }
+
+// taskFunc is a func() as a task.
+type taskFunc func()
+
+func (f taskFunc) run() { f() }
+
 func newWorkers() *workers {
-	return &workers{jobs: make(chan func()), quit: make(chan struct{})}
+	return &workers{jobs: make(chan task), quit: make(chan struct{})}
 }
 
 // do runs f on an idle worker, or on a new one when none is idle. It never
 // waits.
-func (w *workers) do(f func()) {
+func (w *workers) do(f func()) { w.run(taskFunc(f)) }
+
+// run is do for a task.
+func (w *workers) run(t task) {
 	select {
-	case w.jobs <- f:
+	case w.jobs <- t:
 	default:
-		go w.loop(f)
+		go w.loop(t)
 	}
 }
 
-func (w *workers) loop(f func()) {
+func (w *workers) loop(t task) {
 	for {
-		f()
+		t.run()
 		select {
-		case f = <-w.jobs:
+		case t = <-w.jobs:
 		case <-w.quit:
 			return
 		}

@@ -103,7 +103,18 @@ func compressResponses(h http.Handler) http.Handler {
 	if err != nil {
 		panic(err) // only for invalid options: a programmer error
 	}
-	return wrap(h)
+	compressing := wrap(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Header["Accept-Encoding"]; ok {
+			compressing.ServeHTTP(w, r)
+			return
+		}
+		// A client that accepts no encoding gets its answer as it is:
+		// what gzhttp would do, with its Vary header, without wrapping
+		// the writer and parsing the request's headers on every request.
+		w.Header()["Vary"] = append(w.Header()["Vary"], "Accept-Encoding")
+		h.ServeHTTP(w, r)
+	})
 }
 
 func compressible(ct string) bool {

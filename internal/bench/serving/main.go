@@ -2,22 +2,41 @@
 // latency through the Cortex runtime, beside a baseline: a bare net/http
 // server that calls onnxruntime_go directly, written the way a user would
 // without Cortex. Both serve the same model with the same ONNX Runtime
-// library in the same process, and are loaded by the same client, in
-// alternating rounds, so the ratio is what the runtime costs.
+// library, each in its own process started by this one, and are loaded by
+// the same client from this process, in alternating rounds, so the ratio
+// is what the runtime costs.
 //
-//	go run ./internal/bench/serving [-c 64] [-d 5s] [-rounds 2]
+//	go run ./internal/bench/serving [-c 64] [-d 5s] [-rounds 2] [-client go|raw]
+//	    [-path /v2/models/iris/infer] [-binary DIR] [-cpuprofile F] [-memprofile F]
+//	go run ./internal/bench/serving -serve cortex|baseline -addr HOST:PORT [-cpuprofile F] [-memprofile F]
+//
+// -binary DIR serves the cortex side with a packaged function instead (its
+// executable DIR/bootstrap, as in an unzipped lambda.zip, with PORT set),
+// as Knative runs it. -cpuprofile and -memprofile profile the cortex server
+// (run in process, not -binary) over its whole life, the paired rounds
+// included: the profiles hold the server's work only, not the client's.
+// -serve runs one of the two servers alone until SIGINT or SIGTERM, for an
+// outside load generator (wrk) and the profiler.
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -34,65 +53,276 @@ func main() {
 	dur := flag.Duration("d", 5*time.Second, "measured duration of each round")
 	rounds := flag.Int("rounds", 2, "rounds per server (alternating)")
 	model := flag.String("model", "samples/iris/model/iris.onnx", "ONNX model")
+	path := flag.String("path", "/v2/models/iris/infer", "the route requests are POSTed to (the baseline answers every path)")
+	clientKind := flag.String("client", "go", "load generator: go (net/http's client) or raw (ready-made requests, a minimal parser)")
+	binary := flag.String("binary", "", "serve the cortex side with the packaged function in this directory (its bootstrap executable)")
+	serve := flag.String("serve", "", "serve only this server (cortex or baseline) on -addr until SIGINT or SIGTERM")
+	addr := flag.String("addr", "127.0.0.1:0", "address -serve listens on")
+	cpuProfile := flag.String("cpuprofile", "", "write the cortex server's CPU profile to this file")
+	memProfile := flag.String("memprofile", "", "write the cortex server's allocation profile to this file")
+	intraOp := flag.Int("intra-op-threads", 0, "the cortex server's predictor.intra_op_threads (0: the predictor's default)")
 	flag.Parse()
 	modelPath, err := filepath.Abs(*model)
 	if err != nil {
 		log.Fatal(err)
 	}
+	if *serve != "" {
+		if err := serveOne(*serve, *addr, modelPath, *cpuProfile, *memProfile, *intraOp); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *binary != "" && (*cpuProfile != "" || *memProfile != "") {
+		log.Fatal("-cpuprofile and -memprofile profile the in-process cortex server: not with -binary")
+	}
 
-	cortexURL, stopCortex := startCortex(modelPath)
-	defer stopCortex()
-	baseURL, stopBase := startBaseline(modelPath)
-	defer stopBase()
+	var cortex *child
+	if *binary != "" {
+		cortex, err = startBinary(*binary)
+	} else {
+		cortex, err = startSelf("cortex", modelPath, *cpuProfile, *memProfile, *intraOp)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cortex.stop()
+	base, err := startSelf("baseline", modelPath, "", "", 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer base.stop()
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
+	run := func(url string, d time.Duration) load.Result {
+		if *clientKind == "raw" {
+			return load.RunRaw(url, []string{body}, *conns, d)
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
+		defer client.CloseIdleConnections()
+		return load.Run(client, url, []string{body}, *conns, d)
+	}
 	results := map[string][]load.Result{}
+	cpu := map[string]time.Duration{} // the server process's CPU time in the measured rounds
 	for r := 0; r < *rounds; r++ {
-		for _, s := range []struct{ name, url string }{{"baseline", baseURL}, {"cortex", cortexURL}} {
-			load.Run(client, s.url, []string{body}, *conns, time.Second) // warm up connections and caches
-			results[s.name] = append(results[s.name], load.Run(client, s.url, []string{body}, *conns, *dur))
+		for _, s := range []struct {
+			name string
+			c    *child
+		}{{"baseline", base}, {"cortex", cortex}} {
+			url := "http://" + s.c.addr + *path
+			run(url, time.Second) // warm up connections and caches
+			t0 := s.c.cpu()
+			results[s.name] = append(results[s.name], run(url, *dur))
+			cpu[s.name] += s.c.cpu() - t0
 		}
 	}
-	base, cx := load.Merge(results["baseline"]), load.Merge(results["cortex"])
-	fmt.Printf("iris over HTTP, %d concurrent connections, %d x %s per server, GOMAXPROCS=%d\n",
-		*conns, *rounds, *dur, goMaxProcs())
-	fmt.Printf("%-34s %10s %10s %10s %8s\n", "server", "req/s", "p50", "p99", "errors")
-	fmt.Printf("%-34s %10.0f %10s %10s %8d\n", "baseline (net/http + onnxruntime_go)", base.RPS(), base.Pct(50), base.Pct(99), base.Errors)
-	fmt.Printf("%-34s %10.0f %10s %10s %8d\n", "cortex runtime (iris function)", cx.RPS(), cx.Pct(50), cx.Pct(99), cx.Errors)
-	fmt.Printf("ratio cortex/baseline: throughput %.2f, p50 %.2f, p99 %.2f\n",
-		cx.RPS()/base.RPS(), ratio(cx.Pct(50), base.Pct(50)), ratio(cx.Pct(99), base.Pct(99)))
-	if base.Errors+cx.Errors > 0 {
+	b, cx := load.Merge(results["baseline"]), load.Merge(results["cortex"])
+	perReq := func(name string, r load.Result) time.Duration {
+		if r.N == 0 {
+			return 0
+		}
+		return (cpu[name] / time.Duration(r.N)).Round(100 * time.Nanosecond)
+	}
+	what := "cortex runtime (iris function)"
+	if *binary != "" {
+		what = "packaged iris function binary"
+	}
+	fmt.Printf("iris over HTTP, POST %s, %d concurrent connections (%s client), %d x %s per server, GOMAXPROCS=%d\n",
+		*path, *conns, *clientKind, *rounds, *dur, goruntime.GOMAXPROCS(0))
+	fmt.Printf("%-37s %10s %10s %10s %12s %8s\n", "server", "req/s", "p50", "p99", "CPU/request", "errors")
+	fmt.Printf("%-37s %10.0f %10s %10s %12s %8d\n", "baseline (net/http + onnxruntime_go)", b.RPS(), b.Pct(50), b.Pct(99), perReq("baseline", b), b.Errors)
+	fmt.Printf("%-37s %10.0f %10s %10s %12s %8d\n", what, cx.RPS(), cx.Pct(50), cx.Pct(99), perReq("cortex", cx), cx.Errors)
+	fmt.Printf("ratio cortex/baseline: throughput %.2f, p50 %.2f, p99 %.2f, server CPU per request %.2f\n",
+		cx.RPS()/b.RPS(), ratio(cx.Pct(50), b.Pct(50)), ratio(cx.Pct(99), b.Pct(99)), ratio(perReq("cortex", cx), perReq("baseline", b)))
+	if b.Errors+cx.Errors > 0 {
+		cortex.stop()
+		base.stop()
 		os.Exit(1)
 	}
 }
 
-func goMaxProcs() int { return goruntime.GOMAXPROCS(0) }
-
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
-// startCortex serves the iris function the way a packaged function does:
-// the runtime with the built-in ONNX predictor behind the HTTP carrier.
-func startCortex(model string) (string, func()) {
-	return load.ServeIris(model, runtime.Limits{MaxConcurrency: 64, MaxQueue: 1024}, runtime.Batching{})
+// child is a server process this one started.
+type child struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
 }
 
-// startBaseline is the hand-written server: decode the OIP request, run the
-// session, encode the OIP response. No limits, metrics or request ids.
-func startBaseline(model string) (string, func()) {
-	if !ort.IsInitialized() {
-		lib, err := onnx.FindLibrary("")
+// startSelf runs this program with -serve name on a free loopback port.
+func startSelf(name, model, cpuProfile, memProfile string, intraOp int) (*child, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-serve", name, "-addr", addr, "-model", model, "-intra-op-threads", strconv.Itoa(intraOp)}
+	if cpuProfile != "" {
+		args = append(args, "-cpuprofile", cpuProfile)
+	}
+	if memProfile != "" {
+		args = append(args, "-memprofile", memProfile)
+	}
+	return start(exec.Command(os.Args[0], args...), addr)
+}
+
+// startBinary runs the packaged function in dir as a platform does: its
+// executable with PORT set, working directory its own.
+func startBinary(dir string) (*child, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(filepath.Join(dir, "bootstrap"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PORT="+port, "CORTEX_LOG_LEVEL=warn")
+	return start(cmd, addr)
+}
+
+func start(cmd *exec.Cmd, addr string) (*child, error) {
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	load.DieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, addr: addr, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	// Ready once it answers a prediction.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Post("http://"+addr+"/predict", "application/json", strings.NewReader(body))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c, nil
+			}
+		}
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("%s exited before it was ready", cmd.Path)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			c.stop()
+			return nil, fmt.Errorf("%s not ready after 30s", cmd.Path)
+		}
+	}
+}
+
+// cpu is the CPU time the process has used so far, all its threads (ONNX
+// Runtime's own included), from /proc/PID/stat; 0 where there is none.
+func (c *child) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th, in clock ticks
+	// (USER_HZ, 100 on Linux).
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// stop sends SIGTERM, so a profiled server writes its profiles, and waits.
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// serveOne serves one server on addr until SIGINT or SIGTERM, profiling
+// it when asked.
+func serveOne(name, addr, model, cpuProfile, memProfile string, intraOp int) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
-		ort.SetSharedLibraryPath(lib)
-		if err := ort.InitializeEnvironment(); err != nil {
-			log.Fatal(err)
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
 		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	switch name {
+	case "cortex":
+		err = serveCortex(ctx, ln, model, intraOp)
+	case "baseline":
+		err = serveBaseline(ctx, ln, model)
+	default:
+		err = fmt.Errorf("-serve %q: want cortex or baseline", name)
+	}
+	if err != nil {
+		return err
+	}
+	if memProfile != "" {
+		f, err := os.Create(memProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return pprof.Lookup("allocs").WriteTo(f, 0)
+	}
+	return nil
+}
+
+// serveCortex serves the iris function the way a packaged function does:
+// the runtime with the built-in ONNX predictor behind the HTTP carrier
+// (runtime.Serve, which a generated main reaches through runtime.Main).
+func serveCortex(ctx context.Context, ln net.Listener, model string, intraOp int) error {
+	cfg := runtime.Config{
+		Name:      "iris",
+		Predictor: runtime.PredictorConfig{Type: "onnx", Model: model},
+		Limits:    runtime.Limits{MaxConcurrency: 64, MaxQueue: 1024},
+	}
+	if intraOp > 0 {
+		cfg.Predictor.Values = map[string]any{onnx.ConfigIntraOpThreads: intraOp}
+	}
+	rt, err := runtime.New(onnx.New(), cfg)
+	if err != nil {
+		return err
+	}
+	return rt.Serve(ctx, ln)
+}
+
+// serveBaseline is the hand-written server: decode the OIP request, run the
+// session, encode the OIP response. No limits, metrics or request ids.
+func serveBaseline(ctx context.Context, ln net.Listener, model string) error {
+	lib, err := onnx.FindLibrary("")
+	if err != nil {
+		return err
+	}
+	ort.SetSharedLibraryPath(lib)
+	if err := ort.InitializeEnvironment(); err != nil {
+		return err
 	}
 	session, err := ort.NewDynamicAdvancedSession(model, []string{"input"}, []string{"label", "probabilities"}, nil)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
+	defer session.Destroy()
 	type tensor struct {
 		Name     string    `json:"name"`
 		Shape    []int64   `json:"shape"`
@@ -131,11 +361,13 @@ func startBaseline(model string) (string, func()) {
 			},
 		})
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
 	srv := &http.Server{Handler: h}
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String() + "/predict", func() { _ = srv.Close(); _ = session.Destroy() }
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
