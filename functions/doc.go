@@ -10,7 +10,9 @@
 // Optional capabilities are separate one-method interfaces that the runtime
 // finds by type assertion: [Initializer] (load the model once, before the
 // function reports ready), [Closer] (release it on shutdown) and
-// [BatchPredictor] (serve a gathered batch in one call). A predictor that
+// [BatchPredictor] (serve a gathered batch in one call) and [Streamer]
+// (send the output as it is produced: tokens, frames; [TypedStream] turns
+// a function that yields values into one). A predictor that
 // serves named models, or publishes the tensors they take, implements
 // Catalog from package functions/oip as well.
 //

@@ -24,7 +24,9 @@ type metrics struct {
 	loadTime prometheus.Gauge
 	ready    prometheus.Gauge
 	rejected *prometheus.CounterVec
-	byStatus sync.Map // int -> prometheus.Counter: no label hashing per request
+	// cancelled counts predictions whose caller went away first.
+	cancelled prometheus.Counter
+	byStatus  sync.Map // int -> prometheus.Counter: no label hashing per request
 
 	batchSize, batchWait prometheus.Histogram // observed only when batching is on
 }
@@ -60,6 +62,10 @@ func newMetrics(constLabels prometheus.Labels) *metrics {
 		Name: "cortex_requests_rejected_total", Help: "Requests refused before reaching the predictor, by reason.",
 		ConstLabels: constLabels,
 	}, []string{"reason"})
+	m.cancelled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cortex_predictions_cancelled_total", Help: "Predictions whose caller went away before the answer (a closed connection, a stream no longer read): their context was cancelled.",
+		ConstLabels: constLabels,
+	})
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "cortex_batch_size", Help: "Requests per batch run (batching.max_batch_size).", ConstLabels: constLabels,
 		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
@@ -68,7 +74,7 @@ func newMetrics(constLabels prometheus.Labels) *metrics {
 		Name: "cortex_batch_wait_seconds", Help: "Time a request waited for its batch to close.", ConstLabels: constLabels,
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.overrun, m.queued, m.loadTime, m.ready, m.rejected, m.batchSize, m.batchWait,
+	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.overrun, m.queued, m.loadTime, m.ready, m.rejected, m.cancelled, m.batchSize, m.batchWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -352,6 +352,7 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request, do job) (*
 		return nil, r.deadlineError(ctx, req)
 	case <-caller.Done():
 		cancel() // the prediction's context ends with its caller's
+		r.m.cancelled.Inc()
 		r.watchOverrun(ctx, req, done)
 		return nil, r.deadlineError(caller, req)
 	}

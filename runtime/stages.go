@@ -215,6 +215,12 @@ func (s *stages) postprocess(ctx context.Context, resp *functions.Response) (*fu
 	return functions.Bytes(resp.StatusCode(), sniff(out), out), nil
 }
 
+// postChunk runs the post stage on one chunk of a streamed prediction.
+func (s *stages) postChunk(ctx context.Context, chunk []byte) ([]byte, error) {
+	defer s.observe("post", time.Now())
+	return s.post.Postprocess(ctx, chunk)
+}
+
 func (s *stages) observe(stage string, start time.Time) {
 	if s.latency != nil {
 		s.latency.WithLabelValues(stage).Observe(time.Since(start).Seconds())

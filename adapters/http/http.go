@@ -301,6 +301,12 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.exampleModel()), req.ID))
 		return
 	}
+	if se, ok := h.e.(adapters.StreamEngine); ok {
+		if stream, sse := adapters.WantsStream(r.Header, req.Body); stream {
+			h.stream(w, r, req, se, sse)
+			return
+		}
+	}
 	resp, err := h.e.Invoke(r.Context(), req)
 	if err != nil {
 		resp = adapters.ErrorResponse(err, req.ID)

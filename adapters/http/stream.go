@@ -1,0 +1,155 @@
+package http
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/gzhttp"
+
+	"github.com/cortexfn/cortex/adapters"
+	"github.com/cortexfn/cortex/functions"
+)
+
+// stream answers a prediction whose caller asked for a stream (see
+// adapters.WantsStream). With sse, the answer is text/event-stream: one
+// "output" event per chunk, then "done", or "error" when the prediction
+// fails midway (its deadline passed, the predictor failed). Without, the
+// chunks themselves go out as a chunked body, each flushed as it comes; a
+// failure midway aborts the body, so the caller sees it incomplete rather
+// than whole. An answer that was not streamed (the predictor does not
+// stream, or failed before its first chunk) goes out as usual, or as one
+// event when it is a 2xx and sse was asked for.
+//
+// Nothing buffers a chunk: the compression middleware is told to leave
+// the answer alone, and every write is flushed.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, req *functions.Request, se adapters.StreamEngine, sse bool) {
+	sink := &httpSink{w: w, rc: http.NewResponseController(w), sse: sse, req: req}
+	resp, err := se.InvokeStream(r.Context(), req, sink)
+	if sink.opened {
+		sink.end(err)
+		return
+	}
+	if err != nil {
+		resp = adapters.ErrorResponse(err, req.ID)
+	} else {
+		setRequestID(resp, req.ID)
+	}
+	if !sse || resp.StatusCode() >= 300 {
+		writeResponse(w, resp)
+		return
+	}
+	if sink.Open(resp.Header) == nil && sink.Send(resp.Body) == nil {
+		sink.end(nil)
+	}
+}
+
+// httpSink writes a streamed prediction to an HTTP response.
+type httpSink struct {
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	sse    bool
+	req    *functions.Request // its ID is the engine's by the time it opens
+	opened bool
+	buf    []byte
+}
+
+func (s *httpSink) Open(header http.Header) error {
+	s.opened = true
+	dst := s.w.Header()
+	dst.Set("X-Request-Id", s.req.ID)
+	dst.Set(gzhttp.HeaderNoCompression, "1") // gzhttp removes it
+	if s.sse {
+		dst.Set("Content-Type", "text/event-stream")
+		dst.Set("Cache-Control", "no-cache")
+		dst.Set("X-Accel-Buffering", "no") // proxies such as nginx: do not buffer
+	} else {
+		ct := header.Get("Content-Type")
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		dst.Set("Content-Type", ct)
+	}
+	s.w.WriteHeader(http.StatusOK)
+	return s.rc.Flush()
+}
+
+// Send writes one chunk: an "output" event whose data is the chunk (its
+// lines, as SSE carries text), or, for a chunk that is not UTF-8 text, an
+// "output.base64" event with the chunk in base64.
+func (s *httpSink) Send(chunk []byte) error {
+	if !s.sse {
+		if _, err := s.w.Write(chunk); err != nil {
+			return err
+		}
+		return s.rc.Flush()
+	}
+	if utf8.Valid(chunk) {
+		s.buf = appendEvent(s.buf[:0], "output", chunk)
+	} else {
+		s.buf = appendEvent(s.buf[:0], "output.base64", base64.StdEncoding.AppendEncode(nil, chunk))
+	}
+	if _, err := s.w.Write(s.buf); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// end closes the stream: "done", or "error" with the error's status and
+// message (an aborted body without sse).
+func (s *httpSink) end(err error) {
+	if !s.sse {
+		if err != nil {
+			// The status has gone; an incomplete chunked body is how
+			// HTTP says the answer is not whole.
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	var data []byte
+	if err == nil {
+		s.buf = appendEvent(s.buf[:0], "done", []byte(`{"status":"succeeded"}`))
+	} else {
+		status := functions.StatusOf(err)
+		msg := http.StatusText(status)
+		if fe := (*functions.Error)(nil); errors.As(err, &fe) && fe.Message != "" {
+			msg = fe.Message
+		}
+		data, _ = json.Marshal(struct {
+			Status int    `json:"status"`
+			Error  string `json:"error"`
+		}{status, msg})
+		s.buf = appendEvent(s.buf[:0], "error", data)
+	}
+	if _, err := s.w.Write(s.buf); err == nil {
+		_ = s.rc.Flush()
+	}
+}
+
+// appendEvent appends one server-sent event: its name and data, one data
+// field per line of data (a line break inside data cannot be sent
+// otherwise; the receiver joins the lines with "\n").
+func appendEvent(b []byte, name string, data []byte) []byte {
+	b = append(b, "event: "...)
+	b = append(b, name...)
+	b = append(b, '\n')
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		if i < 0 {
+			break
+		}
+		b = append(b, "data: "...)
+		b = append(b, data[:i]...)
+		b = append(b, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+	b = append(b, "data: "...)
+	b = append(b, data...)
+	return append(b, '\n', '\n')
+}
