@@ -3,10 +3,13 @@ package adapters
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cortexfn/cortex/functions"
 )
@@ -87,4 +90,70 @@ func streamFlag(body []byte) bool {
 		return false
 	}
 	return *v.Stream
+}
+
+// The events of a stream sent as server-sent events, the same on every
+// carrier: one "output" event per chunk, whose data is the chunk (a field
+// per line: the receiver joins them with "\n"), or "output.base64" with the
+// chunk in base64 when it is not UTF-8 text; then "done" with
+// {"status":"succeeded"}, or "error" with {"status": N, "error": "..."}
+// when the prediction failed midway.
+
+// AppendChunkEvent appends the event of one chunk to b.
+func AppendChunkEvent(b, chunk []byte) []byte {
+	if utf8.Valid(chunk) {
+		return appendEvent(b, "output", chunk)
+	}
+	return appendEvent(b, "output.base64", base64.StdEncoding.AppendEncode(nil, chunk))
+}
+
+// AppendEndEvent appends the stream's last event to b: "done" when err is
+// nil, else "error" with err's status and its message safe for the caller
+// (as ErrorResponse gives them).
+func AppendEndEvent(b []byte, err error) []byte {
+	if err == nil {
+		return appendEvent(b, "done", []byte(`{"status":"succeeded"}`))
+	}
+	status := functions.StatusOf(err)
+	msg := http.StatusText(status)
+	if fe := (*functions.Error)(nil); errors.As(err, &fe) && fe.Message != "" {
+		msg = fe.Message
+	}
+	data, _ := json.Marshal(struct {
+		Status int    `json:"status"`
+		Error  string `json:"error"`
+	}{status, msg})
+	return appendEvent(b, "error", data)
+}
+
+// appendEvent appends one server-sent event: its name and data, one data
+// field per line of data (a line break inside data cannot be sent
+// otherwise).
+func appendEvent(b []byte, name string, data []byte) []byte {
+	b = append(b, "event: "...)
+	b = append(b, name...)
+	b = append(b, '\n')
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		if i < 0 {
+			break
+		}
+		b = append(b, "data: "...)
+		b = append(b, data[:i]...)
+		b = append(b, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+	b = append(b, "data: "...)
+	b = append(b, data...)
+	return append(b, '\n', '\n')
+}
+
+// SSEHeader sets the headers of an answer sent as server-sent events.
+func SSEHeader(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // proxies such as nginx: do not buffer
 }

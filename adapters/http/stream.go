@@ -1,12 +1,7 @@
 package http
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzhttp"
 
@@ -63,9 +58,7 @@ func (s *httpSink) Open(header http.Header) error {
 	dst.Set("X-Request-Id", s.req.ID)
 	dst.Set(gzhttp.HeaderNoCompression, "1") // gzhttp removes it
 	if s.sse {
-		dst.Set("Content-Type", "text/event-stream")
-		dst.Set("Cache-Control", "no-cache")
-		dst.Set("X-Accel-Buffering", "no") // proxies such as nginx: do not buffer
+		adapters.SSEHeader(dst)
 	} else {
 		ct := header.Get("Content-Type")
 		if ct == "" {
@@ -77,9 +70,8 @@ func (s *httpSink) Open(header http.Header) error {
 	return s.rc.Flush()
 }
 
-// Send writes one chunk: an "output" event whose data is the chunk (its
-// lines, as SSE carries text), or, for a chunk that is not UTF-8 text, an
-// "output.base64" event with the chunk in base64.
+// Send writes one chunk: as one event (see adapters.AppendChunkEvent), or
+// as it is.
 func (s *httpSink) Send(chunk []byte) error {
 	if !s.sse {
 		if _, err := s.w.Write(chunk); err != nil {
@@ -87,11 +79,7 @@ func (s *httpSink) Send(chunk []byte) error {
 		}
 		return s.rc.Flush()
 	}
-	if utf8.Valid(chunk) {
-		s.buf = appendEvent(s.buf[:0], "output", chunk)
-	} else {
-		s.buf = appendEvent(s.buf[:0], "output.base64", base64.StdEncoding.AppendEncode(nil, chunk))
-	}
+	s.buf = adapters.AppendChunkEvent(s.buf[:0], chunk)
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
@@ -109,47 +97,8 @@ func (s *httpSink) end(err error) {
 		}
 		return
 	}
-	var data []byte
-	if err == nil {
-		s.buf = appendEvent(s.buf[:0], "done", []byte(`{"status":"succeeded"}`))
-	} else {
-		status := functions.StatusOf(err)
-		msg := http.StatusText(status)
-		if fe := (*functions.Error)(nil); errors.As(err, &fe) && fe.Message != "" {
-			msg = fe.Message
-		}
-		data, _ = json.Marshal(struct {
-			Status int    `json:"status"`
-			Error  string `json:"error"`
-		}{status, msg})
-		s.buf = appendEvent(s.buf[:0], "error", data)
-	}
+	s.buf = adapters.AppendEndEvent(s.buf[:0], err)
 	if _, err := s.w.Write(s.buf); err == nil {
 		_ = s.rc.Flush()
 	}
-}
-
-// appendEvent appends one server-sent event: its name and data, one data
-// field per line of data (a line break inside data cannot be sent
-// otherwise; the receiver joins the lines with "\n").
-func appendEvent(b []byte, name string, data []byte) []byte {
-	b = append(b, "event: "...)
-	b = append(b, name...)
-	b = append(b, '\n')
-	for {
-		i := bytes.IndexAny(data, "\r\n")
-		if i < 0 {
-			break
-		}
-		b = append(b, "data: "...)
-		b = append(b, data[:i]...)
-		b = append(b, '\n')
-		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
-			i++
-		}
-		data = data[i+1:]
-	}
-	b = append(b, "data: "...)
-	b = append(b, data...)
-	return append(b, '\n', '\n')
 }

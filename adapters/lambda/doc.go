@@ -117,6 +117,17 @@
 // JSON document gets aws-lambda-go's own error (errorType SyntaxError)
 // rather than the function's 400, and only its first JSON value is read.
 //
+// A streamed prediction (a functions.Streamer predictor, a caller that asks
+// for a stream: Accept: text/event-stream or "stream": true) is streamed
+// through a function URL in this mode as it is produced: the result is
+// handed to aws-lambda-go when the stream opens, and the predictor's
+// chunks are written into it as they come (server-sent events, or the
+// chunks themselves for another Accept; see adapters.WantsStream). A
+// failure midway is an "error" event, or, for raw chunks, an error in the
+// post's trailers, which Lambda turns into a cut response. In BUFFERED
+// mode, and for events that cannot stream, the caller gets Predict's whole
+// answer.
+//
 // Buffered results are posted to the Runtime API as
 // application/octet-stream (aws-lambda-go's type for a lambda.Handler's
 // result); Lambda reads a buffered result the same whatever its type.

@@ -159,7 +159,12 @@ func (h *handler) invoke(ctx context.Context, payload json.RawMessage) (io.Reade
 		inv = invocation{requestID: lc.AwsRequestID, functionARN: lc.InvokedFunctionArn}
 	}
 	ctx, cancel := withReserve(ctx)
-	defer cancel()
+	handedOver := false // to a stream, which cancels when it ends
+	defer func() {
+		if !handedOver {
+			cancel()
+		}
+	}()
 
 	ev, s := decode(payload)
 	if s == shapeDirect {
@@ -170,6 +175,10 @@ func (h *handler) invoke(ctx context.Context, payload json.RawMessage) (io.Reade
 		return encodeDirect(h.call(ctx, req))
 	}
 	req, bodyErr := ev.request(s, inv, h.e.MaxBody())
+	if se, stream, sse := h.streamable(s, req, bodyErr); stream {
+		handedOver = true
+		return h.stream(ctx, cancel, ev, req, se, sse)
+	}
 	resp, err := h.serve(ctx, req, bodyErr)
 	if err != nil {
 		resp = adapters.ErrorResponse(err, req.ID)

@@ -34,6 +34,13 @@ type LambdaAPI struct {
 	arn     string
 	next    chan LambdaInvocation
 	results chan LambdaResult
+
+	// ReadStream, when set, reads the body of a streamed response (the
+	// Runtime API's streaming mode: a chunked POST) in place of
+	// io.ReadAll, as it arrives: a test can see a stream's first bytes
+	// before the function has written the rest. Set it before the first
+	// invocation.
+	ReadStream func(body io.Reader) ([]byte, error)
 }
 
 // LambdaInvocation is one invocation as the Runtime API hands it out.
@@ -69,6 +76,10 @@ type LambdaResult struct {
 	ID     string
 	Header http.Header
 	Body   []byte
+	// Trailer holds the post's trailers: a streamed response that failed
+	// after it began reports its error there
+	// (Lambda-Runtime-Function-Error-Type and -Body).
+	Trailer http.Header
 	// At is when the post arrived.
 	At time.Time
 }
@@ -122,8 +133,13 @@ func (f *LambdaAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		outcome := LambdaOutcome(kind)
-		body, _ := io.ReadAll(r.Body)
 		streaming := r.Header.Get("Content-Type") == "application/vnd.awslambda.http-integration-response"
+		read := io.ReadAll
+		if streaming && f.ReadStream != nil {
+			read = f.ReadStream
+		}
+		body, _ := read(r.Body)
+		_, _ = io.Copy(io.Discard, r.Body) // to the end, for the trailers
 		if outcome == LambdaResponse && !streaming && len(body) > lambdaMaxResponse {
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
 			_, _ = io.WriteString(w, `{"errorMessage":"Exceeded maximum allowed payload size (6291556 bytes).","errorType":"RequestEntityTooLarge"}`)
@@ -132,7 +148,7 @@ func (f *LambdaAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = io.WriteString(w, `{"status":"OK"}`)
 		}
-		f.results <- LambdaResult{Kind: outcome, ID: id, Header: r.Header, Body: body, At: time.Now()}
+		f.results <- LambdaResult{Kind: outcome, ID: id, Header: r.Header, Body: body, Trailer: r.Trailer, At: time.Now()}
 	default:
 		http.NotFound(w, r)
 	}

@@ -11,6 +11,10 @@
 //	panic           panics
 //	sleep           waits for the deadline
 //	big             200 text/plain of n bytes
+//	stream          streams n chunks "chunk i\n" (functions.Streamer); after
+//	                the first it waits until the file named by "gate"
+//	                exists, when one is named; "fail": true fails after
+//	                the second chunk
 //
 // $CORTEX_CONFIG (the runtime's config) bounds request bodies;
 // $CORTEX_TEST_INIT_ERROR makes Init fail with that message.
@@ -21,8 +25,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/runtime"
@@ -41,8 +47,53 @@ func (predictor) Init(context.Context, functions.Config) error {
 	return nil
 }
 
-func (predictor) Predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+func (p predictor) Predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	if bytes.Contains(req.Body, []byte(`"stream"`)) {
+		return functions.Collect(ctx, p, req)
+	}
 	return predict(ctx, req)
+}
+
+func (predictor) PredictStream(ctx context.Context, req *functions.Request, s functions.Stream) error {
+	var in struct {
+		Op   string `json:"op"`
+		N    int    `json:"n"`
+		Gate string `json:"gate"`
+		Fail bool   `json:"fail"`
+	}
+	var doc any
+	if err := functions.DecodeJSON(req.Body, &doc); err != nil {
+		return err
+	}
+	_ = json.Unmarshal(req.Body, &in)
+	if in.Op != "stream" {
+		resp, err := predict(ctx, req)
+		if err != nil {
+			return err
+		}
+		s.Header().Set("Content-Type", resp.ContentType())
+		return s.Send(resp.Body)
+	}
+	s.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for i := range in.N {
+		if i == 2 && in.Fail {
+			return functions.Errorf(http.StatusUnprocessableEntity, "cannot go on after %d chunks", i)
+		}
+		if err := s.Send(fmt.Appendf(nil, "chunk %d\n", i)); err != nil {
+			return err
+		}
+		for i == 0 && in.Gate != "" {
+			if _, err := os.Stat(in.Gate); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 func predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {

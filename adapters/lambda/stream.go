@@ -1,0 +1,154 @@
+package lambda
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/cortexfn/cortex/adapters"
+	"github.com/cortexfn/cortex/functions"
+)
+
+// streamable reports whether a function-URL request is to be answered as a
+// stream: the function URL is in RESPONSE_STREAM mode, the engine streams,
+// and the caller asked (see adapters.WantsStream).
+func (h *handler) streamable(s shape, req *functions.Request, bodyErr error) (adapters.StreamEngine, bool, bool) {
+	if !h.o.stream || s != shapeURL || bodyErr != nil || req.Method != http.MethodPost || adapters.ServiceRoute(req.Path) {
+		return nil, false, false
+	}
+	se, ok := h.e.(adapters.StreamEngine)
+	if !ok {
+		return nil, false, false
+	}
+	adapters.Route(req) // any other path is the function's own route, as in serve
+	stream, sse := adapters.WantsStream(req.Header, req.Body)
+	return se, stream, sse
+}
+
+// stream answers a function URL in RESPONSE_STREAM mode with the
+// prediction's chunks as the predictor sends them: as server-sent events
+// when sse, else the chunks themselves. The result is handed to
+// aws-lambda-go as soon as the stream opens, and the prediction goes on
+// writing into it (the Runtime API's streaming protocol posts the body as
+// it comes); cancel, the invocation's, is called when the stream ends. An
+// answer that was not streamed goes back as encodeHTTP encodes it (a 2xx
+// as one event when sse). A chunked stream that fails midway ends with an
+// error the Runtime API reports in its trailers (Lambda then cuts the
+// caller's response short), since the status has gone.
+func (h *handler) stream(ctx context.Context, cancel context.CancelFunc, ev *event, req *functions.Request, se adapters.StreamEngine, sse bool) (io.Reader, error) {
+	pr, pw := io.Pipe()
+	sink := &pipeSink{w: pw, sse: sse, req: req, opened: make(chan http.Header, 1)}
+	type outcome struct {
+		resp *functions.Response
+		err  error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer cancel()
+		resp, err := h.callStream(ctx, req, se, sink)
+		if sink.wasOpened() {
+			pw.CloseWithError(sink.end(err))
+			return
+		}
+		done <- outcome{resp, err}
+	}()
+	select {
+	case hdr := <-sink.opened:
+		out := &events.LambdaFunctionURLStreamingResponse{StatusCode: http.StatusOK, Body: pr}
+		out.Headers, out.Cookies = v2Headers(hdr)
+		return out, nil
+	case o := <-done:
+		resp, err := o.resp, o.err
+		if err != nil {
+			resp = adapters.ErrorResponse(err, req.ID)
+		}
+		if sse && resp.StatusCode() < 300 {
+			body := adapters.AppendChunkEvent(nil, resp.Body)
+			resp = &functions.Response{Status: http.StatusOK, Header: http.Header{}, Body: adapters.AppendEndEvent(body, nil)}
+			adapters.SSEHeader(resp.Header)
+		}
+		return encodeHTTP(shapeURL, ev, resp, req.ID, true)
+	}
+}
+
+// callStream is InvokeStream with call's second line against a panic.
+func (h *handler) callStream(ctx context.Context, req *functions.Request, se adapters.StreamEngine, sink adapters.StreamSink) (resp *functions.Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			resp, err = nil, &functions.Error{Status: http.StatusInternalServerError,
+				Message: "internal error (request id " + req.ID + ")", Err: fmt.Errorf("engine panicked: %v", v)}
+		}
+	}()
+	resp, err = se.InvokeStream(ctx, req, sink)
+	if err == nil && resp == nil && !sink.(*pipeSink).wasOpened() {
+		resp = &functions.Response{Status: http.StatusNoContent}
+	}
+	return resp, err
+}
+
+// pipeSink writes a streamed prediction into the pipe aws-lambda-go reads
+// the invocation's result from.
+type pipeSink struct {
+	w      *io.PipeWriter
+	sse    bool
+	req    *functions.Request
+	opened chan http.Header // gets the header once, when the stream opens
+	mu     sync.Mutex
+	isOpen bool
+	buf    []byte
+}
+
+func (s *pipeSink) Open(header http.Header) error {
+	h := http.Header{}
+	if s.sse {
+		adapters.SSEHeader(h)
+	} else {
+		ct := header.Get("Content-Type")
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		h.Set("Content-Type", ct)
+	}
+	h.Set("X-Request-Id", s.req.ID)
+	s.mu.Lock()
+	s.isOpen = true
+	s.mu.Unlock()
+	s.opened <- h
+	return nil
+}
+
+func (s *pipeSink) wasOpened() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.isOpen
+}
+
+// Send writes one chunk; it waits until aws-lambda-go has read it (an
+// io.Pipe holds nothing), and fails once the result's reader is closed.
+func (s *pipeSink) Send(chunk []byte) error {
+	if !s.sse {
+		_, err := s.w.Write(chunk)
+		return err
+	}
+	s.buf = adapters.AppendChunkEvent(s.buf[:0], chunk)
+	_, err := s.w.Write(s.buf)
+	return err
+}
+
+// end writes the stream's last event, and returns the error the pipe
+// closes with: nil, or, for a chunked stream that failed, the error, so
+// that the result's reader fails.
+func (s *pipeSink) end(err error) error {
+	if !s.sse {
+		if err != nil {
+			return fmt.Errorf("the prediction failed after it began streaming: %w", err)
+		}
+		return nil
+	}
+	_, _ = s.w.Write(adapters.AppendEndEvent(nil, err))
+	return nil
+}
