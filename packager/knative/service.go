@@ -213,7 +213,13 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 					Spec: servingv1.RevisionSpec{
 						PodSpec:              podSpec,
 						ContainerConcurrency: &cc,
-						TimeoutSeconds:       &timeout,
+						// A streamed prediction's answer may start late and
+						// go quiet between chunks: neither bound is shorter
+						// than the prediction's own (limits.timeout, which
+						// the runtime ends with an error event).
+						TimeoutSeconds:              &timeout,
+						ResponseStartTimeoutSeconds: &timeout,
+						IdleTimeoutSeconds:          &timeout,
 					},
 				},
 			},

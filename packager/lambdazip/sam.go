@@ -2,6 +2,7 @@ package lambdazip
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math"
 	"strconv"
@@ -35,12 +36,18 @@ func Timeout(s *spec.Spec) int {
 	return int(math.Ceil(d.Seconds()))
 }
 
+// lambdaEnvInvokeMode is adapters/lambda.EnvInvokeMode, which tells the
+// function its URL's invoke mode (its events cannot): the packager does not
+// import the carriers.
+const lambdaEnvInvokeMode = "CORTEX_LAMBDA_INVOKE_MODE"
+
 // Template returns an AWS SAM template (template.yaml) that declares the
 // function from the zip at codeURI (relative to the template) and its
 // function URL on the alias Alias (AutoPublishAlias: each sam deploy
 // publishes a version and points the alias at it, as cortex deploy
 // does): runtime provided.al2023, targets.lambda's architecture,
-// memory and URL auth type (AWS_IAM unless the spec says NONE), and the
+// memory, URL auth type (AWS_IAM unless the spec says NONE) and invoke
+// mode (in the URL's config and the function's environment), and the
 // timeout from limits.timeout. `sam deploy --guided` deploys it. Each
 // wasm.secret_env variable is a NoEcho parameter (its name without the
 // underscores, as CloudFormation wants), which sam deploy asks for: no
@@ -68,6 +75,8 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 		"Timeout": Timeout(s),
 		"Config":  ConfigPath,
 		"Auth":    s.Targets.Lambda.URLAuth,
+		"Invoke":  cmp.Or(s.Targets.Lambda.InvokeMode, spec.DefaultInvokeMode),
+		"EnvMode": lambdaEnvInvokeMode,
 		"Alias":   Alias,
 		"Secrets": secrets,
 	})
@@ -106,12 +115,14 @@ Resources:
       Environment:
         Variables:
           CORTEX_CONFIG: {{.Config}}
+          {{.EnvMode}}: {{.Invoke}}
 {{- range .Secrets}}
           {{.Name}}:
             Ref: {{.Param}}
 {{- end}}
       FunctionUrlConfig:
         AuthType: {{.Auth}}
+        InvokeMode: {{.Invoke}}
       Tags:
         cortex.function: {{.Name}}
 Outputs:

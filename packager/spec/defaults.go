@@ -35,6 +35,9 @@ const (
 	ArchARM64              = "arm64"
 	URLAuthIAM             = "AWS_IAM"
 	URLAuthNone            = "NONE"
+	InvokeBuffered         = "BUFFERED"
+	InvokeResponseStream   = "RESPONSE_STREAM"
+	DefaultInvokeMode      = InvokeBuffered
 )
 
 // GPUPresentLabel is the node label the default GPU node selector uses (set
@@ -120,5 +123,8 @@ func (s *Spec) SetDefaults() {
 	}
 	if lm.URLAuth == "" {
 		lm.URLAuth = DefaultURLAuth
+	}
+	if lm.InvokeMode == "" {
+		lm.InvokeMode = DefaultInvokeMode
 	}
 }

@@ -799,6 +799,14 @@ var keys = []Key{
 		Description: "The auth type of the function URL. AWS_IAM takes only requests signed with AWS credentials (cortex predict signs them); NONE makes the URL public.",
 		Example:     URLAuthNone,
 	},
+	{
+		Path:        "targets.lambda.invoke_mode",
+		Type:        KindEnum,
+		Default:     DefaultInvokeMode,
+		Values:      []string{InvokeBuffered, InvokeResponseStream},
+		Description: "The invoke mode of the function URL. RESPONSE_STREAM sends a streaming predictor's output to a caller that asks for a stream (Accept: text/event-stream, or \"stream\": true) as it is produced, up to 200 MB; BUFFERED answers when the prediction is complete, up to 6 MB.",
+		Example:     InvokeResponseStream,
+	},
 }
 
 // dur writes d as a user would: 30s, 2m, 1h, 5ms.

@@ -44,6 +44,7 @@ targets:
     arch: arm64
     memory: 2048
     url_auth: AWS_IAM
+    invoke_mode: BUFFERED
 `
 
 // WriteReference writes the reference of cortex.yaml in Markdown, rendered

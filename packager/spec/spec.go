@@ -282,6 +282,10 @@ type Lambda struct {
 	// URLAuth is the function URL's auth type, "AWS_IAM" or "NONE".
 	// Default "AWS_IAM": a function is not public unless the spec says so.
 	URLAuth string `yaml:"url_auth"`
+	// InvokeMode is the function URL's invoke mode, "BUFFERED" or
+	// "RESPONSE_STREAM" (a streaming predictor's chunks reach the caller
+	// as they are sent). Default "BUFFERED".
+	InvokeMode string `yaml:"invoke_mode"`
 }
 
 // Line returns the line the field at path (for example "limits.max_body")

@@ -54,7 +54,7 @@ func TestLoadFull(t *testing.T) {
 			GPUNodeSelector: map[string]string{"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
 			Registry:        "ghcr.io/acme",
 		}},
-		{"lambda (defaults)", s.Targets.Lambda, spec.Lambda{Arch: "x86_64", Memory: 1024, URLAuth: "AWS_IAM"}},
+		{"lambda (defaults)", s.Targets.Lambda, spec.Lambda{Arch: "x86_64", Memory: 1024, URLAuth: "AWS_IAM", InvokeMode: "BUFFERED"}},
 		{"line of limits.max_body", s.Line("limits.max_body"), 11},
 		{"has targets.lambda", s.Has("targets.lambda"), false},
 	}
@@ -85,7 +85,7 @@ func TestSetDefaults(t *testing.T) {
 		{"batching", s.Batching, spec.Batching{}},
 		{"limits", s.Limits, spec.Limits{MaxBody: 6 << 20, Timeout: 30 * time.Second, MaxConcurrency: 64, MaxQueue: intp(128), OverrunGrace: time.Minute}},
 		{"knative", s.Targets.Knative, spec.Knative{Namespace: "default", Visibility: "public"}},
-		{"lambda", s.Targets.Lambda, spec.Lambda{Arch: "x86_64", Memory: 1024, URLAuth: "AWS_IAM"}},
+		{"lambda", s.Targets.Lambda, spec.Lambda{Arch: "x86_64", Memory: 1024, URLAuth: "AWS_IAM", InvokeMode: "BUFFERED"}},
 		// The spec's limit defaults are the runtime's.
 		{"runtime limits", runtime.Limits{MaxBody: int64(s.Limits.MaxBody), Timeout: runtime.Duration(s.Limits.Timeout), MaxConcurrency: s.Limits.MaxConcurrency, MaxQueue: *s.Limits.MaxQueue, OverrunGrace: runtime.Duration(s.Limits.OverrunGrace)}.WithDefaults(), runtime.Limits{}.WithDefaults()},
 	}

@@ -579,6 +579,15 @@ func (v *validator) lambda() {
 			v.add("targets.lambda.url_auth", "%q is not a function URL auth type; use AWS_IAM or NONE", l.URLAuth)
 		}
 	}
+	switch l.InvokeMode {
+	case "", InvokeBuffered, InvokeResponseStream:
+	default:
+		if up := strings.ToUpper(l.InvokeMode); up == InvokeBuffered || up == InvokeResponseStream {
+			v.add("targets.lambda.invoke_mode", "%q must be upper case: %s", l.InvokeMode, up)
+		} else {
+			v.add("targets.lambda.invoke_mode", "%q is not a function URL invoke mode; use BUFFERED or RESPONSE_STREAM", l.InvokeMode)
+		}
+	}
 }
 
 var (

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -86,6 +87,10 @@ type Function struct {
 	Secrets []string
 	// URLAuth is AWS_IAM or NONE (public).
 	URLAuth string
+	// InvokeMode is the URL's invoke mode, BUFFERED (default) or
+	// RESPONSE_STREAM; the function learns it from its environment
+	// ($CORTEX_LAMBDA_INVOKE_MODE, which FromSpec sets).
+	InvokeMode string
 }
 
 // SecretNamesVar is the variable in which a deploy records the names of
@@ -120,8 +125,10 @@ func FromSpec(s *spec.Spec, zip string) Function {
 		Arch:    s.Targets.Lambda.Arch,
 		Memory:  int32(s.Targets.Lambda.Memory),
 		Timeout: int32(lambdazip.Timeout(s)),
-		Env:     map[string]string{"CORTEX_CONFIG": lambdazip.ConfigPath},
-		URLAuth: s.Targets.Lambda.URLAuth,
+		Env: map[string]string{"CORTEX_CONFIG": lambdazip.ConfigPath,
+			"CORTEX_LAMBDA_INVOKE_MODE": cmp.Or(s.Targets.Lambda.InvokeMode, spec.DefaultInvokeMode)},
+		URLAuth:    s.Targets.Lambda.URLAuth,
+		InvokeMode: cmp.Or(s.Targets.Lambda.InvokeMode, spec.DefaultInvokeMode),
 	}
 }
 
@@ -328,6 +335,10 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 	}
 	if fn.URLAuth != spec.URLAuthIAM && fn.URLAuth != spec.URLAuthNone {
 		return nil, fmt.Errorf("url auth %q: use %s or %s", fn.URLAuth, spec.URLAuthIAM, spec.URLAuthNone)
+	}
+	fn.InvokeMode = cmp.Or(fn.InvokeMode, spec.DefaultInvokeMode)
+	if fn.InvokeMode != spec.InvokeBuffered && fn.InvokeMode != spec.InvokeResponseStream {
+		return nil, fmt.Errorf("invoke mode %q: use %s or %s", fn.InvokeMode, spec.InvokeBuffered, spec.InvokeResponseStream)
 	}
 	zip, err := os.ReadFile(fn.Zip)
 	if err != nil {
@@ -701,6 +712,7 @@ func (d *deployer) url(ctx context.Context, fn Function, aliasExisted bool) erro
 	name := aws.String(fn.Name)
 	at := qualified(fn.Name, Alias)
 	auth := types.FunctionUrlAuthType(fn.URLAuth)
+	mode := types.InvokeMode(fn.InvokeMode)
 	var cur *lambda.GetFunctionUrlConfigOutput
 	if aliasExisted {
 		var err error
@@ -714,17 +726,17 @@ func (d *deployer) url(ctx context.Context, fn Function, aliasExisted bool) erro
 	switch {
 	case cur == nil:
 		d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
-		return d.write("CreateFunctionUrlConfig", at+" (auth "+fn.URLAuth+")", func() error {
-			out, err := d.api.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: name, Qualifier: aws.String(Alias), AuthType: auth})
+		return d.write("CreateFunctionUrlConfig", at+" (auth "+fn.URLAuth+", invoke mode "+fn.InvokeMode+")", func() error {
+			out, err := d.api.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: name, Qualifier: aws.String(Alias), AuthType: auth, InvokeMode: mode})
 			if err == nil {
 				d.res.URL = aws.ToString(out.FunctionUrl)
 			}
 			return err
 		})
-	case cur.AuthType != auth:
+	case cur.AuthType != auth || cmp.Or(cur.InvokeMode, types.InvokeModeBuffered) != mode:
 		d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
-		return d.write("UpdateFunctionUrlConfig", fmt.Sprintf("%s (auth %s -> %s)", at, cur.AuthType, fn.URLAuth), func() error {
-			out, err := d.api.UpdateFunctionUrlConfig(ctx, &lambda.UpdateFunctionUrlConfigInput{FunctionName: name, Qualifier: aws.String(Alias), AuthType: auth})
+		return d.write("UpdateFunctionUrlConfig", fmt.Sprintf("%s (auth %s -> %s, invoke mode %s -> %s)", at, cur.AuthType, fn.URLAuth, cmp.Or(cur.InvokeMode, types.InvokeModeBuffered), mode), func() error {
+			out, err := d.api.UpdateFunctionUrlConfig(ctx, &lambda.UpdateFunctionUrlConfigInput{FunctionName: name, Qualifier: aws.String(Alias), AuthType: auth, InvokeMode: mode})
 			if err == nil {
 				d.res.URL = aws.ToString(out.FunctionUrl)
 			}

@@ -425,5 +425,5 @@ func TestDeploySecrets(t *testing.T) {
 	if _, err := lambda.Deploy(ctx, api, fn, fast); err != nil {
 		t.Fatal(err)
 	}
-	check(t, "env after the secret left", f.Funcs["iris"].Config["Environment"], map[string]any{"Variables": map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json", "LOG_LEVEL": "debug"}})
+	check(t, "env after the secret left", f.Funcs["iris"].Config["Environment"], map[string]any{"Variables": map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json", "CORTEX_LAMBDA_INVOKE_MODE": "BUFFERED", "LOG_LEVEL": "debug"}})
 }

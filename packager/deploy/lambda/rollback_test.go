@@ -260,7 +260,7 @@ func TestDeployDryRunOfAnUpdate(t *testing.T) {
 		"RemovePermission iris " + lambda.SidInvoke + " (the URL moves to the alias live)",
 		"PublishVersion iris (code sha256 " + sum + ")",
 		"CreateAlias iris:live (the published version)",
-		"CreateFunctionUrlConfig iris:live (auth NONE)",
+		"CreateFunctionUrlConfig iris:live (auth NONE, invoke mode BUFFERED)",
 		"AddPermission iris:live " + lambda.SidURL + " (lambda:InvokeFunctionUrl for everyone: the URL is public)",
 		"AddPermission iris:live " + lambda.SidInvoke + " (lambda:InvokeFunction for everyone: the URL is public)",
 	})

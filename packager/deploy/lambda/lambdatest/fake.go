@@ -324,7 +324,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			id = name + q
 		}
 		fn.URLs[q] = map[string]any{"FunctionUrl": "https://" + id + ".lambda-url." + Region + ".on.aws/", "FunctionArn": arn,
-			"AuthType": body["AuthType"], "CreationTime": "2026-01-01T00:00:00.000Z", "LastModifiedTime": "2026-01-01T00:00:00.000Z"}
+			"AuthType": body["AuthType"], "InvokeMode": invokeMode(body), "CreationTime": "2026-01-01T00:00:00.000Z", "LastModifiedTime": "2026-01-01T00:00:00.000Z"}
 		writeJSON(w, 201, fn.URLs[q])
 	case "UpdateFunctionUrlConfig":
 		if fn.URLs[q] == nil {
@@ -332,6 +332,9 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fn.URLs[q]["AuthType"] = body["AuthType"]
+		if body["InvokeMode"] != nil {
+			fn.URLs[q]["InvokeMode"] = body["InvokeMode"]
+		}
 		writeJSON(w, 200, fn.URLs[q])
 	case "GetPolicy":
 		if len(fn.Policies[q]) == 0 {
@@ -487,3 +490,12 @@ func SHA(b []byte) string {
 }
 
 var _ http.Handler = (*Fake)(nil)
+
+// invokeMode is a URL config's InvokeMode as Lambda stores it: BUFFERED
+// when the request names none.
+func invokeMode(body map[string]any) any {
+	if m, ok := body["InvokeMode"]; ok && m != "" {
+		return m
+	}
+	return "BUFFERED"
+}
