@@ -2,6 +2,7 @@ package packager
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -130,8 +131,9 @@ func BuildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 			return nil, err
 		}
 		if len(files) == 1 && strings.HasSuffix(files[0].Path, ".wasm") {
-			a.Stages = append(a.Stages, files[0])
-			a.StagePaths[st.field] = files[0].Path
+			if err := addStage(a, st.field, files[0]); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		// A Go package: compiled for wasip1 (cached). Its sources were
@@ -143,9 +145,9 @@ func BuildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 		if err != nil {
 			return nil, err
 		}
-		rel := path.Join("wasm", st.field+".wasm")
-		a.Stages = append(a.Stages, artifact.File{Path: rel, Src: out})
-		a.StagePaths[st.field] = rel
+		if err := addStage(a, st.field, artifact.File{Path: path.Join("wasm", st.field+".wasm"), Src: out}); err != nil {
+			return nil, err
+		}
 	}
 
 	bin, err := build.Binary(ctx, build.Options{
@@ -179,4 +181,54 @@ func BuildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 	a.SpecSHA256 = s.SHA256
 	built = true
 	return a, nil
+}
+
+// addStage ships f as the stage field ("pre", "post"), or, when a stage
+// already shipped has the same bytes (iris-wasm's pre and post are one Go
+// package), points field at that one: identical stages are stored once in
+// the image and the zip, and cortex.json names the one file for both.
+func addStage(a *artifact.Artifact, field string, f artifact.File) error {
+	for _, have := range a.Stages {
+		same, err := sameBytes(have, f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+		if same {
+			if f.Opened != nil && f.Opened != have.Opened {
+				f.Opened.Close()
+			}
+			a.StagePaths[field] = have.Path
+			return nil
+		}
+	}
+	a.Stages = append(a.Stages, f)
+	a.StagePaths[field] = f.Path
+	return nil
+}
+
+// sameBytes reports whether two files have the same content.
+func sameBytes(x, y artifact.File) (bool, error) {
+	xs, err := x.Size()
+	if err != nil {
+		return false, err
+	}
+	ys, err := y.Size()
+	if err != nil || xs != ys {
+		return false, err
+	}
+	var sums [2][32]byte
+	for i, f := range []artifact.File{x, y} {
+		r, err := f.Open()
+		if err != nil {
+			return false, err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, r)
+		r.Close()
+		if err != nil {
+			return false, fmt.Errorf("reading %s: %w", f.Name(), err)
+		}
+		copy(sums[i][:], h.Sum(nil))
+	}
+	return sums[0] == sums[1], nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/lambdazip"
+	"github.com/cortexfn/cortex/packager/oci"
 	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/spec"
 )
@@ -260,13 +261,19 @@ func lambdaLibs(dir, arch string) ([]artifact.File, []string) {
 			p = filepath.Join(dir, lib)
 		} else {
 			if arch != goruntime.GOARCH {
-				warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: this machine's is not %s; give --lambda-libs DIR with copies built for Lambda (Amazon Linux 2023's libstdc++ and libgcc packages)", lib, arch))
-				continue
+				// Debian's cross packages of arch (the built-in base's).
+				p = oci.CrossLibrary(arch, lib)
+				if p == "" {
+					warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: this machine's is not %s and Debian's %s cross packages are not installed; give --lambda-libs DIR with copies built for Lambda (Amazon Linux 2023's libstdc++ and libgcc packages)", lib, arch, arch))
+					continue
+				}
 			}
 			for _, d := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64"} {
+				if p != "" {
+					break
+				}
 				if _, err := os.Stat(filepath.Join(d, lib)); err == nil {
 					p = filepath.Join(d, lib)
-					break
 				}
 			}
 		}

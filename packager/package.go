@@ -43,13 +43,20 @@
 //
 //	base       built-in: /etc/passwd, /etc/group (uid 65532), CA certificates,
 //	           /tmp; for an ONNX (cgo) function also glibc, the loader,
-//	           libstdc++ and libgcc_s copied from the build machine (their
-//	           Debian package versions are recorded in the history and a label)
+//	           libstdc++ and libgcc_s copied from the build machine, or for
+//	           another architecture from Debian's cross packages of it
+//	           (libc6-arm64-cross, ...; their Debian package versions are
+//	           recorded in the history and the SBOM)
 //	runtime    /app/lib/libonnxruntime.so.1 (onnx functions only)
 //	model      /app/<predictor.model>, streamed from disk, compressed fast
 //	wasm       /app/<pre>, /app/<post>
 //	binary     /app/<name>
 //	config     /app/cortex.json ($CORTEX_CONFIG)
+//
+// With Options.Arches naming several architectures, each gets its image
+// and the image is an OCI image index of them, with platform fields
+// (dist/oci tags the index; image.tar holds one tag per architecture,
+// TAG-ARCH, since a docker tarball holds no index).
 //
 // Every layer is a deterministic tar (sorted, parents first, mtime from
 // $SOURCE_DATE_EPOCH or 0, uid/gid 0, regular files and directories only),
@@ -144,6 +151,14 @@ func ParseOutputs(list string) ([]Output, error) {
 // and pushes nothing.
 type Options struct {
 	BuildOptions
+	// Arches, when it names more than one architecture, builds the
+	// function for each and makes the image an OCI image index of one
+	// image per architecture (pushed as one reference, named by the
+	// Knative manifest); the Lambda zip ships one of them, the
+	// architecture of targets.lambda.arch (the first named when that one
+	// is not). One architecture is the same as BuildOptions.Arch; empty
+	// means BuildOptions.Arch. See ParseArches.
+	Arches []string
 	// Out is the output directory. Default DIR/dist. It is replaced
 	// whole; a directory that is not empty and was not written by Package
 	// is refused.
@@ -179,6 +194,28 @@ type Options struct {
 	started time.Time
 }
 
+// Arches are the architectures a function can be packaged for.
+var Arches = []string{"amd64", "arm64"}
+
+// ParseArches reads a comma-separated list of architectures ("amd64",
+// "amd64,arm64"), or "all" for every one of Arches.
+func ParseArches(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "all" {
+		return slices.Clone(Arches), nil
+	}
+	var out []string
+	for _, f := range strings.Split(list, ",") {
+		a := strings.TrimSpace(f)
+		if !slices.Contains(Arches, a) {
+			return nil, fmt.Errorf("architecture %q: use %s, a comma-separated list of them, or all", a, strings.Join(Arches, " or "))
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
 // Result is what Package made. It marshals to the JSON `cortex package
 // --output json` prints; an output that was not asked for is absent.
 type Result struct {
@@ -207,13 +244,22 @@ type BinaryResult struct {
 	Cached bool   `json:"cached"`
 }
 
-// ImageResult describes the image.
+// ImageResult describes the image: one image, or (Index) an OCI image
+// index of one image per architecture, each described in Platforms.
 type ImageResult struct {
-	// Ref is the digest reference the manifests use (repo@sha256:...).
-	Ref         string          `json:"ref"`
-	Tag         string          `json:"tag"`
-	Digest      string          `json:"digest"`
-	Compression oci.Compression `json:"compression"`
+	// Ref is the digest reference the manifests use (repo@sha256:...):
+	// the image's, or the index's.
+	Ref    string `json:"ref"`
+	Tag    string `json:"tag,omitempty"`
+	Digest string `json:"digest"`
+	// Index is true for an image index; its Base, Layers and SBOM are
+	// then its Platforms'.
+	Index bool `json:"index,omitempty"`
+	// Arch is the architecture of one image of an index.
+	Arch string `json:"arch,omitempty"`
+	// Platforms are the images of an index, one per architecture.
+	Platforms   []*ImageResult  `json:"platforms,omitempty"`
+	Compression oci.Compression `json:"compression,omitempty"`
 	// Size is the sum of the compressed layers.
 	Size        int64           `json:"size"`
 	Layout      string          `json:"layout,omitempty"`
@@ -283,15 +329,45 @@ func PackageSpec(ctx context.Context, s *spec.Spec, o Options) (*Result, error) 
 		o.started = time.Now()
 	}
 	// The outputs are checked before anything is built.
-	if _, err := o.outputs(); err != nil {
-		return nil, err
-	}
-	a, err := BuildSpec(ctx, s, o.BuildOptions)
+	outs, err := o.outputs()
 	if err != nil {
 		return nil, err
 	}
-	defer a.Close()
-	return Write(ctx, a, o)
+	arches := o.Arches
+	if len(arches) == 0 {
+		arches = []string{o.Arch}
+	}
+	// Only the image has several platforms: a Lambda-only package builds
+	// the Lambda's architecture alone.
+	if len(arches) > 1 && !slices.ContainsFunc(outs, func(out Output) bool { return out != OutputLambda }) {
+		arches = []string{lambdaArch(s, arches)}
+	}
+	var as []*artifact.Artifact
+	defer func() {
+		for _, a := range as {
+			a.Close()
+		}
+	}()
+	for _, arch := range arches {
+		bo := o.BuildOptions
+		bo.Arch = arch
+		a, err := BuildSpec(ctx, s, bo)
+		if err != nil {
+			return nil, err
+		}
+		as = append(as, a)
+	}
+	return WritePlatforms(ctx, as, o)
+}
+
+// lambdaArch is the architecture the Lambda zip ships among arches:
+// targets.lambda.arch's, else the first.
+func lambdaArch(s *spec.Spec, arches []string) string {
+	want := map[string]string{spec.ArchX86: "amd64", spec.ArchARM64: "arm64"}[s.Targets.Lambda.Arch]
+	if slices.Contains(arches, want) {
+		return want
+	}
+	return arches[0]
 }
 
 // outputs returns the outputs o asks for, in the order they run.
@@ -329,6 +405,25 @@ func (o *Options) outputs() ([]Output, error) {
 // nothing is left in Out unless all of it was written. When only the push
 // fails, Out is complete and the Result comes back with the error.
 func Write(ctx context.Context, a *artifact.Artifact, o Options) (*Result, error) {
+	return WritePlatforms(ctx, []*artifact.Artifact{a}, o)
+}
+
+// WritePlatforms is Write for the artifacts of one function built for
+// several architectures (in the order given): the image becomes an OCI
+// image index of one image per artifact, and the Lambda zip ships the
+// artifact of targets.lambda.arch (the first when none is).
+func WritePlatforms(ctx context.Context, as []*artifact.Artifact, o Options) (*Result, error) {
+	if len(as) == 0 {
+		return nil, errors.New("packager: no artifact to write")
+	}
+	var arches []string
+	for _, a := range as {
+		if slices.Contains(arches, a.Arch) {
+			return nil, fmt.Errorf("packager: two artifacts for %s", a.Arch)
+		}
+		arches = append(arches, a.Arch)
+	}
+	a := as[slices.Index(arches, lambdaArch(as[0].Spec, arches))]
 	start := o.started
 	if start.IsZero() {
 		start = time.Now()
@@ -377,7 +472,7 @@ func Write(ctx context.Context, a *artifact.Artifact, o Options) (*Result, error
 			os.RemoveAll(tmp)
 		}
 	}()
-	w := &writer{a: a, o: o, dir: tmp, r: &Result{Function: s.Name, Dir: s.Dir, Out: o.Out}}
+	w := &writer{as: as, a: a, o: o, dir: tmp, r: &Result{Function: s.Name, Dir: s.Dir, Out: o.Out}}
 	defer w.close()
 	size, err := a.Binary.Size()
 	if err != nil {
@@ -486,7 +581,15 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "packaged %s in %s -> %s\n", r.Function, r.Duration.Round(time.Millisecond), r.Out)
 	if im := r.Image; im != nil {
 		fmt.Fprintf(&b, "  image     %s\n", im.Ref)
-		fmt.Fprintf(&b, "            %d layers, %s compressed (%s), base %s\n", len(im.Layers), mb(im.Size), im.Compression, im.Base.Ref)
+		if im.Index {
+			fmt.Fprintf(&b, "            an image index of %d platforms, %s compressed (%s)\n", len(im.Platforms), mb(im.Size), im.Compression)
+			for _, p := range im.Platforms {
+				fmt.Fprintf(&b, "  %-9s %s\n", p.Arch, p.Ref)
+				fmt.Fprintf(&b, "            %d layers, %s compressed, base %s\n", len(p.Layers), mb(p.Size), p.Base.Ref)
+			}
+		} else {
+			fmt.Fprintf(&b, "            %d layers, %s compressed (%s), base %s\n", len(im.Layers), mb(im.Size), im.Compression, im.Base.Ref)
+		}
 		if im.Layout != "" {
 			fmt.Fprintf(&b, "  layout    %s (tag %s)\n", im.Layout, strings.TrimPrefix(im.Tag[strings.LastIndex(im.Tag, ":"):], ":"))
 		}
@@ -505,10 +608,15 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	if r.Pushed != "" {
 		fmt.Fprintf(&b, "  pushed    %s\n", r.Pushed)
 	}
-	if im := r.Image; im != nil && im.SBOM != nil {
-		for _, where := range []string{im.SBOM.File, im.SBOM.Pushed} {
-			if where != "" {
-				fmt.Fprintf(&b, "  sbom      %s (image)\n", where)
+	if im := r.Image; im != nil {
+		for _, p := range append([]*ImageResult{im}, im.Platforms...) {
+			if p.SBOM == nil {
+				continue
+			}
+			for _, where := range []string{p.SBOM.File, p.SBOM.Pushed} {
+				if where != "" {
+					fmt.Fprintf(&b, "  sbom      %s (image%s)\n", where, map[bool]string{true: ", " + p.Arch}[p.Arch != ""])
+				}
 			}
 		}
 	}

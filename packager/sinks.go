@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cortexfn/cortex/packager/artifact"
@@ -40,28 +41,46 @@ var sinks = map[Output]sink{
 	OutputSign:    {write: signPushed, afterCommit: true},
 }
 
-// writer is one Write: the artifact, the options, the directory the
-// outputs go to, the Result they fill in, and the image once built.
+// writer is one Write: the artifacts (one per platform of the image),
+// the options, the directory the outputs go to, the Result they fill in,
+// and the images once built.
 type writer struct {
+	// as are the artifacts, one per architecture of the image; a is the
+	// one the Lambda zip ships (targets.lambda.arch's when it was built).
+	as  []*artifact.Artifact
 	a   *artifact.Artifact
 	o   Options
 	dir string
 	r   *Result
-	img *oci.Image
-	// fn is the artifact as its SBOMs describe it, read once; imageSBOM
-	// is the image's SBOM, and referrer the same attached to the image.
-	fn        *sbom.Function
-	imageSBOM []byte
-	referrer  v1.Image
+	// platforms are the images, one per artifact, once assembled; index
+	// is their OCI image index when there is more than one.
+	platforms []*platform
+	index     v1.ImageIndex
+	// fns are the artifacts as their SBOMs describe them, each read once.
+	fns map[*artifact.Artifact]*sbom.Function
 }
+
+// platform is one architecture's image and its SBOM.
+type platform struct {
+	a   *artifact.Artifact
+	img *oci.Image
+	res *ImageResult
+	// sbom is the image's SBOM, and referrer the same attached to the
+	// image.
+	sbom     []byte
+	referrer v1.Image
+}
+
+// multi reports whether the image is an index of several platforms.
+func (w *writer) multi() bool { return len(w.as) > 1 }
 
 func (w *writer) warn(format string, args ...any) {
 	w.r.Warnings = append(w.r.Warnings, fmt.Sprintf(format, args...))
 }
 
 func (w *writer) close() {
-	if w.img != nil {
-		w.img.Close()
+	for _, p := range w.platforms {
+		p.img.Close()
 	}
 }
 
@@ -81,12 +100,77 @@ func (w *writer) repository() string {
 	return strings.TrimSuffix(repo, "/") + "/" + w.a.Spec.Name
 }
 
-// image assembles the image the first time a sink asks for it.
-func (w *writer) image(ctx context.Context) (*oci.Image, error) {
-	if w.img != nil {
-		return w.img, nil
+// image assembles the image, one per platform and their index when there
+// are several, the first time a sink asks for it.
+func (w *writer) image(ctx context.Context) error {
+	if w.platforms != nil {
+		return nil
 	}
-	a, o, s := w.a, w.o, w.a.Spec
+	o, s := w.o, w.a.Spec
+	var imgs []v1.Image
+	for _, a := range w.as {
+		p, err := w.platformImage(ctx, a)
+		if err != nil {
+			for _, p := range w.platforms {
+				p.img.Close()
+			}
+			w.platforms = nil
+			return err
+		}
+		w.platforms = append(w.platforms, p)
+		imgs = append(imgs, p.img.Image)
+	}
+	repo := w.repository()
+	if !w.multi() {
+		w.r.Image = w.platforms[0].res
+	} else {
+		idx, err := oci.Index(imgs...)
+		if err != nil {
+			return err
+		}
+		d, err := idx.Digest()
+		if err != nil {
+			return err
+		}
+		w.index = idx
+		im := &ImageResult{Ref: repo + "@" + d.String(), Tag: repo + ":" + o.Tag, Digest: d.String(), Compression: o.Compression, Index: true}
+		for _, p := range w.platforms {
+			im.Size += p.res.Size
+			im.Platforms = append(im.Platforms, p.res)
+		}
+		w.r.Image = im
+		o.say("image index %s: %s", d.String()[:19], strings.Join(w.arches(), ", "))
+	}
+	digestRef := w.r.Image.Ref
+	if s.Compute.GPU > 0 && !w.platforms[0].img.Base.CUDA {
+		w.warn("compute.gpu is %d: the Knative manifest places the function on GPU nodes, but the image has no CUDA libraries, so the model will run on the CPU there. "+
+			"To use the GPU, give a CUDA base image (--base with an nvidia/cuda cudnn runtime image for linux/%s) and put ONNX Runtime's CUDA provider "+
+			"(libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so, from an ONNX Runtime GPU release) beside libonnxruntime.so.1", s.Compute.GPU, w.platforms[0].a.Arch)
+	}
+	if o.Compression == oci.Zstd {
+		w.warn("the image has zstd layers: Lambda container images need gzip, and containerd < 1.5 or Docker < 23 cannot run it; package without --compression zstd for those")
+	}
+	switch {
+	case repo == DefaultRepository+"/"+s.Name:
+		w.warn("no registry given: the manifests name %s; push with --registry REPO (or set targets.knative.registry) before deploying", digestRef)
+	case o.Registry == "":
+		w.warn("not pushed: the Knative manifest names %s (targets.knative.registry); push it with --registry %s before deploying", digestRef, s.Targets.Knative.Registry)
+	}
+	return nil
+}
+
+// arches lists the architectures of the image, in order.
+func (w *writer) arches() []string {
+	var out []string
+	for _, a := range w.as {
+		out = append(out, a.Arch)
+	}
+	return out
+}
+
+// platformImage assembles the image of one artifact.
+func (w *writer) platformImage(ctx context.Context, a *artifact.Artifact) (*platform, error) {
+	o, s := w.o, a.Spec
 	app := strings.TrimPrefix(AppDir, "/")
 	labels := map[string]string{
 		"org.opencontainers.image.title":       s.Name,
@@ -124,73 +208,87 @@ func (w *writer) image(ctx context.Context) (*oci.Image, error) {
 		CacheDir: o.CacheDir, NoCache: o.NoCache, Progress: o.Progress, RemoteOptions: o.RemoteOptions,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("assembling the image: %w", err)
+		return nil, fmt.Errorf("assembling the %s image: %w", a.Arch, err)
 	}
-	w.img = img
 	w.r.Warnings = append(w.r.Warnings, img.Notes...)
 	var size int64
 	for _, l := range img.Layers {
 		size += l.Size
 	}
 	repo := w.repository()
-	digestRef := repo + "@" + img.Digest.String()
-	w.r.Image = &ImageResult{
-		Ref: digestRef, Tag: repo + ":" + o.Tag, Digest: img.Digest.String(), Compression: o.Compression,
+	res := &ImageResult{
+		Ref: repo + "@" + img.Digest.String(), Tag: repo + ":" + o.Tag, Digest: img.Digest.String(), Compression: o.Compression,
 		Size: size, Base: img.Base, Layers: img.Layers,
 	}
-	if s.Compute.GPU > 0 && !img.Base.CUDA {
-		w.warn("compute.gpu is %d: the Knative manifest places the function on GPU nodes, but the image has no CUDA libraries, so the model will run on the CPU there. "+
-			"To use the GPU, give a CUDA base image (--base with an nvidia/cuda cudnn runtime image for linux/%s) and put ONNX Runtime's CUDA provider "+
-			"(libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so, from an ONNX Runtime GPU release) beside libonnxruntime.so.1", s.Compute.GPU, a.Arch)
+	if w.multi() {
+		res.Arch, res.Tag = a.Arch, ""
 	}
-	if o.Compression == oci.Zstd {
-		w.warn("the image has zstd layers: Lambda container images need gzip, and containerd < 1.5 or Docker < 23 cannot run it; package without --compression zstd for those")
-	}
-	switch {
-	case repo == DefaultRepository+"/"+s.Name:
-		w.warn("no registry given: the manifests name %s; push with --registry REPO (or set targets.knative.registry) before deploying", digestRef)
-	case o.Registry == "":
-		w.warn("not pushed: the Knative manifest names %s (targets.knative.registry); push it with --registry %s before deploying", digestRef, s.Targets.Knative.Registry)
-	}
-	return img, nil
+	return &platform{a: a, img: img, res: res}, nil
 }
 
-// writeLayout writes the image as an OCI image layout, dist/oci.
+// writeLayout writes the image as an OCI image layout, dist/oci: the
+// image, or the index of every platform's image, tagged, and each image's
+// SBOM referrer beside it.
 func writeLayout(ctx context.Context, w *writer) error {
-	img, err := w.image(ctx)
-	if err != nil {
+	if err := w.image(ctx); err != nil {
 		return err
 	}
 	w.o.say("writing the OCI layout")
-	if err := oci.WriteLayout(filepath.Join(w.dir, "oci"), img.Image, w.o.Tag); err != nil {
+	dir := filepath.Join(w.dir, "oci")
+	var err error
+	if w.multi() {
+		err = oci.WriteIndexLayout(dir, w.index, w.o.Tag)
+	} else {
+		err = oci.WriteLayout(dir, w.platforms[0].img.Image, w.o.Tag)
+	}
+	if err != nil {
 		return err
 	}
-	if err := w.writeImageSBOM(); err != nil {
-		return err
-	}
-	if err := sbom.AppendLayout(filepath.Join(w.dir, "oci"), w.referrer); err != nil {
-		return err
+	for _, p := range w.platforms {
+		if err := w.writeImageSBOM(p); err != nil {
+			return err
+		}
+		if err := sbom.AppendLayout(dir, p.referrer); err != nil {
+			return err
+		}
 	}
 	w.r.Image.Layout = w.final("oci")
 	return nil
 }
 
-// writeTarball writes the image as a docker-loadable tarball, dist/image.tar.
+// writeTarball writes the image as a docker-loadable tarball,
+// dist/image.tar: a docker tarball holds no index, so several platforms
+// go there as one tag each (TAG-ARCH).
 func writeTarball(ctx context.Context, w *writer) error {
-	img, err := w.image(ctx)
-	if err != nil {
+	if err := w.image(ctx); err != nil {
 		return err
 	}
 	w.o.say("writing the image tarball")
 	p := filepath.Join(w.dir, "image.tar")
-	if err := oci.WriteTarball(p, img.Image, w.r.Image.Tag); err != nil {
+	var err error
+	if w.multi() {
+		imgs := map[string]v1.Image{}
+		for _, pl := range w.platforms {
+			pl.res.Tag = w.r.Image.Tag + "-" + pl.a.Arch
+			imgs[pl.res.Tag] = pl.img.Image
+		}
+		err = oci.WriteTarballs(p, imgs)
+	} else {
+		err = oci.WriteTarball(p, w.platforms[0].img.Image, w.r.Image.Tag)
+	}
+	if err != nil {
 		return err
 	}
 	if st, err := os.Stat(p); err == nil {
 		w.r.Image.TarballSize = st.Size()
 	}
 	w.r.Image.Tarball = w.final("image.tar")
-	return w.writeImageSBOM()
+	for _, pl := range w.platforms {
+		if err := w.writeImageSBOM(pl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeLambda writes lambda.zip and its SAM template. A function too large
@@ -239,7 +337,7 @@ func writeLambda(ctx context.Context, w *writer) error {
 	if err := os.WriteFile(filepath.Join(w.dir, "template.yaml"), sam, 0o644); err != nil {
 		return err
 	}
-	fn, err := w.function()
+	fn, err := w.function(a)
 	if err != nil {
 		return err
 	}
@@ -257,7 +355,7 @@ func writeLambda(ctx context.Context, w *writer) error {
 // writeKnative makes the Knative Service for the image, checks it with
 // Knative's own validation, and writes it as dist/knative.yaml.
 func writeKnative(ctx context.Context, w *writer) error {
-	if _, err := w.image(ctx); err != nil {
+	if err := w.image(ctx); err != nil {
 		return err
 	}
 	svc, err := knative.Service(w.a.Spec, knative.Options{Image: w.r.Image.Ref, ModelSize: w.a.ModelSize(), ImageSize: w.r.Image.Size})
@@ -282,32 +380,44 @@ func writeKnative(ctx context.Context, w *writer) error {
 	return nil
 }
 
-// push pushes the image to REGISTRY/NAME:TAG, then its SBOM referrer.
+// push pushes the image (or the index of every platform's image) to
+// REGISTRY/NAME:TAG, then each image's SBOM referrer.
 func push(ctx context.Context, w *writer) error {
-	img, err := w.image(ctx)
-	if err != nil {
+	if err := w.image(ctx); err != nil {
 		return err
 	}
-	dig, err := oci.Push(ctx, img.Image, w.r.Image.Tag, w.o.Progress, w.o.RemoteOptions...)
+	var dig name.Digest
+	var err error
+	if w.multi() {
+		dig, err = oci.PushIndex(ctx, w.index, w.r.Image.Tag, w.o.Progress, w.o.RemoteOptions...)
+	} else {
+		dig, err = oci.Push(ctx, w.platforms[0].img.Image, w.r.Image.Tag, w.o.Progress, w.o.RemoteOptions...)
+	}
 	if err != nil {
 		return err
 	}
 	w.r.Pushed = dig.String()
-	if err := w.makeImageSBOM(); err != nil {
-		return err
+	for _, p := range w.platforms {
+		if err := w.makeImageSBOM(p); err != nil {
+			return err
+		}
+		sd, err := sbom.Push(ctx, p.referrer, dig.Context().String(), w.o.RemoteOptions...)
+		if err != nil {
+			return err
+		}
+		p.res.SBOM.Pushed = sd.String()
 	}
-	sd, err := sbom.Push(ctx, w.referrer, dig.Context().String(), w.o.RemoteOptions...)
-	if err != nil {
-		return err
-	}
-	w.r.Image.SBOM.Pushed = sd.String()
 	return nil
 }
 
-// signPushed signs the pushed image and its SBOM referrer (cosign's
-// format, packager/sign).
+// signPushed signs the pushed image (or index) and each image's SBOM
+// referrer (cosign's format, packager/sign).
 func signPushed(ctx context.Context, w *writer) error {
-	for _, ref := range []string{w.r.Pushed, w.r.Image.SBOM.Pushed} {
+	refs := []string{w.r.Pushed}
+	for _, p := range w.platforms {
+		refs = append(refs, p.res.SBOM.Pushed)
+	}
+	for _, ref := range refs {
 		w.o.say("signing %s", ref)
 		tag, err := w.o.Sign.Sign(ctx, ref, w.o.RemoteOptions...)
 		if err != nil {
@@ -318,35 +428,39 @@ func signPushed(ctx context.Context, w *writer) error {
 	return nil
 }
 
-// function reads the artifact for its SBOMs, once.
-func (w *writer) function() (*sbom.Function, error) {
-	if w.fn == nil {
-		fn, err := sbom.Read(w.a)
-		if err != nil {
-			return nil, fmt.Errorf("reading the function for its SBOM: %w", err)
-		}
-		w.fn = fn
+// function reads the artifact a for its SBOMs, once.
+func (w *writer) function(a *artifact.Artifact) (*sbom.Function, error) {
+	if fn, ok := w.fns[a]; ok {
+		return fn, nil
 	}
-	return w.fn, nil
+	fn, err := sbom.Read(a)
+	if err != nil {
+		return nil, fmt.Errorf("reading the function for its SBOM: %w", err)
+	}
+	if w.fns == nil {
+		w.fns = map[*artifact.Artifact]*sbom.Function{}
+	}
+	w.fns[a] = fn
+	return fn, nil
 }
 
-// makeImageSBOM makes the image's SBOM and its referrer, once the image
-// is assembled.
-func (w *writer) makeImageSBOM() error {
-	if w.referrer != nil {
+// makeImageSBOM makes the SBOM of the platform's image and its referrer,
+// once the image is assembled.
+func (w *writer) makeImageSBOM(p *platform) error {
+	if p.referrer != nil {
 		return nil
 	}
-	fn, err := w.function()
+	fn, err := w.function(p.a)
 	if err != nil {
 		return err
 	}
-	base := w.img.Base
-	out := sbom.Output{Kind: sbom.Image, Name: w.repository(), Digest: w.img.Digest.String(), Root: AppDir, Files: base.Files}
+	base := p.img.Base
+	out := sbom.Output{Kind: sbom.Image, Name: w.repository(), Digest: p.img.Digest.String(), Root: AppDir, Files: base.Files}
 	if w.o.Base != "" {
 		out.Base = base.Ref
 	}
-	for _, p := range base.Packages {
-		pkg, err := dpkg.Parse(p)
+	for _, s := range base.Packages {
+		pkg, err := dpkg.Parse(s)
 		if err != nil {
 			return err
 		}
@@ -356,7 +470,7 @@ func (w *writer) makeImageSBOM() error {
 	if err != nil {
 		return fmt.Errorf("the image's SBOM: %w", err)
 	}
-	ref, err := sbom.Referrer(doc, w.img.Image, w.a.Created)
+	ref, err := sbom.Referrer(doc, p.img.Image, p.a.Created)
 	if err != nil {
 		return err
 	}
@@ -364,23 +478,28 @@ func (w *writer) makeImageSBOM() error {
 	if err != nil {
 		return err
 	}
-	w.imageSBOM, w.referrer = doc, ref
-	w.r.Image.SBOM = &SBOMResult{Referrer: d.String()}
+	p.sbom, p.referrer = doc, ref
+	p.res.SBOM = &SBOMResult{Referrer: d.String()}
 	return nil
 }
 
-// writeImageSBOM writes the image's SBOM beside the image in the output
-// directory, once.
-func (w *writer) writeImageSBOM() error {
-	if err := w.makeImageSBOM(); err != nil {
+// writeImageSBOM writes the SBOM of the platform's image beside the image
+// in the output directory, once: image.cdx.json, or image-ARCH.cdx.json
+// for each image of an index.
+func (w *writer) writeImageSBOM(p *platform) error {
+	if err := w.makeImageSBOM(p); err != nil {
 		return err
 	}
-	if w.r.Image.SBOM.File != "" {
+	if p.res.SBOM.File != "" {
 		return nil
 	}
-	if err := os.WriteFile(filepath.Join(w.dir, "image.cdx.json"), w.imageSBOM, 0o644); err != nil {
+	file := "image.cdx.json"
+	if w.multi() {
+		file = "image-" + p.a.Arch + ".cdx.json"
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, file), p.sbom, 0o644); err != nil {
 		return err
 	}
-	w.r.Image.SBOM.File = w.final("image.cdx.json")
+	p.res.SBOM.File = w.final(file)
 	return nil
 }

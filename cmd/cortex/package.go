@@ -18,6 +18,7 @@ func packageCmd() *cobra.Command {
 		output      string
 		outputs     string
 		signKey     string
+		arch        string
 	)
 	cmd := &cobra.Command{
 		Use:   "package DIR",
@@ -29,6 +30,11 @@ func packageCmd() *cobra.Command {
 			"--outputs writes only the outputs named (oci, tarball, lambda, knative, push, sign); the image\n" +
 			"is assembled only when one of them needs it. The output directory is replaced whole: outputs\n" +
 			"not named this time are not kept from an earlier run.\n\n" +
+			"--arch arm64 cross-builds from an amd64 machine (Debian: apt-get install gcc-aarch64-linux-gnu\n" +
+			"libc6-dev-arm64-cross libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross; the built-in\n" +
+			"arm64 base is assembled from those packages); --arch amd64,arm64 (or all) builds both and makes\n" +
+			"the image an OCI image index, pushed as one reference, while the Lambda zip ships one\n" +
+			"architecture (targets.lambda.arch).\n\n" +
 			"Every image and zip gets an SBOM (CycloneDX JSON: the Go modules, ONNX Runtime, the Debian\n" +
 			"packages of the libraries copied in, the models): dist/lambda.cdx.json, dist/image.cdx.json,\n" +
 			"and the image's attached to it as an OCI referrer in dist/oci and, when pushed, in the registry.\n\n" +
@@ -41,6 +47,7 @@ func packageCmd() *cobra.Command {
 		Example: "  cortex package samples/iris\n" +
 			"  cortex package samples/iris --registry ghcr.io/acme --output json\n" +
 			"  cortex package samples/iris --outputs lambda\n" +
+			"  cortex package samples/iris --arch amd64,arm64 --registry ghcr.io/acme\n" +
 			"  cortex package samples/iris --registry ghcr.io/acme --sign cortex.key",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,6 +61,13 @@ func packageCmd() *cobra.Command {
 				opts.Compression = oci.Zstd
 			default:
 				return fmt.Errorf("--compression %q: use gzip or zstd", compression)
+			}
+			if arch != "" {
+				arches, err := packager.ParseArches(arch)
+				if err != nil {
+					return fmt.Errorf("--arch: %w", err)
+				}
+				opts.Arches = arches
 			}
 			if cmd.Flags().Changed("outputs") {
 				outs, err := packager.ParseOutputs(outputs)
@@ -92,7 +106,7 @@ func packageCmd() *cobra.Command {
 	f.StringVar(&opts.Out, "out", "", "output directory (default DIR/dist)")
 	f.StringVar(&opts.Base, "base", "", "base image reference or OCI layout directory (default: a minimal non-root base)")
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd (Lambda images are always gzip)")
-	f.StringVar(&opts.Arch, "arch", "", "target architecture: amd64 or arm64 (default from targets.lambda.arch)")
+	f.StringVar(&arch, "arch", "", "target architecture: amd64, arm64, or several (amd64,arm64, or all) for a multi-platform image (an OCI image index; the Lambda zip ships targets.lambda.arch's); default from targets.lambda.arch")
 	f.StringVar(&opts.Registry, "registry", "", "repository to push the image to, e.g. ghcr.io/acme")
 	f.StringVar(&opts.Tag, "image-tag", "", "image tag (default latest)")
 	// --tag names a traffic tag in deploy (as in kn); here it still works.

@@ -458,7 +458,7 @@ func crossCompiler(goos, goarch string) (string, error) {
 		return "", fmt.Errorf("an onnx function uses cgo; set CC to a C compiler for linux/%s", goarch)
 	}
 	if _, err := exec.LookPath(n.cc); err != nil {
-		return "", fmt.Errorf("an onnx function uses cgo, so building it for linux/%s on %s/%s needs the C cross compiler %s, which is not on PATH: install it (Debian/Ubuntu: apt-get install %s) or set CC", goarch, goruntime.GOOS, goruntime.GOARCH, n.cc, n.pkg)
+		return "", fmt.Errorf("an onnx function uses cgo, so building it for linux/%s on %s/%s needs the C cross compiler %s, which is not on PATH: install it with `apt-get install %s libc6-dev-%s-cross` (Debian/Ubuntu; `make tools` in a cortex checkout does) or set CC", goarch, goruntime.GOOS, goruntime.GOARCH, n.cc, n.pkg, goarch)
 	}
 	return n.cc, nil
 }

@@ -133,3 +133,26 @@ func Distro() (id, version string) {
 	}
 	return id, version
 }
+
+// Files lists the paths of the files the installed package name holds,
+// as dpkg recorded them (dpkg-query -L). A package that is not installed
+// is an error.
+func Files(name string) ([]string, error) {
+	if _, err := exec.LookPath("dpkg-query"); err != nil {
+		return nil, fmt.Errorf("dpkg: no dpkg-query on this machine to list the files of %s", name)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("dpkg-query", "-L", name)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("dpkg: %s is not installed (%s)", name, strings.TrimSpace(stderr.String()))
+	}
+	var files []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "/") {
+			files = append(files, line)
+		}
+	}
+	return files, nil
+}

@@ -104,11 +104,18 @@ func builtinBase(arch string, cc bool, ns noteSink) ([]artifact.File, BaseInfo, 
 	files = append(files, artifact.File{Path: "etc/ssl/certs/ca-certificates.crt", Src: ca})
 	hostFiles = append(hostFiles, ca)
 
-	if cc {
+	if cc && arch != hostArch() {
 		info.Ref = "builtin-cc"
-		if arch != hostArch() {
-			return nil, info, fmt.Errorf("the built-in base for a cgo (onnx) function copies the build machine's C libraries, which are %s, not %s: package on a %s machine, or give a base image that carries glibc, libstdc++ and libgcc_s (for example a distroless/cc image for linux/%s)", hostArch(), arch, arch, arch)
+		libs, err := crossLibraries(arch)
+		if err != nil {
+			return nil, info, err
 		}
+		for _, l := range libs {
+			files = append(files, l)
+			hostFiles = append(hostFiles, l.Src)
+		}
+	} else if cc {
+		info.Ref = "builtin-cc"
 		loader := loaders[arch]
 		real, err := filepath.EvalSymlinks(loader)
 		if err != nil {
@@ -141,6 +148,75 @@ func builtinBase(arch string, cc bool, ns noteSink) ([]artifact.File, BaseInfo, 
 		info.Files = append(info.Files, f+"@"+sum)
 	}
 	return files, info, nil
+}
+
+// crossPackages are the Debian packages that carry another architecture's
+// glibc, libstdc++ and libgcc_s for cross builds (installed under
+// /usr/TRIPLET/lib, where no loader of that architecture looks).
+var crossPackages = map[string][]string{
+	"arm64": {"libc6-arm64-cross", "libstdc++6-arm64-cross", "libgcc-s1-arm64-cross"},
+	"amd64": {"libc6-amd64-cross", "libstdc++6-amd64-cross", "libgcc-s1-amd64-cross"},
+}
+
+// crossLibraries returns the loader and cLibraries of arch from the Debian
+// cross packages installed on this machine (found through dpkg, so their
+// versions are the ones recorded), placed where arch's own loader looks:
+// the loader at its PT_INTERP path, the libraries in the first of
+// libDirs[arch].
+func crossLibraries(arch string) ([]artifact.File, error) {
+	pkgs := crossPackages[arch]
+	install := "apt-get install " + strings.Join(pkgs, " ")
+	if len(pkgs) == 0 {
+		return nil, fmt.Errorf("the built-in base for a cgo (onnx) function cannot be built for linux/%s on a %s machine: give a base image that carries glibc, libstdc++ and libgcc_s for linux/%s", arch, hostArch(), arch)
+	}
+	byName := map[string]string{}
+	for _, p := range pkgs {
+		files, err := dpkg.Files(p)
+		if err != nil {
+			return nil, fmt.Errorf("the built-in base for a cgo (onnx) function built for linux/%s on a %s machine is assembled from Debian's %s cross packages, and %w: install them with `%s` (`make tools` in a cortex checkout does), or give a base image for linux/%s (--base)", arch, hostArch(), arch, err, install, arch)
+		}
+		for _, f := range files {
+			if _, seen := byName[filepath.Base(f)]; !seen {
+				byName[filepath.Base(f)] = f
+			}
+		}
+	}
+	loader := loaders[arch]
+	var out []artifact.File
+	for _, lib := range append([]string{filepath.Base(loader)}, cLibraries...) {
+		p, ok := byName[lib]
+		if !ok {
+			return nil, fmt.Errorf("%s is not in Debian's %s cross packages (%s) installed on this machine: reinstall them with `%s`, or give a base image for linux/%s (--base)", lib, arch, strings.Join(pkgs, ", "), install, arch)
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s of Debian's %s cross packages: %w: reinstall them with `%s`", lib, arch, err, install)
+		}
+		dest := filepath.ToSlash(filepath.Join(libDirs[arch][0], lib))
+		if lib == filepath.Base(loader) {
+			dest = loader
+		}
+		out = append(out, artifact.File{Path: dest, Src: real, Mode: 0o755})
+	}
+	return out, nil
+}
+
+// CrossLibrary returns where lib (a file name, "libstdc++.so.6") of
+// Debian's cross packages for arch is on this machine, or "" when they are
+// not installed or do not have it.
+func CrossLibrary(arch, lib string) string {
+	for _, p := range crossPackages[arch] {
+		files, err := dpkg.Files(p)
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			if filepath.Base(f) == lib {
+				return f
+			}
+		}
+	}
+	return ""
 }
 
 // fileDigest returns "sha256:HEX" of the file at path.

@@ -21,9 +21,10 @@
 // Compression is gzip by default (klauspost/compress; every runtime reads
 // it, and Lambda container images require it) or zstd
 // (application/vnd.oci.image.layer.v1.tar+zstd; containerd >= 1.5, Docker
-// >= 23). The image is always a single-platform OCI image manifest, never
-// an index; a Docker-typed base is rewritten as OCI around the same layer
-// bytes.
+// >= 23). Build makes a single-platform OCI image manifest; Index puts
+// several (one per architecture) in an OCI image index with platform
+// fields, which WriteIndexLayout, WriteTarballs and PushIndex write. A
+// Docker-typed base is rewritten as OCI around the same layer bytes.
 //
 // The base is the built-in minimal non-root base or any image: pulled
 // from a registry with the user's credentials (authn.DefaultKeychain) or
@@ -37,7 +38,12 @@
 // and in BaseInfo, and the files no package owns (the generated CA bundle;
 // every file on a machine without dpkg) recorded there by their sha256.
 // That makes the base depend on the build machine: build release images on
-// a fixed builder image, or name a base.
+// a fixed builder image, or name a base. For another architecture than the
+// build machine's (arm64 on amd64) the same files come from Debian's cross
+// packages of that architecture (libc6-arm64-cross, libstdc++6-arm64-cross,
+// libgcc-s1-arm64-cross), found through dpkg and placed where that
+// architecture's loader looks (/lib/ld-linux-aarch64.so.1,
+// /lib/aarch64-linux-gnu), their versions recorded the same way.
 //
 // WriteLayout, WriteTarball and Push are the sinks: an OCI image layout
 // (skopeo, umoci, crane), a `docker load` tarball, and a registry, where
