@@ -25,6 +25,13 @@ const DefaultBatchInterval = 5 * time.Millisecond
 // Each member is a request that already holds its own concurrency slot:
 // the runtime's run goroutine calls predict and waits in it, so
 // max_concurrency still bounds the members waiting and running.
+//
+// A batch runs on the goroutine of one of its members, its leader: the
+// member that fills it, or, when the interval ends first, its oldest
+// member, which the timer wakes. The leader was going to wait for the
+// batch anyway and its goroutine has the stack the predictor needs, so no
+// goroutine is woken or started just to run the batch; the leader hands
+// every other member its answer and keeps its own.
 type batcher struct {
 	r        *Runtime
 	bp       functions.BatchPredictor // nil: one Predict per member
@@ -32,15 +39,23 @@ type batcher struct {
 	interval time.Duration
 
 	mu      sync.Mutex
-	pending map[string]*batch // open batches, by model and version
+	pending map[batchKey]*batch // open batches
+
+	// free holds members, each with its channel, for reuse: a member and
+	// its channel are not allocated per request.
+	free sync.Pool
 }
+
+// batchKey is the model and version a batch serves: only requests for the
+// same model version run together.
+type batchKey struct{ model, version string }
 
 func newBatcher(r *Runtime) *batcher {
 	b := &batcher{
 		r:        r,
 		max:      r.cfg.Batching.MaxBatchSize,
 		interval: r.cfg.Batching.BatchInterval.D(),
-		pending:  map[string]*batch{},
+		pending:  map[batchKey]*batch{},
 	}
 	if b.interval <= 0 {
 		b.interval = DefaultBatchInterval
@@ -51,8 +66,7 @@ func newBatcher(r *Runtime) *batcher {
 
 // batch is a group of members that run together.
 type batch struct {
-	key     string
-	opened  time.Time
+	key     batchKey
 	flushAt time.Time
 	timer   *time.Timer
 	members []*member // guarded by batcher.mu until the batch is closed
@@ -64,13 +78,16 @@ type batch struct {
 	cancel context.CancelFunc
 }
 
-// member is one request in a batch. done is buffered so the batch never
-// blocks on a member that has gone.
+// member is one request in a batch.
 type member struct {
 	ctx     context.Context
 	req     *functions.Request
 	arrived time.Time
-	done    chan batchResult
+	// done receives at most one message while the member is in a batch:
+	// its answer, or lead (it is to run the batch). Buffered, so a sender
+	// never waits for a member that has gone; empty again once the member
+	// has received, so the member can be reused.
+	done chan batchResult
 }
 
 type batchResult struct {
@@ -80,6 +97,8 @@ type batchResult struct {
 	// PredictBatch, so the members of a batch run concurrently, each in its
 	// own goroutine, with its own context and panic recovery.
 	alone bool
+	// lead asks the member to run its batch (the interval has ended).
+	lead bool
 }
 
 // predict runs req through the pre stage, a batch and the post stage.
@@ -95,13 +114,12 @@ func (b *batcher) predict(ctx context.Context, req *functions.Request) (*functio
 	return s.postprocess(ctx, resp)
 }
 
-// join adds req to the open batch for its model and waits for its answer.
-// A request whose deadline would pass before the batch closes runs alone,
-// at once.
+// join adds req to the open batch for its model and waits for its answer;
+// the member that fills the batch runs it. A request whose deadline would
+// pass before the batch closes runs alone, at once.
 func (b *batcher) join(ctx context.Context, req *functions.Request) (*functions.Response, error) {
 	now := time.Now()
-	m := &member{ctx: ctx, req: req, arrived: now, done: make(chan batchResult, 1)}
-	key := req.Model + "\x00" + req.Version
+	key := batchKey{req.Model, req.Version}
 
 	b.mu.Lock()
 	bt := b.pending[key]
@@ -115,10 +133,11 @@ func (b *batcher) join(ctx context.Context, req *functions.Request) (*functions.
 		b.r.m.batchWait.Observe(0)
 		return b.r.p.Predict(ctx, req)
 	}
+	m := b.getMember(ctx, req, now)
 	if bt == nil {
-		bt = &batch{key: key, opened: now, flushAt: flushAt}
+		bt = &batch{key: key, flushAt: flushAt, members: make([]*member, 0, min(b.max, 64))}
 		b.pending[key] = bt
-		bt.timer = time.AfterFunc(b.interval, func() { b.flush(bt) })
+		bt.timer = time.AfterFunc(b.interval, func() { b.expire(bt) })
 	}
 	bt.members = append(bt.members, m)
 	full := len(bt.members) >= b.max
@@ -126,30 +145,61 @@ func (b *batcher) join(ctx context.Context, req *functions.Request) (*functions.
 		b.closeLocked(bt)
 	}
 	b.mu.Unlock()
-	if full {
-		// Not on this goroutine: every member, this one too, must be free
-		// to notice that its caller has gone.
-		b.r.work.do(func() { b.run(bt) })
-	}
 
 	var res batchResult
-	select {
-	case res = <-m.done:
-	case <-ctx.Done():
-		if b.drop(bt, m) {
-			return nil, context.Cause(ctx)
+	left := false
+	if full {
+		res = b.lead(bt, m, false)
+	} else {
+		select {
+		case res = <-m.done:
+		case <-ctx.Done():
+			if b.drop(bt, m) {
+				b.release(m)
+				return nil, context.Cause(ctx)
+			}
+			// The batch has closed: it runs, or is about to, perhaps
+			// on this goroutine (the timer may have made this member
+			// the leader). Wait for it, as an unbatched prediction
+			// keeps its slot until the predictor returns. If every
+			// member has gone, leaving cancels the run.
+			b.leave(bt)
+			left = true
+			res = <-m.done
 		}
-		// The batch is running: wait for it, as an unbatched prediction
-		// keeps its slot until the predictor returns. If every member has
-		// gone, leaving cancels the run.
-		b.leave(bt)
-		<-m.done
+		if res.lead {
+			res = b.lead(bt, m, left)
+		}
+	}
+	b.release(m)
+	if left {
 		return nil, context.Cause(ctx)
 	}
 	if res.alone {
 		return b.r.p.Predict(ctx, req)
 	}
 	return res.resp, res.err
+}
+
+// getMember returns a member for req, reused when one is free.
+func (b *batcher) getMember(ctx context.Context, req *functions.Request, now time.Time) *member {
+	m, _ := b.free.Get().(*member)
+	if m == nil {
+		m = &member{done: make(chan batchResult, 1)}
+	}
+	m.ctx, m.req, m.arrived = ctx, req, now
+	return m
+}
+
+// release makes m free for another request. Only its own goroutine calls
+// it, after m has received its one message or left an open batch, so
+// nothing is sent to m afterwards.
+func (b *batcher) release(m *member) {
+	if len(m.done) != 0 {
+		return // never reuse a channel that holds an answer
+	}
+	m.ctx, m.req = nil, nil
+	b.free.Put(m)
 }
 
 // drop removes m from bt if bt has not closed yet, and reports whether it
@@ -192,21 +242,37 @@ func (b *batcher) closeLocked(bt *batch) {
 	}
 }
 
-// flush closes and runs bt when its interval ends.
-func (b *batcher) flush(bt *batch) {
+// expire closes bt when its interval ends and wakes its oldest member to
+// run it. It runs on the timer's own goroutine, which does nothing else:
+// the batch runs on the leader's.
+func (b *batcher) expire(bt *batch) {
 	b.mu.Lock()
 	if bt.closed {
 		b.mu.Unlock()
 		return
 	}
 	b.closeLocked(bt)
+	leader := bt.members[0]
 	b.mu.Unlock()
-	b.run(bt)
+	leader.done <- batchResult{lead: true}
 }
 
-// run makes the one call for a closed batch and hands every member its
-// answer.
-func (b *batcher) run(bt *batch) {
+// lead runs the closed batch bt on the calling goroutine, its member
+// leader's, and returns leader's own answer. left says whether leader's
+// caller has gone already; if it goes while the batch runs, that counts as
+// leaving, as for a member waiting.
+func (b *batcher) lead(bt *batch, leader *member, left bool) batchResult {
+	if !left && b.bp != nil {
+		stop := context.AfterFunc(leader.ctx, func() { b.leave(bt) })
+		defer stop()
+	}
+	return b.run(bt, leader)
+}
+
+// run makes the one call for a closed batch, hands every member but leader
+// its answer and returns leader's. It must not touch a member once the
+// member has its answer: the member may be reused at once.
+func (b *batcher) run(bt *batch, leader *member) batchResult {
 	now := time.Now()
 	members := bt.members
 	b.r.m.batchSize.Observe(float64(len(members)))
@@ -215,9 +281,11 @@ func (b *batcher) run(bt *batch) {
 	}
 	if b.bp == nil {
 		for _, m := range members {
-			m.done <- batchResult{alone: true}
+			if m != leader {
+				m.done <- batchResult{alone: true}
+			}
 		}
-		return
+		return batchResult{alone: true}
 	}
 
 	// The run serves members with different deadlines: it is cancelled
@@ -240,13 +308,21 @@ func (b *batcher) run(bt *batch) {
 		b.r.log.Error("PredictBatch returned the wrong number of responses", "requests", len(reqs), "responses", len(resps))
 		err = fmt.Errorf("runtime: PredictBatch returned %d responses for %d requests", len(resps), len(reqs))
 	}
+	var own batchResult
 	for i, m := range members {
+		res := batchResult{}
 		if err != nil {
-			m.done <- batchResult{err: memberError(m.req, err)}
+			res.err = memberError(reqs[i], err)
+		} else {
+			res.resp = resps[i]
+		}
+		if m == leader {
+			own = res
 			continue
 		}
-		m.done <- batchResult{resp: resps[i]}
+		m.done <- res
 	}
+	return own
 }
 
 // errBatchPanic marks a PredictBatch that panicked.

@@ -363,6 +363,91 @@ func TestBatchDeadlines(t *testing.T) {
 	})
 }
 
+// TestBatchLeaderLeaves: a batch runs on one member's goroutine; when that
+// member's caller (or any other's) goes while the batch runs, the caller
+// gets its 499 at once, the run goes on for the members still waiting, and
+// they get their answers.
+func TestBatchLeaderLeaves(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var runErr atomic.Value
+	p := &batchRecorder{batch: func(ctx context.Context, reqs []*functions.Request) ([]*functions.Response, error) {
+		close(started)
+		<-release
+		runErr.Store(fmt.Sprint(ctx.Err()))
+		resps := make([]*functions.Response, len(reqs))
+		for i, r := range reqs {
+			resps[i] = functions.Bytes(http.StatusOK, "text/plain", r.Body)
+		}
+		return resps, nil
+	}}
+	rt := newBatchRuntime(t, p, runtime.Batching{MaxBatchSize: 2, BatchInterval: runtime.Duration(10 * time.Second)}, runtime.Limits{})
+	stays := make(chan string, 1)
+	go func() {
+		resp, err := rt.Invoke(context.Background(), &functions.Request{Body: []byte("stays")})
+		if err != nil {
+			stays <- err.Error()
+			return
+		}
+		stays <- string(resp.Body)
+	}()
+	waitFor(t, func() bool { return gaugeValue(t, rt, "cortex_requests_in_flight") == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	goes := make(chan int, 1)
+	go func() {
+		resp, err := rt.Invoke(ctx, &functions.Request{Body: []byte("goes")})
+		goes <- status(resp, err)
+	}()
+	<-started
+	cancel()
+	if got := <-goes; got != 499 {
+		t.Errorf("the caller that left: got %d, want 499", got)
+	}
+	close(release)
+	if got := <-stays; got != "stays" {
+		t.Errorf("the member that stayed: got %q, want its own answer", got)
+	}
+	if got := runErr.Load(); got != "<nil>" {
+		t.Errorf("the run's context: %v, want it alive while a member waits", got)
+	}
+	waitFor(t, func() bool { return gaugeValue(t, rt, "cortex_requests_in_flight") == 0 })
+}
+
+// TestBatchMembersReused: members and their channels are reused between
+// requests; under many batches, some callers leaving at random, every
+// caller that stays gets its own answer and no other.
+func TestBatchMembersReused(t *testing.T) {
+	p := &batchRecorder{}
+	rt := newBatchRuntime(t, p, runtime.Batching{MaxBatchSize: 8, BatchInterval: runtime.Duration(time.Millisecond)},
+		runtime.Limits{MaxConcurrency: 64, MaxQueue: 1024})
+	var wg sync.WaitGroup
+	for c := range 32 {
+		wg.Go(func() {
+			for i := range 50 {
+				body := fmt.Sprintf("%d/%d", c, i)
+				ctx, cancel := context.WithCancel(context.Background())
+				if (c+i)%7 == 3 {
+					time.AfterFunc(time.Duration(i%3)*time.Millisecond, cancel)
+				}
+				resp, err := rt.Invoke(ctx, &functions.Request{Body: []byte(body)})
+				cancel()
+				if err != nil {
+					if s := functions.StatusOf(err); s != 499 {
+						t.Errorf("%s: got %d %v", body, s, err)
+					}
+					continue
+				}
+				if string(resp.Body) != body {
+					t.Errorf("%s: got the answer %q", body, resp.Body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(p.batches()) == 0 {
+		t.Error("no batch formed")
+	}
+}
+
 // TestBatchWithoutPredictBatch: a predictor without PredictBatch is called
 // once per member, concurrently.
 func TestBatchWithoutPredictBatch(t *testing.T) {

@@ -34,20 +34,27 @@ func (p *Predictor) PredictBatch(ctx context.Context, reqs []*functions.Request)
 		return nil, err
 	}
 	var wg sync.WaitGroup
-	for _, g := range groups {
-		wg.Go(func() {
-			if err := p.runGroup(ctx, g, resps); err != nil {
-				// The run failed as a whole: serve each member on its
-				// own, so each gets its own answer or error.
-				slog.Warn("onnx: batched run failed; running its requests one by one", "requests", len(g), "err", err)
-				for _, m := range g {
-					wg.Go(func() { resps[m.i] = p.predictOne(ctx, reqs[m.i]) })
-				}
+	serve := func(g []*batchMember) {
+		if err := p.runGroup(ctx, g, resps); err != nil {
+			// The run failed as a whole: serve each member on its
+			// own, so each gets its own answer or error.
+			slog.Warn("onnx: batched run failed; running its requests one by one", "requests", len(g), "err", err)
+			for _, m := range g {
+				wg.Go(func() { resps[m.i] = p.predictOne(ctx, reqs[m.i]) })
 			}
-		})
+		}
 	}
 	for _, i := range alone {
 		wg.Go(func() { resps[i] = p.predictOne(ctx, reqs[i]) })
+	}
+	// The first group (usually the only one) runs on the caller's
+	// goroutine, whose stack has grown already; only the others start
+	// goroutines of their own.
+	for _, g := range groups[min(1, len(groups)):] {
+		wg.Go(func() { serve(g) })
+	}
+	if len(groups) > 0 {
+		serve(groups[0])
 	}
 	wg.Wait()
 	return resps, nil
@@ -65,6 +72,7 @@ type batchMember struct {
 // plan decodes the requests and groups those that can run together.
 // Requests that fail to decode are answered in resps; requests that cannot
 // join a group are returned in alone, for Predict to serve and explain.
+// The members' bookkeeping shares a few arrays allocated once per batch.
 func (p *Predictor) plan(reqs []*functions.Request, resps []*functions.Response) (groups [][]*batchMember, alone []int, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -77,7 +85,13 @@ func (p *Predictor) plan(reqs []*functions.Request, resps []*functions.Response)
 		}
 		return nil, alone, nil
 	}
-	byKey := map[string]int{}
+	var (
+		members = make([]batchMember, len(reqs))
+		inputs  = make([]*oip.RequestInput, len(reqs)*len(p.inputs))
+		wants   = make([]bool, len(reqs)*len(p.outputs))
+		keys    [][]byte // each group's key
+		key     []byte
+	)
 	for i, req := range reqs {
 		if p.checkModel(req.Model) != nil {
 			alone = append(alone, i) // for Predict to refuse
@@ -88,16 +102,24 @@ func (p *Predictor) plan(reqs []*functions.Request, resps []*functions.Response)
 			resps[i] = errorResponse(req, err)
 			continue
 		}
-		m, key := p.member(i, ir)
-		if m == nil {
+		m := &members[i]
+		*m = batchMember{i: i, ir: ir, inputs: inputs[i*len(p.inputs) : (i+1)*len(p.inputs)], want: wants[i*len(p.outputs) : (i+1)*len(p.outputs)]}
+		var ok bool
+		if key, ok = p.member(m, key[:0]); !ok {
 			alone = append(alone, i)
 			continue
 		}
-		g, ok := byKey[key]
-		if !ok {
+		g := -1
+		for j, k := range keys {
+			if string(k) == string(key) {
+				g = j
+				break
+			}
+		}
+		if g < 0 {
 			g = len(groups)
-			byKey[key] = g
-			groups = append(groups, nil)
+			keys = append(keys, slices.Clone(key))
+			groups = append(groups, make([]*batchMember, 0, len(reqs)-i))
 		}
 		groups[g] = append(groups[g], m)
 	}
@@ -117,34 +139,34 @@ func (p *Predictor) batchable() bool {
 	return true
 }
 
-// member checks a decoded request as Predict would and returns it with the
-// key of the group it can join; nil when Predict must serve it (it is then
+// member checks m's decoded request as Predict would, fills in m's inputs,
+// wanted outputs and rows, and appends to key the key of the group it can
+// join. It reports false when Predict must serve the request (it is then
 // Predict that says what is wrong).
-func (p *Predictor) member(i int, ir *oip.InferenceRequest) (*batchMember, string) {
-	want, err := p.wanted(ir)
-	if err != nil || len(ir.Inputs) != len(p.inputs) {
-		return nil, ""
+func (p *Predictor) member(m *batchMember, key []byte) ([]byte, bool) {
+	ir := m.ir
+	if !p.wantInto(m.want, ir) || len(ir.Inputs) != len(p.inputs) {
+		return key, false
 	}
-	m := &batchMember{i: i, ir: ir, inputs: make([]*oip.RequestInput, len(p.inputs)), want: want, rows: -1}
+	m.rows = -1
 	for j := range ir.Inputs {
 		in := &ir.Inputs[j]
 		idx := p.inputIndex(in.Name)
 		if idx < 0 || m.inputs[idx] != nil {
-			return nil, ""
+			return key, false
 		}
 		model := &p.inputs[idx]
 		if in.Datatype != model.Datatype || !model.Accepts(in.Shape) || len(in.Shape) == 0 || in.Shape[0] <= 0 {
-			return nil, ""
+			return key, false
 		}
 		if m.rows >= 0 && in.Shape[0] != m.rows {
-			return nil, ""
+			return key, false
 		}
 		m.rows = in.Shape[0]
 		m.inputs[idx] = in
 	}
 	// The key: each input's shape past the batch dimension, then the
 	// outputs wanted.
-	key := make([]byte, 0, 64)
 	for _, in := range m.inputs {
 		for _, d := range in.Shape[1:] {
 			key = strconv.AppendInt(key, d, 10)
@@ -152,15 +174,49 @@ func (p *Predictor) member(i int, ir *oip.InferenceRequest) (*batchMember, strin
 		}
 		key = append(key, ';')
 	}
-	for _, w := range want {
+	for _, w := range m.want {
 		key = strconv.AppendBool(key, w)
 		key = append(key, ',')
 	}
-	return m, string(key)
+	return key, true
 }
+
+// wantInto is wanted writing into want, which the batch's members share:
+// false when the request names an output the model lacks (Predict then
+// says so).
+func (p *Predictor) wantInto(want []bool, ir *oip.InferenceRequest) bool {
+	if len(ir.Outputs) == 0 {
+		for i := range want {
+			want[i] = true
+		}
+		return true
+	}
+	for _, o := range ir.Outputs {
+		found := false
+		for i, t := range p.outputs {
+			if t.Name == o.Name {
+				want[i], found = true, true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonContentType is the Content-Type of every batched answer; each
+// response gets its own header map holding it.
+const jsonContentType = "application/json"
 
 // runGroup concatenates the members' inputs, runs the model once and
 // answers each member with its rows of the outputs.
+//
+// What it copies: each input once, from the members' decoded requests into
+// the tensor the model reads (not at all for a group of one), and each
+// output once, from ONNX Runtime into Go memory. The outputs are split by
+// slicing, and every member's answer is encoded straight into one buffer
+// the whole group shares, with one allocation for all their responses.
 func (p *Predictor) runGroup(ctx context.Context, g []*batchMember, resps []*functions.Response) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -195,7 +251,10 @@ func (p *Predictor) runGroup(ctx context.Context, g []*batchMember, resps []*fun
 		return err
 	}
 
-	split := make([][]oip.ResponseOutput, len(g))
+	// The outputs asked for, whole; each member's answer is its rows.
+	var whole []oip.ResponseOutput
+	var strides []int
+	size := 0
 	for i, v := range outputs {
 		if !g[0].want[i] {
 			continue
@@ -207,25 +266,44 @@ func (p *Predictor) runGroup(ctx context.Context, g []*batchMember, resps []*fun
 		if len(o.Shape) == 0 || o.Shape[0] != total {
 			return fmt.Errorf("output %q has shape %v, not %d rows", o.Name, o.Shape, total)
 		}
-		stride := o.Data.Len() / int(total)
-		var off int64
-		for k, m := range g {
-			shape := append([]int64{m.rows}, o.Shape[1:]...)
-			d := sliceData(o.Data, int(off)*stride, int(off+m.rows)*stride)
-			split[k] = append(split[k], oip.ResponseOutput{Name: o.Name, Shape: shape, Datatype: o.Datatype, Data: d})
-			off += m.rows
-		}
+		whole = append(whole, o)
+		strides = append(strides, o.Data.Len()/int(total))
+		size += 64 + 12*o.Data.Len()
 	}
+	// The members' answers share: buf, their bodies; shapes, their
+	// outputs' shapes; rs and cts, their responses and Content-Type
+	// values. One scratch response is encoded per member.
+	rank := 0
+	for _, o := range whole {
+		rank += len(o.Shape)
+	}
+	buf := make([]byte, 0, size+len(g)*(64+len(p.name)))
+	shapes := make([]int64, len(g)*rank)
+	rs := make([]functions.Response, len(g))
+	cts := make([]string, len(g))
+	resp := oip.InferenceResponse{ModelName: p.name, Outputs: make([]oip.ResponseOutput, len(whole))}
+	var off int64
 	for k, m := range g {
-		resp := oip.InferenceResponse{ModelName: p.name, ID: m.ir.ID, Outputs: split[k]}
-		if resp.Outputs == nil {
-			resp.Outputs = []oip.ResponseOutput{}
+		resp.ID = m.ir.ID
+		sh := shapes[k*rank : (k+1)*rank]
+		for j, o := range whole {
+			shape := sh[:len(o.Shape):len(o.Shape)]
+			sh = sh[len(o.Shape):]
+			shape[0] = m.rows
+			copy(shape[1:], o.Shape[1:])
+			lo, hi := int(off)*strides[j], int(off+m.rows)*strides[j]
+			resp.Outputs[j] = oip.ResponseOutput{Name: o.Name, Shape: shape, Datatype: o.Datatype, Data: sliceData(o.Data, lo, hi)}
 		}
-		body, err := resp.MarshalJSON()
-		if err != nil {
+		off += m.rows
+		start := len(buf)
+		var err error
+		if buf, err = resp.AppendJSON(buf); err != nil {
 			return fmt.Errorf("encoding response: %w", err)
 		}
-		resps[m.i] = functions.Bytes(http.StatusOK, "application/json", body)
+		cts[k] = jsonContentType
+		rs[k] = functions.Response{Status: http.StatusOK, Header: http.Header{"Content-Type": cts[k : k+1 : k+1]},
+			Body: buf[start:len(buf):len(buf)]}
+		resps[m.i] = &rs[k]
 	}
 	return nil
 }
@@ -286,15 +364,23 @@ func concatData(parts []oip.Data) (oip.Data, error) {
 }
 
 func concat[T oip.Element](parts []oip.Data) (oip.Data, error) {
-	s := make([][]T, len(parts))
-	for i, d := range parts {
+	if len(parts) == 1 {
+		return parts[0], nil // a group of one: its own data, not a copy
+	}
+	n := 0
+	for _, d := range parts {
 		v, ok := oip.Values[T](d)
 		if !ok {
 			return oip.Data{}, fmt.Errorf("mixed element types %T and %T", parts[0].Value(), d.Value())
 		}
-		s[i] = v
+		n += len(v)
 	}
-	return oip.NewData(slices.Concat(s...)), nil
+	all := make([]T, 0, n)
+	for _, d := range parts {
+		v, _ := oip.Values[T](d)
+		all = append(all, v...)
+	}
+	return oip.NewData(all), nil
 }
 
 // sliceData returns elements [lo, hi) of d, sharing its storage.
