@@ -30,12 +30,22 @@ type StreamEngine interface {
 	InvokeStream(ctx context.Context, req *functions.Request, sink StreamSink) (resp *functions.Response, err error)
 }
 
+// RouteServer is implemented by an Engine whose predictor serves POST
+// routes of its own besides /predict (see functions.Router).
+type RouteServer interface {
+	ServesRoute(path string) bool
+}
+
 // StreamSink is where a carrier receives a streamed prediction. Its
 // methods are called from the predictor's goroutine, never after
 // InvokeStream has returned.
 type StreamSink interface {
 	// Open is called once, before the first chunk, with the stream's
-	// header (Content-Type is the type of each chunk).
+	// header (Content-Type is the type of each chunk). A stream whose
+	// Content-Type is text/event-stream writes its own events (OpenAI's
+	// "data: {...}" and "data: [DONE]", say): its chunks go out as they
+	// are, and the carrier adds only an "error" event when the prediction
+	// fails midway.
 	Open(header http.Header) error
 	// Send delivers one chunk and flushes it to the caller.
 	Send(chunk []byte) error
@@ -149,6 +159,14 @@ func appendEvent(b []byte, name string, data []byte) []byte {
 	b = append(b, "data: "...)
 	b = append(b, data...)
 	return append(b, '\n', '\n')
+}
+
+// WritesOwnEvents reports whether a stream's header says its chunks are
+// server-sent events already (Content-Type: text/event-stream), to send as
+// they are.
+func WritesOwnEvents(header http.Header) bool {
+	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
+	return mt == "text/event-stream"
 }
 
 // SSEHeader sets the headers of an answer sent as server-sent events.

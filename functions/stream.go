@@ -171,3 +171,13 @@ func withoutStreamKey(body []byte) []byte {
 func (f typedStream[In, Out]) Predict(ctx context.Context, req *Request) (*Response, error) {
 	return Collect(ctx, f, req)
 }
+
+// Router is implemented by a predictor that serves POST routes of its own
+// besides /predict: OpenAI's /v1/completions and /v1/chat/completions for
+// a text generator, say. The carriers hand a request to one of them to
+// Predict (or PredictStream) as they hand /predict, with Request.Path set
+// to it; other paths stay 404.
+type Router interface {
+	// Routes returns the paths, each starting with "/".
+	Routes() []string
+}

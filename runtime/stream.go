@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -172,4 +173,11 @@ func (s *stream) Send(chunk []byte) error {
 		chunk = out
 	}
 	return s.g.send(s.header, chunk)
+}
+
+// ServesRoute implements adapters.RouteServer: path is one of the POST
+// routes the predictor serves besides /predict (functions.Router).
+func (r *Runtime) ServesRoute(path string) bool {
+	rt, ok := r.p.(functions.Router)
+	return ok && slices.Contains(rt.Routes(), path)
 }

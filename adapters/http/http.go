@@ -112,6 +112,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.modelIndex(w, r)
 	case strings.HasPrefix(p, "/v1/models/"):
 		h.v1(w, r, strings.TrimPrefix(p, "/v1/models/"))
+	case h.servesRoute(p):
+		if allow(w, r, http.MethodPost) {
+			h.predict(w, r)
+		}
 	default:
 		h.notFound(w, r)
 	}
@@ -297,7 +301,7 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		writeResponse(w, adapters.ErrorResponse(err, r.Header.Get("X-Request-Id")))
 		return
 	}
-	if !adapters.Route(req) {
+	if !adapters.Route(req) && !h.servesRoute(req.Path) {
 		writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.exampleModel()), req.ID))
 		return
 	}
@@ -371,6 +375,13 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 
 func bodyError(err error) error {
 	return &functions.Error{Status: http.StatusBadRequest, Message: "reading the request body: " + err.Error(), Err: err}
+}
+
+// servesRoute reports whether the predictor serves path as a POST route
+// of its own (functions.Router).
+func (h *Handler) servesRoute(path string) bool {
+	rs, ok := h.e.(adapters.RouteServer)
+	return ok && rs.ServesRoute(path)
 }
 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {

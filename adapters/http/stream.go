@@ -47,6 +47,7 @@ type httpSink struct {
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	sse    bool
+	raw    bool               // the predictor writes its own events
 	req    *functions.Request // its ID is the engine's by the time it opens
 	opened bool
 	buf    []byte
@@ -59,6 +60,7 @@ func (s *httpSink) Open(header http.Header) error {
 	dst.Set(gzhttp.HeaderNoCompression, "1") // gzhttp removes it
 	if s.sse {
 		adapters.SSEHeader(dst)
+		s.raw = adapters.WritesOwnEvents(header)
 	} else {
 		ct := header.Get("Content-Type")
 		if ct == "" {
@@ -73,7 +75,7 @@ func (s *httpSink) Open(header http.Header) error {
 // Send writes one chunk: as one event (see adapters.AppendChunkEvent), or
 // as it is.
 func (s *httpSink) Send(chunk []byte) error {
-	if !s.sse {
+	if !s.sse || s.raw {
 		if _, err := s.w.Write(chunk); err != nil {
 			return err
 		}
@@ -96,6 +98,9 @@ func (s *httpSink) end(err error) {
 			panic(http.ErrAbortHandler)
 		}
 		return
+	}
+	if s.raw && err == nil {
+		return // its own events said it was done
 	}
 	s.buf = adapters.AppendEndEvent(s.buf[:0], err)
 	if _, err := s.w.Write(s.buf); err == nil {

@@ -95,6 +95,7 @@ func (h *handler) callStream(ctx context.Context, req *functions.Request, se ada
 type pipeSink struct {
 	w      *io.PipeWriter
 	sse    bool
+	raw    bool // the predictor writes its own events
 	req    *functions.Request
 	opened chan http.Header // gets the header once, when the stream opens
 	mu     sync.Mutex
@@ -106,6 +107,7 @@ func (s *pipeSink) Open(header http.Header) error {
 	h := http.Header{}
 	if s.sse {
 		adapters.SSEHeader(h)
+		s.raw = adapters.WritesOwnEvents(header)
 	} else {
 		ct := header.Get("Content-Type")
 		if ct == "" {
@@ -130,7 +132,7 @@ func (s *pipeSink) wasOpened() bool {
 // Send writes one chunk; it waits until aws-lambda-go has read it (an
 // io.Pipe holds nothing), and fails once the result's reader is closed.
 func (s *pipeSink) Send(chunk []byte) error {
-	if !s.sse {
+	if !s.sse || s.raw {
 		_, err := s.w.Write(chunk)
 		return err
 	}
@@ -149,6 +151,8 @@ func (s *pipeSink) end(err error) error {
 		}
 		return nil
 	}
-	_, _ = s.w.Write(adapters.AppendEndEvent(nil, err))
+	if !s.raw || err != nil {
+		_, _ = s.w.Write(adapters.AppendEndEvent(nil, err))
+	}
 	return nil
 }

@@ -195,6 +195,7 @@ func predictCmd() *cobra.Command {
 	var (
 		url, path, data, method, output string
 		headers, query                  []string
+		stream                          bool
 	)
 	cmd := &cobra.Command{
 		Use:   "predict [NAME]",
@@ -206,12 +207,17 @@ func predictCmd() *cobra.Command {
 			"signed (Signature Version 4) with the standard AWS credentials. Without NAME, --url is the\n" +
 			"function's base URL.\n\n" +
 			"A 2xx answer's body goes to stdout; any other status prints the body to stderr and fails.\n" +
-			"-o json prints the status, headers and body as one JSON object, whatever the status.",
+			"-o json prints the status, headers and body as one JSON object, whatever the status.\n\n" +
+			"--stream asks for the prediction as a stream (Accept: text/event-stream). A streamed answer\n" +
+			"(asked for so, or with \"stream\": true in the body) is printed as it arrives: each event's data\n" +
+			"on a line of its own (with -o json, one {\"event\", \"data\"} object a line); an error event goes\n" +
+			"to stderr and fails.",
 		Example: `  cortex predict greeter -d '{"name": "Ada"}'          # cortex serve greeter is running
   cortex predict --url http://localhost:8080 -d @input.json --query shout=true
   cortex predict iris --path /v2/models/iris/infer -d @examples/oip.json
   cortex predict iris --target knative -d @examples/oip.json --path /v2/models/iris/infer
-  cortex predict iris --target lambda --region eu-west-1 -d '{}' -o json`,
+  cortex predict iris --target lambda --region eu-west-1 -d '{}' -o json
+  cortex predict textgen --stream -d '{"prompt": "In the beginning", "max_tokens": 32}'`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	resolve := addResolveFlags(cmd)
@@ -225,6 +231,9 @@ func predictCmd() *cobra.Command {
 		req, err := predictRequest(cmd.InOrStdin(), method, path, data, headers, query)
 		if err != nil {
 			return err
+		}
+		if stream && req.Header.Get("Accept") == "" {
+			req.Header.Set("Accept", "text/event-stream")
 		}
 		base, hc := url, http.DefaultClient
 		if len(args) == 1 {
@@ -242,6 +251,7 @@ func predictCmd() *cobra.Command {
 	f.StringArrayVarP(&headers, "header", "H", nil, "header Key:value (repeatable)")
 	f.StringArrayVar(&query, "query", nil, "query parameter key=value (repeatable)")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
+	f.BoolVar(&stream, "stream", false, "ask for a stream (Accept: text/event-stream) and print it as it arrives")
 	return cmd
 }
 
@@ -275,9 +285,40 @@ type PredictResult struct {
 // stderr and fails. With output json, the whole answer goes to stdout: the
 // body as JSON when it is JSON, else as text.
 func predict(ctx context.Context, hc *http.Client, base string, r client.Request, output string, stdout, stderr io.Writer) error {
+	var streamErr string
+	r.OnEvent = func(name, data string) error {
+		if name == "error" {
+			streamErr = data
+		}
+		if output == "json" {
+			var v any = data
+			if json.Valid([]byte(data)) {
+				v = json.RawMessage(data)
+			}
+			return json.NewEncoder(stdout).Encode(struct { // one line an event
+				Event string `json:"event,omitempty"`
+				Data  any    `json:"data"`
+			}{name, v})
+		}
+		switch name {
+		case "error":
+			fmt.Fprintln(stderr, "the stream failed:", data)
+			return nil
+		case "done":
+			return nil
+		}
+		_, err := fmt.Fprintln(stdout, data)
+		return err
+	}
 	resp, err := client.Do(ctx, hc, base, r)
 	if err != nil {
 		return err
+	}
+	if resp.Streamed {
+		if streamErr != "" {
+			return exitError{"the stream ended with an error"}
+		}
+		return nil // printed as it arrived
 	}
 	failed := resp.Status < 200 || resp.Status > 299
 	if output == "json" {

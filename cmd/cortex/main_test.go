@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -479,5 +480,62 @@ func fakeAWS(t *testing.T, endpoint string) {
 		"AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1", "AWS_PROFILE": "",
 		"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty} {
 		t.Setenv(k, v)
+	}
+}
+
+// TestPredictStream: --stream asks for server-sent events and prints each
+// event's data as it arrives (the server waits for the first to be read
+// before it sends the rest); -o json prints one object an event; an error
+// event fails.
+func TestPredictStream(t *testing.T) {
+	firstRead := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") != "text/event-stream" {
+			io.WriteString(w, `{"whole":true}`)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: output\ndata: {\"text\":\"In\"}\n\n")
+		w.(http.Flusher).Flush()
+		if strings.Contains(string(body), "wait") {
+			<-firstRead
+		}
+		io.WriteString(w, "event: output\ndata: {\"text\":\" the\"}\n\n")
+		if strings.Contains(string(body), "fail") {
+			io.WriteString(w, "event: error\ndata: {\"status\":504,\"error\":\"too slow\"}\n\n")
+			return
+		}
+		io.WriteString(w, "event: done\ndata: {\"status\":\"succeeded\"}\n\n")
+	}))
+	defer srv.Close()
+
+	// As it arrives: the first line is printed before the rest is sent.
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		root := newRoot(strings.NewReader(""), pw, io.Discard)
+		root.SetArgs([]string{"predict", "--url", srv.URL, "--stream", "-d", "wait"})
+		done <- root.ExecuteContext(context.Background())
+		pw.Close()
+	}()
+	br := bufio.NewReader(pr)
+	first, _ := br.ReadString('\n')
+	close(firstRead)
+	rest, _ := io.ReadAll(br)
+	if err := <-done; err != nil || first != "{\"text\":\"In\"}\n" || string(rest) != "{\"text\":\" the\"}\n" {
+		t.Errorf("streamed: %v %q %q", err, first, rest)
+	}
+
+	out, _, err := run(t, "", "predict", "--url", srv.URL, "--stream", "-d", "x", "-o", "json")
+	if err != nil || out != "{\"event\":\"output\",\"data\":{\"text\":\"In\"}}\n{\"event\":\"output\",\"data\":{\"text\":\" the\"}}\n{\"event\":\"done\",\"data\":{\"status\":\"succeeded\"}}\n" {
+		t.Errorf("-o json: %v %q", err, out)
+	}
+	out, errOut, err := run(t, "", "predict", "--url", srv.URL, "--stream", "-d", "fail")
+	if err == nil || !strings.Contains(errOut, "too slow") || strings.Contains(out, "too slow") {
+		t.Errorf("error event: %v, stdout %q, stderr %q", err, out, errOut)
+	}
+	if out, _, err := run(t, "", "predict", "--url", srv.URL, "-d", "x"); err != nil || out != "{\"whole\":true}\n" {
+		t.Errorf("without --stream: %v %q", err, out)
 	}
 }

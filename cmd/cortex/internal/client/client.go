@@ -7,10 +7,12 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,6 +32,11 @@ type Request struct {
 	Query url.Values
 	// Body is sent as is.
 	Body []byte
+	// OnEvent, when set, receives a text/event-stream answer's events as
+	// they arrive (name "" for an event that has none, data lines joined
+	// with "\n"); Response.Body is then empty. An error it returns stops
+	// the reading and is Do's.
+	OnEvent func(name, data string) error
 }
 
 // Response is what a function answered.
@@ -38,6 +45,8 @@ type Response struct {
 	Header  http.Header
 	Body    []byte
 	Latency time.Duration
+	// Streamed says the answer was a stream given to Request.OnEvent.
+	Streamed bool
 }
 
 // Do sends r to the function at base (for example http://127.0.0.1:8080).
@@ -78,6 +87,10 @@ func Do(ctx context.Context, c *http.Client, base string, r Request) (*Response,
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if r.OnEvent != nil && isEventStream(resp.Header.Get("Content-Type")) {
+		err := readEvents(resp.Body, r.OnEvent)
+		return &Response{Status: resp.StatusCode, Header: resp.Header, Latency: time.Since(start), Streamed: true}, err
+	}
 	b, err := io.ReadAll(resp.Body)
 	latency := time.Since(start)
 	if err != nil {
@@ -154,4 +167,42 @@ func ReadData(d string, stdin io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("reading request body: %w", err)
 	}
 	return b, nil
+}
+
+func isEventStream(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt == "text/event-stream"
+}
+
+// readEvents parses server-sent events from r as they arrive.
+func readEvents(r io.Reader, on func(name, data string) error) error {
+	br := bufio.NewReader(r)
+	var name string
+	var data []string
+	seen := false
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 || err == nil {
+			line = strings.TrimRight(line, "\r\n")
+			switch {
+			case line == "":
+				if seen {
+					if herr := on(name, strings.Join(data, "\n")); herr != nil {
+						return herr
+					}
+				}
+				name, data, seen = "", nil, false
+			case strings.HasPrefix(line, "event:"):
+				name, seen = strings.TrimSpace(strings.TrimPrefix(line, "event:")), true
+			case strings.HasPrefix(line, "data:"):
+				data, seen = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")), true
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the stream: %w", err)
+		}
+	}
 }

@@ -22,6 +22,12 @@
 // at the top level changes it). For an error case, "error_contains" is a
 // substring the answer's "error" field (or its body, when it is not JSON)
 // must contain.
+//
+// A streamed answer (ask for one with "headers": {"Accept":
+// "text/event-stream"}) is checked against "events": the server-sent
+// events in order, each {"event": "output", "data": ...}, data matched as
+// a body is (a JSON value, or a string for data that is not JSON); an
+// expected event without "data" matches any.
 package examples
 
 import (
@@ -71,6 +77,14 @@ type Expected struct {
 	Body          json.RawMessage `json:"body"`
 	ErrorContains string          `json:"error_contains"`
 	Tolerance     *float64        `json:"tolerance"`
+	// Events are the server-sent events a streamed answer should carry.
+	Events []Event `json:"events"`
+}
+
+// Event is one server-sent event of a streamed answer.
+type Event struct {
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data,omitempty"`
 }
 
 // Load reads every examples/*.json in a function directory, sorted by name.
@@ -207,6 +221,11 @@ func Check(ex Example, status int, body []byte) error {
 			return fmt.Errorf("error %q does not contain %q", msg, want.ErrorContains)
 		}
 	}
+	if want.Events != nil {
+		if err := checkEvents(want.Events, body, ex.tolerance()); err != nil {
+			return err
+		}
+	}
 	if len(want.Body) > 0 {
 		var w, g any
 		if err := json.Unmarshal(want.Body, &w); err != nil {
@@ -223,6 +242,63 @@ func Check(ex Example, status int, body []byte) error {
 		}
 	}
 	return nil
+}
+
+// checkEvents compares the server-sent events in body with want.
+func checkEvents(want []Event, body []byte, tol float64) error {
+	got := parseEvents(body)
+	if len(got) != len(want) {
+		return fmt.Errorf("%d events, want %d: %s", len(got), len(want), snippet(body))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Event != w.Event {
+			return fmt.Errorf("event %d is %q, want %q", i, g.Event, w.Event)
+		}
+		if len(w.Data) == 0 {
+			continue
+		}
+		var wd, gd any
+		if err := json.Unmarshal(w.Data, &wd); err != nil {
+			return fmt.Errorf("the example's events[%d].data: %w", i, err)
+		}
+		dec := json.NewDecoder(strings.NewReader(g.Data))
+		dec.UseNumber()
+		if dec.Decode(&gd) != nil {
+			gd = g.Data
+		}
+		if err := Compare(wd, gd, tol); err != nil {
+			return fmt.Errorf("event %d (%s): %w", i, g.Event, err)
+		}
+	}
+	return nil
+}
+
+// sseEvent is a parsed server-sent event.
+type sseEvent struct{ Event, Data string }
+
+// parseEvents reads server-sent events: "event:" and "data:" fields, data
+// lines joined with "\n", a blank line ending each.
+func parseEvents(body []byte) []sseEvent {
+	var out []sseEvent
+	var ev sseEvent
+	var data []string
+	seen := false
+	for _, line := range strings.Split(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n") {
+		switch {
+		case line == "":
+			if seen {
+				ev.Data = strings.Join(data, "\n")
+				out = append(out, ev)
+			}
+			ev, data, seen = sseEvent{}, nil, false
+		case strings.HasPrefix(line, "event:"):
+			ev.Event, seen = strings.TrimSpace(strings.TrimPrefix(line, "event:")), true
+		case strings.HasPrefix(line, "data:"):
+			data, seen = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")), true
+		}
+	}
+	return out
 }
 
 func snippet(b []byte) string {

@@ -149,3 +149,39 @@ func TestSampleExamplesLoad(t *testing.T) {
 		t.Errorf("got %d examples", len(exs))
 	}
 }
+
+// TestCheckEvents: a streamed answer is checked event by event.
+func TestCheckEvents(t *testing.T) {
+	body := "event: output\ndata: {\"text\": \" and\", \"extra\": 1}\n\nevent: output\ndata: plain\ndata: two lines\n\nevent: done\ndata: {\"status\":\"succeeded\"}\n\n"
+	ev := func(name, data string) examples.Event {
+		e := examples.Event{Event: name}
+		if data != "" {
+			e.Data = json.RawMessage(data)
+		}
+		return e
+	}
+	tests := []struct {
+		name string
+		want []examples.Event
+		err  string
+	}{
+		{"match", []examples.Event{ev("output", `{"text": " and"}`), ev("output", `"plain\ntwo lines"`), ev("done", "")}, ""},
+		{"text differs", []examples.Event{ev("output", `{"text": " or"}`), ev("output", ""), ev("done", "")}, `event 0 (output)`},
+		{"fewer events", []examples.Event{ev("output", ""), ev("done", "")}, "3 events, want 2"},
+		{"other name", []examples.Event{ev("output", ""), ev("output", ""), ev("error", "")}, `event 2 is "done", want "error"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ex := examples.Example{}
+			ex.Response.Status = 200
+			ex.Response.Events = tt.want
+			err := examples.Check(ex, 200, []byte(body))
+			switch {
+			case tt.err == "" && err != nil:
+				t.Errorf("got %v, want a pass", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Errorf("got %v, want an error containing %q", err, tt.err)
+			}
+		})
+	}
+}
