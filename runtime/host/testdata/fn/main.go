@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -74,6 +75,45 @@ func predict(ctx context.Context, req *functions.Request) (*functions.Response, 
 		answer["env"] = os.Environ()
 	}
 	return functions.JSON(http.StatusOK, answer)
+}
+
+// PredictStream streams, when asked for a stream: ?chunks=N sends "chunk
+// i" N times; after the first it waits until the file ?gate= names exists
+// (when one is named), or, with ?hold=1, until its context ends, which it
+// logs ("stream cancelled") so a test can see the cancellation reach it.
+func (e echo) PredictStream(ctx context.Context, req *functions.Request, s functions.Stream) error {
+	n, err := strconv.Atoi(req.Query.Get("chunks"))
+	if err != nil {
+		resp, err := e.Predict(ctx, req)
+		if err != nil {
+			return err
+		}
+		s.Header().Set("Content-Type", resp.ContentType())
+		return s.Send(resp.Body)
+	}
+	s.Header().Set("Content-Type", "text/plain")
+	for i := range n {
+		if err := s.Send(fmt.Appendf(nil, "chunk %d", i)); err != nil {
+			return err
+		}
+		if i > 0 {
+			continue
+		}
+		if req.Query.Get("hold") == "1" {
+			<-ctx.Done()
+			fmt.Fprintln(os.Stderr, "stream cancelled")
+			return ctx.Err()
+		}
+		for gate := req.Query.Get("gate"); gate != ""; time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(gate); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 func main() {
