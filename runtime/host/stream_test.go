@@ -53,6 +53,21 @@ func TestStreamThroughTheHost(t *testing.T) {
 		}
 	}
 
+	// Every stream ends whole: the proxy never cuts one short.
+	for i := range 100 {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/echo/predict?chunks=3", strings.NewReader(`{"prompt": "x"}`))
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !strings.HasSuffix(string(b), "event: done\ndata: {\"status\":\"succeeded\"}\n\n") {
+			t.Fatalf("stream %d through the front: %v %q", i, err, b)
+		}
+	}
+
 	for _, base := range []string{e.srv.URL + "/echo", own} {
 		before := strings.Count(e.logs.String(), "stream cancelled")
 		ctx, cancel := context.WithCancel(context.Background())
