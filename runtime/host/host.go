@@ -514,12 +514,6 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, f *function
 	// An answer after a long wait in the queue (a cold start that failed)
 	// is still written. An error is a writer without deadlines.
 	_ = rc.SetWriteDeadline(time.Time{})
-	// The process's answer may start while the proxy still reads the
-	// caller's body (a stream flushes its first event at once): without
-	// full duplex, net/http consumes and closes the request body when the
-	// answer starts, the proxy's read of it fails, and it cuts the answer
-	// short (one stream in a dozen, measured).
-	_ = rc.EnableFullDuplex()
 	id := r.Header.Get("X-Request-Id")
 	if id == "" {
 		id = newRequestID()
@@ -550,6 +544,13 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, f *function
 	u := *r.URL
 	u.Path, u.RawPath = path, rawPath
 	out.URL = &u
+	// The process's answer may start while the proxy still reads the
+	// caller's body (a stream flushes its first event at once): without
+	// full duplex, net/http consumes and closes the request body when the
+	// answer starts, the proxy's read of it fails, and it cuts the answer
+	// short (one stream in a dozen, measured). Only here: the host's own
+	// refusals above are written before the body is read, as before.
+	_ = rc.EnableFullDuplex()
 	h.proxy.ServeHTTP(w, out)
 }
 
