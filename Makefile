@@ -77,6 +77,7 @@ e2e: setup tools
 bench: setup models tools
 	go run ./internal/bench/serving
 	go run ./internal/bench/floor -cortex $(CORTEX)
+	go run ./internal/bench/textgen -cortex $(CORTEX)
 	go run ./internal/bench/overload
 	go run ./internal/bench/faults
 	apt-get install -y --no-install-recommends python3-fastapi python3-uvicorn python3-sklearn python3-onnx >/dev/null
