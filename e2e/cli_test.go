@@ -30,7 +30,9 @@ const repoRoot = ".."
 // cliDir holds the CLI cortexCLI builds; TestMain removes it.
 var cliDir string
 
-// cortexCLI builds the cortex command once per run, from the main module.
+// cortexCLI builds the cortex command once per run, from the main module,
+// with make build's flags (-trimpath), so that in make test it shares that
+// build's compiled packages (and e2e/outside's) and only links.
 var cortexCLI = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "cortex-e2e-cli-")
 	if err != nil {
@@ -38,7 +40,7 @@ var cortexCLI = sync.OnceValues(func() (string, error) {
 	}
 	cliDir = dir
 	bin := filepath.Join(dir, "cortex")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cortex")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/cortex")
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/cortex: %v\n%s", err, out)

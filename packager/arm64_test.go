@@ -1,3 +1,9 @@
+//go:build !race
+
+// Built only without -race, as e2e_test.go: these tests cross-compile,
+// package full-size images and run them under qemu; make test runs them in
+// test-fullsize (go test ./packager/ without -race).
+
 package packager_test
 
 import (

@@ -1,3 +1,10 @@
+//go:build !race
+
+// Built only without the race detector: these tests validate, unpack and
+// run the full-size image, whose 46 MB of ONNX Runtime took over ten
+// minutes through race-instrumented decompression. make test runs them in
+// test-fullsize (go test ./packager/, no -race).
+
 package packager_test
 
 import (

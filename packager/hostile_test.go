@@ -87,7 +87,7 @@ func TestSwapAfterCheckShipsWhatWasChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := packager.Build(context.Background(), dir, packager.BuildOptions{})
+	a, err := packager.Build(context.Background(), dir, raceSized(t, packager.BuildOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
