@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,45 @@ func TestEndToEndStreamAskedInBufferedMode(t *testing.T) {
 	r := urlResult(t, res)
 	if r.StatusCode != 200 || r.Body != "chunk 0\nchunk 1\n" {
 		t.Errorf("buffered: %d %q", r.StatusCode, r.Body)
+	}
+}
+
+// TestEndToEndStreamedAsKnativeRunsIt: the same function binary as an HTTP
+// server on $PORT, as Knative's queue-proxy reaches it, streams the same
+// chunks as server-sent events: the first while the predictor waits for
+// the test to have read it. (queue-proxy itself cannot run here; it
+// passes a streamed response through, and the Knative Service sets its
+// response timeouts: packager/knative.)
+func TestEndToEndStreamedAsKnativeRunsIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function binary")
+	}
+	url := startHTTP(t, functionBinary(t), "")
+	gate := filepath.Join(t.TempDir(), "gate")
+	req, _ := http.NewRequest(http.MethodPost, url+"/predict", strings.NewReader(fmt.Sprintf(`{"op": "stream", "n": 3, "gate": %q}`, gate)))
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var first strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("before the first event ended: %v", err)
+		}
+		first.WriteString(line)
+		if line == "\n" {
+			break
+		}
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(r)
+	if first.String() != "event: output\ndata: chunk 0\ndata: \n\n" || !strings.HasSuffix(string(rest), "event: done\ndata: {\"status\":\"succeeded\"}\n\n") {
+		t.Errorf("first event %q, then %q", first.String(), rest)
 	}
 }
