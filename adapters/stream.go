@@ -169,6 +169,23 @@ func WritesOwnEvents(header http.Header) bool {
 	return mt == "text/event-stream"
 }
 
+// StreamHeader sets dst, the headers of an answer that streams, for a
+// stream whose own header is header: server-sent events' when sse, else
+// the chunks' Content-Type (application/octet-stream when it names none).
+// It reports whether the stream writes its own events (WritesOwnEvents).
+func StreamHeader(dst, header http.Header, sse bool) (ownEvents bool) {
+	if sse {
+		SSEHeader(dst)
+		return WritesOwnEvents(header)
+	}
+	ct := header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	dst.Set("Content-Type", ct)
+	return false
+}
+
 // SSEHeader sets the headers of an answer sent as server-sent events.
 func SSEHeader(h http.Header) {
 	h.Set("Content-Type", "text/event-stream")

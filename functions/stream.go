@@ -131,7 +131,7 @@ func (f typedStream[In, Out]) PredictStream(ctx context.Context, req *Request, s
 	var in In
 	if raw, ok := any(&in).(*[]byte); ok {
 		*raw = req.Body
-	} else if err := decodeJSON(withoutStreamKey(req.Body), &in); err != nil {
+	} else if err := decodeJSON(WithoutStreamKey(req.Body), &in); err != nil {
 		return err
 	}
 	s.Header().Set("Content-Type", "application/json")
@@ -146,10 +146,11 @@ func (f typedStream[In, Out]) PredictStream(ctx context.Context, req *Request, s
 	return nil
 }
 
-// withoutStreamKey is body without its top-level "stream" key: the caller's
-// way to ask for a stream (as OpenAI's clients ask), which In need not
-// declare. Other bodies are returned as they are.
-func withoutStreamKey(body []byte) []byte {
+// WithoutStreamKey is a JSON object body without its top-level "stream"
+// key: the caller's way to ask for a stream (as OpenAI's clients ask),
+// which a predictor's input type need not declare. Other bodies are
+// returned as they are.
+func WithoutStreamKey(body []byte) []byte {
 	if !bytes.Contains(body, []byte(`"stream"`)) {
 		return body
 	}

@@ -58,16 +58,7 @@ func (s *httpSink) Open(header http.Header) error {
 	dst := s.w.Header()
 	dst.Set("X-Request-Id", s.req.ID)
 	dst.Set(gzhttp.HeaderNoCompression, "1") // gzhttp removes it
-	if s.sse {
-		adapters.SSEHeader(dst)
-		s.raw = adapters.WritesOwnEvents(header)
-	} else {
-		ct := header.Get("Content-Type")
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		dst.Set("Content-Type", ct)
-	}
+	s.raw = adapters.StreamHeader(dst, header, s.sse)
 	s.w.WriteHeader(http.StatusOK)
 	return s.rc.Flush()
 }

@@ -105,16 +105,7 @@ type pipeSink struct {
 
 func (s *pipeSink) Open(header http.Header) error {
 	h := http.Header{}
-	if s.sse {
-		adapters.SSEHeader(h)
-		s.raw = adapters.WritesOwnEvents(header)
-	} else {
-		ct := header.Get("Content-Type")
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		h.Set("Content-Type", ct)
-	}
+	s.raw = adapters.StreamHeader(h, header, s.sse)
 	h.Set("X-Request-Id", s.req.ID)
 	s.mu.Lock()
 	s.isOpen = true

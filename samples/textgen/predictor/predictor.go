@@ -121,7 +121,7 @@ func (p *TextGen) Predict(ctx context.Context, req *functions.Request) (*functio
 	case CompletionsPath, ChatCompletionsPath:
 		return p.openAIComplete(ctx, req)
 	}
-	req.Body = withoutStream(req.Body)
+	req.Body = functions.WithoutStreamKey(req.Body)
 	return p.typed.Predict(ctx, req)
 }
 

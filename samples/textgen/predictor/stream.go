@@ -34,7 +34,7 @@ func (p *TextGen) PredictStream(ctx context.Context, req *functions.Request, s f
 		return p.openAIStream(ctx, req, s)
 	}
 	var in Input
-	if err := functions.DecodeJSON(withoutStream(req.Body), &in); err != nil {
+	if err := functions.DecodeJSON(functions.WithoutStreamKey(req.Body), &in); err != nil {
 		return err
 	}
 	s.Header().Set("Content-Type", "application/json")
@@ -68,24 +68,6 @@ func (p *TextGen) generate(ctx context.Context, in Input, emit func(string) erro
 		return res, functions.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	return res, err
-}
-
-// withoutStream is body without the top-level "stream" key the caller
-// asked for a stream with (Input does not declare it).
-func withoutStream(body []byte) []byte {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
-		return body
-	}
-	if _, ok := m["stream"]; !ok {
-		return body
-	}
-	delete(m, "stream")
-	b, err := json.Marshal(m)
-	if err != nil {
-		return body
-	}
-	return b
 }
 
 // OpenAIRequest is the body of /v1/completions and /v1/chat/completions:
