@@ -282,15 +282,17 @@ func lambdaLibs(dir, arch string) ([]artifact.File, []string) {
 			warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: not found%s; give --lambda-libs DIR", lib, map[bool]string{true: " in " + dir, false: " on this machine"}[dir != ""]))
 			continue
 		}
-		need, newer, err := lambdazip.NewerThanLambda(real)
+		_, newer, err := lambdazip.NewerThanLambda(real)
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: %v", lib, err))
 			continue
 		}
 		if newer {
-			warnings = append(warnings, fmt.Sprintf("the Lambda zip has no %s: %s needs GLIBC_%s, newer than Lambda %s's glibc %s, so it could not load there; "+
-				"the function then relies on the runtime's own copy. Give --lambda-libs DIR with copies built for glibc <= %s (Amazon Linux 2023's libstdc++ and libgcc packages)",
-				lib, real, need, lambdazip.Runtime, lambdazip.GLIBC, lambdazip.GLIBC))
+			// It could not load on Lambda (it needs a newer glibc), and
+			// need not: the runtime's own copy comes first on Lambda's
+			// library path. lambdazip.CheckLibraries (writeLambda) checks
+			// that the runtime's copy has every version the zip's files
+			// need, and warns when it has not.
 			continue
 		}
 		files = append(files, artifact.File{Path: "lib/" + lib, Src: real, Mode: 0o755})

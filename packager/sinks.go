@@ -313,8 +313,18 @@ func writeLambda(ctx context.Context, w *writer) error {
 		libs, warnings = lambdaLibs(o.LambdaLibs, a.Arch)
 		files = append(files, libs...)
 		w.r.Warnings = append(w.r.Warnings, warnings...)
-		if need, newer, err := lambdazip.NewerThanLambda(a.Binary.Src); err == nil && newer {
-			w.warn("the function binary needs GLIBC_%s, newer than Lambda %s's %s: it will not start there; build on a machine with glibc <= %s", need, lambdazip.Runtime, lambdazip.GLIBC, lambdazip.GLIBC)
+		// Every library bootstrap and ONNX Runtime need, and each symbol
+		// version, must be in the zip or in provided.al2023 per its
+		// published package list (what Lambda loads is decided there,
+		// not by what ships). A failure is a warning, like the zip's
+		// other limits: the image and the Knative manifest still serve,
+		// and the list is a lower bound of what Lambda has, not Lambda.
+		sys, err := lambdazip.Provided(a.Arch)
+		if err == nil {
+			err = lambdazip.CheckLibraries(files, sys)
+		}
+		if err != nil {
+			w.warn("%v", err)
 		}
 	}
 	cache := o.CacheDir // deflated zip entries; none with NoCache

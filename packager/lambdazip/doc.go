@@ -8,9 +8,11 @@
 // directory, and for ONNX functions lib/libonnxruntime.so.1 with the C++
 // runtime beside it (lib/libstdc++.so.6, lib/libgcc_s.so.1: ONNX Runtime's
 // RUNPATH is $ORIGIN, and the function finds ONNX Runtime in lib/ beside
-// its executable). provided.al2023 has glibc 2.34 and is not documented to
-// carry libstdc++; GLIBCNeeded checks each shipped ELF file's newest
-// GLIBC_ symbol version so nothing needs more than Lambda has.
+// its executable). provided.al2023 has glibc 2.34, libgcc_s and libstdc++
+// (GCC 11's), per its published package list (provided-al2023-packages.txt,
+// with its sources); CheckLibraries checks every library bootstrap and
+// ONNX Runtime need, and every symbol version, against the zip and that
+// list, the way Lambda's loader finds them (the runtime's /lib64 first).
 //
 // The zip is reproducible byte for byte: entries sorted, one fixed
 // modification time (MS-DOS time, so nothing before 1980), no extra
