@@ -489,7 +489,7 @@ var keys = []Key{
 		Type:        KindString,
 		Default:     "none",
 		Rule:        "a .wasm file or a directory with .go files, inside the function directory",
-		Description: "A WebAssembly stage that runs after the predictor and can reshape the response: a .wasm file, or a Go package directory that cortex builds for wasip1. Relative to the function directory.",
+		Description: "A WebAssembly stage that runs after the predictor and can reshape the response: a .wasm file, or a Go package directory that cortex builds for wasip1. Relative to the function directory. A streamed prediction runs it on each chunk.",
 		Example:     "./stages",
 	},
 	{
@@ -654,7 +654,7 @@ var keys = []Key{
 	{
 		Path:        "batching",
 		Type:        KindSection,
-		Description: "Gathers concurrent requests into one PredictBatch call. Off unless max_batch_size is more than 1.",
+		Description: "Gathers concurrent requests into one PredictBatch call. Off unless max_batch_size is more than 1. A request that asks for a stream is not gathered: it runs on its own.",
 		Example:     "{max_batch_size: 32, batch_interval: 2ms}",
 	},
 	{
