@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -118,7 +119,10 @@ func (a *AllowedHosts) Allows(hostport string) bool {
 	case h == "", a.any, h == "localhost", strings.HasSuffix(h, ".localhost"):
 		return true
 	}
-	if ip := net.ParseIP(h); ip != nil {
+	// netip, not net.ParseIP: this runs on every request a process takes
+	// on its own socket, and a loopback address costs no allocation.
+	if ip, err := netip.ParseAddr(h); err == nil {
+		ip = ip.Unmap()
 		return ip.IsLoopback() || a.anyIP || a.names[ip.String()]
 	}
 	if a.names[h] {

@@ -106,13 +106,16 @@ func TestDirectSocketColdStartBurst(t *testing.T) {
 // is idle by its reports, drained, and the next request on the socket
 // starts a new one.
 func TestDirectSocketScalesToZeroAndBack(t *testing.T) {
-	fn, base := directFunction(t, "echo", host.Autoscaling{ScaleDownDelay: 300 * time.Millisecond, StableWindow: 300 * time.Millisecond})
+	// A delay of a second, three times the host tests' usual: the process's
+	// reports are what keeps it up here, and a machine loaded by a whole
+	// test run can hold a report back for a few hundred milliseconds.
+	fn, base := directFunction(t, "echo", host.Autoscaling{ScaleDownDelay: time.Second, StableWindow: time.Second})
 	e := start(t, []host.Function{fn}, fastReports)
 	e.c = fresh()
 	first := e.do(t, base+"/predict", "", "one")
 	// Keep it busy on the socket past the delay: it must not scale down
 	// while it serves there, though the host forwards it nothing.
-	busyUntil := time.Now().Add(time.Second)
+	busyUntil := time.Now().Add(2500 * time.Millisecond)
 	for time.Now().Before(busyUntil) {
 		if a := e.do(t, base+"/predict?sleep=50ms", "", "busy"); a.status != http.StatusOK || a.pid != first.pid {
 			t.Fatalf("busy request: %d %s from pid %d, want 200 from %d", a.status, a.body, a.pid, first.pid)
