@@ -28,7 +28,9 @@ import (
 // $LAMBDA_TASK_ROOT), else serves with the defaults. It picks the carrier
 // from the environment: the Lambda runtime loop when $AWS_LAMBDA_RUNTIME_API
 // is set, otherwise an HTTP server on $PORT (default 8080, Knative's
-// container contract) that also takes CloudEvents.
+// container contract) that also takes CloudEvents. Started by cortex serve
+// for a function with a port of its own, it also accepts on the socket it
+// inherits, once ready, and reports its load (see package activation).
 //
 // The exit status is 0 after a drain on SIGTERM, ExitReplace (75) when a
 // prediction overran its deadline by limits.overrun_grace and the process
