@@ -125,8 +125,10 @@
 // chunks themselves for another Accept; see adapters.WantsStream). A
 // failure midway is an "error" event, or, for raw chunks, an error in the
 // post's trailers, which Lambda turns into a cut response. In BUFFERED
-// mode, and for events that cannot stream, the caller gets Predict's whole
-// answer.
+// mode, and for events that cannot stream (API Gateway, an ALB), a caller
+// that asks for server-sent events gets them all in one body, as the HTTP
+// carrier would send them over time, so every carrier answers alike; one
+// that asks for the raw chunks gets the whole answer.
 //
 // Buffered results are posted to the Runtime API as
 // application/octet-stream (aws-lambda-go's type for a lambda.Handler's

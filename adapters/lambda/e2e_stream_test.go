@@ -120,7 +120,9 @@ func TestEndToEndStreamedPrediction(t *testing.T) {
 }
 
 // TestEndToEndStreamAskedInBufferedMode: a function URL in BUFFERED mode
-// cannot stream; a caller that asks gets the whole answer.
+// cannot stream; a caller that asks for server-sent events gets them all
+// at once, in one body, as the HTTP carrier sends them over time; one that
+// asks for the raw chunks gets the whole answer.
 func TestEndToEndStreamAskedInBufferedMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a function binary")
@@ -129,8 +131,23 @@ func TestEndToEndStreamAskedInBufferedMode(t *testing.T) {
 	startFunction(t, rt)
 	_, res := rt.Invoke(t, "buffered-1", streamEvent(t, `{"op": "stream", "n": 2, "stream": true}`, "text/event-stream"), time.Minute)
 	r := urlResult(t, res)
-	if r.StatusCode != 200 || r.Body != "chunk 0\nchunk 1\n" {
-		t.Errorf("buffered: %d %q", r.StatusCode, r.Body)
+	want := "event: output\ndata: chunk 0\ndata: \n\nevent: output\ndata: chunk 1\ndata: \n\nevent: done\ndata: {\"status\":\"succeeded\"}\n\n"
+	if r.StatusCode != 200 || r.Body != want || r.Headers["Content-Type"] != "text/event-stream" {
+		t.Errorf("buffered SSE: %d %v %q", r.StatusCode, r.Headers, r.Body)
+	}
+	// A predictor that does not stream: one event.
+	_, res = rt.Invoke(t, "buffered-2", streamEvent(t, `{"op": "echo"}`, "text/event-stream"), time.Minute)
+	if r := urlResult(t, res); r.StatusCode != 200 || !strings.HasPrefix(r.Body, "event: output\ndata: {") || !strings.HasSuffix(r.Body, "event: done\ndata: {\"status\":\"succeeded\"}\n\n") {
+		t.Errorf("buffered SSE of a whole answer: %d %q", r.StatusCode, r.Body)
+	}
+	// An error before the first chunk is a plain error answer.
+	_, res = rt.Invoke(t, "buffered-3", streamEvent(t, `{"op": "fail"}`, "text/event-stream"), time.Minute)
+	if r := urlResult(t, res); r.StatusCode != 422 {
+		t.Errorf("buffered SSE of a failure: %d %q", r.StatusCode, r.Body)
+	}
+	_, res = rt.Invoke(t, "buffered-4", streamEvent(t, `{"op": "stream", "n": 2, "stream": true}`, "text/plain"), time.Minute)
+	if r := urlResult(t, res); r.StatusCode != 200 || r.Body != "chunk 0\nchunk 1\n" {
+		t.Errorf("buffered raw chunks: %d %q", r.StatusCode, r.Body)
 	}
 }
 

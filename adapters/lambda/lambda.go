@@ -179,6 +179,9 @@ func (h *handler) invoke(ctx context.Context, payload json.RawMessage) (io.Reade
 		handedOver = true
 		return h.stream(ctx, cancel, ev, req, se, sse)
 	}
+	if se, ok := h.bufferedSSE(s, req, bodyErr); ok {
+		return h.collectSSE(ctx, s, ev, req, se)
+	}
 	resp, err := h.serve(ctx, req, bodyErr)
 	if err != nil {
 		resp = adapters.ErrorResponse(err, req.ID)

@@ -84,7 +84,7 @@ func (h *handler) callStream(ctx context.Context, req *functions.Request, se ada
 		}
 	}()
 	resp, err = se.InvokeStream(ctx, req, sink)
-	if err == nil && resp == nil && !sink.(*pipeSink).wasOpened() {
+	if err == nil && resp == nil && !opened(sink) {
 		resp = &functions.Response{Status: http.StatusNoContent}
 	}
 	return resp, err
@@ -146,4 +146,76 @@ func (s *pipeSink) end(err error) error {
 		_, _ = s.w.Write(adapters.AppendEndEvent(nil, err))
 	}
 	return nil
+}
+
+// bufferedSSE reports whether an HTTP event that cannot stream (a function
+// URL in BUFFERED mode, API Gateway, an ALB) asks for server-sent events:
+// it gets them all at once, in one body, as a client of the HTTP carrier
+// would receive them over time, so that every carrier answers the same
+// request alike.
+func (h *handler) bufferedSSE(s shape, req *functions.Request, bodyErr error) (adapters.StreamEngine, bool) {
+	if s == shapeDirect || bodyErr != nil || req.Method != http.MethodPost || adapters.ServiceRoute(req.Path) {
+		return nil, false
+	}
+	se, ok := h.e.(adapters.StreamEngine)
+	if !ok {
+		return nil, false
+	}
+	adapters.Route(req)
+	stream, sse := adapters.WantsStream(req.Header, req.Body)
+	return se, stream && sse
+}
+
+// collectSSE answers such an event: the stream's events in one body.
+func (h *handler) collectSSE(ctx context.Context, s shape, ev *event, req *functions.Request, se adapters.StreamEngine) (io.Reader, error) {
+	sink := &bufSink{}
+	resp, err := h.callStream(ctx, req, se, sink)
+	switch {
+	case sink.opened:
+		if !sink.raw || err != nil {
+			sink.body = adapters.AppendEndEvent(sink.body, err)
+		}
+		resp, err = &functions.Response{Status: http.StatusOK, Header: http.Header{}, Body: sink.body}, nil
+	case err == nil && resp.StatusCode() < 300:
+		body := adapters.AppendEndEvent(adapters.AppendChunkEvent(nil, resp.Body), nil)
+		resp = &functions.Response{Status: http.StatusOK, Header: http.Header{}, Body: body}
+	}
+	if err != nil {
+		return encodeHTTP(s, ev, adapters.ErrorResponse(err, req.ID), req.ID, false)
+	}
+	if resp.StatusCode() < 300 {
+		adapters.SSEHeader(resp.Header)
+	}
+	return encodeHTTP(s, ev, resp, req.ID, false)
+}
+
+// bufSink keeps a stream's events for collectSSE.
+type bufSink struct {
+	opened, raw bool
+	body        []byte
+}
+
+func (b *bufSink) Open(header http.Header) error {
+	b.opened, b.raw = true, adapters.WritesOwnEvents(header)
+	return nil
+}
+
+func (b *bufSink) Send(chunk []byte) error {
+	if b.raw {
+		b.body = append(b.body, chunk...)
+	} else {
+		b.body = adapters.AppendChunkEvent(b.body, chunk)
+	}
+	return nil
+}
+
+// opened reports whether a sink of this package was opened.
+func opened(sink adapters.StreamSink) bool {
+	switch s := sink.(type) {
+	case *pipeSink:
+		return s.wasOpened()
+	case *bufSink:
+		return s.opened
+	}
+	return false
 }
