@@ -88,7 +88,7 @@ func Do(ctx context.Context, c *http.Client, base string, r Request) (*Response,
 	}
 	defer resp.Body.Close()
 	if r.OnEvent != nil && isEventStream(resp.Header.Get("Content-Type")) {
-		err := readEvents(resp.Body, r.OnEvent)
+		err := ReadEvents(resp.Body, r.OnEvent)
 		return &Response{Status: resp.StatusCode, Header: resp.Header, Latency: time.Since(start), Streamed: true}, err
 	}
 	b, err := io.ReadAll(resp.Body)
@@ -174,8 +174,10 @@ func isEventStream(contentType string) bool {
 	return mt == "text/event-stream"
 }
 
-// readEvents parses server-sent events from r as they arrive.
-func readEvents(r io.Reader, on func(name, data string) error) error {
+// ReadEvents parses server-sent events from r as they arrive: "event:"
+// and "data:" fields (data lines joined with "\n"), a blank line ending
+// each; on gets each event's name ("" when it has none) and data.
+func ReadEvents(r io.Reader, on func(name, data string) error) error {
 	br := bufio.NewReader(r)
 	var name string
 	var data []string

@@ -277,27 +277,14 @@ func checkEvents(want []Event, body []byte, tol float64) error {
 // sseEvent is a parsed server-sent event.
 type sseEvent struct{ Event, Data string }
 
-// parseEvents reads server-sent events: "event:" and "data:" fields, data
-// lines joined with "\n", a blank line ending each.
+// parseEvents reads the server-sent events of a whole body, as cortex
+// predict reads them as they arrive (client.ReadEvents).
 func parseEvents(body []byte) []sseEvent {
 	var out []sseEvent
-	var ev sseEvent
-	var data []string
-	seen := false
-	for _, line := range strings.Split(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n") {
-		switch {
-		case line == "":
-			if seen {
-				ev.Data = strings.Join(data, "\n")
-				out = append(out, ev)
-			}
-			ev, data, seen = sseEvent{}, nil, false
-		case strings.HasPrefix(line, "event:"):
-			ev.Event, seen = strings.TrimSpace(strings.TrimPrefix(line, "event:")), true
-		case strings.HasPrefix(line, "data:"):
-			data, seen = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")), true
-		}
-	}
+	_ = client.ReadEvents(bytes.NewReader(body), func(name, data string) error {
+		out = append(out, sseEvent{name, data})
+		return nil
+	})
 	return out
 }
 
