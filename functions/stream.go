@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"mime"
 	"net/http"
 )
 
@@ -94,7 +95,8 @@ func (c *collector) response() *Response {
 }
 
 func isJSON(contentType string) bool {
-	return contentType == "application/json" || len(contentType) > 16 && contentType[:17] == "application/json;"
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt == "application/json"
 }
 
 // TypedStream turns a function that yields typed values into a predictor
