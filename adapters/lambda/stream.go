@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -41,7 +42,7 @@ func (h *handler) streamable(s shape, req *functions.Request, bodyErr error) (ad
 // caller's response short), since the status has gone.
 func (h *handler) stream(ctx context.Context, cancel context.CancelFunc, ev *event, req *functions.Request, se adapters.StreamEngine, sse bool) (io.Reader, error) {
 	pr, pw := io.Pipe()
-	sink := &pipeSink{w: pw, sse: sse, req: req, opened: make(chan http.Header, 1)}
+	sink := &writerSink{w: pw, sse: sse, req: req, opened: make(chan http.Header, 1)}
 	type outcome struct {
 		resp *functions.Response
 		err  error
@@ -67,9 +68,7 @@ func (h *handler) stream(ctx context.Context, cancel context.CancelFunc, ev *eve
 			resp = adapters.ErrorResponse(err, req.ID)
 		}
 		if sse && resp.StatusCode() < 300 {
-			body := adapters.AppendChunkEvent(nil, resp.Body)
-			resp = &functions.Response{Status: http.StatusOK, Header: http.Header{}, Body: adapters.AppendEndEvent(body, nil)}
-			adapters.SSEHeader(resp.Header)
+			resp = eventsResponse(adapters.AppendEndEvent(adapters.AppendChunkEvent(nil, resp.Body), nil))
 		}
 		return encodeHTTP(shapeURL, ev, resp, req.ID, true)
 	}
@@ -84,45 +83,49 @@ func (h *handler) callStream(ctx context.Context, req *functions.Request, se ada
 		}
 	}()
 	resp, err = se.InvokeStream(ctx, req, sink)
-	if err == nil && resp == nil && !opened(sink) {
+	if err == nil && resp == nil && !sink.(*writerSink).wasOpened() {
 		resp = &functions.Response{Status: http.StatusNoContent}
 	}
 	return resp, err
 }
 
-// pipeSink writes a streamed prediction into the pipe aws-lambda-go reads
-// the invocation's result from.
-type pipeSink struct {
-	w      *io.PipeWriter
+// writerSink writes a streamed prediction to w: the pipe aws-lambda-go
+// reads a streamed invocation's result from, or a buffer that becomes a
+// buffered one's body (collectSSE).
+type writerSink struct {
+	w      io.Writer
 	sse    bool
 	raw    bool // the predictor writes its own events
 	req    *functions.Request
-	opened chan http.Header // gets the header once, when the stream opens
+	opened chan http.Header // when not nil, gets the header once, when the stream opens
 	mu     sync.Mutex
 	isOpen bool
 	buf    []byte
 }
 
-func (s *pipeSink) Open(header http.Header) error {
+func (s *writerSink) Open(header http.Header) error {
 	h := http.Header{}
 	s.raw = adapters.StreamHeader(h, header, s.sse)
 	h.Set("X-Request-Id", s.req.ID)
 	s.mu.Lock()
 	s.isOpen = true
 	s.mu.Unlock()
-	s.opened <- h
+	if s.opened != nil {
+		s.opened <- h
+	}
 	return nil
 }
 
-func (s *pipeSink) wasOpened() bool {
+func (s *writerSink) wasOpened() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.isOpen
 }
 
-// Send writes one chunk; it waits until aws-lambda-go has read it (an
-// io.Pipe holds nothing), and fails once the result's reader is closed.
-func (s *pipeSink) Send(chunk []byte) error {
+// Send writes one chunk. To a pipe, it waits until aws-lambda-go has read
+// it (an io.Pipe holds nothing), and fails once the result's reader is
+// closed.
+func (s *writerSink) Send(chunk []byte) error {
 	if !s.sse || s.raw {
 		_, err := s.w.Write(chunk)
 		return err
@@ -132,10 +135,10 @@ func (s *pipeSink) Send(chunk []byte) error {
 	return err
 }
 
-// end writes the stream's last event, and returns the error the pipe
+// end writes the stream's last event, and returns the error a pipe
 // closes with: nil, or, for a chunked stream that failed, the error, so
 // that the result's reader fails.
-func (s *pipeSink) end(err error) error {
+func (s *writerSink) end(err error) error {
 	if !s.sse {
 		if err != nil {
 			return fmt.Errorf("the prediction failed after it began streaming: %w", err)
@@ -168,54 +171,24 @@ func (h *handler) bufferedSSE(s shape, req *functions.Request, bodyErr error) (a
 
 // collectSSE answers such an event: the stream's events in one body.
 func (h *handler) collectSSE(ctx context.Context, s shape, ev *event, req *functions.Request, se adapters.StreamEngine) (io.Reader, error) {
-	sink := &bufSink{}
+	var body bytes.Buffer
+	sink := &writerSink{w: &body, sse: true, req: req}
 	resp, err := h.callStream(ctx, req, se, sink)
 	switch {
-	case sink.opened:
-		if !sink.raw || err != nil {
-			sink.body = adapters.AppendEndEvent(sink.body, err)
-		}
-		resp, err = &functions.Response{Status: http.StatusOK, Header: http.Header{}, Body: sink.body}, nil
+	case sink.wasOpened():
+		_ = sink.end(err) // with sse, an error is an event
+		resp, err = eventsResponse(body.Bytes()), nil
 	case err == nil && resp.StatusCode() < 300:
-		body := adapters.AppendEndEvent(adapters.AppendChunkEvent(nil, resp.Body), nil)
-		resp = &functions.Response{Status: http.StatusOK, Header: http.Header{}, Body: body}
-	}
-	if err != nil {
-		return encodeHTTP(s, ev, adapters.ErrorResponse(err, req.ID), req.ID, false)
-	}
-	if resp.StatusCode() < 300 {
-		adapters.SSEHeader(resp.Header)
+		resp = eventsResponse(adapters.AppendEndEvent(adapters.AppendChunkEvent(nil, resp.Body), nil))
+	case err != nil:
+		resp = adapters.ErrorResponse(err, req.ID)
 	}
 	return encodeHTTP(s, ev, resp, req.ID, false)
 }
 
-// bufSink keeps a stream's events for collectSSE.
-type bufSink struct {
-	opened, raw bool
-	body        []byte
-}
-
-func (b *bufSink) Open(header http.Header) error {
-	b.opened, b.raw = true, adapters.WritesOwnEvents(header)
-	return nil
-}
-
-func (b *bufSink) Send(chunk []byte) error {
-	if b.raw {
-		b.body = append(b.body, chunk...)
-	} else {
-		b.body = adapters.AppendChunkEvent(b.body, chunk)
-	}
-	return nil
-}
-
-// opened reports whether a sink of this package was opened.
-func opened(sink adapters.StreamSink) bool {
-	switch s := sink.(type) {
-	case *pipeSink:
-		return s.wasOpened()
-	case *bufSink:
-		return s.opened
-	}
-	return false
+// eventsResponse is a 200 whose body is server-sent events.
+func eventsResponse(body []byte) *functions.Response {
+	resp := &functions.Response{Status: http.StatusOK, Header: http.Header{}, Body: body}
+	adapters.SSEHeader(resp.Header)
+	return resp
 }
