@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/cortexfn/cortex/internal/bench/irisfloor"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -61,49 +62,12 @@ func serveFloor(addr, model, lib string) error {
 	if err := ort.InitializeEnvironment(); err != nil {
 		return fmt.Errorf("loading ONNX Runtime %s: %w", lib, err)
 	}
-	session, err := ort.NewDynamicAdvancedSession(model, []string{"input"}, []string{"label", "probabilities"}, nil)
+	session, err := irisfloor.NewSession(model)
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", model, err)
 	}
-	type tensor struct {
-		Name     string    `json:"name"`
-		Shape    []int64   `json:"shape"`
-		Datatype string    `json:"datatype"`
-		Data     []float32 `json:"data"`
-	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+inferPath, func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Inputs []tensor `json:"inputs"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Inputs) != 1 {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		in, err := ort.NewTensor(ort.NewShape(req.Inputs[0].Shape...), req.Inputs[0].Data)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		defer in.Destroy()
-		outs := []ort.Value{nil, nil}
-		if err := session.Run([]ort.Value{in}, outs); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		defer outs[0].Destroy()
-		defer outs[1].Destroy()
-		label := outs[0].(*ort.Tensor[int64])
-		probs := outs[1].(*ort.Tensor[float32])
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"model_name": "iris",
-			"outputs": []any{
-				map[string]any{"name": "label", "shape": label.GetShape(), "datatype": "INT64", "data": label.GetData()},
-				map[string]any{"name": "probabilities", "shape": probs.GetShape(), "datatype": "FP32", "data": probs.GetData()},
-			},
-		})
-	})
+	mux.Handle("POST "+inferPath, irisfloor.Handler(session))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

@@ -21,7 +21,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +40,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/cortexfn/cortex/internal/bench/irisfloor"
 	"github.com/cortexfn/cortex/internal/bench/load"
 	"github.com/cortexfn/cortex/runtime"
 	"github.com/cortexfn/cortex/runtime/onnx"
@@ -318,49 +318,12 @@ func serveBaseline(ctx context.Context, ln net.Listener, model string) error {
 	if err := ort.InitializeEnvironment(); err != nil {
 		return err
 	}
-	session, err := ort.NewDynamicAdvancedSession(model, []string{"input"}, []string{"label", "probabilities"}, nil)
+	session, err := irisfloor.NewSession(model)
 	if err != nil {
 		return err
 	}
 	defer session.Destroy()
-	type tensor struct {
-		Name     string    `json:"name"`
-		Shape    []int64   `json:"shape"`
-		Datatype string    `json:"datatype"`
-		Data     []float32 `json:"data"`
-	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Inputs []tensor `json:"inputs"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Inputs) != 1 {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		in, err := ort.NewTensor(ort.NewShape(req.Inputs[0].Shape...), req.Inputs[0].Data)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		defer in.Destroy()
-		outs := []ort.Value{nil, nil}
-		if err := session.Run([]ort.Value{in}, outs); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		defer outs[0].Destroy()
-		defer outs[1].Destroy()
-		label := outs[0].(*ort.Tensor[int64])
-		probs := outs[1].(*ort.Tensor[float32])
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"model_name": "iris",
-			"outputs": []any{
-				map[string]any{"name": "label", "shape": label.GetShape(), "datatype": "INT64", "data": label.GetData()},
-				map[string]any{"name": "probabilities", "shape": probs.GetShape(), "datatype": "FP32", "data": probs.GetData()},
-			},
-		})
-	})
+	h := irisfloor.Handler(session)
 	srv := &http.Server{Handler: h}
 	go func() {
 		<-ctx.Done()
