@@ -126,7 +126,7 @@ func main() {
 		progress("cleanup: all %d processes started by the run have exited", len(b.procs.all))
 	}
 	if rep != nil {
-		rep.LoadEnd = loadavg()
+		rep.LoadEnd = load.LoadAverage()
 		if c.jsonOut {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
@@ -170,7 +170,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		Rounds:     b.rounds,
 		N:          b.n,
 		GOMAXPROCS: goMaxProcs(),
-		LoadStart:  loadavg(),
+		LoadStart:  load.LoadAverage(),
 	}
 	var err error
 	if b.self, err = os.Executable(); err != nil {

@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	goruntime "runtime"
 	"slices"
 	"strings"
@@ -179,16 +178,3 @@ func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond
 func ptr[T any](v T) *T { return &v }
 
 func goMaxProcs() int { return goruntime.GOMAXPROCS(0) }
-
-// loadavg is the first three fields of /proc/loadavg (Linux), or "n/a".
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "n/a"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "n/a"
-	}
-	return strings.Join(f[:3], " ")
-}

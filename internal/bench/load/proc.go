@@ -26,3 +26,18 @@ func VMRSS(pid int) (int64, error) {
 	}
 	return 0, errors.New("no VmRSS")
 }
+
+// LoadAverage is the first three fields of /proc/loadavg (Linux): the
+// 1-, 5- and 15-minute load averages, so that a run on a busy machine
+// says so; "n/a" where there is none.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "n/a"
+	}
+	return strings.Join(f[:3], " ")
+}

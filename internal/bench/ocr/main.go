@@ -75,7 +75,7 @@ func main() {
 		log.Fatalf("%v: build it with go build -o bin/cortex ./cmd/cortex", err)
 	}
 
-	loadBefore := loadAvg()
+	loadBefore := load.LoadAverage()
 	page := testpage.Pages[0]
 	png := page.PNG()
 	body := `{"image":"` + base64.StdEncoding.EncodeToString(png) + `"}`
@@ -106,7 +106,7 @@ func main() {
 	fmt.Printf("OCR sample (PaddleOCR v4, CPU), fixed image: testpage %q %dx%d PNG, %d lines, %d-byte JSON body\n",
 		page.Name, page.W, page.H, len(page.Lines), len(body))
 	fmt.Printf("%s per run, GOMAXPROCS=%d, %s/%s, load average before %s, after %s\nlines read: %q\n\n",
-		*dur, goruntime.GOMAXPROCS(0), goruntime.GOOS, goruntime.GOARCH, loadBefore, loadAvg(), want)
+		*dur, goruntime.GOMAXPROCS(0), goruntime.GOOS, goruntime.GOARCH, loadBefore, load.LoadAverage(), want)
 	fmt.Printf("%-44s %8s %9s %9s %9s %10s %7s\n", "path", "clients", "images/s", "p50", "p99", "CPU/image", "errors")
 	for i, c := range conc {
 		f, s := floor[i], served[i]
@@ -147,20 +147,6 @@ func main() {
 	if bad > 0 {
 		os.Exit(1)
 	}
-}
-
-// loadAvg is the 1-minute load average (Linux), so that a run on a busy
-// machine says so.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return "unknown"
-	}
-	return f[0]
 }
 
 func ms(d time.Duration) string {

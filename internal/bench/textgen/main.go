@@ -51,6 +51,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/bench/load"
 	"github.com/cortexfn/cortex/samples/textgen/lm"
 )
 
@@ -107,7 +108,7 @@ func main() {
 	cancel()
 	stop()
 	if rep != nil {
-		rep.LoadEnd = loadavg()
+		rep.LoadEnd = load.LoadAverage()
 		if c.jsonOut {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
@@ -148,7 +149,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		Rounds:     c.rounds,
 		N:          c.n,
 		GOMAXPROCS: goruntime.GOMAXPROCS(0),
-		LoadStart:  loadavg(),
+		LoadStart:  load.LoadAverage(),
 	}
 	if out, err := exec.Command(c.cortex, "version").Output(); err == nil {
 		rep.Cortex = strings.TrimSpace(string(out))
@@ -347,17 +348,4 @@ func (a *modelAlone) generate(ctx context.Context) (sample, string, error) {
 
 func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
-}
-
-// loadavg is the first three fields of /proc/loadavg (Linux), or "n/a".
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "n/a"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "n/a"
-	}
-	return strings.Join(f[:3], " ")
 }
