@@ -135,6 +135,21 @@ func Inherit() (*Inherited, error) {
 	if lfd == "" || cfd == "" {
 		return nil, fmt.Errorf("activation: $%s and $%s go together; got %q and %q", EnvListenFD, EnvControlFD, lfd, cfd)
 	}
+	// The variables first: nothing to close when one is wrong.
+	var patterns []string
+	if v := os.Getenv(EnvAllowedHosts); v != "" {
+		patterns = strings.Split(v, ",")
+	}
+	allowed, err := ParseAllowedHosts(patterns...)
+	if err != nil {
+		return nil, fmt.Errorf("activation: $%s: %w", EnvAllowedHosts, err)
+	}
+	interval := DefaultReportInterval
+	if v := os.Getenv(EnvReportInterval); v != "" {
+		if interval, err = time.ParseDuration(v); err != nil || interval <= 0 {
+			return nil, fmt.Errorf("activation: $%s=%q: want a positive duration", EnvReportInterval, v)
+		}
+	}
 	ln, err := fileListener(lfd)
 	if err != nil {
 		return nil, err
@@ -144,27 +159,7 @@ func Inherit() (*Inherited, error) {
 		ln.Close()
 		return nil, err
 	}
-	var patterns []string
-	if v := os.Getenv(EnvAllowedHosts); v != "" {
-		patterns = strings.Split(v, ",")
-	}
-	allowed, err := ParseAllowedHosts(patterns...)
-	if err != nil {
-		ln.Close()
-		ctl.Close()
-		return nil, fmt.Errorf("activation: $%s: %w", EnvAllowedHosts, err)
-	}
-	in := &Inherited{Listener: ln, Control: ctl, AllowedHosts: allowed, ReportInterval: DefaultReportInterval}
-	if v := os.Getenv(EnvReportInterval); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			ln.Close()
-			ctl.Close()
-			return nil, fmt.Errorf("activation: $%s=%q: want a positive duration", EnvReportInterval, v)
-		}
-		in.ReportInterval = d
-	}
-	return in, nil
+	return &Inherited{Listener: ln, Control: ctl, AllowedHosts: allowed, ReportInterval: interval}, nil
 }
 
 func inheritedFile(name, v string) (*os.File, error) {
