@@ -66,15 +66,21 @@ type Catalog interface {
 
 // ErrorResponse converts an error from Engine.Invoke (or from a carrier's
 // own decoding) into the response every carrier sends: the error's status,
-// a JSON body {"error": "..."}, and Retry-After when the error asks for it.
+// a JSON body {"error": "..."} (with "fields", each failing field of a
+// request that failed its schema, when the error lists them: see
+// functions.ErrorBody), and Retry-After when the error asks for it.
 func ErrorResponse(err error, requestID string) *functions.Response {
 	status := functions.StatusOf(err)
 	msg := http.StatusText(status)
 	var fe *functions.Error
-	if errors.As(err, &fe) && fe.Message != "" {
-		msg = fe.Message
+	var fields []functions.FieldError
+	if errors.As(err, &fe) {
+		if fe.Message != "" {
+			msg = fe.Message
+		}
+		fields = fe.Fields
 	}
-	resp := functions.Bytes(status, "application/json", functions.ErrorBody(msg))
+	resp := functions.Bytes(status, "application/json", functions.ErrorBody(msg, fields...))
 	if fe != nil && fe.RetryAfter > 0 {
 		secs := int(math.Ceil(fe.RetryAfter.Seconds()))
 		resp.Header.Set("Retry-After", strconv.Itoa(secs))
@@ -156,6 +162,7 @@ func route(req *functions.Request) bool {
 //	/v2/models, /v1/models                        the models the function serves
 //	/v2/models/{name}[/versions/{v}][/ready]      OIP model metadata and readiness
 //	/v1/models/{name}                             KServe V1 model status
+//	/openapi.json                                 the function's OpenAPI document
 //
 // A carrier that does not own its whole URL space (Lambda behind API
 // Gateway, an ALB or a function URL) answers these paths as the HTTP
@@ -164,7 +171,7 @@ func route(req *functions.Request) bool {
 func ServiceRoute(path string) bool {
 	switch path {
 	case "/healthz", "/readyz", "/metrics", "/v2", "/v2/", "/v2/health/live", "/v2/health/ready",
-		"/v2/models", "/v2/models/", "/v1/models", "/v1/models/":
+		"/v2/models", "/v2/models/", "/v1/models", "/v1/models/", "/openapi.json":
 		return true
 	}
 	if rest, ok := strings.CutPrefix(path, "/v2/models/"); ok {

@@ -23,8 +23,16 @@
 // the caller with that status and a JSON body {"error": "..."}; any other
 // error becomes a 500 whose detail goes to the log, not to the caller.
 //
-// This package imports only the standard library so that it costs a function
-// binary nothing. The entry point that serves a predictor lives in package
+// A predictor says what its route takes and answers with a [Schema] (it is
+// a [SchemaProvider]); [Typed] derives one from its Go types and holds every
+// request to it, answering a body that fails it with a 422 that lists every
+// failing field ([Error.Fields], sent as the error body's "fields").
+//
+// Beside the standard library, this package imports two JSON Schema
+// libraries, and only for that: github.com/invopop/jsonschema, which
+// reflects a schema from Go types, and github.com/santhosh-tekuri/jsonschema,
+// which validates a body against it (with golang.org/x/text, which it
+// words its errors with). The entry point that serves a predictor lives in package
 // github.com/cortexfn/cortex/runtime (runtime.Main), because it needs the
 // runtime and the carriers.
 package functions

@@ -1,10 +1,12 @@
 package functions
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -22,6 +24,40 @@ type Error struct {
 	RetryAfter time.Duration
 	// Err is the underlying error, kept for errors.Is/As and for the log.
 	Err error
+	// Fields lists, for a request that failed its schema (a 422), every
+	// failing field with its JSON path, in the order Message lists them.
+	// Every carrier sends them as the error body's "fields" (see
+	// ErrorBody), so a form can show each message beside its input.
+	Fields []FieldError
+}
+
+// FieldError is one way a request body fails its schema: where, as a
+// JSON path from the body's root ("$", "$.name", "$.inputs[0].shape"),
+// and what is wrong, in the words of JSON ("missing", "want string, got
+// number", "must be >= 0, got -3").
+type FieldError struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+// Unprocessable returns the 422 for a request whose fields fail its
+// schema: Fields holds them, and Message is summary followed by every one
+// of them, "summary: $.name: missing; $.age: must be >= 0, got -3", so a
+// caller that reads only the message reads them all too.
+func Unprocessable(summary string, fields []FieldError) *Error {
+	var b strings.Builder
+	b.WriteString(summary)
+	for i, f := range fields {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Path)
+		b.WriteString(": ")
+		b.WriteString(f.Message)
+	}
+	return &Error{Status: http.StatusUnprocessableEntity, Message: b.String(), Fields: fields}
 }
 
 // Errorf returns an *Error with status and a formatted message. A %w verb
@@ -49,10 +85,21 @@ func StatusOf(err error) int {
 }
 
 // ErrorBody is the JSON body every carrier sends for an error:
-// {"error": "message"}.
-func ErrorBody(message string) []byte {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{message})
-	return b
+// {"error": "message"}, and, for a request that failed its schema, its
+// failing fields (Error.Fields) too:
+//
+//	{"error": "request body does not match the input schema: $.age: must be >= 0, got -3",
+//	 "fields": [{"path": "$.age", "message": "must be >= 0, got -3"}]}
+//
+// It leaves <, > and & as they are ("must be >= 0"): the body is JSON for
+// a program or a person reading it, never markup.
+func ErrorBody(message string, fields ...FieldError) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(struct {
+		Error  string       `json:"error"`
+		Fields []FieldError `json:"fields,omitempty"`
+	}{message, fields})
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

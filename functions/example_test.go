@@ -50,24 +50,29 @@ func ExampleRequestFromContext() {
 	// Output: {"greeting":"ahoy Ada"}
 }
 
+// TestTypedRejectsBadInput checks the two ways a body is refused: a 400
+// for what is not JSON, a 422 for JSON that fails the input schema.
 func TestTypedRejectsBadInput(t *testing.T) {
 	p := functions.Typed(greet)
 	tests := []struct {
-		name, body, want string
+		name, body string
+		status     int
+		want       string
 	}{
-		{name: "empty", body: "", want: "request body is empty"},
-		{name: "syntax", body: `{"name": }`, want: "invalid JSON at offset"},
-		{name: "type", body: `{"name": 3}`, want: `name: want a string, got a number`},
-		{name: "unknown field", body: `{"nmae": "Ada"}`, want: `unknown field "nmae"`},
-		{name: "trailing data", body: `{"name": "Ada"} {}`, want: "unexpected data after the document"},
-		{name: "truncated", body: `{"name": "Ada"`, want: "invalid JSON"},
+		{name: "empty", body: "", status: 400, want: "request body is empty"},
+		{name: "syntax", body: `{"name": }`, status: 400, want: "invalid JSON at offset"},
+		{name: "trailing data", body: `{"name": "Ada"} {}`, status: 400, want: "unexpected data after the document"},
+		{name: "truncated", body: `{"name": "Ada"`, status: 400, want: "invalid JSON"},
+		{name: "type", body: `{"name": 3}`, status: 422, want: `$.name: want string, got number`},
+		{name: "unknown field", body: `{"nmae": "Ada"}`, status: 422, want: `$.name: missing; $.nmae: unknown field`},
+		{name: "not an object", body: `["Ada"]`, status: 422, want: `$: want object, got array`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := p.Predict(context.Background(), &functions.Request{Body: []byte(tt.body)})
 			var fe *functions.Error
-			if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest {
-				t.Fatalf("error = %v, want a 400 *functions.Error", err)
+			if !errors.As(err, &fe) || fe.Status != tt.status {
+				t.Fatalf("error = %v, want a %d *functions.Error", err, tt.status)
 			}
 			if !strings.Contains(fe.Message, tt.want) {
 				t.Errorf("message = %q, want it to contain %q", fe.Message, tt.want)

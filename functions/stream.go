@@ -100,10 +100,12 @@ func isJSON(contentType string) bool {
 }
 
 // TypedStream turns a function that yields typed values into a predictor
-// that streams them: the request body is decoded as JSON into In, as Typed
-// decodes it (a top-level "stream" key, the caller's way to ask for a
-// stream, is left out first), and each Out the sequence yields is sent as
-// one JSON chunk.
+// that streams them: the request body is checked and decoded as Typed
+// checks and decodes it (a top-level "stream" key, the caller's way to
+// ask for a stream, is left out first), and each Out the sequence yields
+// is sent as one JSON chunk. Like Typed, it publishes its schemas: In's,
+// and, as its Output, that of the JSON array of every Out (the answer
+// without a stream).
 // The sequence ends the stream with its error when it yields one. Without
 // a stream asked for, the answer is the JSON array of every Out.
 //
@@ -117,7 +119,7 @@ func isJSON(contentType string) bool {
 //		}
 //	})
 func TypedStream[In, Out any](fn func(ctx context.Context, in In) iter.Seq2[Out, error]) StreamingPredictor {
-	return typedStream[In, Out](fn)
+	return &typedStream[In, Out]{fn: fn, typedSchema: newTypedSchema[In, []Out]("TypedStream")}
 }
 
 // StreamingPredictor is a Predictor that also streams.
@@ -126,18 +128,23 @@ type StreamingPredictor interface {
 	Streamer
 }
 
-type typedStream[In, Out any] func(ctx context.Context, in In) iter.Seq2[Out, error]
+type typedStream[In, Out any] struct {
+	fn func(ctx context.Context, in In) iter.Seq2[Out, error]
+	*typedSchema
+}
 
-func (f typedStream[In, Out]) PredictStream(ctx context.Context, req *Request, s Stream) error {
+func (f *typedStream[In, Out]) PredictStream(ctx context.Context, req *Request, s Stream) error {
 	ctx = context.WithValue(ctx, requestKey{}, req)
-	var in In
-	if raw, ok := any(&in).(*[]byte); ok {
-		*raw = req.Body
-	} else if err := decodeJSON(WithoutStreamKey(req.Body), &in); err != nil {
+	body := req.Body
+	if _, raw := any((*In)(nil)).(*[]byte); !raw {
+		body = WithoutStreamKey(body)
+	}
+	in, err := decodeTyped[In](f.typedSchema, body)
+	if err != nil {
 		return err
 	}
 	s.Header().Set("Content-Type", "application/json")
-	for out, err := range f(ctx, in) {
+	for out, err := range f.fn(ctx, in) {
 		if err != nil {
 			return err
 		}
@@ -171,7 +178,7 @@ func WithoutStreamKey(body []byte) []byte {
 	return b
 }
 
-func (f typedStream[In, Out]) Predict(ctx context.Context, req *Request) (*Response, error) {
+func (f *typedStream[In, Out]) Predict(ctx context.Context, req *Request) (*Response, error) {
 	return Collect(ctx, f, req)
 }
 

@@ -114,11 +114,20 @@ func TestTypedStream(t *testing.T) {
 		t.Errorf("stream whose caller left: %v after %d chunks, want an error after 2", err, len(s.got))
 	}
 
-	// A misspelt field is still a 400; so is a body that is not JSON.
-	for _, body := range []string{`{"txt":"a","stream":true}`, `{"text":`} {
-		err := p.PredictStream(context.Background(), &functions.Request{Body: []byte(body)}, &chunks{header: http.Header{}})
-		if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest {
-			t.Errorf("body %s: %v, want a 400", body, err)
+	// A misspelt field fails the input schema, a 422 (the "stream" key is
+	// not one of its fields: it was left out first); a body that is not
+	// JSON is a 400.
+	for _, tt := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"txt":"a","n":1,"stream":true}`, http.StatusUnprocessableEntity, "$.text: missing; $.txt: unknown field"},
+		{`{"text":`, http.StatusBadRequest, "invalid JSON"},
+	} {
+		err := p.PredictStream(context.Background(), &functions.Request{Body: []byte(tt.body)}, &chunks{header: http.Header{}})
+		if !errors.As(err, &fe) || fe.Status != tt.status || !strings.Contains(fe.Message, tt.want) {
+			t.Errorf("body %s: %v, want a %d saying %q", tt.body, err, tt.status, tt.want)
 		}
 	}
 }

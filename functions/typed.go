@@ -10,36 +10,140 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode"
 )
 
-// Typed turns a function of typed input and output into a Predictor. The
-// request body is decoded as JSON into In (unknown fields are rejected, so a
-// misspelt field is a 400, not a silent zero); a malformed body is a 400 that
-// says where it went wrong. Out is encoded as a JSON 200. An error fn returns
-// is passed through unchanged, so fn may return an *Error with any status.
+// Typed turns a function of typed input and output into a Predictor that
+// publishes their JSON Schemas (it is a SchemaProvider) and holds every
+// request to its input schema.
 //
-// When In is []byte, the raw body is passed as it came. The whole request
-// (query, headers, path) stays within reach through RequestFromContext.
+// A request body is read as JSON and checked against In's schema first: a
+// body that is not JSON is a 400 that says where it went wrong, and JSON
+// that fails the schema is a 422 that lists every failing field with its
+// JSON path ("$.name: missing; $.age: must be >= 0, got -3"; see
+// Error.Fields). Then it is decoded into In, and Out is encoded as a JSON
+// 200. An error fn returns is passed through unchanged, so fn may return
+// an *Error with any status.
+//
+// The schemas (JSON Schema draft 2020-12) are derived from the Go types
+// once, when Typed is called:
+//
+//   - a struct is an object whose fields are named as encoding/json names
+//     them (json tags; "-" leaves one out; embedded structs are
+//     flattened), and takes no other fields (a misspelt field is a 422,
+//     not a silent zero);
+//   - a field is required unless its json tag says omitempty or omitzero,
+//     or it is a pointer (a nil pointer is how Go says "not sent");
+//     `jsonschema:"required"` makes one required all the same;
+//   - `jsonschema:"..."` tags add what a person filling a form needs, in
+//     the syntax of github.com/invopop/jsonschema: description=...,
+//     enum=a,enum=b, minimum=0, maximum=10, minLength=1, maxLength=64,
+//     pattern=..., format=date-time, default=..., example=... (a comma
+//     inside a value is written \\, in the tag);
+//   - slices and arrays are arrays (an array has its length), maps are
+//     objects, []byte is a base64 string, time.Time a date-time string;
+//     sized integers carry their range (a uint8 is 0 to 255);
+//   - a type with its own UnmarshalJSON takes any value and checks it
+//     itself, unless it has a JSONSchema method (invopop's) that says
+//     what it takes; a TextUnmarshaler takes a string;
+//   - every type is inlined where it is used, with no $ref, except types
+//     that contain themselves, kept in the schema's own $defs.
+//
+// When In is []byte, the raw body is passed as it came, unchecked, and
+// the schema names no input but the media type application/octet-stream.
+// When Out is *Response, fn answers as it likes and the schema names no
+// output. The whole request (query, headers, path) stays within reach
+// through RequestFromContext.
+//
+// Typed panics when In's schema does not compile, which only a malformed
+// jsonschema tag (a bad pattern) makes it do: a programmer's error, found
+// at start-up.
 func Typed[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Predictor {
-	return PredictorFunc(func(ctx context.Context, req *Request) (*Response, error) {
-		ctx = context.WithValue(ctx, requestKey{}, req)
-		var in In
-		if raw, ok := any(&in).(*[]byte); ok {
-			*raw = req.Body
-		} else if err := decodeJSON(req.Body, &in); err != nil {
-			return nil, err
-		}
-		out, err := fn(ctx, in)
+	return &typed[In, Out]{fn: fn, typedSchema: newTypedSchema[In, Out]("Typed")}
+}
+
+type typed[In, Out any] struct {
+	fn func(ctx context.Context, in In) (Out, error)
+	*typedSchema
+}
+
+func (t *typed[In, Out]) Predict(ctx context.Context, req *Request) (*Response, error) {
+	ctx = context.WithValue(ctx, requestKey{}, req)
+	in, err := decodeTyped[In](t.typedSchema, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.fn(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := any(out).(*Response); ok {
+		return r, nil
+	}
+	return JSON(http.StatusOK, out)
+}
+
+// decodeTyped checks body against the input schema and decodes it into
+// an In: as it came when In is []byte.
+func decodeTyped[In any](ts *typedSchema, body []byte) (In, error) {
+	var in In
+	if raw, ok := any(&in).(*[]byte); ok {
+		*raw = body
+		return in, nil
+	}
+	if ts.input != nil {
+		inst, err := parseJSON(body)
 		if err != nil {
-			return nil, err
+			return in, err
 		}
-		if r, ok := any(out).(*Response); ok {
-			return r, nil
+		if err := ts.input.check(inst); err != nil {
+			return in, err
 		}
-		return JSON(http.StatusOK, out)
-	})
+	}
+	return in, decodeJSON(body, &in)
+}
+
+// typedSchema is what Typed and TypedStream work out once, from their
+// types: the Schema they publish and the input schema they hold bodies
+// to.
+type typedSchema struct {
+	schema Schema
+	input  *Validator // nil: any JSON is taken
+}
+
+// Schema returns the JSON Schemas of the function's input and output.
+func (t *typedSchema) Schema() Schema {
+	s := t.schema
+	s.Input, s.Output = bytes.Clone(s.Input), bytes.Clone(s.Output)
+	s.InputMediaTypes, s.OutputMediaTypes = slices.Clone(s.InputMediaTypes), slices.Clone(s.OutputMediaTypes)
+	return s
+}
+
+var (
+	bytesType    = reflect.TypeFor[[]byte]()
+	responseType = reflect.TypeFor[*Response]()
+)
+
+func newTypedSchema[In, Out any](caller string) *typedSchema {
+	ts := &typedSchema{}
+	in, out := reflect.TypeFor[In](), reflect.TypeFor[Out]()
+	if in == bytesType {
+		ts.schema.InputMediaTypes = []string{"application/octet-stream"}
+	} else if raw, err := reflectSchema(in); err == nil && raw != nil {
+		v, err := NewValidator(raw)
+		if err != nil {
+			panic(fmt.Sprintf("functions.%s: the JSON Schema of its input %s does not compile (check its jsonschema struct tags): %v", caller, in, err))
+		}
+		ts.schema.Input, ts.input = raw, v
+	}
+	if out != responseType {
+		// An output type JSON cannot carry has no schema: the error is
+		// fn's to meet, when encoding its answer.
+		ts.schema.Output, _ = reflectSchema(out)
+	}
+	return ts
 }
 
 // DecodeJSON decodes body into v the way Typed does, returning a 400 *Error

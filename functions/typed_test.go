@@ -1,7 +1,6 @@
 package functions_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"regexp"
@@ -39,11 +38,12 @@ type item struct {
 	Dims []int  `json:"dims"`
 }
 
-// TestTypedDecodeErrors checks the 400 a Typed function answers for a body
-// that does not decode: it says where (the byte offset, the field path with
-// array indices) and what was wanted, in the words of JSON, never of Go.
-func TestTypedDecodeErrors(t *testing.T) {
-	p := functions.Typed(func(ctx context.Context, in order) (order, error) { return in, nil })
+// TestDecodeJSONErrors checks the 400 DecodeJSON answers for a body that
+// does not decode (what Typed answered before it checked schemas, and
+// what the OIP codec still answers): it says where (the byte offset, the
+// field path with array indices) and what was wanted, in the words of
+// JSON, never of Go.
+func TestDecodeJSONErrors(t *testing.T) {
 	tests := []struct {
 		name, body string
 		want       string
@@ -70,7 +70,8 @@ func TestTypedDecodeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := p.Predict(context.Background(), &functions.Request{Body: []byte(tt.body)})
+			var v order
+			err := functions.DecodeJSON([]byte(tt.body), &v)
 			var fe *functions.Error
 			if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest {
 				t.Fatalf("error = %v, want a 400 *functions.Error", err)

@@ -105,8 +105,8 @@ func TestBatchingIris(t *testing.T) {
 
 	for i := range callers {
 		if i%10 == 7 {
-			if s := status(got[i], errs[i]); s != http.StatusBadRequest {
-				t.Errorf("malformed caller %d: got %d, want 400", i, s)
+			if s := status(got[i], errs[i]); s != http.StatusUnprocessableEntity {
+				t.Errorf("caller %d of the wrong datatype: got %d, want 422", i, s)
 			}
 			continue
 		}

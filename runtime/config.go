@@ -37,6 +37,52 @@ type Config struct {
 	Limits Limits `json:"limits"`
 	// Batching, when MaxBatchSize > 1, gathers concurrent requests.
 	Batching Batching `json:"batching,omitempty"`
+	// Auth, when it names a variable, makes the function require a bearer
+	// token on every route but its health probes and its page's static
+	// shell (auth.* in cortex.yaml).
+	Auth AuthConfig `json:"auth,omitzero"`
+	// CORS, when it names origins, lets pages of those origins call the
+	// function (cors.* in cortex.yaml). Without it a function sends no CORS
+	// headers: browsers let only pages of its own origin read its answers.
+	CORS CORSConfig `json:"cors,omitzero"`
+	// LambdaPages serves the function's page on the Lambda carrier too
+	// (targets.lambda.pages); without it only the HTTP carrier serves it.
+	LambdaPages bool `json:"lambda_pages,omitempty"`
+}
+
+// AuthConfig is auth.* from cortex.yaml. It holds where the token comes
+// from, never the token: the runtime reads it from its own process's
+// environment when it starts, where the platform put it (a Kubernetes
+// Secret on Knative, cortex deploy on Lambda, the command's environment
+// under cortex serve and cortex test).
+type AuthConfig struct {
+	// TokenEnv is the variable that holds the token. Empty: no token is
+	// required.
+	TokenEnv string `json:"token_env,omitempty"`
+	// Secret and Key name the Kubernetes Secret, and the key in it, that
+	// the variable is set from on Knative: only for the error that says
+	// where a missing token should have come from.
+	Secret string `json:"secret,omitempty"`
+	Key    string `json:"key,omitempty"`
+}
+
+// Required reports whether the function requires a bearer token.
+func (a AuthConfig) Required() bool { return a.TokenEnv != "" }
+
+// CORSConfig is cors.* from cortex.yaml: which other origins' pages may
+// call the function. Its zero value allows none.
+type CORSConfig struct {
+	// AllowOrigins are the origins (scheme://host[:port]) whose pages may
+	// call the function; "*" is any origin, and one '*' in an origin
+	// stands for any characters (https://*.example.com).
+	AllowOrigins []string `json:"allow_origins,omitempty"`
+	// AllowHeaders are request headers such pages may send besides those
+	// every function takes (Accept, Content-Type, Content-Encoding,
+	// X-Request-Id, and Authorization when a token is required).
+	AllowHeaders []string `json:"allow_headers,omitempty"`
+	// MaxAge is how long a browser may keep a preflight's answer; zero
+	// leaves it to the browser (5 seconds by the Fetch standard).
+	MaxAge Duration `json:"max_age,omitempty"`
 }
 
 // WasmConfig is wasm.* from cortex.yaml. Its zero value is the strictest

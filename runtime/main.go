@@ -57,6 +57,17 @@ func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
 	if err != nil {
 		return err
 	}
+	// A function that requires a token it was not given fails here, before
+	// it serves, naming the variable; Lambda is told as for an Init error.
+	if err := checkAuth(cfg); err != nil {
+		err = fmt.Errorf("function %q: %w", cfg.Name, err)
+		if os.Getenv(lambda.EnvRuntimeAPI) != "" {
+			if rerr := lambda.ReportInitError(err); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		return err
+	}
 	// Under cortex serve, a shared socket to accept on once ready, and the
 	// host's control channel (see package activation).
 	in, err := activation.Inherit()
@@ -98,10 +109,27 @@ func (r *Runtime) ServeLambda(ctx context.Context) error {
 		return err
 	}
 	go r.exitOnReplace()
-	// Health, readiness, metrics and the OIP metadata routes answer over
-	// Lambda events as over HTTP: the same handler serves them.
-	return lambda.Start(r, lambda.WithRoutes(httpadapter.New(r, httpadapter.WithMetrics(r.MetricsHandler()),
-		httpadapter.WithVersion(version()), httpadapter.WithoutCompression())))
+	return lambda.Start(r, r.lambdaOptions()...)
+}
+
+// lambdaOptions are the Lambda carrier's options for this function.
+// Health, readiness, metrics and the OIP metadata routes answer over
+// Lambda events as over HTTP: the same handler serves them, behind the
+// same CORS policy and token check (the gate). The function URL's own
+// CORS settings stay unset (cortex deploy sets none), so Lambda passes
+// preflights on to the function, which answers them as over HTTP. The
+// function's page is served there only when targets.lambda.pages asks.
+func (r *Runtime) lambdaOptions() []lambda.Option {
+	opts := []httpadapter.Option{httpadapter.WithoutCompression()}
+	if !r.cfg.LambdaPages {
+		opts = append(opts, httpadapter.WithoutPages())
+	}
+	routes := httpadapter.New(r, r.httpOptions(opts...)...)
+	lopts := []lambda.Option{lambda.WithRoutes(routes), lambda.WithGate(r.gate(r.cfg.LambdaPages))}
+	if r.cfg.LambdaPages {
+		lopts = append(lopts, lambda.WithPages())
+	}
+	return lopts
 }
 
 // freshGrace is how long a draining server lets a fresh connection bring
@@ -130,9 +158,19 @@ func (r *Runtime) ServeHTTP(ctx context.Context, addr string) error {
 // (Knative Eventing) first, everything else plain HTTP, with /metrics.
 // Every answer it sends is counted in cortex_requests_total, the carriers'
 // own refusals too (see countAnswers).
+//
+// With auth.* or cors.* in the config, the function's CORS policy and
+// bearer-token check stand in front of all of it (see gate): a CloudEvent
+// too must carry the token.
 func (r *Runtime) Handler() http.Handler {
 	e := countedEngine{r}
-	return r.countAnswers(knative.Wrap(e, httpadapter.New(e, httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version()))))
+	return r.countAnswers(r.gate(true)(knative.Wrap(e, httpadapter.New(e, r.httpOptions()...))))
+}
+
+// httpOptions are the HTTP carrier's options for this function, and
+// more.
+func (r *Runtime) httpOptions(more ...httpadapter.Option) []httpadapter.Option {
+	return append([]httpadapter.Option{httpadapter.WithMetrics(r.MetricsHandler()), httpadapter.WithVersion(version())}, more...)
 }
 
 // Serve is ServeHTTP on an open listener.

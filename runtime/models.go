@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/functions/oip"
@@ -141,7 +143,10 @@ func (r *Runtime) serve(ctx context.Context, req *functions.Request) (*functions
 	sub := *req
 	sub.Body, sub.ContentType, sub.Protocol = body, "application/json", functions.ProtocolOIP
 	resp, err := r.predict(ctx, &sub)
-	if err != nil || resp == nil || resp.StatusCode() != http.StatusOK {
+	if err != nil {
+		return nil, v1Fields(err)
+	}
+	if resp == nil || resp.StatusCode() != http.StatusOK {
 		return resp, err
 	}
 	if body, err = oip.ResponseBodyToV1(resp.Body); err != nil {
@@ -150,4 +155,25 @@ func (r *Runtime) serve(ctx context.Context, req *functions.Request) (*functions
 			Message: "internal error converting the answer to KServe V1 (request id " + req.ID + ")", Err: err}
 	}
 	return functions.Bytes(http.StatusOK, "application/json", body), nil
+}
+
+// v1Fields rewords the 422 of a converted KServe V1 request for its
+// caller, who sent "instances", not the OIP "inputs" it was converted to:
+// the paths of its fields at fault ($.inputs[0].shape) become
+// $.instances, in the fields and the message alike.
+func v1Fields(err error) error {
+	var fe *functions.Error
+	if !errors.As(err, &fe) || len(fe.Fields) == 0 {
+		return err
+	}
+	out := *fe
+	out.Fields = make([]functions.FieldError, len(fe.Fields))
+	for i, f := range fe.Fields {
+		if strings.HasPrefix(f.Path, "$.inputs") {
+			out.Message = strings.Replace(out.Message, f.Path+": ", "$.instances: ", 1)
+			f.Path = "$.instances"
+		}
+		out.Fields[i] = f
+	}
+	return &out
 }

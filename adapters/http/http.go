@@ -5,6 +5,9 @@
 // Routes:
 //
 //	POST /predict, POST /                 the function's own route: the body reaches the predictor as it came
+//	GET  /, /docs                         the function's page: its description and a form to try it (see page.go)
+//	GET  /-/page.js, /-/page.css          the page's script and style
+//	GET  /openapi.json                    the function's OpenAPI 3.1 document (see OpenAPI)
 //	GET  /healthz                         live: the process is up and need not be replaced
 //	GET  /readyz                          ready: Init succeeded and the function is not draining
 //	GET  /metrics                         Prometheus metrics (when the engine has them)
@@ -17,9 +20,11 @@
 //	GET  /v1/models/{name}                KServe V1 model status
 //	POST /v1/models/{name}:predict        KServe V1 prediction ({"instances"} -> {"predictions"})
 //
-// Every error body is {"error": "..."}, unknown routes included. Until the
-// engine is ready, every model route (metadata, model readiness,
-// inference) answers 503 with Retry-After, as /readyz does. Which models
+// The page and its files are static and hold nothing of the function's
+// (PageShell); WithoutPages turns them off. Every error body is
+// {"error": "..."}, unknown routes included. Until the engine is ready,
+// every model route (metadata, model readiness, inference) answers 503
+// with Retry-After, as /readyz does. Which models
 // the function serves, and whether a route names one of them, the handler
 // asks the engine (adapters.Catalog): it keeps no list of its own, and
 // serves no model routes for an engine without one.
@@ -63,19 +68,23 @@ func WithoutCompression() Option { return func(x *Handler) { x.noCompress = true
 // Handler serves a function over HTTP.
 type Handler struct {
 	e          adapters.Engine
-	catalog    adapters.Catalog // nil: the engine serves no model routes
+	catalog    adapters.Catalog   // nil: the engine serves no model routes
+	describer  adapters.Describer // nil: the document says what the handler knows
 	liveness   LivenessReporter
 	metrics    http.Handler
 	version    string
 	noCompress bool
+	pages      bool
+	doc        openAPIDoc
 }
 
 // New returns the HTTP handler for e. JSON and text responses are
 // compressed for clients that accept gzip or zstd, unless
 // WithoutCompression is given.
 func New(e adapters.Engine, opts ...Option) http.Handler {
-	h := &Handler{e: e, version: "dev"}
+	h := &Handler{e: e, version: "dev", pages: true}
 	h.catalog, _ = e.(adapters.Catalog)
+	h.describer, _ = e.(adapters.Describer)
 	h.liveness, _ = e.(LivenessReporter)
 	for _, o := range opts {
 		o(h)
@@ -89,11 +98,28 @@ func New(e adapters.Engine, opts ...Option) http.Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
-	case p == "/predict" || p == "/":
-		if !allow(w, r, http.MethodPost) {
-			return
+	case p == "/predict":
+		if allow(w, r, http.MethodPost) {
+			h.predict(w, r)
 		}
-		h.predict(w, r)
+	case p == "/" && h.pages:
+		if allow(w, r, http.MethodPost, http.MethodGet, http.MethodHead) {
+			if r.Method == http.MethodPost {
+				h.predict(w, r)
+			} else {
+				servePage(w, r)
+			}
+		}
+	case p == "/":
+		if allow(w, r, http.MethodPost) {
+			h.predict(w, r)
+		}
+	case h.pages && PagePath(p):
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			servePage(w, r)
+		}
+	case p == "/openapi.json":
+		h.serveOpenAPI(w, r)
 	case p == "/healthz":
 		if allow(w, r, http.MethodGet, http.MethodHead) {
 			h.live(w)

@@ -209,13 +209,13 @@ func TestRoutes(t *testing.T) {
 		// Bad input: each a JSON error with a status and a message naming the problem.
 		{name: "malformed JSON", method: "POST", path: "/predict", body: `{"inputs": [`, wantStatus: 400},
 		{name: "empty body", method: "POST", path: "/predict", body: ``, wantStatus: 400},
-		{name: "wrong tensor name", method: "POST", path: "/predict", wantStatus: 400,
+		{name: "wrong tensor name", method: "POST", path: "/predict", wantStatus: 422,
 			body:  `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`,
 			check: wantError("input")},
-		{name: "wrong shape", method: "POST", path: "/predict", wantStatus: 400,
+		{name: "wrong shape", method: "POST", path: "/predict", wantStatus: 422,
 			body:  `{"inputs":[{"name":"input","shape":[1,5],"datatype":"FP32","data":[5.1,3.5,1.4,0.2,1]}]}`,
 			check: wantError("shape")},
-		{name: "wrong datatype", method: "POST", path: "/predict", wantStatus: 400,
+		{name: "wrong datatype", method: "POST", path: "/predict", wantStatus: 422,
 			body:  `{"inputs":[{"name":"input","shape":[1,4],"datatype":"INT64","data":[5,3,1,0]}]}`,
 			check: wantError("FP32")},
 		{name: "element count", method: "POST", path: "/predict", wantStatus: 400,
@@ -233,7 +233,8 @@ func TestRoutes(t *testing.T) {
 			}
 			wantError("method GET")(t, r)
 		}},
-		{name: "v1 bad instances", method: "POST", path: "/v1/models/iris:predict", body: `{"instances":[[1,2]]}`, wantStatus: 400},
+		{name: "v1 bad instances", method: "POST", path: "/v1/models/iris:predict", body: `{"instances":[[1,2]]}`, wantStatus: 422,
+			check: wantError("$.instances: [1,2] does not match the model's [-1,4]")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

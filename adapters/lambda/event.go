@@ -2,6 +2,7 @@ package lambda
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 )
 
@@ -57,6 +58,10 @@ type event struct {
 	RequestContext                  *requestContext     `json:"requestContext"`
 	Body                            string              `json:"body"`
 	IsBase64Encoded                 bool                `json:"isBase64Encoded"`
+
+	// answerHeader holds headers every answer to the event carries: those
+	// the gate set when it let the request through (see WithGate).
+	answerHeader http.Header
 }
 
 type requestContext struct {

@@ -43,6 +43,8 @@ type options struct {
 	stream      bool
 	initTimeout time.Duration
 	routes      http.Handler
+	gate        func(http.Handler) http.Handler
+	pages       bool
 }
 
 // WithResponseStreaming says whether the function URL invokes the function
@@ -77,6 +79,15 @@ func WithRoutes(h http.Handler) Option {
 		o.routes = h
 		return nil
 	}
+}
+
+// WithPages has the routes handler (WithRoutes) serve the function's page:
+// a request to one of its paths (adapters/http.PagePath) but a POST to /
+// goes to it, rather than being a prediction route that takes POST only.
+// Give it only with a routes handler that serves the page (the default
+// one does); runtime.Main does when targets.lambda.pages is set.
+func WithPages() Option {
+	return func(o *options) error { o.pages = true; return nil }
 }
 
 func makeOptions(opts []Option) (*options, error) {
@@ -144,13 +155,19 @@ func Handler(e adapters.Engine, opts ...Option) (HandlerFunc, error) {
 type handler struct {
 	e adapters.Engine
 	o *options
+	// gate is o.gate around through, built once; nil without a gate.
+	gate http.Handler
 }
 
 func newHandler(e adapters.Engine, o *options) *handler {
 	if o.routes == nil {
 		o.routes = httpadapter.New(e, httpadapter.WithoutCompression())
 	}
-	return &handler{e: e, o: o}
+	h := &handler{e: e, o: o}
+	if o.gate != nil {
+		h.gate = o.gate(through)
+	}
+	return h
 }
 
 func (h *handler) invoke(ctx context.Context, payload json.RawMessage) (io.Reader, error) {
@@ -175,6 +192,13 @@ func (h *handler) invoke(ctx context.Context, payload json.RawMessage) (io.Reade
 		return encodeDirect(h.call(ctx, req))
 	}
 	req, bodyErr := ev.request(s, inv, h.e.MaxBody())
+	// The gate comes first, before the body matters: a caller without
+	// the token gets its 401 whatever it sent, as over HTTP.
+	answer, extra := h.gated(ctx, req)
+	if answer != nil {
+		return encodeHTTP(s, ev, answer, req.ID, h.o.stream)
+	}
+	ev.answerHeader = extra
 	if se, stream, sse := h.streamable(s, req, bodyErr); stream {
 		handedOver = true
 		return h.stream(ctx, cancel, ev, req, se, sse)

@@ -104,9 +104,11 @@ func prepare(resp *functions.Response, id string) {
 // over the limit of its kind is replaced by a 413 that says why.
 func encodeHTTP(s shape, ev *event, resp *functions.Response, id string, stream bool) (io.Reader, error) {
 	prepare(resp, id)
+	addHeaders(resp.Header, ev.answerHeader)
 	if stream && s == shapeURL {
 		if len(resp.Body) > MaxStreamedResponse {
 			resp = tooLargeResponse(int64(len(resp.Body)), MaxStreamedResponse, "streamed", id)
+			addHeaders(resp.Header, ev.answerHeader)
 		}
 		return streamed(resp), nil
 	}
@@ -119,7 +121,9 @@ func encodeHTTP(s shape, ev *event, resp *functions.Response, id string, stream 
 		return nil, err
 	}
 	if len(b) > limit {
-		b, err = marshalHTTP(s, ev, tooLargeResponse(int64(len(b)), int64(limit), s.String(), id))
+		tooLarge := tooLargeResponse(int64(len(b)), int64(limit), s.String(), id)
+		addHeaders(tooLarge.Header, ev.answerHeader)
+		b, err = marshalHTTP(s, ev, tooLarge)
 		if err != nil {
 			return nil, err
 		}

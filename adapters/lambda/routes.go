@@ -5,9 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/cortexfn/cortex/adapters"
+	httpadapter "github.com/cortexfn/cortex/adapters/http"
 	"github.com/cortexfn/cortex/functions"
 )
 
@@ -17,7 +17,7 @@ import (
 // reading the event's body gave, if any: like the HTTP carrier, it matters
 // only once the request is known to be a prediction.
 func (h *handler) serve(ctx context.Context, req *functions.Request, bodyErr error) (*functions.Response, error) {
-	if adapters.ServiceRoute(req.Path) {
+	if adapters.ServiceRoute(req.Path) || h.pageRoute(req) {
 		return h.serveRoute(ctx, req), nil
 	}
 	adapters.Route(req) // any other path is the function's own route
@@ -32,6 +32,17 @@ func (h *handler) serve(ctx context.Context, req *functions.Request, bodyErr err
 		return nil, bodyErr
 	}
 	return h.call(ctx, req)
+}
+
+// pageRoute reports whether req is for the function's page, on a carrier
+// told to serve it (WithPages): any request to one of its paths but a
+// POST to /, which is a prediction. The routes handler answers it as over
+// HTTP: the page to a GET or HEAD, a 405 naming them to another method.
+func (h *handler) pageRoute(req *functions.Request) bool {
+	if !h.o.pages || !httpadapter.PagePath(req.Path) {
+		return false
+	}
+	return req.Path != "/" || req.Method != http.MethodPost
 }
 
 // methodNotAllowed is the HTTP carrier's 405 for a prediction route.
@@ -52,19 +63,8 @@ func (h *handler) serveRoute(ctx context.Context, req *functions.Request) (resp 
 				Message: "internal error (request id " + req.ID + ")", Err: fmt.Errorf("route %s panicked: %v", req.Path, v)}, req.ID)
 		}
 	}()
-	u := &url.URL{Path: req.Path, RawQuery: req.Query.Encode()}
-	r := (&http.Request{
-		Method:     req.Method,
-		URL:        u,
-		RequestURI: u.RequestURI(),
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     req.Header,
-		Body:       http.NoBody,
-	}).WithContext(ctx)
 	w := &recorder{header: make(http.Header)}
-	h.o.routes.ServeHTTP(w, r)
+	h.o.routes.ServeHTTP(w, httpRequest(ctx, req))
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}

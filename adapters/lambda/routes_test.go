@@ -216,6 +216,9 @@ func TestRoutesMatchHTTP(t *testing.T) {
 		{method: "DELETE", path: "/predict", body: `{"x": 1}`},
 		{method: "HEAD", path: "/predict"},
 		{method: "PUT", path: "/", body: `{"x": 1}`},
+		{method: "GET", path: "/"},
+		{method: "GET", path: "/docs"},
+		{method: "POST", path: "/docs", body: `{"x": 1}`},
 		{method: "GET", path: "/v2/models/fn/infer", body: `{"inputs": []}`},
 		{method: "GET", path: "/v1/models/fn:predict", body: `{"instances": []}`},
 		{method: "POST", path: "/predict", body: `{"x": 1}`, predicts: true},
@@ -225,7 +228,9 @@ func TestRoutesMatchHTTP(t *testing.T) {
 	rt := newRoutesRuntime(t, p, true)
 	srv := httptest.NewServer(httpadapter.New(rt, httpadapter.WithoutCompression()))
 	t.Cleanup(srv.Close)
-	h, err := lambda.Handler(rt)
+	// The HTTP carrier serves the function's page; the Lambda carrier
+	// does when told to.
+	h, err := lambda.Handler(rt, lambda.WithPages())
 	if err != nil {
 		t.Fatal(err)
 	}

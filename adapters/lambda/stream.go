@@ -42,7 +42,7 @@ func (h *handler) streamable(s shape, req *functions.Request, bodyErr error) (ad
 // caller's response short), since the status has gone.
 func (h *handler) stream(ctx context.Context, cancel context.CancelFunc, ev *event, req *functions.Request, se adapters.StreamEngine, sse bool) (io.Reader, error) {
 	pr, pw := io.Pipe()
-	sink := &writerSink{w: pw, sse: sse, req: req, opened: make(chan http.Header, 1)}
+	sink := &writerSink{w: pw, sse: sse, req: req, opened: make(chan http.Header, 1), extra: ev.answerHeader}
 	type outcome struct {
 		resp *functions.Response
 		err  error
@@ -98,6 +98,7 @@ type writerSink struct {
 	raw    bool // the predictor writes its own events
 	req    *functions.Request
 	opened chan http.Header // when not nil, gets the header once, when the stream opens
+	extra  http.Header      // the gate's headers (see WithGate)
 	mu     sync.Mutex
 	isOpen bool
 	buf    []byte
@@ -107,6 +108,7 @@ func (s *writerSink) Open(header http.Header) error {
 	h := http.Header{}
 	s.raw = adapters.StreamHeader(h, header, s.sse)
 	h.Set("X-Request-Id", s.req.ID)
+	addHeaders(h, s.extra)
 	s.mu.Lock()
 	s.isOpen = true
 	s.mu.Unlock()

@@ -21,7 +21,6 @@ import (
 	"github.com/cortexfn/cortex/packager/deploy/lambda"
 	"github.com/cortexfn/cortex/packager/sign"
 	"github.com/cortexfn/cortex/packager/spec"
-	"github.com/cortexfn/cortex/runtime/host"
 )
 
 // platforms are where cortex deploys, in the order the help lists them;
@@ -348,12 +347,12 @@ func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string, 
 	cmd.Flags().StringVar(&local, "serve-addr", "127.0.0.1:8080", "the address of cortex serve, for --target local")
 	return func(ctx context.Context, name string, stderr io.Writer) (string, *http.Client, error) {
 		t := target
-		if !cmd.Flags().Changed("target") && servesLocally(ctx, local, name) {
+		if !cmd.Flags().Changed("target") && servesLocally(ctx, local, name, stderr) {
 			t = targetLocal
 			fmt.Fprintf(stderr, "%s: cortex serve at %s (--target %s for a deployed one)\n", name, local, or(platforms.Names()))
 		}
 		if t == targetLocal {
-			return "http://" + local + "/" + name, http.DefaultClient, nil
+			return "http://" + local + "/" + name, serveClient(local), nil
 		}
 		d, ok := targets.Open(t, stderr)
 		if !ok {
@@ -368,14 +367,4 @@ func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string, 
 		}
 		return ep.URL, ep.Client, nil
 	}
-}
-
-// servesLocally reports whether a cortex serve at addr lists the function
-// name in its status.
-func servesLocally(ctx context.Context, addr, name string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	all, err := host.FetchStatus(ctx, nil, "http://"+addr)
-	_, ok := all[name]
-	return err == nil && ok
 }

@@ -43,6 +43,6 @@ func addResolveFlags(cmd *cobra.Command) func(ctx context.Context, name string, 
 		if target != "local" {
 			return "", nil, errNoDeploy("predict --target " + target)
 		}
-		return "http://" + local + "/" + name, http.DefaultClient, nil
+		return "http://" + local + "/" + name, serveClient(local), nil
 	}
 }

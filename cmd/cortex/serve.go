@@ -50,6 +50,9 @@ type serveOptions struct {
 	// readTimeout and idleTimeout, when not 0, replace frontReadTimeout
 	// and frontIdleTimeout (for tests).
 	readTimeout, idleTimeout time.Duration
+	// token is the front's bearer token (--token, else $CORTEX_SERVE_TOKEN);
+	// "" for none. It is never printed.
+	token string
 }
 
 // The front server's own timeouts. They bound the host's short answers
@@ -89,20 +92,30 @@ func serveCmd() *cobra.Command {
 			"works replaces the running one without failing a request: the new processes take new\n" +
 			"requests once ready, the old ones finish theirs and stop. A build that fails leaves the\n" +
 			"previous one serving and shows its error in the log and in /-/status.\n\n" +
-			"GET /-/status returns every function's state as JSON; /metrics has the host's metrics.\n\n" +
+			"The front page, at /, lists every function with its state as it changes (processes,\n" +
+			"requests in flight and queued, requests by status, cold starts), each linking to the\n" +
+			"function's own page at /{function}/. GET /-/status returns the same as JSON, /-/events\n" +
+			"streams it (server-sent events); /metrics has the host's Prometheus metrics.\n\n" +
 			"The front server answers only requests whose Host is localhost, a name under .localhost,\n" +
 			"a loopback address, the address it listens on, or a name given with --allowed-host: a web\n" +
 			"page cannot reach it through a name of its own pointed at this machine (DNS rebinding).\n" +
-			"It has no authentication: listening on another address than loopback lets anyone who\n" +
-			"can reach it call every function, and serve says so. Function processes get only PATH,\n" +
-			"HOME, TMPDIR, the locale, TZ and the runtime's CORTEX_ settings of your environment (not\n" +
-			"your credentials), and each variable their cortex.yaml names in wasm.secret_env.\n\n" +
+			"With --token (or $CORTEX_SERVE_TOKEN), every request needs Authorization: Bearer TOKEN\n" +
+			"but the pages' static shells, which ask for the token; cortex predict NAME sends\n" +
+			"$CORTEX_SERVE_TOKEN. The token goes on to the function with the request, so a function\n" +
+			"with a token of its own (auth: in cortex.yaml) needs the same one; --ports sockets are\n" +
+			"the functions' own and not behind it. Without a token the front has no authentication:\n" +
+			"listening on another address than loopback lets anyone who can reach it call every\n" +
+			"function, and serve says so.\n\n" +
+			"Function processes get only PATH, HOME, TMPDIR, the locale, TZ and the runtime's CORTEX_\n" +
+			"settings of your environment (not your credentials, nor $CORTEX_SERVE_TOKEN), and each\n" +
+			"variable their cortex.yaml names in wasm.secret_env.\n\n" +
 			"stdout has each function's URL, one a line; -o json makes stdout one JSON object a line:\n" +
 			"{\"name\", \"url\"} for each function, then every status change, as /-/status shows a function.",
-		Example: "  cortex serve samples/iris\n" +
+		Example: "  cortex serve samples/iris                     # front page: http://127.0.0.1:8080/\n" +
 			"  cortex serve samples --addr 127.0.0.1:9000\n" +
 			"  cortex serve samples/echo-go --watch\n" +
-			"  cortex serve samples/iris --scale-down-after 5s",
+			"  cortex serve samples/iris --scale-down-after 5s\n" +
+			"  CORTEX_SERVE_TOKEN=$(openssl rand -hex 32) cortex serve samples --addr 0.0.0.0:8080",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(o.output); err != nil {
@@ -110,6 +123,16 @@ func serveCmd() *cobra.Command {
 			}
 			if _, err := host.ParseAllowedHosts(o.allowedHosts...); err != nil {
 				return fmt.Errorf("--allowed-host: %w", err)
+			}
+			if !cmd.Flags().Changed("token") {
+				o.token = os.Getenv(host.TokenEnv)
+			} else if o.token == "" {
+				return errors.New("--token is empty: give a token, or leave the flag out for none")
+			}
+			if o.token != "" {
+				if err := host.CheckToken(o.token); err != nil {
+					return fmt.Errorf("the token (--token or $%s): %w", host.TokenEnv, err)
+				}
 			}
 			return serveFunctions(cmd.Context(), args, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -121,6 +144,7 @@ func serveCmd() *cobra.Command {
 	f.BoolVarP(&o.watch, "watch", "w", false, "rebuild a function when its files change, and swap it in without dropping requests")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json (one JSON object a line on stdout)")
 	f.StringToIntVar(&o.ports, "ports", nil, "give functions a port of their own, NAME=PORT[,NAME=PORT] (0 picks a free one), on the front's address: there a warm function answers callers itself, with no proxy hop, at its own paths (/v2/models/...)")
+	f.StringVar(&o.token, "token", "", "require Authorization: Bearer TOKEN on every request to the front but the pages' static shells (default $"+host.TokenEnv+"; prefer the variable: a flag shows in the process list)")
 	f.StringArrayVar(&o.allowedHosts, "allowed-host", nil, "a Host name the front server answers to besides localhost, *.localhost and its address: NAME, *.DOMAIN, an IP, or * for any (repeatable)")
 	return cmd
 }
@@ -304,10 +328,15 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 		ln.Close()
 		return err
 	}
-	h, err := host.New(fns,
+	hostOpts := []host.Option{
 		host.WithAllowedHosts(allowed),
 		host.WithLogWriter(stderr),
-		host.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+		host.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+	}
+	if o.token != "" {
+		hostOpts = append(hostOpts, host.WithToken(o.token))
+	}
+	h, err := host.New(fns, hostOpts...)
 	if err != nil {
 		ln.Close()
 		for _, l := range own {
@@ -316,8 +345,17 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 		return err
 	}
 	srv := frontServer(h, allowed, o)
-	if warning := exposure(ln.Addr()); warning != "" {
+	// A front page left open keeps its event stream: end the streams when
+	// the server shuts down, or Shutdown would wait for them.
+	srv.RegisterOnShutdown(h.CloseStreams)
+	if warning := exposure(ln.Addr(), o.token != ""); warning != "" {
 		fmt.Fprintln(stderr, warning)
+	}
+	if o.token != "" {
+		fmt.Fprintf(stderr, "the front requires a bearer token (--token or $%s): send Authorization: Bearer TOKEN; its pages ask for it\n", host.TokenEnv)
+		if len(own) > 0 {
+			fmt.Fprintf(stderr, "warning: the functions' own ports (--ports) are not behind the token: there the function's own auth: in cortex.yaml applies\n")
+		}
 	}
 	base := "http://" + ln.Addr().String()
 	serveErr := make(chan error, 1)
@@ -346,8 +384,8 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 	if example == "" {
 		example = served[0].name
 	}
-	fmt.Fprintf(stderr, "serving %d function(s) at %s, each at zero processes until its first request: POST %s/%s/predict (status: %s/-/status; Ctrl-C to stop)\n",
-		len(fns), base, base, example, base)
+	fmt.Fprintf(stderr, "serving %d function(s) at %s, each at zero processes until its first request: POST %s/%s/predict (front page: %s/; status: %s/-/status; Ctrl-C to stop)\n",
+		len(fns), base, base, example, base, base)
 
 	// Every way out stops the watcher and waits for a rebuild under way
 	// (it ends with watchCtx), so that no go build outlives serve.
@@ -468,9 +506,10 @@ func frontServer(h http.Handler, allowed *host.AllowedHosts, o serveOptions) *ht
 }
 
 // exposure is the warning for a front server that listens on addr, or ""
-// when addr is a loopback address: the host has no authentication, so
-// whoever can reach the address can call every function.
-func exposure(addr net.Addr) string {
+// when addr is a loopback address: without a token whoever can reach the
+// address can call every function; with one, it still crosses the
+// network in clear over plain HTTP.
+func exposure(addr net.Addr, token bool) string {
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok || tcp.IP.IsLoopback() {
 		return ""
@@ -479,8 +518,33 @@ func exposure(addr net.Addr) string {
 	if tcp.IP.IsUnspecified() {
 		where = "every network interface (" + where + ")"
 	}
+	if token {
+		return fmt.Sprintf("warning: cortex serve listens on %s, not only on this machine's loopback. It requires the token, but serves plain HTTP: the token and every request cross the network in clear. Put a TLS proxy in front of it, or keep it to this machine with --addr 127.0.0.1:PORT; clients that call it by a name need --allowed-host NAME.", where)
+	}
 	return fmt.Sprintf("warning: cortex serve listens on %s, not only on this machine's loopback: anyone who can reach it can call every function and read %s (process IDs, ports, errors), with no authentication. Use --addr 127.0.0.1:PORT to keep it to this machine; clients that call it by a name need --allowed-host NAME.",
 		where, host.StatusPath)
+}
+
+// serveClient is the client for the cortex serve at addr (host:port): it
+// sends $CORTEX_SERVE_TOKEN, when set, as the bearer token the front
+// requires with --token, to that address only.
+func serveClient(addr string) *http.Client {
+	return host.TokenClient(addr, os.Getenv(host.TokenEnv))
+}
+
+// servesLocally reports whether a cortex serve at addr lists the function
+// name in its status. It sends $CORTEX_SERVE_TOKEN; a cortex serve that
+// wants a token it was not given is worth a line on stderr, since the
+// lookup then goes on to the deployed functions.
+func servesLocally(ctx context.Context, addr, name string, stderr io.Writer) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	all, err := host.FetchStatus(ctx, serveClient(addr), "http://"+addr)
+	if errors.Is(err, host.ErrUnauthorized) {
+		fmt.Fprintf(stderr, "cortex serve at %s requires a token: set $%s to it to reach its functions (not looking there)\n", addr, host.TokenEnv)
+	}
+	_, ok := all[name]
+	return err == nil && ok
 }
 
 // rebuilder builds a function again after a change and hands the result

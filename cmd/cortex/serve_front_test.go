@@ -149,9 +149,70 @@ func TestServeWarnsOffLoopback(t *testing.T) {
 		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}, "every network interface ([::]:8080)"},
 		{&net.TCPAddr{IP: net.IPv6loopback, Port: 8080}, ""},
 	} {
-		if got := exposure(tt.addr); (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+		if got := exposure(tt.addr, false); (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 			t.Errorf("exposure(%s) = %q, want it to contain %q", tt.addr, got, tt.want)
 		}
+	}
+	withToken := exposure(&net.TCPAddr{IP: net.IPv4zero, Port: 8080}, true)
+	for _, want := range []string{"requires the token", "in clear", "TLS"} {
+		if !strings.Contains(withToken, want) {
+			t.Errorf("exposure with a token = %q, want it to say %q", withToken, want)
+		}
+	}
+	if strings.Contains(withToken, "no authentication") {
+		t.Errorf("exposure with a token = %q, says there is no authentication", withToken)
+	}
+}
+
+// TestServeToken: with --token the front refuses requests without it (the
+// CLI's client sends it), serves the front page's shell to anyone, never
+// prints the token, and a front page left open does not hold up Ctrl-C.
+func TestServeToken(t *testing.T) {
+	const token = "tok-5e6f7a8b9c0d"
+	s := brokenServe(t, serveOptions{token: token})
+	code, body := hostGet(t, s, "localhost", host.StatusPath)
+	if code != http.StatusUnauthorized || strings.Contains(body, "iris") {
+		t.Errorf("GET %s without the token: %d %s, want 401 naming no function", host.StatusPath, code, body)
+	}
+	if code, body := hostGet(t, s, "localhost", "/"); code != http.StatusOK || !strings.Contains(body, "<table") {
+		t.Errorf("GET / without the token: %d %.100s, want the front page's shell", code, body)
+	}
+	addr := strings.TrimPrefix(s.base, "http://")
+	if m, err := host.FetchStatus(context.Background(), host.TokenClient(addr, token), s.base); err != nil || m["iris"].Name != "iris" {
+		t.Errorf("FetchStatus with the token: %v, %v", m, err)
+	}
+	// cortex predict NAME finds it with $CORTEX_SERVE_TOKEN, and says so
+	// without.
+	t.Setenv(host.TokenEnv, "")
+	var hint strings.Builder
+	if servesLocally(context.Background(), addr, "iris", &hint) {
+		t.Error("servesLocally without the token: true")
+	}
+	if !strings.Contains(hint.String(), host.TokenEnv) || strings.Contains(hint.String(), token) {
+		t.Errorf("servesLocally without the token printed %q, want a hint naming $%s", hint.String(), host.TokenEnv)
+	}
+	t.Setenv(host.TokenEnv, token)
+	if !servesLocally(context.Background(), addr, "iris", io.Discard) {
+		t.Error("servesLocally with $CORTEX_SERVE_TOKEN: false")
+	}
+	if code, _ := hostGet(t, s, "localhost", host.StatusPath); code != http.StatusUnauthorized {
+		t.Errorf("a plain client sent the token: %d", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.base+host.EventsPath, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := watchClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s with the token: %v %v", host.EventsPath, resp, err)
+	}
+	defer resp.Body.Close()
+	began := time.Now()
+	s.stop(t)
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("serve took %s to stop with an event stream open, want it to end the stream", took.Round(time.Millisecond))
+	}
+	logs := s.stderr.String()
+	if !strings.Contains(logs, "requires a bearer token") || strings.Contains(logs, token) {
+		t.Errorf("stderr should say a token is required and never show it:\n%s", logs)
 	}
 }
 

@@ -9,7 +9,8 @@
 // number of elements matches the shape, that each value fits its datatype
 // (300 is not a UINT8) and a bound on the total number of elements. Every
 // problem is a 400 [functions.Error] that names the input and says what was
-// expected and what came.
+// expected and what came: the request is not a well-formed inference
+// request, whatever model it is for.
 //
 // The data of a tensor may be sent flat or nested in row-major order; both
 // decode to the same flat slice. A nested array must be regular (not
@@ -24,10 +25,20 @@
 // JSON cannot carry NaN or infinities: an output that holds one encodes it
 // as null.
 //
+// A request that decodes can still not fit the model it is for: an input
+// the model does not have, a datatype or shape other than the model's, an
+// input left out, an output the model does not have. [CheckRequest] finds
+// every such misfit at once, against the model's [ModelMetadata], and
+// answers one 422 that lists them with their JSON paths
+// ($.inputs[0].shape: [1,3] does not match the model's [-1,4]), in Go and
+// without allocating, for the hot path. [RequestSchema] and
+// [ResponseSchema] give the same model's request and response as JSON
+// Schemas, for documents and forms.
+//
 // A predictor that serves named models, or describes its tensors,
 // implements [Catalog]; the runtime checks every request's model against
 // it and converts KServe V1 requests with the inputs it describes.
 //
 // This package imports only the standard library and package functions, so
-// a Go predictor can use it at no cost.
+// a Go predictor can use it at no extra cost.
 package oip

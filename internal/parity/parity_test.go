@@ -216,10 +216,16 @@ func table() []row {
 		// A binary body arrives base64 in a Lambda event and as
 		// data_base64 in a structured CloudEvent.
 		{name: "binary body", req: request{method: "POST", path: "/predict", contentType: "application/octet-stream", body: float32s(4)}, status: 400},
-		{name: "wrong shape", status: 400, errorHas: "shape", req: post("/predict", jsonType,
+		// A request that does not fit the model is a 422 listing every
+		// misfit, in the message and in "fields", alike everywhere.
+		{name: "wrong shape", status: 422, errorHas: "$.inputs[0].shape: [1,5] does not match the model's [-1,4]", req: post("/predict", jsonType,
 			`{"inputs": [{"name": "input", "shape": [1, 5], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 1.0]}]}`)},
-		{name: "wrong datatype", status: 400, errorHas: "FP32", req: post("/predict", jsonType,
+		{name: "wrong datatype", status: 422, errorHas: "$.inputs[0].datatype: FP64 does not match the model's FP32", req: post("/predict", jsonType,
 			`{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}`)},
+		{name: "every misfit at once", status: 422, req: post("/v2/models/iris/infer", jsonType,
+			`{"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [5.1, 3.5, 1.4]}, {"name": "mask", "shape": [1], "datatype": "BOOL", "data": [true]}], "outputs": [{"name": "logits"}]}`),
+			errorHas: `$.inputs[0].datatype: FP64 does not match the model's FP32; $.inputs[0].shape: [1,3] does not match the model's [-1,4] (-1 takes any size); ` +
+				`$.inputs[1].name: "mask" is not an input of the model; its inputs are "input" FP32 [-1,4]; $.outputs[0].name: "logits" is not an output of the model`},
 		{name: "wrong shape on /v1 (not instances)", status: 400, req: post("/v1/models/iris:predict", jsonType, `{"inputs": [[5.1, 3.5, 1.4, 0.2]]}`)},
 
 		// Bodies over the limits. A structured CloudEvent may be a third
@@ -355,6 +361,10 @@ func (h *harness) reference(t *testing.T, r row, id string) (answer, bool) {
 			ok = false
 		} else if !strings.Contains(msg, r.errorHas) {
 			t.Errorf("over HTTP: error %q, want it to contain %q", msg, r.errorHas)
+			ok = false
+		}
+		if a.status == http.StatusUnprocessableEntity && errorFields(a.body) == "" {
+			t.Errorf("over HTTP: a 422 without the fields at fault: %.300s", a.body)
 			ok = false
 		}
 	case r.metrics:
@@ -806,6 +816,10 @@ func compare(t *testing.T, c carrier, r row, ru rule, got, want answer) {
 		if g != w {
 			t.Errorf("error %q\nwant  %q%s", g, w, why)
 		}
+		// The fields at fault of a 422, for a form, come alike too.
+		if g, w := errorFields(got.body), errorFields(want.body); g != w {
+			t.Errorf("fields %s\nwant   %s%s", g, w, why)
+		}
 	case r.metrics:
 		if !bytes.Contains(got.body, []byte("# TYPE cortex_")) {
 			t.Errorf("got %.200q, want Prometheus metrics as over HTTP", got.body)
@@ -826,6 +840,22 @@ func errorText(body []byte) (string, error) {
 		return "", fmt.Errorf("not an {\"error\": ...} body: %.300q", body)
 	}
 	return *e.Error, nil
+}
+
+// errorFields is the "fields" of an error body, as compact JSON: "" when
+// it has none.
+func errorFields(body []byte) string {
+	var e struct {
+		Fields json.RawMessage `json:"fields"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Fields == nil {
+		return ""
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, e.Fields) != nil {
+		return string(e.Fields)
+	}
+	return b.String()
 }
 
 // sameJSON reports how two JSON documents differ, numbers compared to a

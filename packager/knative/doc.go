@@ -24,10 +24,11 @@
 //     and gives it the runtime's drain bound (30 s) first. Like the
 //     readiness probes it starts after the startup probe succeeds, so a
 //     model that loads slowly is never restarted;
-//   - for each wasm.secret_env variable, a container env entry whose value
-//     comes from the Kubernetes Secret and key the spec names
-//     (valueFrom.secretKeyRef, not optional): the runtime reads it from its
-//     environment at start, and no manifest or image holds the value;
+//   - for each wasm.secret_env variable, and for auth's token variable, a
+//     container env entry whose value comes from the Kubernetes Secret and
+//     key the spec names (valueFrom.secretKeyRef, not optional): the
+//     runtime reads it from its environment at start, and no manifest or
+//     image holds the value;
 //   - the securityContext Knative recommends (it warns otherwise):
 //     runAsNonRoot, allowPrivilegeEscalation false, drop ALL, seccomp
 //     RuntimeDefault;

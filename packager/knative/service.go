@@ -152,7 +152,7 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 		Name:      "function",
 		Image:     o.Image,
 		Ports:     []corev1.ContainerPort{{Name: "http1", ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
-		Env:       secretEnv(s.Wasm.SecretEnv),
+		Env:       secretEnv(s.Secrets()),
 		Resources: res,
 		ReadinessProbe: &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz"}},
@@ -228,13 +228,13 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 	return svc, nil
 }
 
-// secretEnv puts each wasm.secret_env variable in the container's
-// environment from its Kubernetes Secret: the runtime reads it there at
-// start, and neither the image nor this manifest holds the value. A
-// missing Secret or key keeps the pod from starting (the reference is not
-// optional), which `kubectl describe` names, rather than a function that
-// starts without its secret.
-func secretEnv(env []spec.SecretEnv) []corev1.EnvVar {
+// secretEnv puts each secret variable (wasm.secret_env's and auth's
+// token) in the container's environment from its Kubernetes Secret: the
+// runtime reads it there at start, and neither the image nor this
+// manifest holds the value. A missing Secret or key keeps the pod from
+// starting (the reference is not optional), which `kubectl describe`
+// names, rather than a function that starts without its secret.
+func secretEnv(env []spec.Secret) []corev1.EnvVar {
 	var out []corev1.EnvVar
 	for _, e := range env {
 		out = append(out, corev1.EnvVar{Name: e.Name, ValueFrom: &corev1.EnvVarSource{

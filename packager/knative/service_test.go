@@ -259,3 +259,37 @@ func TestServiceSecretEnv(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestServiceAuthToken: auth's token reaches the container from its
+// Kubernetes Secret by a secretKeyRef, after the stages' secrets; the
+// manifest holds neither value, whatever the environment of the packager
+// has, and Knative's webhook takes it.
+func TestServiceAuthToken(t *testing.T) {
+	const token = "0123456789abcdef-token-in-the-packager's-environment"
+	t.Setenv("DEMO_TOKEN", token)
+	s := irisSpec(0)
+	s.Wasm.SecretEnv = []spec.SecretEnv{{Name: "API_KEY", Secret: "api-credentials", Key: "key"}}
+	s.Auth = spec.Auth{TokenEnv: "DEMO_TOKEN", Secret: "demo-token", Key: "token"}
+	svc, err := knative.Service(s, knative.Options{Image: image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := svc.Spec.Template.Spec.Containers[0].Env
+	if len(env) != 2 || env[0].Name != "API_KEY" || env[1].Name != "DEMO_TOKEN" || env[1].Value != "" || env[1].ValueFrom == nil || env[1].ValueFrom.SecretKeyRef == nil {
+		t.Fatalf("container env %+v, want API_KEY then DEMO_TOKEN, each from a secretKeyRef", env)
+	}
+	if ref := env[1].ValueFrom.SecretKeyRef; ref.Name != "demo-token" || ref.Key != "token" || ref.Optional != nil {
+		t.Errorf("secretKeyRef %+v, want key token of Secret demo-token, not optional", ref)
+	}
+	b, err := knative.YAML(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "        - name: DEMO_TOKEN\n          valueFrom:\n            secretKeyRef:\n              key: token\n              name: demo-token\n"
+	if !strings.Contains(string(b), want) || strings.Contains(string(b), token) {
+		t.Errorf("manifest:\n%s\nwant it to hold\n%s\nand not the token", b, want)
+	}
+	if err := knative.Validate(context.Background(), svc, knative.Features{}); err != nil {
+		t.Error(err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -50,6 +52,11 @@ func TestTemplateGolden(t *testing.T) {
 		{"secrets", "template-secrets.yaml", func(s *spec.Spec) {
 			s.Wasm.SecretEnv = []spec.SecretEnv{{Name: "API_TOKEN", Secret: "creds", Key: "token"}, {Name: "APITOKEN", Secret: "creds", Key: "other"}}
 		}},
+		{"auth", "template-auth.yaml", func(s *spec.Spec) {
+			s.Wasm.SecretEnv = []spec.SecretEnv{{Name: "API_KEY", Secret: "creds", Key: "key"}}
+			s.Auth = spec.Auth{TokenEnv: "DEMO_TOKEN", Secret: "demo-token", Key: "token"}
+			s.Targets.Lambda.URLAuth = spec.URLAuthNone
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,9 +74,12 @@ func TestTemplateGolden(t *testing.T) {
 				Description              string
 				Outputs                  map[string]any
 				Parameters               map[string]struct {
-					Type        string
-					NoEcho      bool
-					Description string
+					Type                  string
+					NoEcho                bool
+					Description           string
+					MinLength             int
+					AllowedPattern        string
+					ConstraintDescription string
 				}
 				Transform string
 				Resources map[string]struct {
@@ -88,13 +98,24 @@ func TestTemplateGolden(t *testing.T) {
 			// Every secret is a NoEcho parameter the environment refers
 			// to; no value is in the template.
 			vars := fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
-			if len(tmpl.Parameters) != len(s.Wasm.SecretEnv) {
-				t.Errorf("parameters %v, want one per secret %v", tmpl.Parameters, s.Wasm.SecretEnv)
+			if len(tmpl.Parameters) != len(s.Secrets()) {
+				t.Errorf("parameters %v, want one per secret %v", tmpl.Parameters, s.Secrets())
 			}
-			for _, e := range s.Wasm.SecretEnv {
+			for _, e := range s.Secrets() {
 				ref, _ := vars[e.Name].(map[string]any)["Ref"].(string)
 				if p, ok := tmpl.Parameters[ref]; !ok || !p.NoEcho || p.Type != "String" {
 					t.Errorf("%s refers to parameter %q: %+v", e.Name, ref, p)
+				}
+				// The token's parameter refuses what the function would:
+				// CloudFormation matches AllowedPattern against the whole
+				// value, as Go's regexp does with the anchors it has.
+				if p := tmpl.Parameters[ref]; e.Token {
+					re, err := regexp.Compile(p.AllowedPattern)
+					if err != nil || p.MinLength != runtime.MinTokenLength || re.MatchString("has spaces in it, 16+") || !re.MatchString("0123456789abcdef0123") {
+						t.Errorf("the token's parameter %+v (%v), want the runtime's rules", p, err)
+					}
+				} else if p.MinLength != 0 || p.AllowedPattern != "" {
+					t.Errorf("a stage's secret %s has the token's constraints: %+v", e.Name, p)
 				}
 			}
 		})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cortexfn/cortex/packager/spec"
+	"github.com/cortexfn/cortex/runtime"
 )
 
 // ConfigPath is where the runtime config lands in a Lambda function
@@ -49,21 +50,28 @@ const lambdaEnvInvokeMode = "CORTEX_LAMBDA_INVOKE_MODE"
 // memory, URL auth type (AWS_IAM unless the spec says NONE) and invoke
 // mode (in the URL's config and the function's environment), and the
 // timeout from limits.timeout. `sam deploy --guided` deploys it. Each
-// wasm.secret_env variable is a NoEcho parameter (its name without the
-// underscores, as CloudFormation wants), which sam deploy asks for: no
-// value is written into the template.
+// wasm.secret_env variable, and auth's token variable, is a NoEcho
+// parameter (its name without the underscores, as CloudFormation wants),
+// which sam deploy asks for: no value is written into the template.
 func Template(s *spec.Spec, codeURI string) ([]byte, error) {
-	type secret struct{ Name, Param string }
+	type secret struct {
+		Name, Param, Description string
+		Token                    bool
+	}
 	var secrets []secret
 	seen := map[string]bool{}
-	for i, e := range s.Wasm.SecretEnv {
+	for i, e := range s.Secrets() {
 		base := strings.ReplaceAll(e.Name, "_", "")
 		param := base
 		for n := i; seen[param]; n++ { // A_B and AB
 			param = base + fmt.Sprint(n)
 		}
 		seen[param] = true
-		secrets = append(secrets, secret{e.Name, param})
+		what := "The value of the stage's secret " + e.Name + " (wasm.secret_env)"
+		if e.Token {
+			what = "The bearer token callers must send (auth.token_env " + e.Name + "), such as the output of openssl rand -hex 32"
+		}
+		secrets = append(secrets, secret{e.Name, param, what, e.Token})
 	}
 	var b bytes.Buffer
 	err := samTemplate.Execute(&b, map[string]any{
@@ -79,6 +87,10 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 		"EnvMode": lambdaEnvInvokeMode,
 		"Alias":   Alias,
 		"Secrets": secrets,
+		// What the runtime takes as a token (runtime.CheckToken), so that
+		// sam deploy refuses one the function would not start with.
+		"TokenMin":     runtime.MinTokenLength,
+		"TokenPattern": runtime.TokenPattern,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing the SAM template: %w", err)
@@ -97,7 +109,12 @@ Parameters:
   {{.Param}}:
     Type: String
     NoEcho: true
-    Description: The value of the stage's secret {{.Name}} (wasm.secret_env)
+    Description: {{.Description}}
+{{- if .Token}}
+    MinLength: {{$.TokenMin}}
+    AllowedPattern: '{{$.TokenPattern}}'
+    ConstraintDescription: at least {{$.TokenMin}} of the characters A-Z a-z 0-9 -._~+/ (then '=' padding), as the function requires
+{{- end}}
 {{- end}}
 {{- end}}
 Resources:

@@ -57,12 +57,13 @@ const (
 	KindEnum     Kind = "enum"
 	KindMap      Kind = "map"
 	KindList     Kind = "list"
+	KindStrings  Kind = "strings"
 	KindSection  Kind = "section"
 )
 
 // Kinds lists every kind, in the order the reference explains them.
 func Kinds() []Kind {
-	return []Kind{KindString, KindInt, KindBool, KindDuration, KindSize, KindQuantity, KindEnum, KindMap, KindList, KindSection}
+	return []Kind{KindString, KindInt, KindBool, KindDuration, KindSize, KindQuantity, KindEnum, KindMap, KindList, KindStrings, KindSection}
 }
 
 // Syntax says how a value of the kind is written.
@@ -86,6 +87,8 @@ func (k Kind) Syntax() string {
 		return "a mapping whose keys you choose"
 	case KindList:
 		return "a list of entries"
+	case KindStrings:
+		return "a list of strings, [a, b] or one `- a` a line; a single string is not taken for a list of one"
 	case KindSection:
 		return "a mapping of the keys below it"
 	}
@@ -724,6 +727,69 @@ var keys = []Key{
 		Example:     "1m",
 	},
 	{
+		Path:        "auth",
+		Type:        KindSection,
+		Rule:        "token_env, secret and key together; not with targets.lambda.url_auth AWS_IAM when targets.lambda is set (both use the Authorization header)",
+		Description: "Makes the function require Authorization: Bearer TOKEN on every route but its health probes and its page's static shell, answering 401 with WWW-Authenticate otherwise. The token is a secret held like wasm.secret_env's: no artifact holds it, and the function's process reads it from the variable token_env names when it starts, and will not start without it. On Knative the Service sets it from a Kubernetes Secret (a secretKeyRef); on Lambda, cortex deploy sets it from the variable of the same name in your environment (the SAM template asks for it as a NoEcho parameter); under cortex serve and cortex test, from the variable in your environment.",
+		Example:     "{token_env: DEMO_TOKEN, secret: demo-token, key: token}",
+	},
+	{
+		Path:        "auth.token_env",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "a letter, then letters, digits and '_' (at least 2 characters); not a variable the platform or the runtime uses (" + reservedEnvText + "), nor one of wasm.env or wasm.secret_env; its value at least " + strconv.Itoa(runtime.MinTokenLength) + " of the characters A-Z a-z 0-9 -._~+/ (then '=' padding)",
+		Description: "The environment variable the function's process reads the token from. Required with auth; make the token with, for example, openssl rand -hex 32.",
+		Example:     "DEMO_TOKEN",
+	},
+	{
+		Path:        "auth.secret",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "a Kubernetes Secret name: lower-case letters, digits, '-' and '.'; at most 253 characters",
+		Description: "The Kubernetes Secret, in the function's namespace, that holds the token on Knative. Required with auth.",
+		Example:     "demo-token",
+	},
+	{
+		Path:        "auth.key",
+		Type:        KindString,
+		Default:     "none",
+		Rule:        "letters, digits, '-', '_' and '.'; at most 253 characters",
+		Description: "The token's key in the Secret. Required with auth.",
+		Example:     "token",
+	},
+	{
+		Path:        "cors",
+		Type:        KindSection,
+		Description: "Lets web pages of other origins call the function (Cross-Origin Resource Sharing). Without it the function sends no CORS headers, so a browser lets only pages of the function's own origin read its answers. Preflights (OPTIONS) are answered without the token, and never allow cookies: a bearer token is sent by a page that holds it, not by the browser on its own.",
+		Example:     "{allow_origins: [\"https://demo.example.com\"]}",
+	},
+	{
+		Path:        "cors.allow_origins",
+		Type:        KindStrings,
+		Default:     "none",
+		Rule:        "each scheme://host[:port] with no path, or \"*\" for any origin; one '*' in the host stands for any characters, as in https://*.example.com; not \"null\"",
+		Description: "The origins whose pages may call the function. A preflight from another origin gets no allow headers, which the browser takes as a refusal, and an answer to it no Access-Control-Allow-Origin.",
+		Example:     "[\"https://demo.example.com\", \"http://localhost:3000\"]",
+	},
+	{
+		Path:        "cors.allow_headers",
+		Type:        KindStrings,
+		Default:     "none",
+		Rule:        "HTTP header names",
+		Description: "Request headers such pages may send besides those every function takes: Accept, Content-Type, Content-Encoding, X-Request-Id, and Authorization when auth is set.",
+		Example:     "[X-Api-Client]",
+	},
+	{
+		Path:        "cors.max_age",
+		Type:        KindDuration,
+		Default:     "none",
+		Min:         "1s",
+		Max:         dur(maxCORSMaxAge),
+		Rule:        "whole seconds",
+		Description: "How long a browser may reuse a preflight's answer before it asks again. Without it the browser decides (5 seconds by the Fetch standard; browsers cap it, Chromium at 2h).",
+		Example:     "10m",
+	},
+	{
 		Path:        "targets",
 		Type:        KindSection,
 		Description: "Settings for each place `cortex deploy` can put a function: Knative and AWS Lambda.",
@@ -806,6 +872,13 @@ var keys = []Key{
 		Values:      []string{InvokeBuffered, InvokeResponseStream},
 		Description: "The invoke mode of the function URL. RESPONSE_STREAM sends a streaming predictor's output to a caller that asks for a stream (Accept: text/event-stream, or \"stream\": true) as it is produced, up to 200 MB; BUFFERED answers when the prediction is complete, up to 6 MB.",
 		Example:     InvokeResponseStream,
+	},
+	{
+		Path:        "targets.lambda.pages",
+		Type:        KindBool,
+		Default:     "false",
+		Description: "Whether the Lambda function serves the function's page (/ and /docs, with its script and style), as the HTTP carrier always does; /openapi.json is served either way. Off by default: a Lambda function URL is seldom meant for people, and a page invites callers.",
+		Example:     "true",
 	},
 }
 

@@ -83,6 +83,7 @@ func TestKeysParse(t *testing.T) {
 		spec.KindSize:     "6 MB",
 		spec.KindMap:      "[a]",
 		spec.KindList:     "many",
+		spec.KindStrings:  "many",
 		spec.KindSection:  "many",
 	}
 	for _, k := range spec.Keys() {
@@ -135,6 +136,7 @@ var bases = map[string]string{
 	"models":     "name: fn\npredictor: {type: onnx, models: [{name: iris, path: models/iris}]}\npre: pre.wasm\n",
 	"models_dir": "name: fn\npredictor: {type: onnx, models_dir: models}\npre: pre.wasm\n",
 	"gpu":        "name: fn\npredictor: {type: go, path: ./predictor}\ncompute: {gpu: 1}\n",
+	"cors":       "name: fn\npredictor: {type: go, path: ./predictor}\ncors: {allow_origins: [\"*\"]}\n",
 }
 
 // TestKeysValidate holds the allowed values of the table to the

@@ -206,6 +206,8 @@ func (c *checker) value(k Key, v *yaml.Node, path string) *yaml.Node {
 		}
 	case k.Type == KindList:
 		return c.list(v, path, k)
+	case k.Type == KindStrings:
+		return c.stringList(v, path)
 	case k.Type == KindMap && k.elem != "":
 		if c.isMapping(v, path) {
 			return c.stringMap(v, path)
@@ -308,6 +310,34 @@ func (c *checker) list(n *yaml.Node, path string, k Key) *yaml.Node {
 			c.lines[p] = e.Line
 			out.Content[i] = c.mapping(e, p, k.Path)
 		}
+	}
+	return &out
+}
+
+// stringList checks a list of strings and returns a copy in which an
+// entry that has a problem is an empty string, which keeps the indices of
+// the entries after it (the validator skips the entries reported here).
+// An entry's line is recorded under path[i].
+func (c *checker) stringList(n *yaml.Node, path string) *yaml.Node {
+	if n.Kind != yaml.SequenceNode {
+		c.problem(n, path, "must be a list of strings, like [a, b], not %s", describe(n))
+		return nil
+	}
+	out := *n
+	out.Content = make([]*yaml.Node, len(n.Content))
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		out.Content[i] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str"}
+		e := c.resolve(item, p)
+		if e == nil {
+			continue
+		}
+		c.lines[p] = e.Line
+		if !isScalar(e, "!!str", "!!int", "!!float") {
+			c.problem(e, p, "must be a string, not %s", describe(e))
+			continue
+		}
+		out.Content[i] = e
 	}
 	return &out
 }

@@ -35,6 +35,12 @@ limits:
   timeout: 10s
   max_concurrency: 16
   max_queue: 64
+auth:                      # callers send Authorization: Bearer $DEMO_TOKEN
+  token_env: DEMO_TOKEN
+  secret: demo-token       # on Knative, from this Kubernetes Secret
+  key: token
+cors:
+  allow_origins: ["https://demo.example.com"]
 targets:
   knative:
     namespace: ml
@@ -43,7 +49,7 @@ targets:
   lambda:
     arch: arm64
     memory: 2048
-    url_auth: AWS_IAM
+    url_auth: NONE         # public, behind the token of auth
     invoke_mode: BUFFERED
 `
 

@@ -42,6 +42,17 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 			OverrunGrace:   runtime.Duration(s.Limits.OverrunGrace),
 		},
 	}
+	if a := s.Auth; a.TokenEnv != "" {
+		c.Auth = runtime.AuthConfig{TokenEnv: a.TokenEnv, Secret: a.Secret, Key: a.Key}
+	}
+	if len(s.CORS.AllowOrigins) > 0 {
+		c.CORS = runtime.CORSConfig{
+			AllowOrigins: s.CORS.AllowOrigins,
+			AllowHeaders: s.CORS.AllowHeaders,
+			MaxAge:       runtime.Duration(s.CORS.MaxAge),
+		}
+	}
+	c.LambdaPages = s.Targets.Lambda.Pages
 	for _, m := range s.Predictor.Models {
 		c.Predictor.Models = append(c.Predictor.Models, runtime.ModelConfig{Name: m.Name, Path: slash(m.Path)})
 	}

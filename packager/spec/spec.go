@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cortexfn/cortex/runtime"
 )
 
 // FileName is the name of the spec file in a function directory.
@@ -51,6 +53,10 @@ type Spec struct {
 	Batching Batching `yaml:"batching"`
 	// Limits bounds a request and a replica.
 	Limits Limits `yaml:"limits"`
+	// Auth makes the function require a bearer token.
+	Auth Auth `yaml:"auth"`
+	// CORS lets pages of other origins call the function.
+	CORS CORS `yaml:"cors"`
 	// Targets holds the settings of each place a function can be deployed.
 	Targets Targets `yaml:"targets"`
 
@@ -184,24 +190,92 @@ type SecretEnv struct {
 	Key string `yaml:"key"`
 }
 
-// SecretValues reads the value of every wasm.secret_env variable with
+// Auth is auth.* in cortex.yaml: the function requires Authorization:
+// Bearer TOKEN on every route but its health probes and its page's static
+// shell. The token is a secret, held like a wasm.secret_env variable:
+// cortex.yaml, cortex.json and every image and zip name the variable
+// only, and each place a function runs puts the value in its process's
+// environment (see SecretEnv).
+type Auth struct {
+	// TokenEnv is the variable the function's process reads the token
+	// from. Setting it turns the token check on.
+	TokenEnv string `yaml:"token_env"`
+	// Secret names the Kubernetes Secret that holds the token on Knative,
+	// in the function's namespace.
+	Secret string `yaml:"secret"`
+	// Key is the token's key in the Secret.
+	Key string `yaml:"key"`
+}
+
+// CORS is cors.* in cortex.yaml. Without AllowOrigins the function sends
+// no CORS headers: only pages of its own origin can read its answers.
+type CORS struct {
+	// AllowOrigins are the origins whose pages may call the function.
+	AllowOrigins []string `yaml:"allow_origins"`
+	// AllowHeaders are more request headers such pages may send.
+	AllowHeaders []string `yaml:"allow_headers"`
+	// MaxAge is how long a browser may keep a preflight's answer; zero
+	// leaves it to the browser.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// Secret is a variable whose value a function's process reads from its
+// environment and no artifact holds: an entry of wasm.secret_env, or the
+// token of auth.
+type Secret struct {
+	SecretEnv
+	// Path is the cortex.yaml key of its name, for messages:
+	// "wasm.secret_env[0].name" or "auth.token_env".
+	Path string
+	// Token: it is auth's bearer token.
+	Token bool
+}
+
+// Secrets lists every secret variable of the function: wasm.secret_env's,
+// then auth's token. Each place a function runs sets them the same way
+// (a secretKeyRef on Knative, cortex deploy on Lambda, the command's
+// environment on this machine).
+func (s *Spec) Secrets() []Secret {
+	var out []Secret
+	for i, e := range s.Wasm.SecretEnv {
+		out = append(out, Secret{SecretEnv: e, Path: fmt.Sprintf("wasm.secret_env[%d].name", i)})
+	}
+	if a := s.Auth; a.TokenEnv != "" {
+		out = append(out, Secret{SecretEnv: SecretEnv{Name: a.TokenEnv, Secret: a.Secret, Key: a.Key}, Path: "auth.token_env", Token: true})
+	}
+	return out
+}
+
+// SecretValues reads the value of every secret variable (Secrets) with
 // lookup (os.LookupEnv): how a function run outside Kubernetes gets its
 // secrets, from the variable of the same name in the environment of the
-// command that runs it. It reports every variable lookup does not find.
+// command that runs it. It reports every variable lookup does not find,
+// and a token the function would refuse (runtime.CheckToken), without
+// its value.
 func (s *Spec) SecretValues(lookup func(name string) (string, bool)) (map[string]string, error) {
-	if len(s.Wasm.SecretEnv) == 0 {
+	secrets := s.Secrets()
+	if len(secrets) == 0 {
 		return nil, nil
 	}
-	values := make(map[string]string, len(s.Wasm.SecretEnv))
+	values := make(map[string]string, len(secrets))
 	var missing []Problem
-	for i, e := range s.Wasm.SecretEnv {
+	for _, e := range secrets {
+		what := "a stage's secret"
+		if e.Token {
+			what = "the function's bearer token (auth)"
+		}
 		v, ok := lookup(e.Name)
 		if !ok {
-			at := fmt.Sprintf("wasm.secret_env[%d].name", i)
-			missing = append(missing, Problem{Path: at, Line: s.Line(at), Message: fmt.Sprintf(
-				"$%s is not set: outside Kubernetes a stage's secret comes from the variable of the same name in this command's environment (on Knative, from key %q of Secret %q); export %s and run again",
-				e.Name, e.Key, e.Secret, e.Name)})
+			missing = append(missing, Problem{Path: e.Path, Line: s.Line(e.Path), Message: fmt.Sprintf(
+				"$%s is not set: outside Kubernetes %s comes from the variable of the same name in this command's environment (on Knative, from key %q of Secret %q); export %s and run again",
+				e.Name, what, e.Key, e.Secret, e.Name)})
 			continue
+		}
+		if e.Token {
+			if err := runtime.CheckToken(e.Name, v); err != nil {
+				missing = append(missing, Problem{Path: e.Path, Line: s.Line(e.Path), Message: err.Error()})
+				continue
+			}
 		}
 		values[e.Name] = v
 	}
@@ -286,6 +360,9 @@ type Lambda struct {
 	// "RESPONSE_STREAM" (a streaming predictor's chunks reach the caller
 	// as they are sent). Default "BUFFERED".
 	InvokeMode string `yaml:"invoke_mode"`
+	// Pages serves the function's page on Lambda too. Default false: only
+	// the HTTP carrier (Knative, cortex serve) serves it.
+	Pages bool `yaml:"pages"`
 }
 
 // Line returns the line the field at path (for example "limits.max_body")

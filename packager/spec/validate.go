@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,7 +31,8 @@ const (
 	maxScaleDown    = time.Hour
 	lambdaMinMemory = 128
 	lambdaMaxMemory = 10240
-	minOverrunGrace = time.Second // shorter replaces processes for predictions merely late
+	minOverrunGrace = time.Second    // shorter replaces processes for predictions merely late
+	maxCORSMaxAge   = 24 * time.Hour // Firefox's cap, the highest of the browsers'
 )
 
 var registryChars = regexp.MustCompile(`^[A-Za-z0-9._\-/:\[\]]+$`)
@@ -50,6 +52,8 @@ func (s *Spec) Validate() error {
 	v.limits()
 	v.autoscaling()
 	v.batching()
+	v.auth()
+	v.cors()
 	v.knative()
 	v.lambda()
 	if len(v.problems) == 0 {
@@ -351,6 +355,124 @@ func (v *validator) secretEnv() {
 			v.add(at+".key", "%q is not a key of a Kubernetes Secret; use letters, digits, '-', '_' and '.'", e.Key)
 		}
 	}
+}
+
+// auth checks auth.*: the variable is named as a secret's is, and the
+// Secret and key that hold it on Knative are named too.
+func (v *validator) auth() {
+	a := v.s.Auth
+	if a == (Auth{}) {
+		if v.s.Has("auth") && !v.badUnder("auth") {
+			v.add("auth", "is empty; set token_env, secret and key to require a bearer token, or remove auth")
+		}
+		return
+	}
+	w := v.s.Wasm
+	_, plain := w.Env[a.TokenEnv]
+	stage := slices.IndexFunc(w.SecretEnv, func(e SecretEnv) bool { return e.Name == a.TokenEnv })
+	switch {
+	case a.TokenEnv == "":
+		v.add("auth.token_env", "is required: the variable the function reads its bearer token from, such as DEMO_TOKEN")
+	case !envName.MatchString(a.TokenEnv):
+		v.add("auth.token_env", "%q is not a variable name every platform takes; use a letter, then letters, digits and '_' (at least 2 characters)", a.TokenEnv)
+	case isReservedEnv(a.TokenEnv):
+		v.add("auth.token_env", "%q is a variable the platform or the function's runtime uses; name it after what it is, such as DEMO_TOKEN", a.TokenEnv)
+	case plain:
+		v.add("auth.token_env", "%q is also in wasm.env, whose values are shipped in cortex.json; give the token a variable of its own", a.TokenEnv)
+	case stage >= 0:
+		v.add("auth.token_env", "%q is also wasm.secret_env[%d]: the stages would see the function's token; give the token a variable of its own", a.TokenEnv, stage)
+	}
+	switch {
+	case a.Secret == "":
+		v.add("auth.secret", "is required: the Kubernetes Secret that holds the token on Knative, such as demo-token (kubectl create secret generic demo-token --from-literal=token=...)")
+	case len(validation.IsDNS1123Subdomain(a.Secret)) > 0:
+		v.add("auth.secret", "%q is not a Kubernetes Secret name; use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", a.Secret)
+	}
+	switch {
+	case a.Key == "":
+		v.add("auth.key", "is required: the token's key in the Secret, such as token")
+	case len(validation.IsConfigMapKey(a.Key)) > 0:
+		v.add("auth.key", "%q is not a key of a Kubernetes Secret; use letters, digits, '-', '_' and '.'", a.Key)
+	}
+	if v.s.Has("targets.lambda") && v.s.Targets.Lambda.URLAuth == URLAuthIAM {
+		v.add("auth", "cannot be used with targets.lambda.url_auth AWS_IAM: a signed request's Authorization header holds its AWS signature, so it cannot hold the token too; set url_auth: NONE (the token guards the function) or remove auth")
+	}
+}
+
+// badUnder reports whether parsing found a problem in the section at
+// path: a section that read as empty may not be so.
+func (v *validator) badUnder(path string) bool {
+	for p := range v.s.bad {
+		if strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// httpToken is an HTTP header name (RFC 9110's token).
+var httpToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// cors checks cors.*.
+func (v *validator) cors() {
+	c := v.s.CORS
+	for i, o := range c.AllowOrigins {
+		at := fmt.Sprintf("cors.allow_origins[%d]", i)
+		if msg := badOrigin(o); msg != "" {
+			v.add(at, "%q %s", o, msg)
+		}
+	}
+	for i, h := range c.AllowHeaders {
+		at := fmt.Sprintf("cors.allow_headers[%d]", i)
+		switch {
+		case h == "*":
+			v.add(at, "\"*\" is not allowed: name each header a page may send")
+		case !httpToken.MatchString(h):
+			v.add(at, "%q is not an HTTP header name", h)
+		}
+	}
+	if len(c.AllowOrigins) == 0 {
+		for _, k := range []string{"allow_headers", "max_age"} {
+			if v.s.Has("cors." + k) {
+				v.add("cors."+k, "has no effect without cors.allow_origins; name the origins whose pages may call the function")
+			}
+		}
+		if v.s.Has("cors") && !v.s.Has("cors.allow_headers") && !v.s.Has("cors.max_age") && !v.badUnder("cors") {
+			v.add("cors", "is set without allow_origins; name the origins whose pages may call the function, or remove cors")
+		}
+	}
+	if m := c.MaxAge; v.s.Has("cors.max_age") {
+		switch {
+		case m < time.Second || m > maxCORSMaxAge:
+			v.add("cors.max_age", "%s is out of range; use 1s to 24h", m)
+		case m%time.Second != 0:
+			v.add("cors.max_age", "%s is not whole seconds, which is what browsers are told", m)
+		}
+	}
+}
+
+// badOrigin says what is wrong with o as an entry of cors.allow_origins,
+// or "" when nothing is.
+func badOrigin(o string) string {
+	if o == "*" {
+		return ""
+	}
+	if strings.EqualFold(o, "null") {
+		return "is the origin of sandboxed frames and local files, which any page can make itself; name real origins"
+	}
+	if strings.Count(o, "*") > 1 {
+		return "has more than one '*'; one may stand for any characters, as in https://*.example.com"
+	}
+	u, err := url.Parse(strings.Replace(o, "*", "x", 1))
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		return "is not an origin; write scheme://host[:port], like https://demo.example.com"
+	case u.Path == "/":
+		return "ends with '/'; an origin has no path: remove the trailing slash"
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return "is not an origin: it has more than scheme://host[:port]; remove the rest"
+	}
+	return ""
 }
 
 func (v *validator) stage(field, path string) {

@@ -15,9 +15,15 @@
 // Routes served by Host.ServeHTTP:
 //
 //	/{function}/rest...        forwarded to the function as /rest... ("/" when empty)
+//	GET, HEAD /{function}       308 to /{function}/, the function's page (POST stays a prediction)
 //	Host: {function}.localhost  forwarded with the path unchanged
+//	GET /                       the front page: every function, live (frontpage.go)
 //	GET /-/status               Status as JSON
+//	GET /-/events               Status as server-sent events, at each change
 //	GET /metrics, /-/metrics    the host's Prometheus metrics
+//
+// With WithToken every route but the pages' static shells needs
+// Authorization: Bearer TOKEN (see token.go for which are open and why).
 //
 // A function may also have a socket of its own (Function.Listener; cortex
 // serve --ports), where callers reach it at its own paths with no proxy

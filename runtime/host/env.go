@@ -9,7 +9,9 @@ import "strings"
 // function's business, and a function is code its author may have taken
 // from anyone. What a function needs besides is given to it by name, in
 // Function.Env: its $CORTEX_CONFIG, the ONNX Runtime library, the values
-// of its wasm.secret_env.
+// of its wasm.secret_env and of its bearer token (auth.token_env), each
+// read from the host's environment by the name its cortex.yaml gives
+// (spec.SecretValues), so no name of the user's choosing is on this list.
 //
 // The list, and why each is on it:
 //

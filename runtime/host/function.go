@@ -70,6 +70,7 @@ type function struct {
 
 	coldStarts, startFailures, crashCount, replaced, scaleUps, scaleDowns int64
 	lastColdStart                                                         time.Duration
+	lastColdStartAt                                                       time.Time
 
 	direct *direct // the function's own socket; nil without Function.Listener
 }
@@ -413,7 +414,7 @@ func (f *function) onReady(p *process, took time.Duration) bool {
 	}
 	f.failures, f.retryAt, f.lastErr = 0, time.Time{}, ""
 	f.coldStarts++
-	f.lastColdStart = took
+	f.lastColdStart, f.lastColdStartAt = took, p.readyAt
 	f.m.coldStarts.Inc()
 	f.m.coldStartTime.Observe(took.Seconds())
 	f.dispatchLocked()
@@ -585,6 +586,7 @@ func (f *function) gaugesLocked() {
 	f.m.draining.Set(float64(n[stateDraining]))
 	f.m.inFlight.Set(float64(f.inflight))
 	f.m.queued.Set(float64(len(f.waiters)))
+	f.h.changes.notify()
 }
 
 func (f *function) status() FunctionStatus {
@@ -592,20 +594,22 @@ func (f *function) status() FunctionStatus {
 	defer f.mu.Unlock()
 	now := time.Now()
 	s := FunctionStatus{
-		Name:          f.name,
-		Revision:      f.rev,
-		BuildError:    f.buildErr,
-		Processes:     make([]ProcessStatus, 0, len(f.procs)),
-		InFlight:      f.inflight,
-		Queued:        len(f.waiters),
-		ColdStarts:    f.coldStarts,
-		LastColdStart: f.lastColdStart,
-		StartFailures: f.startFailures,
-		Crashes:       f.crashCount,
-		Replaced:      f.replaced,
-		ScaleUps:      f.scaleUps,
-		ScaleDowns:    f.scaleDowns,
+		Name:            f.name,
+		Revision:        f.rev,
+		BuildError:      f.buildErr,
+		Processes:       make([]ProcessStatus, 0, len(f.procs)),
+		InFlight:        f.inflight,
+		Queued:          len(f.waiters),
+		ColdStarts:      f.coldStarts,
+		LastColdStart:   f.lastColdStart,
+		LastColdStartAt: f.lastColdStartAt,
+		StartFailures:   f.startFailures,
+		Crashes:         f.crashCount,
+		Replaced:        f.replaced,
+		ScaleUps:        f.scaleUps,
+		ScaleDowns:      f.scaleDowns,
 	}
+	s.Requests, s.Errors = f.m.requests.counts()
 	if now.Before(f.retryAt) {
 		s.LastError, s.RetryAt = f.lastErr, f.retryAt
 	}

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	httpadapter "github.com/cortexfn/cortex/adapters/http"
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/runtime/host/supervisor"
 )
@@ -136,6 +137,9 @@ type options struct {
 
 	allowed        *AllowedHosts // the functions' own sockets' Host check
 	reportInterval time.Duration // 0: the process's default
+
+	token     string        // the front's bearer token; "" for none (see WithToken)
+	heartbeat time.Duration // between comments on an idle /-/events stream
 }
 
 // WithLogger sets the logger for the host's own messages (default: text on
@@ -259,6 +263,7 @@ func makeOptions(opts []Option) (*options, error) {
 		drainTimeout:  DefaultDrainTimeout,
 		probeInterval: DefaultProbeInterval,
 		grace:         DefaultRequestGrace,
+		heartbeat:     eventsHeartbeat,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -289,7 +294,14 @@ type Host struct {
 	metrics   http.Handler
 	out       *supervisor.Output // every process's lines, whole
 
+	// serve is the front's handler: route, behind the bearer-token check
+	// when WithToken set one.
+	serve   http.Handler
+	changes changes       // what the /-/events streams wait on
+	streams chan struct{} // closed by CloseStreams: the streams end
+
 	shutdownOnce sync.Once
+	streamsOnce  sync.Once
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -348,8 +360,13 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 			DisableCompression:    true,
 			ExpectContinueTimeout: time.Second,
 		},
-		m:   newHostMetrics(),
-		out: supervisor.NewOutput(o.logOut),
+		m:       newHostMetrics(),
+		out:     supervisor.NewOutput(o.logOut),
+		streams: make(chan struct{}),
+	}
+	h.serve = http.HandlerFunc(h.route)
+	if o.token != "" {
+		h.serve = httpadapter.RequireToken(h.serve, o.token, tokenRealm, h.open)
 	}
 	h.metrics = h.m.handler()
 	h.probe = &http.Client{Transport: h.transport, Timeout: 2 * time.Second}
@@ -496,11 +513,7 @@ func validate(where string, f Function) []error {
 // or one the host makes up and passes to the process, so that the
 // process's log and the host's speak of the request by one name.
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f, path, rawPath, done := h.route(w, r)
-	if done {
-		return
-	}
-	h.serveFunction(w, r, f, path, rawPath)
+	h.serve.ServeHTTP(w, r)
 }
 
 // serveFunction forwards r to a process of f as path (rawPath, when not
@@ -509,7 +522,10 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, f *function, path, rawPath string) {
 	sw := &statusWriter{ResponseWriter: w}
 	w = sw
-	defer func() { f.m.requests.inc(sw.code(r)) }()
+	defer func() {
+		f.m.requests.inc(sw.code(r))
+		h.changes.notify()
+	}()
 	rc := http.NewResponseController(w)
 	// An answer after a long wait in the queue (a cold start that failed)
 	// is still written. An error is a writer without deadlines.
@@ -789,48 +805,80 @@ func (h *Host) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 // drains are rare.
 func (h *Host) closeIdle() { h.transport.CloseIdleConnections() }
 
-// route finds the function for r and the path it should see. done is true
-// when route answered r itself.
-func (h *Host) route(w http.ResponseWriter, r *http.Request) (f *function, path, rawPath string, done bool) {
-	host := r.Host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		host = hh
-	}
-	if name, ok := strings.CutSuffix(strings.ToLower(host), ".localhost"); ok {
+// route answers r: it forwards it to its function as the path the
+// function should see, or serves one of the host's own routes.
+func (h *Host) route(w http.ResponseWriter, r *http.Request) {
+	if name, ok := hostFunction(r.Host); ok {
 		if f := h.fns[name]; f != nil {
-			return f, r.URL.Path, r.URL.RawPath, false
+			h.serveFunction(w, r, f, r.URL.Path, r.URL.RawPath)
+			return
 		}
 		writeError(w, &functions.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no function %q (Host: %s); functions: %s", name, r.Host, h.names())})
-		return nil, "", "", true
+		return
 	}
 	switch r.URL.Path {
 	case StatusPath:
 		if allowRead(w, r) {
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(struct {
-				Functions []FunctionStatus `json:"functions"`
-			}{h.Status()})
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			_, _ = w.Write(h.statusJSON())
 		}
-		return nil, "", "", true
+		return
 	case "/metrics", "/-/metrics":
 		if allowRead(w, r) {
 			h.metrics.ServeHTTP(w, r)
 		}
-		return nil, "", "", true
+		return
+	case EventsPath:
+		if allowRead(w, r) {
+			h.serveEvents(w, r)
+		}
+		return
+	case "/":
+		if allowRead(w, r) {
+			serveAsset(w, r, "index.html")
+		}
+		return
+	case frontJS, frontCSS:
+		if allowRead(w, r) {
+			serveAsset(w, r, strings.TrimPrefix(r.URL.Path, "/-/"))
+		}
+		return
 	}
-	name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	f = h.fns[name]
+	name, rest, slash := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	f := h.fns[name]
 	if f == nil {
 		writeError(w, &functions.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no function %q; functions: %s (route /{function}/... or Host: {function}.localhost)", name, h.names())})
-		return nil, "", "", true
+		return
 	}
-	path = "/" + rest
+	if !slash && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		// /{function} is the function's page, whose relative links need
+		// the slash. Only a read is redirected: POST /{function} stays a
+		// prediction (the function's POST /).
+		u := "/" + name + "/"
+		if r.URL.RawQuery != "" {
+			u += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, u, http.StatusPermanentRedirect)
+		return
+	}
+	path, rawPath := "/"+rest, ""
 	if r.URL.RawPath != "" {
 		// Keep escaped slashes and the like as the caller sent them.
 		_, rawRest, _ := strings.Cut(strings.TrimPrefix(r.URL.RawPath, "/"), "/")
 		rawPath = "/" + rawRest
 	}
-	return f, path, rawPath, false
+	h.serveFunction(w, r, f, path, rawPath)
+}
+
+// hostFunction returns the function a Host header of the form
+// {function}.localhost names.
+func hostFunction(hostHeader string) (string, bool) {
+	if hh, _, err := net.SplitHostPort(hostHeader); err == nil {
+		hostHeader = hh
+	}
+	return strings.CutSuffix(strings.ToLower(hostHeader), ".localhost")
 }
 
 func (h *Host) names() string {
@@ -909,12 +957,23 @@ type FunctionStatus struct {
 	// requests held by the host waiting for a process.
 	InFlight int `json:"in_flight"`
 	Queued   int `json:"queued"`
+	// Requests counts the answers on the function's route (the front's
+	// /{function}/, and its own socket while the host accepts there) by
+	// HTTP status code: the process's, or the host's own (502, 503, ...);
+	// 499 when the caller went away first. They are the host's
+	// cortex_host_requests_total series, kept for the host's lifetime.
+	// Errors is how many of them had a status of 400 or more.
+	Requests map[int]int64 `json:"requests"`
+	Errors   int64         `json:"errors"`
 	// ColdStarts counts processes that started and became ready;
-	// LastColdStart is how long the latest took, spawn to ready.
-	ColdStarts    int64         `json:"cold_starts"`
-	LastColdStart time.Duration `json:"-"`
-	StartFailures int64         `json:"start_failures"`
-	Crashes       int64         `json:"crashes"`
+	// LastColdStart is how long the latest took, spawn to ready, and
+	// LastColdStartAt when it became ready. Both stay while the function
+	// is at zero processes.
+	ColdStarts      int64         `json:"cold_starts"`
+	LastColdStart   time.Duration `json:"-"`
+	LastColdStartAt time.Time     `json:"last_cold_start_at,omitzero"`
+	StartFailures   int64         `json:"start_failures"`
+	Crashes         int64         `json:"crashes"`
 	// Replaced counts processes that exited with status 75
 	// (runtime.ExitReplace) to be replaced; they are not crashes.
 	Replaced int64 `json:"replaced"`
@@ -942,6 +1001,20 @@ func (s FunctionStatus) MarshalJSON() ([]byte, error) {
 	}{plain(s), s.LastColdStart.Seconds()})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes, LastColdStart included.
+func (s *FunctionStatus) UnmarshalJSON(b []byte) error {
+	type plain FunctionStatus
+	v := struct {
+		*plain
+		LastColdStart float64 `json:"last_cold_start_seconds"`
+	}{plain: (*plain)(s)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	s.LastColdStart = time.Duration(v.LastColdStart * float64(time.Second))
+	return nil
+}
+
 // ProcessStatus is a snapshot of one process.
 type ProcessStatus struct {
 	PID      int       `json:"pid"`
@@ -965,6 +1038,7 @@ var ErrShuttingDown = errors.New("host: shutting down")
 func (h *Host) Shutdown(ctx context.Context) error {
 	var procs []*process
 	h.shutdownOnce.Do(func() {
+		h.CloseStreams()
 		for _, f := range h.order {
 			f.close()
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -120,18 +121,41 @@ func (m *hostMetrics) forFunction(name string) fnMetrics {
 }
 
 // byCode is one function's requests counter per status code, each label
-// set resolved once.
+// set resolved once. Each code's entry also keeps its count, which
+// /-/status reports: one increment feeds both, so the status page and the
+// Prometheus series cannot disagree.
 type byCode struct {
 	vec      *prometheus.CounterVec
 	function string
-	counters sync.Map // int -> prometheus.Counter
+	counters sync.Map // int -> *codeCount
+}
+
+type codeCount struct {
+	c prometheus.Counter
+	n atomic.Int64
 }
 
 func (b *byCode) inc(code int) {
-	if c, ok := b.counters.Load(code); ok {
-		c.(prometheus.Counter).Inc()
-		return
+	e, ok := b.counters.Load(code)
+	if !ok {
+		e, _ = b.counters.LoadOrStore(code, &codeCount{c: b.vec.WithLabelValues(b.function, strconv.Itoa(code))})
 	}
-	c, _ := b.counters.LoadOrStore(code, b.vec.WithLabelValues(b.function, strconv.Itoa(code)))
-	c.(prometheus.Counter).Inc()
+	cc := e.(*codeCount)
+	cc.n.Add(1)
+	cc.c.Inc()
+}
+
+// counts returns the requests by status code, and how many of them had a
+// status of 400 or more.
+func (b *byCode) counts() (byStatus map[int]int64, errors int64) {
+	byStatus = map[int]int64{}
+	b.counters.Range(func(k, v any) bool {
+		n := v.(*codeCount).n.Load()
+		byStatus[k.(int)] = n
+		if k.(int) >= 400 {
+			errors += n
+		}
+		return true
+	})
+	return byStatus, errors
 }

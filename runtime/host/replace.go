@@ -66,6 +66,7 @@ func (h *Host) BuildFailed(name string, err error) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer h.changes.notify()
 	if f.spec.Err != nil {
 		spec := *f.spec
 		spec.Err = err

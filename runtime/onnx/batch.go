@@ -18,8 +18,9 @@ import (
 
 // PredictBatch serves several inference requests with as few runs of the
 // model as it can (the runtime calls it when batching is configured). It
-// answers every request on its own: a malformed request gets its own 400
-// and never fails the others.
+// answers every request on its own: a malformed request gets its own 400,
+// one that does not fit the model its own 422, and neither fails the
+// others.
 //
 // Requests whose inputs agree on everything but the first (batch)
 // dimension, and that ask for the same outputs, are concatenated along that
@@ -324,7 +325,7 @@ func (p *Predictor) predictOne(ctx context.Context, req *functions.Request) *fun
 func errorResponse(req *functions.Request, err error) *functions.Response {
 	var fe *functions.Error
 	if errors.As(err, &fe) && fe.Status >= 400 && fe.Status <= 599 {
-		return functions.Bytes(fe.Status, "application/json", functions.ErrorBody(fe.Message))
+		return functions.Bytes(fe.Status, "application/json", functions.ErrorBody(fe.Message, fe.Fields...))
 	}
 	slog.Error("onnx: prediction in a batch failed", "request_id", req.ID, "err", err)
 	return functions.Bytes(http.StatusInternalServerError, "application/json",

@@ -113,10 +113,10 @@ func TestPredictBatchMixed(t *testing.T) {
 		{name: "good 1", body: irisBody(irisRow(1)), status: 200},
 		{name: "malformed JSON", body: `{"inputs":[`, status: 400},
 		{name: "good 2", body: irisBody(irisRow(2), irisRow(3)), status: 200},
-		{name: "wrong datatype", body: `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}`, status: 400},
-		{name: "unknown input", body: `{"inputs":[{"name":"nope","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, status: 400},
-		{name: "wrong shape", body: `{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}`, status: 400},
-		{name: "unknown output", body: `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"nope"}]}`, status: 400},
+		{name: "wrong datatype", body: `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}`, status: 422},
+		{name: "unknown input", body: `{"inputs":[{"name":"nope","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, status: 422},
+		{name: "wrong shape", body: `{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}`, status: 422},
+		{name: "unknown output", body: `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"nope"}]}`, status: 422},
 		{name: "too few elements", body: `{"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[1,2,3,4]}]}`, status: 400},
 		{name: "other model", body: irisBody(irisRow(4)), model: "other", status: 404},
 		{name: "good 3", body: irisBody(irisRow(5)), status: 200},
@@ -136,9 +136,15 @@ func TestPredictBatchMixed(t *testing.T) {
 				t.Fatalf("status: got %d (%s), want %d", got.StatusCode(), got.Body, tc.status)
 			}
 			if tc.status != 200 {
-				var e struct{ Error string }
+				var e struct {
+					Error  string
+					Fields []functions.FieldError
+				}
 				if err := json.Unmarshal(got.Body, &e); err != nil || e.Error == "" {
 					t.Errorf("body: got %s, want {\"error\": \"...\"}", got.Body)
+				}
+				if (tc.status == http.StatusUnprocessableEntity) != (len(e.Fields) > 0) {
+					t.Errorf("body %s: a 422, and only a 422, lists the fields at fault", got.Body)
 				}
 				return
 			}

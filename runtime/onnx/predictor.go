@@ -34,7 +34,8 @@ type Predictor struct {
 	session *ort.DynamicAdvancedSession
 
 	name        string
-	served      []string // {name}, for Models
+	served      []string          // {name}, for Models
+	meta        oip.ModelMetadata // what ModelMetadata copies; requests are checked against it
 	inputs      []tensorInfo
 	outputs     []tensorInfo
 	maxElements int
@@ -116,6 +117,7 @@ func (p *Predictor) Init(ctx context.Context, cfg functions.Config) error {
 	}
 	p.mu.Lock()
 	p.session, p.name, p.served, p.inputs, p.outputs = session, cfg.Name, []string{cfg.Name}, inputs, outputs
+	p.meta = metadata(cfg.Name, inputs, outputs)
 	p.runOpts = make(chan *ort.RunOptions, 64)
 	p.mu.Unlock()
 	slog.Info("onnx: model loaded", "model", cfg.Model, "provider", p.provider, "intra_op_threads", threads,
@@ -213,25 +215,49 @@ func (p *Predictor) DescribeModel(context.Context, string, string) (oip.ModelMet
 
 // ModelMetadata describes the model: its inputs and outputs as the .onnx
 // file declares them, for GET /v2/models/{name} and for the KServe V1
-// route (which uses the first input).
+// route (which uses the first input). It is a copy the caller may keep.
 func (p *Predictor) ModelMetadata() oip.ModelMetadata {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	md := oip.ModelMetadata{Name: p.name, Platform: "onnxruntime_onnx",
-		Inputs: make([]oip.TensorMetadata, len(p.inputs)), Outputs: make([]oip.TensorMetadata, len(p.outputs))}
-	for i, t := range p.inputs {
+	return metadata(p.name, p.inputs, p.outputs)
+}
+
+// Schema describes the function's own route, which takes the same OIP
+// inference request as /v2/models/{name}/infer: the JSON Schemas of the
+// model's request and response (oip.RequestSchema, oip.ResponseSchema),
+// for the function's OpenAPI document and page; none before Init.
+// Requests are checked in Go (see Predict), not against these.
+func (p *Predictor) Schema() functions.Schema {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.session == nil {
+		return functions.Schema{}
+	}
+	return functions.Schema{Input: oip.RequestSchema(p.meta), Output: oip.ResponseSchema(p.meta)}
+}
+
+// metadata describes a model of these inputs and outputs, in slices of
+// its own.
+func metadata(name string, inputs, outputs []tensorInfo) oip.ModelMetadata {
+	md := oip.ModelMetadata{Name: name, Platform: "onnxruntime_onnx",
+		Inputs: make([]oip.TensorMetadata, len(inputs)), Outputs: make([]oip.TensorMetadata, len(outputs))}
+	for i, t := range inputs {
 		md.Inputs[i] = oip.TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: slices.Clone(t.Shape)}
 	}
-	for i, t := range p.outputs {
+	for i, t := range outputs {
 		md.Outputs[i] = oip.TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: slices.Clone(t.Shape)}
 	}
 	return md
 }
 
-// Predict runs one inference request. Inputs are checked against the model
-// (names, datatypes, shapes: a -1 dimension takes any size) and answered
-// with a 400 that says what the model expects. The response carries the
-// outputs the request names, or all of them, in the model's order.
+// Predict runs one inference request. A request that is not a
+// well-formed inference request is a 400 (oip.DecodeRequest); one that
+// does not fit the model (an input it lacks or does not have, a datatype
+// or shape other than its own: a -1 dimension takes any size, an output
+// it does not have) is one 422 that lists every misfit with its JSON path
+// (oip.CheckRequest), checked in Go: no JSON Schema on this path. The
+// response carries the outputs the request names, or all of them, in the
+// model's order.
 func (p *Predictor) Predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -248,36 +274,20 @@ func (p *Predictor) Predict(ctx context.Context, req *functions.Request) (*funct
 	if err != nil {
 		return nil, err
 	}
-	want, err := p.wanted(ir)
-	if err != nil {
+	if err := p.check(ir); err != nil {
 		return nil, err
 	}
+	want := p.wanted(ir)
 
+	// Every input is the model's, once (DecodeRequest refuses repeats),
+	// and every model input is there: check made sure.
 	inputs := make([]ort.Value, len(p.inputs))
 	defer destroyAll(inputs)
 	for i := range ir.Inputs {
 		in := &ir.Inputs[i]
 		idx := p.inputIndex(in.Name)
-		if idx < 0 {
-			return nil, functions.Errorf(http.StatusBadRequest, "input %q: the model has no such input; its inputs are %s", in.Name, describeAll(p.inputs))
-		}
-		model := &p.inputs[idx]
-		if in.Datatype != model.Datatype {
-			return nil, functions.Errorf(http.StatusBadRequest, "input %q: datatype %s does not match the model's %s", in.Name, in.Datatype, model.Datatype)
-		}
-		if !model.Accepts(in.Shape) {
-			return nil, functions.Errorf(http.StatusBadRequest, "input %q: shape %v does not match the model's %v (-1 takes any size)", in.Name, in.Shape, model.Shape)
-		}
-		if len(in.Shape) == 0 {
-			return nil, functions.Errorf(http.StatusBadRequest, "input %q: scalar tensors (shape []) are not supported by the onnx predictor; send shape [1]", in.Name)
-		}
 		if inputs[idx], err = newValue(in); err != nil {
 			return nil, fmt.Errorf("onnx: input %q: %w", in.Name, err)
-		}
-	}
-	for i, v := range inputs {
-		if v == nil {
-			return nil, functions.Errorf(http.StatusBadRequest, "input %q is missing: the model expects %s", p.inputs[i].Name, describeAll(p.inputs))
 		}
 	}
 
@@ -315,27 +325,44 @@ func (p *Predictor) checkModel(name string) error {
 	return oip.ModelNotFound(name, p.served)
 }
 
-// wanted returns which model outputs the request asks for.
-func (p *Predictor) wanted(ir *oip.InferenceRequest) ([]bool, error) {
+// check returns the 422 for a request that does not fit the model
+// (oip.CheckRequest), or asks for what the predictor cannot do: a scalar
+// input. The caller holds mu.
+func (p *Predictor) check(ir *oip.InferenceRequest) error {
+	if err := oip.CheckRequest(ir, p.meta); err != nil {
+		return err
+	}
+	var fields []functions.FieldError
+	for i := range ir.Inputs {
+		if len(ir.Inputs[i].Shape) == 0 {
+			fields = append(fields, functions.FieldError{Path: fmt.Sprintf("$.inputs[%d].shape", i),
+				Message: "scalar tensors (shape []) are not supported by the onnx predictor; send shape [1]"})
+		}
+	}
+	if fields != nil {
+		return functions.Unprocessable(fmt.Sprintf("inference request does not fit model %q", p.name), fields)
+	}
+	return nil
+}
+
+// wanted returns which model outputs the request asks for: every output
+// it names is the model's (check made sure).
+func (p *Predictor) wanted(ir *oip.InferenceRequest) []bool {
 	want := make([]bool, len(p.outputs))
 	if len(ir.Outputs) == 0 {
 		for i := range want {
 			want[i] = true
 		}
-		return want, nil
+		return want
 	}
 	for _, o := range ir.Outputs {
-		found := false
 		for i, t := range p.outputs {
 			if t.Name == o.Name {
-				want[i], found = true, true
+				want[i] = true
 			}
 		}
-		if !found {
-			return nil, functions.Errorf(http.StatusBadRequest, "output %q: the model has no such output; its outputs are %s", o.Name, describeAll(p.outputs))
-		}
 	}
-	return want, nil
+	return want
 }
 
 func (p *Predictor) inputIndex(name string) int {
@@ -434,8 +461,9 @@ func (p *Predictor) Close() error {
 }
 
 var (
-	_ functions.Predictor   = (*Predictor)(nil)
-	_ functions.Initializer = (*Predictor)(nil)
-	_ functions.Closer      = (*Predictor)(nil)
-	_ oip.Catalog           = (*Predictor)(nil)
+	_ functions.Predictor      = (*Predictor)(nil)
+	_ functions.Initializer    = (*Predictor)(nil)
+	_ functions.Closer         = (*Predictor)(nil)
+	_ oip.Catalog              = (*Predictor)(nil)
+	_ functions.SchemaProvider = (*Predictor)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -120,20 +121,25 @@ func TestPredictErrors(t *testing.T) {
 	}{
 		{"empty body", ``, "", 400, []string{"empty"}},
 		{"malformed JSON", `{"inputs": [{"name": "input",`, "", 400, []string{"invalid JSON"}},
-		{"wrong name", `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, "", 400,
-			[]string{`input "x"`, "no such input", `"input" FP32 [-1 4]`}},
-		{"wrong shape", `{"inputs":[{"name":"input","shape":[1,5],"datatype":"FP32","data":[1,2,3,4,5]}]}`, "", 400,
-			[]string{`input "input": shape [1 5] does not match the model's [-1 4]`}},
-		{"wrong rank", `{"inputs":[{"name":"input","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]}`, "", 400,
-			[]string{`shape [4] does not match the model's [-1 4]`}},
-		{"wrong datatype", `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}`, "", 400,
-			[]string{`input "input": datatype FP64 does not match the model's FP32`}},
+		{"wrong name", `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, "", 422,
+			[]string{`$.inputs[0].name: "x" is not an input of the model; its inputs are "input" FP32 [-1,4]`, `$.inputs: missing input "input" (FP32 [-1,4])`}},
+		{"wrong shape", `{"inputs":[{"name":"input","shape":[1,5],"datatype":"FP32","data":[1,2,3,4,5]}]}`, "", 422,
+			[]string{`inference request does not fit model "iris": $.inputs[0].shape: [1,5] does not match the model's [-1,4] (-1 takes any size)`}},
+		{"wrong rank", `{"inputs":[{"name":"input","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]}`, "", 422,
+			[]string{`$.inputs[0].shape: [4] does not match the model's [-1,4]`}},
+		{"wrong datatype", `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}`, "", 422,
+			[]string{`$.inputs[0].datatype: FP64 does not match the model's FP32`}},
 		{"element count", `{"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[1,2,3,4]}]}`, "", 400,
 			[]string{`input "input": shape [2 4] needs 8 elements, got 4`}},
-		{"unknown output", `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"logits"}]}`, "", 400,
-			[]string{`output "logits"`, `"label" INT64 [-1]`}},
-		{"missing input", `{"inputs":[{"name":"other","shape":[1],"datatype":"FP32","data":[1]}]}`, "", 400,
-			[]string{`input "other"`}},
+		{"unknown output", `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"logits"}]}`, "", 422,
+			[]string{`$.outputs[0].name: "logits" is not an output of the model; its outputs are "label", "probabilities"`}},
+		{"missing input", `{"inputs":[{"name":"other","shape":[1],"datatype":"FP32","data":[1]}]}`, "", 422,
+			[]string{`$.inputs[0].name: "other" is not an input`, `$.inputs: missing input "input"`}},
+		{"every misfit at once", `{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP64","data":[1,2,3]},{"name":"mask","shape":[1],"datatype":"BOOL","data":[true]}],"outputs":[{"name":"logits"}]}`, "", 422,
+			[]string{`inference request does not fit model "iris": $.inputs[0].datatype: FP64 does not match the model's FP32; ` +
+				`$.inputs[0].shape: [1,3] does not match the model's [-1,4] (-1 takes any size); ` +
+				`$.inputs[1].name: "mask" is not an input of the model; its inputs are "input" FP32 [-1,4]; ` +
+				`$.outputs[0].name: "logits" is not an output of the model; its outputs are "label", "probabilities"`}},
 		{"other model", `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, "mnist", 404,
 			[]string{`model "mnist" not found`}},
 	}
@@ -150,6 +156,15 @@ func TestPredictErrors(t *testing.T) {
 			for _, w := range tt.want {
 				if !strings.Contains(fe.Message, w) {
 					t.Errorf("message %q does not contain %q", fe.Message, w)
+				}
+			}
+			// A 422 lists its misfits for a form, as its message does.
+			if (fe.Status == http.StatusUnprocessableEntity) != (len(fe.Fields) > 0) {
+				t.Errorf("status %d with fields %v: a 422, and only a 422, lists fields", fe.Status, fe.Fields)
+			}
+			for _, f := range fe.Fields {
+				if !strings.Contains(fe.Message, f.Path+": "+f.Message) {
+					t.Errorf("field %+v is not in the message %q", f, fe.Message)
 				}
 			}
 		})

@@ -42,7 +42,7 @@ func TestRepositoryRoutes(t *testing.T) {
 		{"unknown version", "POST", "/v2/models/iris/versions/7/infer", repoRow, 404, `model \"iris\" has no version \"7\"; its versions are \"1\", \"2\"`},
 		{"version of an unversioned model", "POST", "/v2/models/setosa/versions/1/infer", repoRow, 404, `model \"setosa\" has no versions`},
 		{"no model named", "POST", "/predict", repoRow, 400, `this function serves several models; name one with ?model=NAME`},
-		{"bad input still a 400", "POST", "/v2/models/iris/infer", `{"inputs":[{"name":"input","shape":[1,5],"datatype":"FP32","data":[1,2,3,4,5]}]}`, 400, `shape`},
+		{"input that does not fit the model", "POST", "/v2/models/iris/infer", `{"inputs":[{"name":"input","shape":[1,5],"datatype":"FP32","data":[1,2,3,4,5]}]}`, 422, `$.inputs[0].shape: [1,5] does not match the model's [-1,4]`},
 		{"metadata", "GET", "/v2/models/iris", "", 200, `"versions":["1","2"]`},
 		{"metadata of a version", "GET", "/v2/models/iris/versions/2", "", 200, `"inputs":[{"name":"input","datatype":"FP32","shape":[-1,4]}]`},
 		{"metadata of an unknown model", "GET", "/v2/models/rose", "", 404, `this function serves \"iris\", \"setosa\"`},
@@ -120,12 +120,12 @@ func TestRepositoryPinnedVersion(t *testing.T) {
 	if err := predict(ctx); err != nil {
 		t.Errorf("the prediction after the description, version 2 taken up in between: %v; want version 1's answer", err)
 	}
-	if err := predict(context.Background()); functions.StatusOf(err) != http.StatusBadRequest {
-		t.Errorf("a prediction without the Pin: %v; want version 2's 400 for iris's input", err)
+	if err := predict(context.Background()); functions.StatusOf(err) != http.StatusUnprocessableEntity {
+		t.Errorf("a prediction without the Pin: %v; want version 2's 422 for iris's input", err)
 	}
 	pin.Release()
-	if err := predict(ctx); functions.StatusOf(err) != http.StatusBadRequest {
-		t.Errorf("a prediction once the Pin is released: %v; want version 2's 400 for iris's input", err)
+	if err := predict(ctx); functions.StatusOf(err) != http.StatusUnprocessableEntity {
+		t.Errorf("a prediction once the Pin is released: %v; want version 2's 422 for iris's input", err)
 	}
 	// A description for one version does not serve a request for another.
 	ctx, pin = oip.WithPin(context.Background())
@@ -133,7 +133,7 @@ func TestRepositoryPinnedVersion(t *testing.T) {
 	if _, err := p.DescribeModel(ctx, "iris", "1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := predict(ctx); functions.StatusOf(err) != http.StatusBadRequest {
-		t.Errorf("a prediction for the default version with version 1 pinned: %v; want version 2's 400", err)
+	if err := predict(ctx); functions.StatusOf(err) != http.StatusUnprocessableEntity {
+		t.Errorf("a prediction for the default version with version 1 pinned: %v; want version 2's 422", err)
 	}
 }

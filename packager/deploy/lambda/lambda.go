@@ -80,7 +80,7 @@ type Function struct {
 	// Env is the function's environment.
 	Env map[string]string
 	// Secrets are the names in Env whose values are secrets
-	// (wasm.secret_env). No value is printed or recorded: Deploy's errors
+	// (wasm.secret_env's, and auth's token). No value is printed or recorded: Deploy's errors
 	// have them masked (AWS quotes the whole environment in some of its
 	// own, e.g. one over its 4 KB limit). SecretNamesVar records the names
 	// on the function, for the next deploy to drop those no longer named.
@@ -97,12 +97,23 @@ type Function struct {
 // the secrets it set, so the next one can drop those no longer named.
 const SecretNamesVar = "CORTEX_SECRET_NAMES"
 
-// FromSpecWithSecrets is FromSpec with the values of the spec's
-// wasm.secret_env taken from lookup (the deploying command's environment,
-// as for cortex serve): a missing one is an error naming the variable and
-// its cortex.yaml line.
+// ErrTokenWithIAM: a function that requires a bearer token (auth) behind
+// a function URL whose auth type is AWS_IAM, where a caller's
+// Authorization header holds its AWS signature and cannot hold the token
+// too.
+var ErrTokenWithIAM = errors.New("lambda: the function requires a bearer token (auth in cortex.yaml), which callers send in the Authorization header, but its function URL's auth type is AWS_IAM, whose signed requests hold their AWS signature there: set targets.lambda.url_auth: NONE in cortex.yaml (the token guards the function), or remove auth")
+
+// FromSpecWithSecrets is FromSpec with the values of the spec's secret
+// variables (wasm.secret_env's and auth's token) taken from lookup (the
+// deploying command's environment, as for cortex serve): a missing one is
+// an error naming the variable and its cortex.yaml line, and so is a
+// token the function would refuse (runtime.CheckToken). A function that
+// requires a token behind an AWS_IAM function URL is ErrTokenWithIAM.
 func FromSpecWithSecrets(s *spec.Spec, zip string, lookup func(string) (string, bool)) (Function, error) {
 	fn := FromSpec(s, zip)
+	if s.Auth.TokenEnv != "" && fn.URLAuth != spec.URLAuthNone {
+		return Function{}, ErrTokenWithIAM
+	}
 	values, err := s.SecretValues(lookup)
 	if err != nil {
 		return Function{}, err

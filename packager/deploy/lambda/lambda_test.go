@@ -427,3 +427,51 @@ func TestDeploySecrets(t *testing.T) {
 	}
 	check(t, "env after the secret left", f.Funcs["iris"].Config["Environment"], map[string]any{"Variables": map[string]any{"CORTEX_CONFIG": "/var/task/cortex.json", "CORTEX_LAMBDA_INVOKE_MODE": "BUFFERED", "LOG_LEVEL": "debug"}})
 }
+
+// auth's token goes into the function's environment from the deploying
+// command's, like a stage's secret: masked in AWS's errors, never in the
+// result; a function that requires a token behind an AWS_IAM URL, or
+// with a token it would refuse, is not deployed.
+func TestDeployAuthToken(t *testing.T) {
+	const token = "0123456789abcdef-demo-token"
+	f := lambdatest.New()
+	api := client(t, f)
+	ctx := context.Background()
+	s := &spec.Spec{Name: "iris", Predictor: spec.Predictor{Type: spec.TypeONNX, Model: "model/iris.onnx"},
+		Auth: spec.Auth{TokenEnv: "DEMO_TOKEN", Secret: "demo-token", Key: "token"}}
+	s.SetDefaults()
+	env := map[string]string{"DEMO_TOKEN": token}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+	if _, err := lambda.FromSpecWithSecrets(s, "x", lookup); !errors.Is(err, lambda.ErrTokenWithIAM) {
+		t.Errorf("a token behind an AWS_IAM URL: %v, want ErrTokenWithIAM", err)
+	}
+	s.Targets.Lambda.URLAuth = spec.URLAuthNone
+	if _, err := lambda.FromSpecWithSecrets(s, "x", func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), "auth.token_env: $DEMO_TOKEN is not set") {
+		t.Errorf("a missing token: %v, want an error naming auth.token_env and DEMO_TOKEN", err)
+	}
+	if _, err := lambda.FromSpecWithSecrets(s, "x", func(string) (string, bool) { return "short", true }); err == nil || !strings.Contains(err.Error(), "$DEMO_TOKEN is 5 characters") || strings.Contains(err.Error(), "short") {
+		t.Errorf("a short token: %v, want an error that says so without it", err)
+	}
+	fn, err := lambda.FromSpecWithSecrets(s, zipFile(t, "zip v1"), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.FailNext("CreateFunction", 1, 400, "InvalidParameterValueException",
+		`Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: {"DEMO_TOKEN":"`+token+`"}`)
+	if _, err := lambda.Deploy(ctx, api, fn, fast); err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), `"DEMO_TOKEN":"***"`) {
+		t.Errorf("an AWS error quoting the environment: %v, want the token masked", err)
+	}
+	f.Reset()
+	res, err := lambda.Deploy(ctx, api, fn, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := f.Funcs["iris"].Config["Environment"].(map[string]any)["Variables"].(map[string]any)
+	check(t, "the token", vars["DEMO_TOKEN"], token)
+	check(t, "the secrets cortex set", vars[lambda.SecretNamesVar], "DEMO_TOKEN")
+	check(t, "the URL's auth type", res.AuthType, "NONE")
+	if b, _ := json.Marshal(res); strings.Contains(string(b), token) {
+		t.Errorf("the result shows the token: %s", b)
+	}
+}

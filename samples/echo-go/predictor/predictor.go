@@ -13,10 +13,16 @@
 // Request:  POST /predict {"name": "Ada"}      (?shout=true for capitals)
 // Response: 200 {"message": "Hello, Ada!", "name": "Ada", "length": 3, "vowel_ratio": 0.6667}
 //
+// Its input and output schemas come from Input's and Output's Go types and
+// tags (functions.Typed): the function's page builds its form from them,
+// and a body that fails the input schema is a 422 listing every failing
+// field.
+//
 // Errors, each a functions.Error with its own status:
 //
-//	400 the body is not JSON of this shape, or ?shout is not true/false
-//	422 name is empty or longer than max_name_length
+//	400 the body is not JSON, or ?shout is not true/false
+//	422 the body fails the input schema (no name, an empty one, a misspelt
+//	    field), or name is longer than max_name_length
 //	418 name is "teapot" (a documented custom status: the predictor chooses it)
 package predictor
 
@@ -33,15 +39,17 @@ import (
 
 // Input is the request body.
 type Input struct {
-	Name string `json:"name"`
+	// Name's upper bound is predictor.config.max_name_length, which the
+	// schema cannot know: greet checks it.
+	Name string `json:"name" jsonschema:"description=Who to greet.,minLength=1,example=Ada"`
 }
 
 // Output is the response body.
 type Output struct {
-	Message    string  `json:"message"`
-	Name       string  `json:"name"`
-	Length     int     `json:"length"`
-	VowelRatio float64 `json:"vowel_ratio"`
+	Message    string  `json:"message" jsonschema:"description=The greeting."`
+	Name       string  `json:"name" jsonschema:"description=The name greeted, trimmed."`
+	Length     int     `json:"length" jsonschema:"description=The name's length in characters."`
+	VowelRatio float64 `json:"vowel_ratio" jsonschema:"description=The share of the name's letters that are vowels.,minimum=0,maximum=1"`
 }
 
 // Echo greets by name. Its zero value is not ready; New and Init set it up.
@@ -59,6 +67,11 @@ func New() functions.Predictor {
 	e.Predictor = functions.Typed(e.greet)
 	return e
 }
+
+// Schema forwards the schema of the typed function Echo embeds: an
+// embedded interface promotes only its own methods (Predict), so without
+// this Echo would publish none.
+func (e *Echo) Schema() functions.Schema { return functions.SchemaOf(e.Predictor) }
 
 // Init reads predictor.config from cortex.yaml: greeting (string) and
 // max_name_length (number). An invalid value stops the function from
@@ -128,6 +141,7 @@ func vowelRatio(s string) float64 {
 }
 
 var (
-	_ functions.Predictor   = (*Echo)(nil)
-	_ functions.Initializer = (*Echo)(nil)
+	_ functions.Predictor      = (*Echo)(nil)
+	_ functions.Initializer    = (*Echo)(nil)
+	_ functions.SchemaProvider = (*Echo)(nil)
 )

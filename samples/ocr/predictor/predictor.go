@@ -16,6 +16,7 @@
 //     character dictionary.
 //
 // Request:  POST /predict with a PNG or JPEG body, or {"image": "<base64>"}
+// (the schemas of both, and of the response, are published: see Schema)
 // Response: 200 {"lines": [{"text": "HELLO", "box": [[x,y] x4], "confidence": 0.98}]}
 //
 // Boxes are in the caller's image's pixels, clockwise from the top left. An
@@ -29,12 +30,15 @@ package predictor
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sync"
 	"time"
 
 	"github.com/cortexfn/cortex/functions"
@@ -51,17 +55,37 @@ const (
 
 // Line is one line of text found.
 type Line struct {
-	Text string `json:"text"`
+	Text string `json:"text" jsonschema:"description=The text read."`
 	// Box is the line's corners in the caller's image, clockwise from the
 	// top left.
-	Box        [4][2]int `json:"box"`
-	Confidence float64   `json:"confidence"`
+	Box        [4][2]int `json:"box" jsonschema:"description=The line's corners [x\\, y] in the image's pixels\\, clockwise from the top left."`
+	Confidence float64   `json:"confidence" jsonschema:"description=The recogniser's confidence\\, 0 to 1.,minimum=0,maximum=1"`
 }
 
 // Output is the response body.
 type Output struct {
-	Lines []Line `json:"lines"`
+	Lines []Line `json:"lines" jsonschema:"description=The lines of text\\, top to bottom then left to right; none for an image without text."`
 }
+
+// Schema describes the function's route as its caller sees it (the pre
+// stage takes the image, this predictor the frame the stage makes): a
+// PNG or JPEG body, or JSON {"image": "<base64>"}, answered with Output.
+// The page offers a file upload for the image.
+func (o *OCR) Schema() functions.Schema { return schema() }
+
+var schema = sync.OnceValue(func() functions.Schema {
+	out, err := functions.ReflectSchema(reflect.TypeFor[Output]())
+	if err != nil {
+		panic(err) // Output is plain JSON: cannot happen
+	}
+	return functions.Schema{
+		Input: json.RawMessage(`{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",` +
+			`"properties":{"image":{"type":"string","contentEncoding":"base64","contentMediaType":"image/png",` +
+			`"description":"A PNG or JPEG image, base64-encoded (a data: URL is taken too)."}},"required":["image"]}`),
+		InputMediaTypes: []string{"image/png", "image/jpeg"},
+		Output:          out,
+	}
+})
 
 // OCR is the predictor. New returns one; Init loads the models.
 type OCR struct {
@@ -214,7 +238,8 @@ func (o *OCR) Close() error {
 }
 
 var (
-	_ functions.Predictor   = (*OCR)(nil)
-	_ functions.Initializer = (*OCR)(nil)
-	_ functions.Closer      = (*OCR)(nil)
+	_ functions.Predictor      = (*OCR)(nil)
+	_ functions.Initializer    = (*OCR)(nil)
+	_ functions.Closer         = (*OCR)(nil)
+	_ functions.SchemaProvider = (*OCR)(nil)
 )

@@ -34,6 +34,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/invopop/jsonschema"
+
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/samples/textgen/lm"
 )
@@ -42,19 +44,34 @@ import (
 // prediction per process) for longer than this many steps.
 const MaxTokensLimit = 512
 
-// Input is the request body.
+// Input is the request body. Its tags become the input schema the
+// function publishes (and holds requests to: a value out of range is a
+// 422 naming the field): the page's form shows the descriptions and
+// bounds.
 type Input struct {
-	Prompt      string   `json:"prompt"`
-	MaxTokens   int      `json:"max_tokens"`
-	Temperature float64  `json:"temperature"`
-	TopK        int      `json:"top_k"`
-	TopP        float64  `json:"top_p"`
-	Seed        *uint64  `json:"seed"`
-	Stop        StopList `json:"stop"`
+	Prompt      string   `json:"prompt" jsonschema:"description=The text to continue.,example=And God said"`
+	MaxTokens   int      `json:"max_tokens,omitempty" jsonschema:"description=The most tokens to generate (0: 16).,minimum=0,maximum=512,default=16"`
+	Temperature float64  `json:"temperature,omitempty" jsonschema:"description=0 is greedy: the same prompt gives the same text. Above 0 the text is sampled.,minimum=0,default=0"`
+	TopK        int      `json:"top_k,omitempty" jsonschema:"description=Sample from the K most likely tokens only (0: all).,minimum=0,default=0"`
+	TopP        float64  `json:"top_p,omitempty" jsonschema:"description=Sample from the fewest most likely tokens whose probabilities add up to P (0 or 1: all).,minimum=0,maximum=1,default=0"`
+	Seed        *uint64  `json:"seed" jsonschema:"description=Makes sampling reproducible; one is picked and returned when left out."`
+	Stop        StopList `json:"stop,omitempty"`
 }
 
 // StopList is "stop": one string or a list of them, as OpenAI's API takes.
 type StopList []string
+
+// JSONSchema says what StopList takes (its own UnmarshalJSON reads it), for
+// the input schema: a string or a list of strings, none of them empty.
+func (StopList) JSONSchema() *jsonschema.Schema {
+	one := &jsonschema.Schema{Type: "string", MinLength: ptr(uint64(1))}
+	return &jsonschema.Schema{
+		Description: "The text ends before the first of these.",
+		AnyOf:       []*jsonschema.Schema{one, {Type: "array", Items: one}},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // UnmarshalJSON takes a string or an array of strings.
 func (s *StopList) UnmarshalJSON(b []byte) error {
@@ -88,14 +105,26 @@ type Output struct {
 type TextGen struct {
 	model *lm.Model
 	typed functions.Predictor
+	// input holds a streamed request's body to the schema typed holds
+	// the others to, so both are answered alike.
+	input *functions.Validator
 }
 
 // New returns the predictor. It is what the generated main calls.
 func New() functions.Predictor {
 	p := &TextGen{}
 	p.typed = functions.Typed(p.Complete)
+	v, err := functions.NewValidator(functions.SchemaOf(p.typed).Input)
+	if err != nil {
+		panic(fmt.Sprintf("textgen: the input schema does not compile: %v", err)) // Input's tags are wrong
+	}
+	p.input = v
 	return p
 }
+
+// Schema is the schema of /predict: Input and Output, as Typed derives
+// them (the OpenAI routes are OpenAI's).
+func (p *TextGen) Schema() functions.Schema { return functions.SchemaOf(p.typed) }
 
 // Init loads the model (on the GPU when the spec asks for one and CUDA is
 // usable).
@@ -152,7 +181,8 @@ func (p *TextGen) Close() error {
 }
 
 var (
-	_ functions.Predictor   = (*TextGen)(nil)
-	_ functions.Initializer = (*TextGen)(nil)
-	_ functions.Closer      = (*TextGen)(nil)
+	_ functions.Predictor      = (*TextGen)(nil)
+	_ functions.Initializer    = (*TextGen)(nil)
+	_ functions.Closer         = (*TextGen)(nil)
+	_ functions.SchemaProvider = (*TextGen)(nil)
 )

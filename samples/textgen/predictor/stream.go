@@ -34,7 +34,7 @@ func (p *TextGen) PredictStream(ctx context.Context, req *functions.Request, s f
 		return p.openAIStream(ctx, req, s)
 	}
 	var in Input
-	if err := functions.DecodeJSON(functions.WithoutStreamKey(req.Body), &in); err != nil {
+	if err := p.input.Decode(functions.WithoutStreamKey(req.Body), &in); err != nil {
 		return err
 	}
 	s.Header().Set("Content-Type", "application/json")
