@@ -33,15 +33,16 @@ models:
 	scripts/fetch-ocr-models.sh >/dev/null && scripts/fetch-textgen-model.sh >/dev/null
 
 # Debian tools the tests run: skopeo, umoci and runc check the images the
-# packager builds (runc needs root); etcd backs the deploy tests' API server.
+# packager builds (runc needs root); etcd backs the deploy tests' API server;
+# chromium runs the pages' tests (internal/web).
 # For arm64 from an amd64 machine (cortex package --arch arm64): the C cross
 # compiler, the arm64 C libraries the built-in arm64 base is assembled from
 # (Debian's cross packages), and qemu-user, which runs the arm64 binaries in
 # the tests.
 ARM64_TOOLS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross qemu-user-static
 tools:
-	@if ! (command -v skopeo && command -v umoci && command -v runc && command -v etcd) >/dev/null; then \
-		apt-get update -qq && apt-get install -y --no-install-recommends skopeo umoci runc etcd-server; \
+	@if ! (command -v skopeo && command -v umoci && command -v runc && command -v etcd && command -v chromium) >/dev/null; then \
+		apt-get update -qq && apt-get install -y --no-install-recommends skopeo umoci runc etcd-server chromium; \
 	fi
 	@if [ "$$(uname -m)" = x86_64 ] && ! (command -v aarch64-linux-gnu-gcc && command -v qemu-aarch64-static && dpkg-query -W $(ARM64_TOOLS)) >/dev/null 2>&1; then \
 		apt-get update -qq && apt-get install -y --no-install-recommends $(ARM64_TOOLS); \

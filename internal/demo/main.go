@@ -1,6 +1,7 @@
 // Command demo is what `make demo` runs: it packages the iris
 // sample, serves the samples with scale-to-zero through `cortex serve`,
-// shows a cold start and a warm request with their latencies, waits for the
+// shows a cold start and a warm request with their latencies, the URLs of
+// the front page and a function's page, waits for the
 // function to scale back to zero, shows the next cold start, and stops
 // cleanly.
 //
@@ -88,6 +89,10 @@ func run(cortex, addr string, port int, idle time.Duration) error {
 	if err := predict(own+"/predict", setosa); err != nil {
 		return err
 	}
+	step("in a browser: cortex serve's front page shows every function live; each function has a page with a form to try it")
+	if err := pages(base, own); err != nil {
+		return err
+	}
 	lastIris := time.Now()
 	step("iris-wasm: the same model with no Go code, its input and output shaped by a WebAssembly stage")
 	if err := predict(base+"/iris-wasm/predict", `{"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5}`); err != nil {
@@ -144,6 +149,31 @@ func predict(url, body string) error {
 		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, b)
 	}
 	fmt.Printf("POST %s -> %d in %s\n%s\n", strings.TrimPrefix(url, "http://"), resp.StatusCode, took.Round(100*time.Microsecond), compact(b))
+	return nil
+}
+
+// pages prints the URLs of the front page and iris's page, and what
+// iris's OpenAPI document (the page is built from it) describes.
+func pages(base, own string) error {
+	fmt.Printf("front page   %s/\n", base)
+	fmt.Printf("iris's page  %s/iris/   (on its own port: %s/)\n", base, own)
+	url := base + "/iris/openapi.json"
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		OpenAPI string                     `json:"openapi"`
+		Paths   map[string]json.RawMessage `json:"paths"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	fmt.Printf("GET %s -> %d: OpenAPI %s, %d paths\n", strings.TrimPrefix(url, "http://"), resp.StatusCode, doc.OpenAPI, len(doc.Paths))
 	return nil
 }
 
