@@ -61,3 +61,24 @@ func BenchmarkTypedNested(b *testing.B) { benchTyped[benchOrder](b, benchOrderBo
 func BenchmarkTypedInvalid(b *testing.B) {
 	benchTyped[benchOrder](b, `{"id": 1, "items": [{"sku": "A1", "quantity": 0, "price": -1}], "nmae": 1}`, true)
 }
+
+// BenchmarkDecodeOnly* are the baselines of the Typed benchmarks in the
+// same run: the body decoded into the input type and an answer encoded,
+// as Typed did before it validated against its schema (BENCHMARKS.md,
+// issue 21).
+func BenchmarkDecodeOnlySmall(b *testing.B) { benchDecode[benchGreet](b, `{"name": "Ada"}`) }
+
+func BenchmarkDecodeOnlyNested(b *testing.B) { benchDecode[benchOrder](b, benchOrderBody) }
+
+func benchDecode[In any](b *testing.B, body string) {
+	b.ReportAllocs()
+	for b.Loop() {
+		var in In
+		if err := functions.DecodeJSON([]byte(body), &in); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := functions.JSON(200, struct{}{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
