@@ -526,7 +526,7 @@ func TestTokenChecks(t *testing.T) {
 // token to the front's address only, and FetchStatus says when a token is
 // missing.
 func TestTokenClient(t *testing.T) {
-	const token = "tok-1b2c3d"
+	const token = "tok-1b2c3d4e5f6a7b"
 	e := start(t, []host.Function{function("echo", host.Autoscaling{})}, host.WithToken(token))
 	if _, err := host.FetchStatus(context.Background(), nil, e.srv.URL); !errors.Is(err, host.ErrUnauthorized) {
 		t.Errorf("FetchStatus without the token: %v, want ErrUnauthorized", err)
@@ -567,4 +567,20 @@ func testServer(t *testing.T, fn http.HandlerFunc) string {
 	srv := httptest.NewServer(fn)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// The front's token follows a function's token rules: long enough not to
+// be guessed, and sendable unquoted; the error never holds it.
+func TestCheckToken(t *testing.T) {
+	for _, bad := range []string{"", "short-token", "has a space in it 0123", "ünïcødé-0123456789"} {
+		err := host.CheckToken(bad)
+		if err == nil {
+			t.Errorf("CheckToken(%q) = nil, want a refusal", bad)
+		} else if bad != "" && strings.Contains(err.Error(), bad) {
+			t.Errorf("CheckToken's error %q holds the token", err)
+		}
+	}
+	if err := host.CheckToken("0123456789abcdef0123"); err != nil {
+		t.Errorf("CheckToken of a good token: %v", err)
+	}
 }

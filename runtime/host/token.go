@@ -1,12 +1,12 @@
 package host
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	httpadapter "github.com/cortexfn/cortex/adapters/http"
+	"github.com/cortexfn/cortex/runtime"
 )
 
 // The front's bearer token (WithToken; cortex serve --token). The check is
@@ -41,8 +41,7 @@ const TokenEnv = "CORTEX_SERVE_TOKEN"
 
 // WithToken has the front require Authorization: Bearer token on every
 // request but the page shells (see token.go's comment for which); others
-// get 401 with WWW-Authenticate. The token must be printable ASCII with no
-// space, as a header carries it.
+// get 401 with WWW-Authenticate. The token must pass CheckToken.
 func WithToken(token string) Option {
 	return func(o *options) error {
 		if err := CheckToken(token); err != nil {
@@ -53,18 +52,12 @@ func WithToken(token string) Option {
 	}
 }
 
-// CheckToken reports why token cannot be a bearer token, or nil. The
-// error never holds the token.
+// CheckToken reports why token cannot be the front's bearer token, or
+// nil: the rules a function's own token follows (runtime.CheckToken: at
+// least 16 characters a client can send unquoted), so a token that guards
+// a function guards the front too. The error never holds the token.
 func CheckToken(token string) error {
-	if token == "" {
-		return errors.New("the token is empty")
-	}
-	for i := 0; i < len(token); i++ {
-		if c := token[i]; c <= ' ' || c > '~' {
-			return fmt.Errorf("the token has a space, a control character or a non-ASCII byte at position %d: use printable ASCII with no space (openssl rand -hex 32 makes one)", i+1)
-		}
-	}
-	return nil
+	return runtime.CheckToken(TokenEnv, token)
 }
 
 // open reports whether r is served without the token: a read of a page's
