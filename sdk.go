@@ -31,7 +31,7 @@ const Version = "v0.3.0"
 // function binary needs is missing here.
 //
 //go:embed sdk.mod sdk.sum
-//go:embed functions/*.go functions/oip/*.go functions/wasmguest/*.go
+//go:embed functions/*.go functions/oip/*.go functions/wasmguest/*.go functions/webhook/*.go
 //go:embed adapters/*.go adapters/http/*.go adapters/http/page/* adapters/knative/*.go adapters/lambda/*.go
 //go:embed runtime/*.go runtime/activation/*.go runtime/onnx/*.go runtime/wasm/*.go runtime/wasm/ABI.md
 var sdk embed.FS

@@ -163,6 +163,7 @@ func route(req *functions.Request) bool {
 //	/v2/models/{name}[/versions/{v}][/ready]      OIP model metadata and readiness
 //	/v1/models/{name}                             KServe V1 model status
 //	/openapi.json                                 the function's OpenAPI document
+//	/predictions/{id}[/cancel]                    background predictions (AsyncEngine)
 //
 // A carrier that does not own its whole URL space (Lambda behind API
 // Gateway, an ALB or a function URL) answers these paths as the HTTP
@@ -172,6 +173,9 @@ func ServiceRoute(path string) bool {
 	switch path {
 	case "/healthz", "/readyz", "/metrics", "/v2", "/v2/", "/v2/health/live", "/v2/health/ready",
 		"/v2/models", "/v2/models/", "/v1/models", "/v1/models/", "/openapi.json":
+		return true
+	}
+	if _, _, ok := PredictionRoute(path); ok {
 		return true
 	}
 	if rest, ok := strings.CutPrefix(path, "/v2/models/"); ok {

@@ -18,6 +18,10 @@ type activated struct {
 	peak     atomic.Int64
 	served   atomic.Uint64
 	hostGone chan struct{} // closed when the control channel ends
+	// background, when not nil, counts the predictions the process runs
+	// in the background (Prefer: respond-async): they are load too, so
+	// that the host does not scale the process away under them.
+	background *atomic.Int64
 }
 
 func newActivated(in *activation.Inherited) *activated {
@@ -62,6 +66,9 @@ func (a *activated) report(stop <-chan struct{}) {
 		case <-t.C:
 		}
 		n := a.inflight.Load()
+		if a.background != nil {
+			n += a.background.Load()
+		}
 		rep := activation.Report{InFlight: int(n), Peak: int(max(a.peak.Swap(n), n)), Served: a.served.Load()}
 		if rep == last {
 			continue

@@ -48,6 +48,75 @@ type Config struct {
 	// LambdaPages serves the function's page on the Lambda carrier too
 	// (targets.lambda.pages); without it only the HTTP carrier serves it.
 	LambdaPages bool `json:"lambda_pages,omitempty"`
+	// Async bounds background predictions (Prefer: respond-async) and
+	// their webhooks (async.* in cortex.yaml; see async.go).
+	Async AsyncConfig `json:"async,omitzero"`
+}
+
+// AsyncConfig is async.* from cortex.yaml: how long background
+// predictions' results are kept, how many, and where their webhooks may
+// go. Its zero value keeps 1000 results for an hour, each up to 1 MiB,
+// delivers each webhook in 5 attempts over about a minute, sends webhooks
+// only to public addresses, and sends none at all without a signing
+// secret. A background prediction runs under limits.* as any other (its
+// deadline is limits.timeout).
+type AsyncConfig struct {
+	// Keep is how long a finished prediction's result is kept (default
+	// 1h); after it, GET /predictions/{id} answers 404.
+	Keep Duration `json:"keep,omitempty"`
+	// MaxPredictions is how many predictions are kept at most (default
+	// 1000); the oldest finished one is deleted to make room, and a new
+	// one is refused with 503 while all are unfinished.
+	MaxPredictions int `json:"max_predictions,omitempty"`
+	// MaxOutput is the largest answer kept, in bytes (default 1 MiB): a
+	// larger one makes the prediction failed, saying so. With
+	// MaxPredictions it bounds the memory results take.
+	MaxOutput int64 `json:"max_output,omitempty"`
+	// WebhookSecretEnv is the variable that holds the secret webhooks
+	// are signed with (whsec_ and base64, as Standard Webhooks writes
+	// it). The secret is never in a Config: the runtime reads it from
+	// its own environment. Empty: the function sends no webhooks, and a
+	// request that asks for one is refused with 422.
+	WebhookSecretEnv string `json:"webhook_secret_env,omitempty"`
+	// WebhookAllow opens hosts that webhooks may not reach by default
+	// (loopback, private, link-local, cluster-internal): each a host
+	// name or IP address (any port), host:port, or a CIDR block.
+	WebhookAllow []string `json:"webhook_allow,omitempty"`
+	// WebhookAttempts is how many times a completed event is sent
+	// before it is given up (default 5).
+	WebhookAttempts int `json:"webhook_attempts,omitempty"`
+	// WebhookBackoff is the wait before the second attempt, doubled
+	// before each later one (default 4s: 4+8+16+32 s, about a minute).
+	WebhookBackoff Duration `json:"webhook_backoff,omitempty"`
+}
+
+// Defaults for AsyncConfig.
+const (
+	DefaultAsyncKeep       = time.Hour
+	DefaultMaxPredictions  = 1000
+	DefaultMaxOutput       = 1 << 20
+	DefaultWebhookAttempts = 5
+	DefaultWebhookBackoff  = 4 * time.Second
+)
+
+// WithDefaults returns a with every zero field set to its default.
+func (a AsyncConfig) WithDefaults() AsyncConfig {
+	if a.Keep <= 0 {
+		a.Keep = Duration(DefaultAsyncKeep)
+	}
+	if a.MaxPredictions <= 0 {
+		a.MaxPredictions = DefaultMaxPredictions
+	}
+	if a.MaxOutput <= 0 {
+		a.MaxOutput = DefaultMaxOutput
+	}
+	if a.WebhookAttempts <= 0 {
+		a.WebhookAttempts = DefaultWebhookAttempts
+	}
+	if a.WebhookBackoff <= 0 {
+		a.WebhookBackoff = Duration(DefaultWebhookBackoff)
+	}
+	return a
 }
 
 // AuthConfig is auth.* from cortex.yaml. It holds where the token comes

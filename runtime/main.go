@@ -204,6 +204,9 @@ func (r *Runtime) serveOn(ctx context.Context, ln net.Listener, in *activation.I
 	var act *activated
 	if in != nil {
 		act = newActivated(in)
+		if r.async != nil {
+			act.background = &r.async.running
+		}
 		own = act.count(h, false)
 	}
 	srvs := &servers{fresh: &freshConns{conns: map[net.Conn]struct{}{}}}

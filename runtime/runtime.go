@@ -50,6 +50,8 @@ type Runtime struct {
 	draining atomic.Bool
 	initErr  atomic.Pointer[error]
 
+	async *predictions // background predictions (async.go)
+
 	overrunning atomic.Int64          // predictions running past their deadline
 	replaceErr  atomic.Pointer[error] // why the process must be replaced
 	replacing   chan struct{}         // closed once it must be
@@ -118,6 +120,7 @@ func New(p functions.Predictor, cfg Config, opts ...Option) (*Runtime, error) {
 
 		replacing: make(chan struct{}),
 	}
+	r.async = newPredictions(r)
 	r.catalog, _ = p.(oip.Catalog)
 	r.ownModel = []string{cfg.Name}
 	r.slots = make(chan struct{}, r.limits.MaxConcurrency)
@@ -312,7 +315,15 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request, do job) (*
 		return nil, &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
 	}
 	defer r.leave()
+	return r.runAdmitted(ctx, req, do)
+}
 
+// runAdmitted is invoke's part after admission (enter), which an async
+// prediction (async.go) runs in the background once admitted at
+// submission: the deadline, a slot (waiting in the queue), the run on a
+// worker (panics recovered) and the answer, or the error of a prediction
+// cancelled (its caller gone) or past its deadline.
+func (r *Runtime) runAdmitted(ctx context.Context, req *functions.Request, do job) (*functions.Response, error) {
 	// The prediction's context ends at limits.timeout, or at the caller's
 	// own deadline when that is sooner, and when the caller goes away. It
 	// is not derived from the caller's context: that would register it in

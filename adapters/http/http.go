@@ -19,6 +19,9 @@
 //	POST /v2/models/{name}[/versions/{v}]/infer   OIP v2 inference
 //	GET  /v1/models/{name}                KServe V1 model status
 //	POST /v1/models/{name}:predict        KServe V1 prediction ({"instances"} -> {"predictions"})
+//	GET  /predictions/{id}                a background prediction (Prefer: respond-async on a prediction route; async.go)
+//	PUT  /predictions/{id}                a background prediction under the caller's id, made once
+//	POST /predictions/{id}/cancel         cancels it
 //
 // The page and its files are static and hold nothing of the function's
 // (PageShell); WithoutPages turns them off. Every error body is
@@ -138,6 +141,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.modelIndex(w, r)
 	case strings.HasPrefix(p, "/v1/models/"):
 		h.v1(w, r, strings.TrimPrefix(p, "/v1/models/"))
+	case strings.HasPrefix(p, "/predictions/"):
+		h.predictions(w, r)
 	case h.servesRoute(p):
 		if allow(w, r, http.MethodPost) {
 			h.predict(w, r)
@@ -329,6 +334,10 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 	}
 	if !adapters.Route(req) && !h.servesRoute(req.Path) {
 		writeResponse(w, adapters.ErrorResponse(adapters.NotFound(r.Method, r.URL.Path, h.exampleModel()), req.ID))
+		return
+	}
+	if ae, ok := h.e.(adapters.AsyncEngine); ok && adapters.ParsePrefer(r.Header).RespondAsync() {
+		h.submit(w, r, req, ae, "")
 		return
 	}
 	if se, ok := h.e.(adapters.StreamEngine); ok {

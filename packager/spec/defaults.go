@@ -103,6 +103,8 @@ func (s *Spec) SetDefaults() {
 		s.Batching.BatchInterval = DefaultBatchInterval
 	}
 
+	s.setAsyncDefaults()
+
 	k := &s.Targets.Knative
 	if k.Namespace == "" {
 		k.Namespace = DefaultNamespace

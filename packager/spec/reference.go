@@ -35,6 +35,9 @@ limits:
   timeout: 10s
   max_concurrency: 16
   max_queue: 64
+async:                     # Prefer: respond-async; results kept 2h, webhooks signed
+  keep: 2h
+  webhook_secret_env: WEBHOOK_SECRET
 auth:                      # callers send Authorization: Bearer $DEMO_TOKEN
   token_env: DEMO_TOKEN
   secret: demo-token       # on Knative, from this Kubernetes Secret

@@ -53,6 +53,17 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 		}
 	}
 	c.LambdaPages = s.Targets.Lambda.Pages
+	if s.Has("async") { // else the runtime's defaults, the same, and cortex.json says nothing of it
+		c.Async = runtime.AsyncConfig{
+			Keep:             runtime.Duration(s.Async.Keep),
+			MaxPredictions:   s.Async.MaxPredictions,
+			MaxOutput:        int64(s.Async.MaxOutput),
+			WebhookSecretEnv: s.Async.WebhookSecretEnv,
+			WebhookAllow:     s.Async.WebhookAllow,
+			WebhookAttempts:  s.Async.WebhookAttempts,
+			WebhookBackoff:   runtime.Duration(s.Async.WebhookBackoff),
+		}
+	}
 	for _, m := range s.Predictor.Models {
 		c.Predictor.Models = append(c.Predictor.Models, runtime.ModelConfig{Name: m.Name, Path: slash(m.Path)})
 	}

@@ -57,6 +57,8 @@ type Spec struct {
 	Auth Auth `yaml:"auth"`
 	// CORS lets pages of other origins call the function.
 	CORS CORS `yaml:"cors"`
+	// Async bounds background predictions and their webhooks.
+	Async Async `yaml:"async"`
 	// Targets holds the settings of each place a function can be deployed.
 	Targets Targets `yaml:"targets"`
 

@@ -54,6 +54,7 @@ func (s *Spec) Validate() error {
 	v.batching()
 	v.auth()
 	v.cors()
+	v.async()
 	v.knative()
 	v.lambda()
 	if len(v.problems) == 0 {
