@@ -40,4 +40,8 @@ type Description struct {
 	Models []oip.ModelMetadata `json:"models,omitempty"`
 	// Auth reports whether the function's routes require a bearer token.
 	Auth bool `json:"auth,omitempty"`
+	// Async reports whether the function runs predictions in the
+	// background (Prefer: respond-async, /predictions/{id}; see
+	// AsyncEngine).
+	Async bool `json:"async,omitempty"`
 }

@@ -40,6 +40,7 @@ func (r *Runtime) Describe(ctx context.Context) adapters.Description {
 		Schema:  functions.SchemaOf(r.p),
 		Streams: streams,
 		Auth:    r.cfg.Auth.Required(), // the carrier enforces it (auth.go)
+		Async:   r.async != nil && r.async.off == nil,
 	}
 	if r.catalog == nil || !r.ready.Load() {
 		return d

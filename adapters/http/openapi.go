@@ -151,6 +151,9 @@ func OpenAPI(d adapters.Description, pages, metrics, catalog bool) ([]byte, erro
 	b.predictRoutes(input, output, pages)
 	b.serviceRoutes(metrics)
 	b.oipRoutes(catalog)
+	if d.Async {
+		b.asyncRoutes(input)
+	}
 
 	doc := document{
 		OpenAPI: OpenAPIVersion,
@@ -172,6 +175,9 @@ func OpenAPI(d adapters.Description, pages, metrics, catalog bool) ([]byte, erro
 		},
 		Paths:      b.paths,
 		Components: obj{"schemas": b.schemas, "responses": errorResponses(), "headers": headers()},
+	}
+	if d.Async {
+		doc.Tags = append(doc.Tags, obj{"name": "async", "description": "Predictions run in the background (Prefer: respond-async), with webhooks."})
 	}
 	if d.Auth {
 		doc.Components["securitySchemes"] = obj{
@@ -628,6 +634,65 @@ func binary(mt string) obj {
 	return obj{"type": "string", "contentMediaType": mt, "description": "The body as it is (" + mt + ")."}
 }
 
+// asyncRoutes adds what a function that runs predictions in the
+// background answers (docs/async.md): Prefer: respond-async and a webhook
+// on every prediction route, and the prediction resource's routes.
+func (b *docBuilder) asyncRoutes(input any) {
+	b.schemas["Prediction"] = obj{"type": "object", "required": []string{"id", "status", "created_at", "urls"},
+		"description": "A prediction run in the background: the body of GET /predictions/{id} and of every webhook delivery.",
+		"properties": obj{
+			"id":              obj{"type": "string"},
+			"status":          obj{"enum": []string{"starting", "processing", "succeeded", "failed", "canceled"}},
+			"created_at":      obj{"type": "string", "format": "date-time"},
+			"started_at":      obj{"type": "string", "format": "date-time"},
+			"completed_at":    obj{"type": "string", "format": "date-time"},
+			"output":          obj{"description": "The answer's body: as it came when JSON, else base64 (output_encoding)."},
+			"output_encoding": obj{"const": "base64"},
+			"content_type":    obj{"type": "string"},
+			"status_code":     obj{"type": "integer", "description": "The HTTP status the prediction answered with."},
+			"error":           obj{"type": "string"},
+			"urls": obj{"type": "object", "properties": obj{
+				"get": obj{"type": "string"}, "cancel": obj{"type": "string"},
+			}},
+		}}
+	prediction := jsonResponse("The prediction.", ref("schemas", "Prediction"))
+	accepted := jsonResponse("Accepted: the prediction runs in the background; Location is its resource.", ref("schemas", "Prediction"))
+	accepted["headers"] = obj{"Location": obj{"description": "The prediction's resource, /predictions/{id}.", "schema": obj{"type": "string"}}}
+	params := []obj{
+		{"name": "Prefer", "in": "header", "required": false, "schema": obj{"type": "string", "examples": []string{"respond-async", "respond-async, wait=5"}},
+			"description": "respond-async (RFC 7240): answer 202 at once and run the prediction in the background; wait=N answers the finished prediction when it is done within N seconds."},
+		{"name": "Cortex-Webhook", "in": "header", "required": false, "schema": obj{"type": "string", "format": "uri"},
+			"description": "A URL the prediction's events are POSTed to, signed as Standard Webhooks specifies."},
+		{"name": "webhook", "in": "query", "required": false, "schema": obj{"type": "string", "format": "uri"},
+			"description": "The same as the Cortex-Webhook header."},
+	}
+	for _, item := range b.paths {
+		o, ok := item.(obj)["post"].(obj)
+		if !ok || o["requestBody"] == nil {
+			continue // not a prediction route
+		}
+		ps, _ := o["parameters"].([]obj)
+		o["parameters"] = append(ps, params...)
+		o["responses"].(obj)["202"] = accepted
+	}
+	id := obj{"name": "id", "in": "path", "required": true, "schema": obj{"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}}
+	get := b.op("getPrediction", "async", "A background prediction: its state, and its output once done", false)
+	get["parameters"] = []obj{id}
+	get["responses"].(obj)["200"] = prediction
+	get["responses"].(obj)["202"] = jsonResponse("Still running.", ref("schemas", "Prediction"))
+	b.add("/predictions/{id}", "get", b.errs(get, 404))
+	put := b.op("putPrediction", "async", "Run a prediction under the caller's id: a repeat never runs it twice", false)
+	put["parameters"] = append([]obj{id}, params...)
+	put["requestBody"] = obj{"required": true, "content": obj{"application/json": obj{"schema": orAny(input)}}}
+	put["responses"].(obj)["200"] = prediction
+	put["responses"].(obj)["202"] = accepted
+	b.add("/predictions/{id}", "put", b.errs(put, 400, 409, 413, 422, 503))
+	cancel := b.op("cancelPrediction", "async", "Cancel a background prediction (a finished one stays as it is)", false)
+	cancel["parameters"] = []obj{id}
+	cancel["responses"].(obj)["200"] = prediction
+	b.add("/predictions/{id}/cancel", "post", b.errs(cancel, 404))
+}
+
 func jsonResponse(desc string, schema obj) obj {
 	return obj{"description": desc, "content": obj{"application/json": obj{"schema": schema}}}
 }
@@ -636,6 +701,7 @@ var errorResponseNames = map[int]string{
 	400: "BadRequest",
 	401: "Unauthorized",
 	404: "NotFound",
+	409: "Conflict",
 	413: "TooLarge",
 	422: "Invalid",
 	500: "Failed",
@@ -650,6 +716,7 @@ func errorResponses() obj {
 		400: "The request is malformed: its body is not what the route takes.",
 		401: "The function requires a bearer token, and the request has none or a wrong one.",
 		404: "No such route, or a model the function does not serve (the error names those it serves).",
+		409: "The prediction id names a prediction made from another request.",
 		413: "The body is over the function's limit (limits.max_body).",
 		422: "The body does not match the function's input schema; the error lists every failing field.",
 		500: "The function failed; its log has the details.",

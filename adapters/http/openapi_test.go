@@ -172,6 +172,45 @@ func TestOpenAPIStreamingFunction(t *testing.T) {
 	}
 }
 
+// A function that runs predictions in the background says so on every
+// prediction route (Prefer, a webhook, the 202) and has the prediction
+// resource's routes.
+func TestOpenAPIAsyncFunction(t *testing.T) {
+	e := onnxEngine()
+	e.describedEngine.desc.Async = true
+	doc := document(t, httpadapter.New(e))
+	for _, c := range []struct {
+		path []any
+		want any
+	}{
+		{[]any{"paths", "/predict", "post", "responses", "202", "headers", "Location", "schema", "type"}, "string"},
+		{[]any{"paths", "/v2/models/iris/infer", "post", "responses", "202", "content", "application/json", "schema", "$ref"}, "#/components/schemas/Prediction"},
+		{[]any{"paths", "/v1/models/{model_name}:predict", "post", "responses", "202", "content", "application/json", "schema", "$ref"}, "#/components/schemas/Prediction"},
+		{[]any{"paths", "/predictions/{id}", "get", "operationId"}, "getPrediction"},
+		{[]any{"paths", "/predictions/{id}", "put", "responses", "409", "$ref"}, "#/components/responses/Conflict"},
+		{[]any{"paths", "/predictions/{id}/cancel", "post", "operationId"}, "cancelPrediction"},
+		{[]any{"components", "schemas", "Prediction", "properties", "status", "enum", 4}, "canceled"},
+	} {
+		if got := at(doc, c.path...); !equalJSON(got, c.want) {
+			t.Errorf("%v = %v, want %v", c.path, got, c.want)
+		}
+	}
+	var prefer bool
+	for _, p := range at(doc, "paths", "/predict", "post", "parameters").([]any) {
+		prefer = prefer || p.(map[string]any)["name"] == "Prefer"
+	}
+	if !prefer {
+		t.Error("POST /predict has no Prefer parameter")
+	}
+	if at(doc, "paths", "/predictions/{id}") == nil {
+		return
+	}
+	doc = document(t, httpadapter.New(onnxEngine()))
+	if got := at(doc, "paths", "/predictions/{id}"); got != nil {
+		t.Errorf("a function without background predictions lists /predictions/{id}: %v", got)
+	}
+}
+
 func TestOpenAPIOnnxFunction(t *testing.T) {
 	e := onnxEngine()
 	doc := document(t, httpadapter.New(e, httpadapter.WithMetrics(http.NotFoundHandler())))

@@ -121,6 +121,8 @@ func functionsUnderTest(t testing.TB) []function {
 			Input:           json.RawMessage(`{"type": "object", "required": ["image"], "properties": {"image": {"type": "string", "contentEncoding": "base64"}}}`),
 			InputMediaTypes: []string{"image/png", "image/jpeg"}, OutputMediaTypes: []string{"image/png"}}}},
 		{name: "no schema", desc: adapters.Description{Name: "echo"}},
+		{name: "async typed with auth", desc: adapters.Description{Name: "orders", Version: "v0.3.0", Schema: typedSchema(t), Auth: true, Async: true}},
+		{name: "async onnx", catalog: true, desc: adapters.Description{Name: "iris", Version: "v0.3.0", Models: []oip.ModelMetadata{irisMetadata}, Async: true}},
 	}
 }
 
