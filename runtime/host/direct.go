@@ -1,7 +1,6 @@
 package host
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -35,26 +34,61 @@ type direct struct {
 	addr    net.Addr // what it listens on
 	allowed *AllowedHosts
 	// srv is the host's server on the socket while no process of the
-	// function is ready (nil while they accept). It runs on its own
-	// duplicate of the descriptor, so stopping it leaves the socket open.
+	// function is ready (nil while they accept), ln its listener: its own
+	// duplicate of the descriptor, so closing it leaves the socket open.
 	srv    *http.Server
+	ln     net.Listener
 	served uint64 // requests the processes reported answered, over the function's life
 	closed bool
 }
 
 // newDirect takes over ln, which must be a TCP or Unix listener.
 func newDirect(f *function, ln net.Listener, allowed *AllowedHosts) (*direct, error) {
-	fl, ok := ln.(interface{ File() (*os.File, error) })
-	if !ok {
-		return nil, fmt.Errorf("host: function %q: its listener (%T) has no descriptor to pass to its processes", f.name, ln)
-	}
-	file, err := fl.File()
+	file, err := socketFile(ln)
 	if err != nil {
 		return nil, fmt.Errorf("host: function %q: %w", f.name, err)
 	}
 	addr := ln.Addr()
 	_ = ln.Close() // the duplicate keeps the socket
 	return &direct{f: f, file: file, addr: addr, allowed: allowed}, nil
+}
+
+// socketFile is a duplicate of ln's descriptor (close-on-exec), to pass to
+// the processes and to accept on while none is ready, that stays
+// non-blocking when it is passed.
+//
+// Not ln.File(): os/exec takes each file's Fd(), and the Fd of a file
+// from net's File() puts the descriptor into blocking mode, which the
+// socket's every duplicate shares (a flag of the open file, not of the
+// descriptor). A host or process already waiting to accept would then
+// sit in accept(2) until the next connection, which no Close interrupts:
+// the host stopped accepting only by taking one more connection from the
+// backlog after a process was ready, and a quiesced process likewise. A
+// file from os.NewFile keeps the mode it was given.
+func socketFile(ln net.Listener) (*os.File, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("its listener (%T) has no descriptor to pass to its processes: give it a TCP or Unix listener", ln)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var fd int
+	var dupErr error
+	if err := raw.Control(func(s uintptr) {
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+		if fd, dupErr = syscall.Dup(int(s)); dupErr == nil {
+			syscall.CloseOnExec(fd)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, os.NewSyscallError("dup", dupErr)
+	}
+	return os.NewFile(uintptr(fd), "socket "+ln.Addr().String()), nil
 }
 
 // syncLocked makes the host accept on the socket exactly while no process
@@ -100,19 +134,40 @@ func (d *direct) resumeLocked() {
 		MaxHeaderBytes:    1 << 16,
 		ErrorLog:          h.proxy.ErrorLog,
 	}
+	d.ln = ln
+	// Serve returns when pauseLocked closes ln; the connections it
+	// accepted go on without it.
 	go func(srv *http.Server) { _ = srv.Serve(ln) }(d.srv)
 }
 
-// pauseLocked stops the host's server accepting: it finishes the requests
-// it has, answering them with Connection: close, and closes its idle
-// connections, so that their callers reconnect and reach a process.
+// pauseLocked stops the host's server accepting: new connections wait in
+// the backlog for a process. Every connection the host already accepted
+// gets an answer to each request it brings, with Connection: close, and
+// its idle connections close, so that their callers reconnect and reach a
+// process. The server needs no stopping of its own: it has no listener
+// left, and its last connection ends with the request it carries (or its
+// header timeout).
+//
+// Not http.Server.Shutdown: net/http closes, without an answer, a
+// connection whose request it reads after Shutdown began (conn.serve
+// checks shuttingDown right after readRequest). With the socket in
+// blocking mode (see socketFile) that lost about one request in 150 right
+// after a cold start, and one page in four whose CSS and JS came on new
+// connections then: Shutdown's Close of the listener did not interrupt
+// the accept(2) its server sat in, so the stopped server took the next
+// connection from the backlog and closed it unanswered. A connection
+// accepted a moment before a process became ready, its request still on
+// its way, would lose it the same way.
 func (d *direct) pauseLocked() {
 	if d.srv == nil {
 		return
 	}
-	srv := d.srv
-	d.srv = nil
-	go func() { _ = srv.Shutdown(context.Background()) }()
+	// Closing the listener interrupts its Accept (the descriptor is
+	// non-blocking: see socketFile); off the function's lock all the same,
+	// since a connection it accepts meanwhile is served like the others.
+	go d.ln.Close()
+	d.srv.SetKeepAlivesEnabled(false)
+	d.srv, d.ln = nil, nil
 }
 
 // closeLocked stops accepting for good; the socket closes with the last
