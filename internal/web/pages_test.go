@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -102,11 +103,21 @@ func TestFunctionPages(t *testing.T) {
 		}
 		screenshot(t, ctx, "iris")
 		if *readme {
-			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			// The page from its top to the answer's tensors: its name, the
+			// form, the answer.
+			bottom, err := chromedp.Run(ctx, chromedp.Evaluate[float64](
+				`document.getElementById('out-probabilities').getBoundingClientRect().bottom + window.scrollY + 24`))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile("../../docs/page.png", png, 0o644); err != nil {
+			beyond := true
+			shot, err := chromedp.Call(ctx, page.CaptureScreenshot, page.CaptureScreenshotParams{
+				Format: page.CaptureScreenshotFormatPng, CaptureBeyondViewport: &beyond,
+				Clip: &page.Viewport{Width: 1000, Height: bottom, Scale: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile("../../docs/page.png", shot.Data, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
