@@ -131,9 +131,11 @@ func refuseAll(r *Runtime, err error) http.Handler {
 }
 
 // corsHeaders are the request headers every function takes from a page
-// of another origin: the body's type and encoding, what it accepts, and
-// the request id it may give.
-var corsHeaders = []string{"Accept", "Content-Type", "Content-Encoding", "X-Request-Id"}
+// of another origin: the body's type and encoding, what it accepts, the
+// request id it may give, and a background prediction's preference and
+// webhook (docs/async.md).
+var corsHeaders = []string{"Accept", "Content-Type", "Content-Encoding", "X-Request-Id",
+	"Prefer", "Cortex-Webhook", "Cortex-Webhook-Events"}
 
 // corsPolicy is the function's CORS policy as github.com/rs/cors applies
 // it: the one package every Go router's CORS support leans on, with the
@@ -159,10 +161,11 @@ func corsPolicy(c CORSConfig, auth bool) *cors.Cors {
 	maxAge := int(c.MaxAge.D().Seconds())
 	return cors.New(cors.Options{
 		AllowedOrigins: c.AllowOrigins,
-		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
+		// PUT: a background prediction under the caller's id.
+		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut},
 		AllowedHeaders: headers,
 		// A page may read these of an answer besides the safelisted ones.
-		ExposedHeaders: []string{"X-Request-Id", "Retry-After", "WWW-Authenticate"},
+		ExposedHeaders: []string{"X-Request-Id", "Retry-After", "WWW-Authenticate", "Location", "Preference-Applied"},
 		MaxAge:         maxAge,
 	})
 }

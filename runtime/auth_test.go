@@ -75,6 +75,9 @@ func gateCases() []gateCase {
 		{name: "model list with the token", method: "GET", path: "/v2/models", header: bearer(testToken), status: 200},
 		{name: "preflight from an allowed origin", method: "OPTIONS", path: "/predict", header: preflight(allowed),
 			status: 204, allowOrigin: allowed, allowHeaders: "authorization,content-type"},
+		{name: "preflight of a background prediction under the caller's id", method: "OPTIONS", path: "/predictions/p-1",
+			header: map[string]string{"Origin": allowed, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization,cortex-webhook,prefer"}, // sorted, as browsers send them
+			status: 204, allowOrigin: allowed, allowHeaders: "authorization,cortex-webhook,prefer"},
 		{name: "preflight from a refused origin", method: "OPTIONS", path: "/predict", header: preflight(refused),
 			status: 204, noCORSHeaders: true},
 		{name: "a call from an allowed origin", method: "POST", path: "/predict", header: with(bearer(testToken), "Origin", allowed),
