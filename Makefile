@@ -114,6 +114,7 @@ bench: setup models tools
 	go run ./internal/bench/textgen -cortex $(CORTEX)
 	go run ./internal/bench/overload
 	go run ./internal/bench/faults
+	go run ./internal/bench/batch -cortex $(CORTEX)
 	apt-get install -y --no-install-recommends python3-fastapi python3-uvicorn python3-sklearn python3-onnx >/dev/null
 	go run ./internal/bench/coldstart
 	go test -run '^$$' -bench . -benchmem ./runtime/... ./adapters/... ./functions/...

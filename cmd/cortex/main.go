@@ -71,7 +71,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictCmd(), testCmd(), packageCmd(), deployCmd(), getCmd(), deleteCmd(), rollbackCmd(), setupCmd(), explainCmd())
+	root.AddCommand(versionCmd(), initCmd(), serveCmd(), predictCmd(), testCmd(), batchCmd(), packageCmd(), deployCmd(), getCmd(), deleteCmd(), rollbackCmd(), setupCmd(), explainCmd())
 	return root
 }
 
