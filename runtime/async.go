@@ -20,6 +20,7 @@ import (
 	"github.com/cortexfn/cortex/adapters/lambda"
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/functions/webhook"
+	"github.com/cortexfn/cortex/runtime/webhookguard"
 )
 
 // This file is the function's background predictions (docs/async.md): a
@@ -69,10 +70,10 @@ type predictions struct {
 	// off is the error every async route answers when the function
 	// cannot run predictions in the background here (Lambda).
 	off error
-	// guard checks webhook URLs (nil with hookErr, when
+	// guard checks webhook URLs (package webhookguard; nil with hookErr, when
 	// async.webhook_allow is invalid); secret signs them (hookErr when
 	// its variable is named but unset or malformed).
-	guard   *webhookGuard
+	guard   *webhookguard.Guard
 	secret  string
 	hookErr error
 	client  *http.Client
@@ -99,13 +100,13 @@ func newPredictions(r *Runtime) *predictions {
 			"an invocation ends with its answer, so nothing may run after it; send the request without Prefer: respond-async " +
 			"(it is then answered when done), or invoke the function asynchronously through Lambda (InvocationType Event)"}
 	}
-	g, err := newWebhookGuard(cfg.WebhookAllow)
+	g, err := webhookguard.New(cfg.WebhookAllow)
 	if err != nil {
 		s.hookErr = err
 	}
 	s.guard = g
 	if g != nil {
-		s.client = g.client()
+		s.client = g.Client()
 	}
 	if name := cfg.WebhookSecretEnv; name != "" && s.hookErr == nil {
 		s.secret = os.Getenv(name)

@@ -22,6 +22,7 @@ import (
 	"github.com/cortexfn/cortex/adapters/lambda"
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/functions/webhook"
+	"github.com/cortexfn/cortex/runtime/webhookguard"
 )
 
 // model is a predictor that counts its runs and, while gate is open (not
@@ -396,7 +397,11 @@ func TestAsyncWebhook(t *testing.T) {
 		rc2 := &receiver{}
 		hook2 := httptest.NewServer(rc2)
 		defer hook2.Close()
-		rt.async.guard.hosts[hostOf(t, hook2.URL)] = true
+		g, err := webhookguard.New([]string{hostOf(t, hook.URL), hostOf(t, hook2.URL)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.async.guard, rt.async.client = g, g.Client()
 		_, p, _ := do(t, "POST", srv.URL+"/predict", `2`, map[string]string{"Prefer": "respond-async", "Cortex-Webhook": hook2.URL,
 			"Cortex-Webhook-Events": "start, output,completed"})
 		waitFor(t, func() bool { return len(rc2.deliveries()) >= 3 })

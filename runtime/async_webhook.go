@@ -16,6 +16,7 @@ import (
 	"github.com/cortexfn/cortex/adapters"
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/functions/webhook"
+	"github.com/cortexfn/cortex/runtime/webhookguard"
 )
 
 // hook is a prediction's webhook: where its events go, which ones, and
@@ -35,7 +36,7 @@ type hookEvent struct {
 var webhookEvents = []string{adapters.EventStart, adapters.EventOutput, adapters.EventCompleted}
 
 // newHook checks the webhook a submission asks for: its events, that the
-// function can sign it, and that its URL may be reached (webhookGuard):
+// function can sign it, and that its URL may be reached (webhookguard):
 // a 422 otherwise. nil without a webhook.
 func (s *predictions) newHook(ctx context.Context, sub adapters.Submission) (*hook, error) {
 	if sub.Webhook == "" {
@@ -62,7 +63,7 @@ func (s *predictions) newHook(ctx context.Context, sub adapters.Submission) (*ho
 	if len(h.events) == 0 {
 		h.events = []string{adapters.EventCompleted}
 	}
-	if err := s.guard.check(ctx, sub.Webhook); err != nil {
+	if err := s.guard.Check(ctx, sub.Webhook); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -112,7 +113,7 @@ func (s *predictions) post(url string, ev hookEvent, attempts int) {
 		return
 	}
 	msgID := "msg_" + ev.res.ID + "_" + ev.name
-	log := s.r.log.With("prediction", ev.res.ID, "event", ev.name, "webhook", redactURL(url))
+	log := s.r.log.With("prediction", ev.res.ID, "event", ev.name, "webhook", webhookguard.Redact(url))
 	backoff := s.cfg.WebhookBackoff.D()
 	for i := 1; ; i++ {
 		status, err := s.attempt(url, msgID, body)
@@ -123,7 +124,7 @@ func (s *predictions) post(url string, ev hookEvent, attempts int) {
 		case err == nil && status >= 300 && status < 400:
 			log.Warn("webhook not delivered: the receiver redirected, and redirects are not followed", "status", status)
 			return
-		case errors.Is(err, errBlocked):
+		case errors.Is(err, webhookguard.ErrBlocked):
 			log.Warn("webhook not delivered: address refused", "err", err)
 			return
 		}

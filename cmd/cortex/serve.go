@@ -53,6 +53,9 @@ type serveOptions struct {
 	// token is the front's bearer token (--token, else $CORTEX_SERVE_TOKEN);
 	// "" for none. It is never printed.
 	token string
+	// state is the directory of the durable queue's file (--state);
+	// "" for the default (see stateFile).
+	state string
 }
 
 // The front server's own timeouts. They bound the host's short answers
@@ -109,6 +112,10 @@ func serveCmd() *cobra.Command {
 			"Function processes get only PATH, HOME, TMPDIR, the locale, TZ and the runtime's CORTEX_\n" +
 			"settings of your environment (not your credentials, nor $CORTEX_SERVE_TOKEN), and each\n" +
 			"variable their cortex.yaml names in wasm.secret_env.\n\n" +
+			"Background predictions asked for on the front (Prefer: respond-async, PUT\n" +
+			"/{function}/predictions/{id}) are kept by serve in a file (--state) and handed to the\n" +
+			"function's processes as ordinary requests: stopped or killed, serve started again on the\n" +
+			"same address resumes them and their webhooks (see docs/async.md).\n\n" +
 			"stdout has each function's URL, one a line; -o json makes stdout one JSON object a line:\n" +
 			"{\"name\", \"url\"} for each function, then every status change, as /-/status shows a function.",
 		Example: "  cortex serve samples/iris                     # front page: http://127.0.0.1:8080/\n" +
@@ -145,6 +152,7 @@ func serveCmd() *cobra.Command {
 	f.StringVarP(&o.output, "output", "o", "text", "text or json (one JSON object a line on stdout)")
 	f.StringToIntVar(&o.ports, "ports", nil, "give functions a port of their own, NAME=PORT[,NAME=PORT] (0 picks a free one), on the front's address: there a warm function answers callers itself, with no proxy hop, at its own paths (/v2/models/...)")
 	f.StringVar(&o.token, "token", "", "require Authorization: Bearer TOKEN on every request to the front but the pages' static shells (default $"+host.TokenEnv+"; prefer the variable: a flag shows in the process list)")
+	f.StringVar(&o.state, "state", "", "directory of the file that keeps background predictions (Prefer: respond-async) across restarts (default $CORTEX_CACHE/serve; a temporary one with port 0)")
 	f.StringArrayVar(&o.allowedHosts, "allowed-host", nil, "a Host name the front server answers to besides localhost, *.localhost and its address: NAME, *.DOMAIN, an IP, or * for any (repeatable)")
 	return cmd
 }
@@ -211,6 +219,22 @@ func hostFunction(ctx context.Context, dir, configDir string, o serveOptions, pr
 		scale.StableWindow, scale.ScaleDownDelay = o.scaleDownAfter, 0
 	}
 	limits := rc.Limits.WithDefaults()
+	async := rc.Async.WithDefaults()
+	settings := host.AsyncSettings{
+		Keep:            async.Keep.D(),
+		MaxOutput:       async.MaxOutput,
+		MaxBody:         limits.MaxBody,
+		WebhookAllow:    async.WebhookAllow,
+		WebhookAttempts: async.WebhookAttempts,
+		WebhookBackoff:  async.WebhookBackoff.D(),
+	}
+	if name := async.WebhookSecretEnv; name != "" {
+		// The host signs the webhooks of the predictions it queues, with
+		// the secret from serve's own environment, as the function would.
+		if settings.WebhookSecret = os.Getenv(name); settings.WebhookSecret == "" {
+			fmt.Fprintf(progress, "%s: $%s (async.webhook_secret_env) is not set: background predictions through the front get no webhooks (a request for one is a 422)\n", s.Name, name)
+		}
+	}
 	return host.Function{
 		Name:     s.Name,
 		Command:  []string{bin.Path},
@@ -219,7 +243,36 @@ func hostFunction(ctx context.Context, dir, configDir string, o serveOptions, pr
 		Scale:    scale,
 		MaxQueue: limits.MaxQueue,
 		Timeout:  limits.Timeout.D(),
+		Async:    settings,
 	}, nil
+}
+
+// stateFile is the durable queue's file for a cortex serve on addr (the
+// --addr given): in --state, else in $CORTEX_CACHE/serve, one file per
+// address, so that cortex serve started again on the same address goes on
+// with what it had accepted. With port 0 the address is new at every
+// start, and nobody could ask the next one for the predictions: the file
+// is then in serve's temporary directory (tmp), and goes with it.
+func stateFile(o serveOptions, tmp string) (string, error) {
+	host, port, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return "", fmt.Errorf("--addr %s: %w", o.addr, err)
+	}
+	dir := o.state
+	if dir == "" && port == "0" {
+		dir = tmp
+	}
+	if dir == "" {
+		root, err := build.CacheRoot("")
+		if err != nil {
+			return "", fmt.Errorf("the state directory: %w (give one with --state)", err)
+		}
+		dir = filepath.Join(root, "serve")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("the state directory (--state): %w", err)
+	}
+	return filepath.Join(dir, "serve-"+dnsLabel(cmp.Or(host, "any")+"-"+port)+".db"), nil
 }
 
 // failedName is the route of a function that did not build: the name its
@@ -328,7 +381,16 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 		ln.Close()
 		return err
 	}
+	state, err := stateFile(o, configDir)
+	if err != nil {
+		ln.Close()
+		for _, l := range own {
+			l.Close()
+		}
+		return err
+	}
 	hostOpts := []host.Option{
+		host.WithStateFile(state),
 		host.WithAllowedHosts(allowed),
 		host.WithLogWriter(stderr),
 		host.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
@@ -357,6 +419,7 @@ func serveFunctions(ctx context.Context, args []string, o serveOptions, stdout, 
 			fmt.Fprintf(stderr, "warning: the functions' own ports (--ports) are not behind the token: there the function's own auth: in cortex.yaml applies\n")
 		}
 	}
+	fmt.Fprintf(stderr, "background predictions are kept in %s\n", state)
 	base := "http://" + ln.Addr().String()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

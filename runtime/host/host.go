@@ -78,6 +78,10 @@ type Function struct {
 	// Replace keeps the socket New was given; Listener in a replacement
 	// is ignored.
 	Listener net.Listener
+	// Async configures the function's background predictions in the
+	// host's durable queue (WithStateFile); without that option it is
+	// not used.
+	Async AsyncSettings
 }
 
 // Autoscaling is the function's concurrency-based autoscaling, with
@@ -140,6 +144,9 @@ type options struct {
 
 	token     string        // the front's bearer token; "" for none (see WithToken)
 	heartbeat time.Duration // between comments on an idle /-/events stream
+
+	statePath  string        // the durable queue's file (WithStateFile); "" for none
+	sweepEvery time.Duration // how often expired results are deleted
 }
 
 // WithLogger sets the logger for the host's own messages (default: text on
@@ -264,6 +271,7 @@ func makeOptions(opts []Option) (*options, error) {
 		probeInterval: DefaultProbeInterval,
 		grace:         DefaultRequestGrace,
 		heartbeat:     eventsHeartbeat,
+		sweepEvery:    defaultSweepEvery,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -300,8 +308,13 @@ type Host struct {
 	changes changes       // what the /-/events streams wait on
 	streams chan struct{} // closed by CloseStreams: the streams end
 
+	// async is the durable queue of background predictions (async.go);
+	// nil without WithStateFile.
+	async *asyncQueue
+
 	shutdownOnce sync.Once
 	streamsOnce  sync.Once
+	asyncOnce    sync.Once
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -406,6 +419,24 @@ func New(fns []Function, opts ...Option) (*Host, error) {
 		f.mu.Lock()
 		f.gaugesLocked() // the host accepts on the functions' sockets until a process does
 		f.mu.Unlock()
+	}
+	if o.statePath != "" {
+		q, err := newAsyncQueue(h, o.statePath, o.sweepEvery)
+		if err == nil {
+			h.async = q
+			err = q.start()
+		}
+		if err != nil {
+			if h.async != nil {
+				_ = h.async.close()
+			}
+			for _, f := range h.order {
+				if f.direct != nil {
+					f.direct.closeLocked()
+				}
+			}
+			return nil, err
+		}
 	}
 	for _, f := range h.order {
 		go f.autoscaler()
@@ -810,6 +841,9 @@ func (h *Host) closeIdle() { h.transport.CloseIdleConnections() }
 func (h *Host) route(w http.ResponseWriter, r *http.Request) {
 	if name, ok := hostFunction(r.Host); ok {
 		if f := h.fns[name]; f != nil {
+			if h.async != nil && h.async.serve(w, r, f, r.URL.Path, "") {
+				return
+			}
 			h.serveFunction(w, r, f, r.URL.Path, r.URL.RawPath)
 			return
 		}
@@ -868,6 +902,9 @@ func (h *Host) route(w http.ResponseWriter, r *http.Request) {
 		// Keep escaped slashes and the like as the caller sent them.
 		_, rawRest, _ := strings.Cut(strings.TrimPrefix(r.URL.RawPath, "/"), "/")
 		rawPath = "/" + rawRest
+	}
+	if h.async != nil && h.async.serve(w, r, f, path, "/"+name) {
+		return
 	}
 	h.serveFunction(w, r, f, path, rawPath)
 }
@@ -1038,6 +1075,9 @@ var ErrShuttingDown = errors.New("host: shutting down")
 func (h *Host) Shutdown(ctx context.Context) error {
 	var procs []*process
 	h.shutdownOnce.Do(func() {
+		if h.async != nil {
+			h.async.stop() // what is queued stays on disk for the next start
+		}
 		h.CloseStreams()
 		for _, f := range h.order {
 			f.close()
@@ -1065,6 +1105,13 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		}
 	}
 	h.transport.CloseIdleConnections()
+	if h.async != nil {
+		h.asyncOnce.Do(func() {
+			if cerr := h.async.close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		})
+	}
 	return err
 }
 

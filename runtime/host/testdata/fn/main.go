@@ -2,7 +2,8 @@
 // sleeps (?sleep=100ms), crashes mid-request (?crash=1 exits with status 3),
 // answers and then exits with status 75 to be replaced, as the runtime does
 // after a runaway prediction (?replace=1), or fails at Init ($FN_FAIL_INIT
-// holds the error). $FN_INIT_DELAY delays Init, like a model that takes time
+// holds the error). With $FN_RUN_LOG set, each prediction appends its body,
+// a line, to that file. $FN_INIT_DELAY delays Init, like a model that takes time
 // to load. With $FN_SICKENS set it serves without the runtime (see
 // sickens). Every answer carries $FN_VERSION, so a test can tell one build of
 // a function from the next, and with ?env=1 the process's whole environment.
@@ -40,6 +41,19 @@ func (echo) Init(ctx context.Context, _ functions.Config) error {
 }
 
 func predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	if name := os.Getenv("FN_RUN_LOG"); name != "" {
+		// One line per run of the model, so a test counts the runs of
+		// every process, across restarts of the host.
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		_, err = f.Write(append(req.Body, '\n'))
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
 	if req.Query.Get("crash") == "1" {
 		fmt.Fprintln(os.Stderr, "crashing as asked")
 		os.Exit(3)

@@ -1,4 +1,10 @@
-package runtime
+// Package webhookguard keeps webhooks from becoming a server-side request
+// forgery: it decides which URLs a webhook may go to and dials only
+// addresses it allows. It is shared by the function's runtime (webhooks of
+// the background predictions a process runs itself) and cortex serve's
+// host (those of its durable queue, runtime/host), so both refuse the
+// same targets the same way (docs/async.md, "Where a webhook may go").
+package webhookguard
 
 import (
 	"context"
@@ -15,7 +21,7 @@ import (
 	"github.com/cortexfn/cortex/functions"
 )
 
-// webhookGuard keeps webhooks from becoming a server-side request forgery:
+// Guard keeps webhooks from becoming a server-side request forgery:
 // a caller who may submit predictions must not make the function POST to
 // its cloud's metadata service, its cluster's services or its own
 // loopback. By default a webhook may reach public addresses only. The
@@ -26,7 +32,7 @@ import (
 // public address at submission and a private one later (DNS rebinding)
 // is still refused. Redirects are never followed. async.webhook_allow
 // opens hosts, host:ports and CIDR blocks.
-type webhookGuard struct {
+type Guard struct {
 	hosts map[string]bool // "host" or "host:port", lower case
 	nets  []netip.Prefix
 	// lookup resolves a host name; net.DefaultResolver's in production,
@@ -59,8 +65,8 @@ var blockedNets = []netip.Prefix{
 // machine or a cluster, refused before they are resolved.
 var internalSuffixes = []string{".localhost", ".local", ".internal", ".svc", ".cluster.local", ".localdomain"}
 
-func newWebhookGuard(allow []string) (*webhookGuard, error) {
-	g := &webhookGuard{hosts: map[string]bool{}, lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
+func New(allow []string) (*Guard, error) {
+	g := &Guard{hosts: map[string]bool{}, lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	}}
 	for i, a := range allow {
@@ -82,7 +88,7 @@ func newWebhookGuard(allow []string) (*webhookGuard, error) {
 }
 
 // blockedAddr reports why addr may not be reached, "" when it may.
-func (g *webhookGuard) blockedAddr(addr netip.Addr) string {
+func (g *Guard) blockedAddr(addr netip.Addr) string {
 	addr = addr.Unmap()
 	for _, p := range g.nets {
 		if p.Contains(addr) {
@@ -111,7 +117,7 @@ func (g *webhookGuard) blockedAddr(addr netip.Addr) string {
 
 // hostAllowed reports whether async.webhook_allow lists host (any port)
 // or host:port.
-func (g *webhookGuard) hostAllowed(host, port string) bool {
+func (g *Guard) hostAllowed(host, port string) bool {
 	host = strings.ToLower(host)
 	return g.hosts[host] || g.hosts[net.JoinHostPort(host, port)]
 }
@@ -119,33 +125,33 @@ func (g *webhookGuard) hostAllowed(host, port string) bool {
 // check refuses a webhook URL that is not http(s), names an internal
 // host, or resolves to an address the function may not reach: the 422
 // a caller gets at submission.
-func (g *webhookGuard) check(ctx context.Context, raw string) error {
+func (g *Guard) Check(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return refusedWebhook(raw, "it is not an absolute http or https URL without credentials")
+		return refused(raw, "it is not an absolute http or https URL without credentials")
 	}
-	host, port := u.Hostname(), webhookPort(u)
+	host, port := u.Hostname(), portOf(u)
 	if g.hostAllowed(host, port) {
 		return nil
 	}
 	if addr, err := netip.ParseAddr(host); err == nil {
 		if why := g.blockedAddr(addr); why != "" {
-			return refusedWebhook(raw, "it is "+why)
+			return refused(raw, "it is "+why)
 		}
 		return nil
 	}
 	if why := internalName(host); why != "" {
-		return refusedWebhook(raw, why)
+		return refused(raw, why)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	addrs, err := g.lookup(ctx, host)
 	if err != nil || len(addrs) == 0 {
-		return refusedWebhook(raw, fmt.Sprintf("its host %q does not resolve", host))
+		return refused(raw, fmt.Sprintf("its host %q does not resolve", host))
 	}
 	for _, a := range addrs {
 		if why := g.blockedAddr(a); why != "" {
-			return refusedWebhook(raw, fmt.Sprintf("its host %q resolves to %s, %s", host, a, why))
+			return refused(raw, fmt.Sprintf("its host %q resolves to %s, %s", host, a, why))
 		}
 	}
 	return nil
@@ -168,14 +174,14 @@ func internalName(host string) string {
 	return ""
 }
 
-func refusedWebhook(raw, why string) error {
+func refused(raw, why string) error {
 	return &functions.Error{Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf(
-		"webhook URL %q refused: %s; webhooks go to public addresses only, unless async.webhook_allow in cortex.yaml lists the host", redactURL(raw), why)}
+		"webhook URL %q refused: %s; webhooks go to public addresses only, unless async.webhook_allow in cortex.yaml lists the host", Redact(raw), why)}
 }
 
-// redactURL drops what a URL may carry that should not be echoed or
+// Redact drops what a URL may carry that should not be echoed or
 // logged: credentials, the query (tokens often travel there).
-func redactURL(raw string) string {
+func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable)"
@@ -184,7 +190,7 @@ func redactURL(raw string) string {
 	return u.String()
 }
 
-func webhookPort(u *url.URL) string {
+func portOf(u *url.URL) string {
 	if p := u.Port(); p != "" {
 		return p
 	}
@@ -194,15 +200,15 @@ func webhookPort(u *url.URL) string {
 	return "80"
 }
 
-// errBlocked is a delivery refused at connect time.
-var errBlocked = errors.New("webhook address refused")
+// ErrBlocked is a delivery refused at connect time.
+var ErrBlocked = errors.New("webhook address refused")
 
 // dial connects to addr (host:port) for a delivery: a listed host as it
 // resolves; any other host resolved here, every address it has checked
 // (one refused address refuses the host: a rebinding name mixes them),
 // and then dialled by address, with the dialer's Control hook checking
 // the address once more, as it is connected to.
-func (g *webhookGuard) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+func (g *Guard) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -214,10 +220,10 @@ func (g *webhookGuard) dial(ctx context.Context, network, addr string) (net.Conn
 	d.Control = func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %w", errBlocked, address, err)
+			return fmt.Errorf("%w: %s: %w", ErrBlocked, address, err)
 		}
 		if why := g.blockedAddr(ap.Addr()); why != "" {
-			return fmt.Errorf("%w: %s is %s", errBlocked, ap.Addr(), why)
+			return fmt.Errorf("%w: %s is %s", ErrBlocked, ap.Addr(), why)
 		}
 		return nil
 	}
@@ -226,7 +232,7 @@ func (g *webhookGuard) dial(ctx context.Context, network, addr string) (net.Conn
 		addrs = []netip.Addr{a}
 	} else {
 		if why := internalName(host); why != "" {
-			return nil, fmt.Errorf("%w: %s", errBlocked, why)
+			return nil, fmt.Errorf("%w: %s", ErrBlocked, why)
 		}
 		if addrs, err = g.lookup(ctx, host); err != nil {
 			return nil, err
@@ -234,7 +240,7 @@ func (g *webhookGuard) dial(ctx context.Context, network, addr string) (net.Conn
 	}
 	for _, a := range addrs {
 		if why := g.blockedAddr(a); why != "" {
-			return nil, fmt.Errorf("%w: %s resolves to %s, %s", errBlocked, host, a, why)
+			return nil, fmt.Errorf("%w: %s resolves to %s, %s", ErrBlocked, host, a, why)
 		}
 	}
 	var errs []error
@@ -251,7 +257,7 @@ func (g *webhookGuard) dial(ctx context.Context, network, addr string) (net.Conn
 // client is the HTTP client deliveries use: through dial, never through
 // a proxy (the proxy would make the connection the guard checks), and
 // following no redirect.
-func (g *webhookGuard) client() *http.Client {
+func (g *Guard) Client() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 nil,
