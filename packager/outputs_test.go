@@ -128,3 +128,27 @@ func TestWriteUsesTheDefaultCache(t *testing.T) {
 		}
 	}
 }
+
+// With targets.knative.trigger, knative.yaml holds the Eventing Trigger
+// that subscribes the Service to the broker, as a second document.
+func TestOutputsKnativeTrigger(t *testing.T) {
+	dir := copyDir(t, iris)
+	f, err := os.OpenFile(filepath.Join(dir, "cortex.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("targets: {knative: {trigger: {broker: default, filter: {type: com.example.flower}}}}\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r := pkg(t, dir, packager.Options{Outputs: []packager.Output{packager.OutputKnative}, Registry: "registry.example/acme"})
+	m, err := os.ReadFile(r.Knative.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(m), "\n---\n")
+	if len(docs) != 2 || !strings.Contains(docs[0], "kind: Service") || !strings.Contains(docs[1], "kind: Trigger") ||
+		!strings.Contains(docs[1], "com.example.flower") || !strings.Contains(docs[1], "name: iris") {
+		t.Errorf("knative.yaml, want the Service then a Trigger for it:\n%s", m)
+	}
+}

@@ -380,6 +380,19 @@ func writeKnative(ctx context.Context, w *writer) error {
 	if err != nil {
 		return err
 	}
+	// targets.knative.trigger: the Eventing Trigger that delivers a
+	// broker's events to the Service, as a second document.
+	trigger, err := knative.TriggerFor(w.a.Spec, svc)
+	if err != nil {
+		return err
+	}
+	if trigger != nil {
+		doc, err := knative.TriggerYAML(trigger)
+		if err != nil {
+			return err
+		}
+		manifest = append(append(manifest, "---\n"...), doc...)
+	}
 	if err := os.WriteFile(filepath.Join(w.dir, "knative.yaml"), manifest, 0o644); err != nil {
 		return err
 	}

@@ -52,6 +52,15 @@ func TestTemplateGolden(t *testing.T) {
 		{"secrets", "template-secrets.yaml", func(s *spec.Spec) {
 			s.Wasm.SecretEnv = []spec.SecretEnv{{Name: "API_TOKEN", Secret: "creds", Key: "token"}, {Name: "APITOKEN", Secret: "creds", Key: "other"}}
 		}},
+		{"async", "template-async.yaml", func(s *spec.Spec) {
+			one := 1
+			s.Targets.Lambda.Async = &spec.LambdaAsync{MaxRetries: &one, MaxEventAge: 90 * time.Minute,
+				OnSuccess: "arn:aws:events:eu-west-1:123456789012:event-bus/predictions",
+				OnFailure: "arn:aws:sqs:eu-west-1:123456789012:failed-predictions"}
+		}},
+		{"async defaults", "template-async-defaults.yaml", func(s *spec.Spec) {
+			s.Targets.Lambda.Async = &spec.LambdaAsync{OnFailure: "arn:aws:s3:::failed-events"}
+		}},
 		{"auth", "template-auth.yaml", func(s *spec.Spec) {
 			s.Wasm.SecretEnv = []spec.SecretEnv{{Name: "API_KEY", Secret: "creds", Key: "key"}}
 			s.Auth = spec.Auth{TokenEnv: "DEMO_TOKEN", Secret: "demo-token", Key: "token"}

@@ -53,6 +53,10 @@ const lambdaEnvInvokeMode = "CORTEX_LAMBDA_INVOKE_MODE"
 // wasm.secret_env variable, and auth's token variable, is a NoEcho
 // parameter (its name without the underscores, as CloudFormation wants),
 // which sam deploy asks for: no value is written into the template.
+// targets.lambda.async becomes the function's EventInvokeConfig, which
+// SAM puts on the alias as cortex deploy does, each destination with the
+// Type its ARN names (SAM then gives the function's role permission to
+// send there).
 func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 	type secret struct {
 		Name, Param, Description string
@@ -73,8 +77,13 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 		}
 		secrets = append(secrets, secret{e.Name, param, what, e.Token})
 	}
+	async, err := eventInvoke(s.Targets.Lambda.Async)
+	if err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
-	err := samTemplate.Execute(&b, map[string]any{
+	err = samTemplate.Execute(&b, map[string]any{
+		"Async":   async,
 		"Name":    s.Name,
 		"CodeURI": strconv.Quote(codeURI),
 		"Runtime": Runtime,
@@ -96,6 +105,44 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 		return nil, fmt.Errorf("writing the SAM template: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// samEventInvoke is targets.lambda.async as the template writes it.
+type samEventInvoke struct {
+	Retries, Age int
+	// Destinations are OnSuccess and OnFailure, those set.
+	Destinations []samDestination
+}
+
+type samDestination struct {
+	On, Type, ARN string
+}
+
+// eventInvoke is the EventInvokeConfig of a, or nil for none.
+func eventInvoke(a *spec.LambdaAsync) (*samEventInvoke, error) {
+	if a == nil {
+		return nil, nil
+	}
+	c := &samEventInvoke{Retries: spec.LambdaMaxRetries, Age: int(spec.LambdaMaxEventAge / time.Second)}
+	if a.MaxRetries != nil {
+		c.Retries = *a.MaxRetries
+	}
+	if a.MaxEventAge != 0 {
+		c.Age = int(a.MaxEventAge / time.Second)
+	}
+	for _, d := range []struct {
+		on, arn string
+	}{{"OnSuccess", a.OnSuccess}, {"OnFailure", a.OnFailure}} {
+		if d.arn == "" {
+			continue
+		}
+		typ, err := spec.DestinationType(d.arn, d.on == "OnFailure")
+		if err != nil {
+			return nil, fmt.Errorf("writing the SAM template: targets.lambda.async: %w", err)
+		}
+		c.Destinations = append(c.Destinations, samDestination{d.on, typ, strconv.Quote(d.arn)})
+	}
+	return c, nil
 }
 
 var samTemplate = template.Must(template.New("sam").Parse(`# AWS SAM template for the Cortex function {{.Name}}, written by cortex package.
@@ -140,6 +187,19 @@ Resources:
       FunctionUrlConfig:
         AuthType: {{.Auth}}
         InvokeMode: {{.Invoke}}
+{{- with .Async}}
+      EventInvokeConfig:
+        MaximumRetryAttempts: {{.Retries}}
+        MaximumEventAgeInSeconds: {{.Age}}
+{{- if .Destinations}}
+        DestinationConfig:
+{{- range .Destinations}}
+          {{.On}}:
+            Type: {{.Type}}
+            Destination: {{.ARN}}
+{{- end}}
+{{- end}}
+{{- end}}
       Tags:
         cortex.function: {{.Name}}
 Outputs:

@@ -104,6 +104,7 @@ func (s *Spec) SetDefaults() {
 	}
 
 	s.setAsyncDefaults()
+	s.setEventDefaults()
 
 	k := &s.Targets.Knative
 	if k.Namespace == "" {

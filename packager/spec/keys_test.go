@@ -192,6 +192,19 @@ func TestKeysDefaults(t *testing.T) {
 				}
 			}
 			continue
+		case k.Parent() == "targets.knative.trigger" || k.Parent() == "targets.lambda.async":
+			// The section's presence makes a Trigger or an event-invoke
+			// configuration: its keys' defaults apply within it.
+			sec, err := spec.Lookup(k.Parent())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sec.Example = "{}"
+			base := merge(t, bases["go"], sec.Snippet())
+			if defaulted(t, merge(t, base, setTo(k, k.Default))) != defaulted(t, base) {
+				t.Errorf("%s: setting it to its default %s changes the Spec with %s set", k.Path, k.Default, k.Parent())
+			}
+			continue
 		case k.Path == "autoscaling.target_concurrency":
 			s, _ := spec.Parse([]byte(bases["go"]+"limits: {max_concurrency: 7}\n"), "")
 			s.SetDefaults()
@@ -503,4 +516,10 @@ func defaulted(t *testing.T, yaml string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// setTo is the snippet that sets k to value.
+func setTo(k spec.Key, value string) string {
+	k.Example = value
+	return k.Snippet()
 }

@@ -347,6 +347,9 @@ type Knative struct {
 	GPUNodeSelector map[string]string `yaml:"gpu_node_selector"`
 	// Registry is where images are pushed, for example ghcr.io/acme.
 	Registry string `yaml:"registry"`
+	// Trigger subscribes the Service to a Knative Eventing Broker; nil
+	// for none.
+	Trigger *Trigger `yaml:"trigger"`
 }
 
 // Lambda is targets.lambda.* in cortex.yaml.
@@ -365,6 +368,9 @@ type Lambda struct {
 	// Pages serves the function's page on Lambda too. Default false: only
 	// the HTTP carrier (Knative, cortex serve) serves it.
 	Pages bool `yaml:"pages"`
+	// Async is the event-invoke configuration of Lambda's asynchronous
+	// invoke; nil for Lambda's defaults.
+	Async *LambdaAsync `yaml:"async"`
 }
 
 // Line returns the line the field at path (for example "limits.max_body")

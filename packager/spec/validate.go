@@ -57,6 +57,7 @@ func (s *Spec) Validate() error {
 	v.async()
 	v.knative()
 	v.lambda()
+	v.events()
 	if len(v.problems) == 0 {
 		return nil
 	}

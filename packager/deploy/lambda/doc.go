@@ -34,6 +34,11 @@
 //	GetPolicy:live (auth NONE,        AddPermission:live lambda:InvokeFunctionUrl
 //	or to undo)                       and lambda:InvokeFunction (public URL),
 //	                                  or RemovePermission:live of both (AWS_IAM)
+//	GetFunctionEventInvokeConfig:live PutFunctionEventInvokeConfig:live when it
+//	                                  differs from targets.lambda.async (every
+//	                                  value stated, Lambda's defaults where the
+//	                                  spec has none); DeleteFunctionEventInvokeConfig:live
+//	                                  when the spec has no targets.lambda.async
 //
 // (NAME:QUALIFIER is the Qualifier parameter; a new alias has no URL or
 // policy to read.) Lambda answers PublishVersion with the newest version

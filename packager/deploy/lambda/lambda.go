@@ -46,6 +46,9 @@ type API interface {
 	GetAlias(context.Context, *lambda.GetAliasInput, ...func(*lambda.Options)) (*lambda.GetAliasOutput, error)
 	CreateAlias(context.Context, *lambda.CreateAliasInput, ...func(*lambda.Options)) (*lambda.CreateAliasOutput, error)
 	UpdateAlias(context.Context, *lambda.UpdateAliasInput, ...func(*lambda.Options)) (*lambda.UpdateAliasOutput, error)
+	GetFunctionEventInvokeConfig(context.Context, *lambda.GetFunctionEventInvokeConfigInput, ...func(*lambda.Options)) (*lambda.GetFunctionEventInvokeConfigOutput, error)
+	PutFunctionEventInvokeConfig(context.Context, *lambda.PutFunctionEventInvokeConfigInput, ...func(*lambda.Options)) (*lambda.PutFunctionEventInvokeConfigOutput, error)
+	DeleteFunctionEventInvokeConfig(context.Context, *lambda.DeleteFunctionEventInvokeConfigInput, ...func(*lambda.Options)) (*lambda.DeleteFunctionEventInvokeConfigOutput, error)
 }
 
 var _ API = (*lambda.Client)(nil)
@@ -91,6 +94,9 @@ type Function struct {
 	// RESPONSE_STREAM; the function learns it from its environment
 	// ($CORTEX_LAMBDA_INVOKE_MODE, which FromSpec sets).
 	InvokeMode string
+	// Async is the event-invoke configuration of the alias (Lambda's
+	// asynchronous invoke); nil removes it, for Lambda's defaults.
+	Async *spec.LambdaAsync
 }
 
 // SecretNamesVar is the variable in which a deploy records the names of
@@ -140,6 +146,7 @@ func FromSpec(s *spec.Spec, zip string) Function {
 			"CORTEX_LAMBDA_INVOKE_MODE": cmp.Or(s.Targets.Lambda.InvokeMode, spec.DefaultInvokeMode)},
 		URLAuth:    s.Targets.Lambda.URLAuth,
 		InvokeMode: cmp.Or(s.Targets.Lambda.InvokeMode, spec.DefaultInvokeMode),
+		Async:      s.Targets.Lambda.Async,
 	}
 }
 
@@ -351,6 +358,11 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 	if fn.InvokeMode != spec.InvokeBuffered && fn.InvokeMode != spec.InvokeResponseStream {
 		return nil, fmt.Errorf("invoke mode %q: use %s or %s", fn.InvokeMode, spec.InvokeBuffered, spec.InvokeResponseStream)
 	}
+	if fn.Async != nil {
+		if _, err := wantEventInvoke(fn.Async); err != nil {
+			return nil, err
+		}
+	}
 	zip, err := os.ReadFile(fn.Zip)
 	if err != nil {
 		return nil, fmt.Errorf("reading the Lambda zip: %w", err)
@@ -493,6 +505,9 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 		return d.res, err
 	}
 	if err := d.permissions(ctx, fn, alias != nil); err != nil {
+		return d.res, err
+	}
+	if err := d.eventInvoke(ctx, fn, alias != nil); err != nil {
 		return d.res, err
 	}
 	return d.res, nil

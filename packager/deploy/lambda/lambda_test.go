@@ -130,7 +130,7 @@ func TestDeployPublicCreateThenIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "second deploy calls", f.Log(), []string{"GetFunction", "GetAlias", "GetFunction:1", "GetFunctionUrlConfig:live", "GetPolicy:live"})
+	check(t, "second deploy calls", f.Log(), []string{"GetFunction", "GetAlias", "GetFunction:1", "GetFunctionUrlConfig:live", "GetPolicy:live", "GetFunctionEventInvokeConfig:live"})
 	check(t, "second action", res.Action, "unchanged")
 	check(t, "second version", res.Version, "1")
 	check(t, "second url", res.URL, irisURL)
@@ -158,7 +158,7 @@ func TestDeployUpdate(t *testing.T) {
 		"UpdateFunctionConfiguration", "GetFunctionConfiguration", "GetFunctionConfiguration",
 		"UpdateFunctionCode", "GetFunctionConfiguration", "GetFunctionConfiguration",
 		"GetAlias", "PublishVersion", "UpdateAlias",
-		"GetFunctionUrlConfig:live", "GetPolicy:live",
+		"GetFunctionUrlConfig:live", "GetPolicy:live", "GetFunctionEventInvokeConfig:live",
 	})
 	check(t, "action", res.Action, "updated")
 	check(t, "version", res.Version, "2")
@@ -195,7 +195,7 @@ func TestDeployPublicThenPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, "calls", f.Log(), []string{"GetFunction", "GetAlias", "GetFunction:1",
-		"GetFunctionUrlConfig:live", "UpdateFunctionUrlConfig:live", "GetPolicy:live", "RemovePermission:live", "RemovePermission:live"})
+		"GetFunctionUrlConfig:live", "UpdateFunctionUrlConfig:live", "GetPolicy:live", "RemovePermission:live", "RemovePermission:live", "GetFunctionEventInvokeConfig:live"})
 	check(t, "auth", f.Funcs["iris"].URLs["live"]["AuthType"], "AWS_IAM")
 	check(t, "policy", len(f.Funcs["iris"].Policies["live"]), 0)
 	check(t, "action", res.Action, "updated")

@@ -155,7 +155,7 @@ func TestRollbackThenDeploy(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, "calls", f.Log(), []string{"GetFunction", "GetAlias", "GetFunction:1", "PublishVersion", "UpdateAlias",
-		"GetFunctionUrlConfig:live", "GetPolicy:live"})
+		"GetFunctionUrlConfig:live", "GetPolicy:live", "GetFunctionEventInvokeConfig:live"})
 	check(t, "version", res.Version, "2")
 	check(t, "action", res.Action, "updated")
 	check(t, "alias", f.Funcs["iris"].Aliases["live"]["FunctionVersion"], "2")
@@ -166,7 +166,7 @@ func TestRollbackThenDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "then idempotent", f.Log(), []string{"GetFunction", "GetAlias", "GetFunction:2", "GetFunctionUrlConfig:live", "GetPolicy:live"})
+	check(t, "then idempotent", f.Log(), []string{"GetFunction", "GetAlias", "GetFunction:2", "GetFunctionUrlConfig:live", "GetPolicy:live", "GetFunctionEventInvokeConfig:live"})
 	check(t, "then unchanged", res.Action, "unchanged")
 
 	if _, err := lambda.Rollback(context.Background(), api, "iris", lambda.RollbackOptions{}); err != nil {
@@ -230,7 +230,7 @@ func TestDeployMovesAnEarlierURLToTheAlias(t *testing.T) {
 				t.Fatal(err)
 			}
 			check(t, "then unchanged", res.Action, "unchanged")
-			want = []string{"GetFunction", "GetAlias", "GetFunction:1", "GetFunctionUrlConfig:live", "GetPolicy:live"}
+			want = []string{"GetFunction", "GetAlias", "GetFunction:1", "GetFunctionUrlConfig:live", "GetPolicy:live", "GetFunctionEventInvokeConfig:live"}
 			check(t, "then reads only", f.Log(), want)
 		})
 	}

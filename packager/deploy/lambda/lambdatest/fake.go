@@ -63,6 +63,9 @@ type Func struct {
 	// config as it was, with its Version.
 	Versions []map[string]any
 	Aliases  map[string]map[string]any
+	// EventInvoke holds the event-invoke configurations (asynchronous
+	// invoke: retries, event age, destinations), keyed by qualifier.
+	EventInvoke map[string]map[string]any
 	// Changed: $LATEST changed since the last PublishVersion.
 	Changed bool
 	// Pending counts the reads before an asynchronous change completes.
@@ -74,7 +77,8 @@ type Func struct {
 func newFunc(config, tags map[string]any) *Func {
 	config["Version"] = "$LATEST"
 	return &Func{Config: config, Tags: tags, Changed: true,
-		URLs: map[string]map[string]any{}, Policies: map[string][]map[string]any{}, Aliases: map[string]map[string]any{}}
+		URLs: map[string]map[string]any{}, Policies: map[string][]map[string]any{}, Aliases: map[string]map[string]any{},
+		EventInvoke: map[string]map[string]any{}}
 }
 
 // version is the published version or alias q of the function, or nil.
@@ -170,6 +174,10 @@ var routes = map[string]string{
 	"POST 2015-03-31/functions/*/aliases":      "CreateAlias",
 	"GET 2015-03-31/functions/*/aliases/*":     "GetAlias",
 	"PUT 2015-03-31/functions/*/aliases/*":     "UpdateAlias",
+
+	"GET 2019-09-25/functions/*/event-invoke-config":    "GetFunctionEventInvokeConfig",
+	"PUT 2019-09-25/functions/*/event-invoke-config":    "PutFunctionEventInvokeConfig",
+	"DELETE 2019-09-25/functions/*/event-invoke-config": "DeleteFunctionEventInvokeConfig",
 }
 
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -336,6 +344,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fn.URLs[q]["InvokeMode"] = body["InvokeMode"]
 		}
 		writeJSON(w, 200, fn.URLs[q])
+	case "GetFunctionEventInvokeConfig", "PutFunctionEventInvokeConfig", "DeleteFunctionEventInvokeConfig":
+		f.eventInvoke(w, op, fn, q, body, arn)
 	case "GetPolicy":
 		if len(fn.Policies[q]) == 0 {
 			writeErr(w, 404, "ResourceNotFoundException", "The resource you requested does not exist.")
@@ -365,6 +375,53 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeErr(w, 404, "ResourceNotFoundException", "Statement "+sid+" is not found in resource policy.")
 	}
+}
+
+// eventInvoke answers the event-invoke configuration calls as Lambda
+// does: Put replaces the whole configuration (a value left out is
+// Lambda's default again) after checking its bounds and that each
+// destination is an ARN; Get and Delete of none are 404.
+func (f *Fake) eventInvoke(w http.ResponseWriter, op string, fn *Func, q string, body map[string]any, arn string) {
+	cur := fn.EventInvoke[q]
+	switch op {
+	case "GetFunctionEventInvokeConfig", "DeleteFunctionEventInvokeConfig":
+		if cur == nil {
+			writeErr(w, 404, "ResourceNotFoundException", "The function "+arn+" doesn't have an EventInvokeConfig")
+			return
+		}
+		if op == "GetFunctionEventInvokeConfig" {
+			writeJSON(w, 200, cur)
+			return
+		}
+		delete(fn.EventInvoke, q)
+		w.WriteHeader(204)
+		return
+	}
+	if r, ok := body["MaximumRetryAttempts"].(float64); ok && (r < 0 || r > 2) {
+		writeErr(w, 400, "InvalidParameterValueException", "1 validation error detected: Value at 'maximumRetryAttempts' failed to satisfy constraint: Member must have value less than or equal to 2")
+		return
+	}
+	if a, ok := body["MaximumEventAgeInSeconds"].(float64); ok && (a < 60 || a > 21600) {
+		writeErr(w, 400, "InvalidParameterValueException", "1 validation error detected: Value at 'maximumEventAgeInSeconds' failed to satisfy constraint: Member must have value between 60 and 21600")
+		return
+	}
+	c := map[string]any{"FunctionArn": arn, "LastModified": 1767225600}
+	for _, k := range []string{"MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"} {
+		if v, ok := body[k]; ok {
+			c[k] = v
+		}
+	}
+	if dc, ok := body["DestinationConfig"].(map[string]any); ok {
+		for _, k := range []string{"OnSuccess", "OnFailure"} {
+			d, _ := dc[k].(map[string]any)
+			if dest, _ := d["Destination"].(string); d != nil && !strings.HasPrefix(dest, "arn:") {
+				writeErr(w, 400, "InvalidParameterValueException", "The destination ARN "+dest+" is invalid.")
+				return
+			}
+		}
+	}
+	fn.EventInvoke[q] = c
+	writeJSON(w, 200, c)
 }
 
 // publish answers PublishVersion as Lambda does: refused while an update
