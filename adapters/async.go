@@ -3,7 +3,9 @@ package adapters
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -100,6 +102,25 @@ func (p Prediction) Done() bool {
 		return true
 	}
 	return false
+}
+
+// predictionID is what a caller's prediction id may be: it is a path
+// segment, so neither "." nor "..".
+var predictionID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// CheckPredictionID returns nil when id may name a prediction (the
+// caller's, in PUT /predictions/{id}), else the 400 that says what an id
+// may be. The runtime and cortex serve's queue hold ids to it alike.
+func CheckPredictionID(id string) error {
+	if !predictionID.MatchString(id) || id == "." || id == ".." {
+		shown := id
+		if len(shown) > 140 {
+			shown = shown[:140] + "..."
+		}
+		return &functions.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf(
+			"prediction id %q: use 1 to 128 letters, digits, '.', '_' and '-' (not . or ..)", shown)}
+	}
+	return nil
 }
 
 // PredictionPath is the path of the prediction id.

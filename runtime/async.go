@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,18 +121,6 @@ func newPredictions(r *Runtime) *predictions {
 	return s
 }
 
-// idPattern is what a caller's prediction id may be: it is a path
-// segment, so neither "." nor "..".
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-
-func checkID(id string) error {
-	if !idPattern.MatchString(id) || id == "." || id == ".." {
-		return &functions.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf(
-			"prediction id %q: use 1 to 128 letters, digits, '.', '_' and '-' (not . or ..)", truncate(id, 140))}
-	}
-	return nil
-}
-
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
@@ -157,7 +144,7 @@ func (r *Runtime) Submit(ctx context.Context, req *functions.Request, sub adapte
 		return adapters.Prediction{}, false, s.off
 	}
 	if sub.ID != "" {
-		if err := checkID(sub.ID); err != nil {
+		if err := adapters.CheckPredictionID(sub.ID); err != nil {
 			return adapters.Prediction{}, false, err
 		}
 	}

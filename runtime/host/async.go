@@ -283,7 +283,7 @@ func (q *asyncQueue) serve(w http.ResponseWriter, r *http.Request, f *function, 
 		}
 		q.cancelPrediction(w, f, id, prefix)
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
-		if err := checkPredictionID(id); err != nil {
+		if err := adapters.CheckPredictionID(id); err != nil {
 			writeError(w, err)
 			return true
 		}
@@ -303,32 +303,6 @@ func (q *asyncQueue) serve(w http.ResponseWriter, r *http.Request, f *function, 
 		writeError(w, &functions.Error{Status: http.StatusMethodNotAllowed, Message: "method " + r.Method + " not allowed on a prediction"})
 	}
 	return true
-}
-
-var predictionIDPattern = func() func(string) bool {
-	ok := func(c rune) bool {
-		return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
-	}
-	return func(id string) bool {
-		if id == "" || len(id) > 128 || id == "." || id == ".." {
-			return false
-		}
-		for _, c := range id {
-			if !ok(c) {
-				return false
-			}
-		}
-		return true
-	}
-}()
-
-// checkPredictionID applies the runtime's rule for a caller's id.
-func checkPredictionID(id string) error {
-	if !predictionIDPattern(id) {
-		return &functions.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf(
-			"prediction id %q: use 1 to 128 letters, digits, '.', '_' and '-' (not . or ..)", truncate(id, 140))}
-	}
-	return nil
 }
 
 func truncate(s string, n int) string {
@@ -362,7 +336,7 @@ func (q *asyncQueue) submit(w http.ResponseWriter, r *http.Request, f *function,
 		return
 	}
 	if id != "" {
-		if err := checkPredictionID(id); err != nil {
+		if err := adapters.CheckPredictionID(id); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -504,7 +478,7 @@ func writePrediction(w http.ResponseWriter, p adapters.Prediction, prefix string
 // queued one never runs, a running one's request ends (its process's
 // context with it).
 func (q *asyncQueue) cancelPrediction(w http.ResponseWriter, f *function, id, prefix string) {
-	if err := checkPredictionID(id); err != nil {
+	if err := adapters.CheckPredictionID(id); err != nil {
 		writeError(w, err)
 		return
 	}
