@@ -79,6 +79,11 @@ func PageShell(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && PagePath(r.URL.Path)
 }
 
+// ServePage answers a GET or HEAD of one of the page's files (PageShell):
+// the same for every function built with this SDK, so a front that
+// serves many (cortex serve) answers it itself, waking none of them.
+func ServePage(w http.ResponseWriter, r *http.Request) { servePage(w, r) }
+
 // servePage answers a GET or HEAD of one of the page's files.
 func servePage(w http.ResponseWriter, r *http.Request) {
 	a, ok := pageAssets[r.URL.Path]

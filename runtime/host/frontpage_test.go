@@ -249,9 +249,13 @@ func TestFrontPageShell(t *testing.T) {
 	if resp, body := e.get(t, http.MethodPost, "/"); resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
 		t.Errorf("POST /: %d %s, want 405 with Allow", resp.StatusCode, body)
 	}
-	// Host: {function}.localhost's / is the function's, not the front page.
-	if resp, body := e.get(t, http.MethodGet, "/", "Host: quokka-beta.localhost"); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("GET / with Host: quokka-beta.localhost: %d %s, want the function's 503", resp.StatusCode, body)
+	// Host: {function}.localhost's / is the function's page, not the
+	// front page; the page's calls get the function's answer (a 503 here).
+	if resp, body := e.get(t, http.MethodGet, "/", "Host: quokka-beta.localhost"); resp.StatusCode != http.StatusOK || strings.Contains(body, "cortex serve</title>") {
+		t.Errorf("GET / with Host: quokka-beta.localhost: %d %s, want the function's page", resp.StatusCode, body)
+	}
+	if resp, body := e.get(t, http.MethodGet, "/openapi.json", "Host: quokka-beta.localhost"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /openapi.json with Host: quokka-beta.localhost: %d %s, want the function's 503", resp.StatusCode, body)
 	}
 	t.Logf("front page: %d bytes (index.html, front.js, front.css)", total)
 }
@@ -582,5 +586,25 @@ func TestCheckToken(t *testing.T) {
 	}
 	if err := host.CheckToken("0123456789abcdef0123"); err != nil {
 		t.Errorf("CheckToken of a good token: %v", err)
+	}
+}
+
+// A function's page shell is the front's own copy: opening the page of a
+// function at zero starts no process (the page's calls do), and it is
+// the page the function's carrier serves.
+func TestFunctionPageShellWakesNothing(t *testing.T) {
+	e := start(t, []host.Function{function("echo", host.Autoscaling{})})
+	for _, p := range []string{"/echo/", "/echo/docs", "/echo/-/page.js", "/echo/-/page.css"} {
+		resp, body := e.get(t, http.MethodGet, p)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") == "" || body == "" {
+			t.Errorf("GET %s: %d, CSP %q, %d bytes; want the page's file", p, resp.StatusCode, resp.Header.Get("Content-Security-Policy"), len(body))
+		}
+	}
+	resp, _ := e.get(t, http.MethodGet, "/", "Host: echo.localhost")
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("GET / on echo.localhost: %d %s, want the page", resp.StatusCode, ct)
+	}
+	if s := e.status(t, "echo"); len(s.Processes) != 0 || s.ColdStarts != 0 {
+		t.Errorf("after opening the page: %d processes, %d cold starts; want none", len(s.Processes), s.ColdStarts)
 	}
 }

@@ -551,6 +551,9 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // empty, the escaped form), holding it while f has none ready: the front's
 // /{function}/ route, and f's own socket while the host accepts there.
 func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, f *function, path, rawPath string) {
+	if h.servePageShell(w, r, path) {
+		return
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	w = sw
 	defer func() {
@@ -692,6 +695,27 @@ func (b *callerBody) incomplete() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return !b.complete
+}
+
+// servePageShell answers a read of a function's page shell (its page,
+// script and style: adapters/http's PageShell) from the front's own copy
+// and reports true; path is the request's path on the function. The shell
+// holds nothing of the function's and is the same in every function this
+// CLI builds (they are built with the SDK it embeds), so opening a page
+// wakes no function at zero, and nobody without cortex serve's token can
+// start one through it. The page's own calls (openapi.json, predict) go
+// to the function.
+func (h *Host) servePageShell(w http.ResponseWriter, r *http.Request, path string) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if !httpadapter.PagePath(path) {
+		return false
+	}
+	shell := r.Clone(r.Context())
+	shell.URL.Path, shell.URL.RawPath = path, ""
+	httpadapter.ServePage(w, shell)
+	return true
 }
 
 // statusWriter remembers the status of the answer, for the host's
