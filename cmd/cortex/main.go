@@ -169,6 +169,9 @@ func initCmd() *cobra.Command {
 					return err
 				}
 				o.SDKDir = sdk.Dir
+				if o.SDKSum, err = os.ReadFile(filepath.Join(sdk.Dir, "go.sum")); err != nil {
+					return fmt.Errorf("reading the SDK's go.sum: %w", err)
+				}
 			}
 			files, err := scaffold.Write(dir, name, typ, o)
 			if err != nil {

@@ -214,7 +214,7 @@ func (u *user) packageAndRun(dir, path, body string) (int, string) {
 func TestGoFunction(t *testing.T) {
 	u := newUser(t)
 	u.must("cortex", "init", "greeter", "--type", "go")
-	for _, f := range []string{"go.mod", ".gitignore", "go.work"} {
+	for _, f := range []string{"go.mod", ".gitignore", "go.work", "go.work.sum"} {
 		if _, err := os.Stat(filepath.Join(u.work, "greeter", f)); err != nil {
 			t.Errorf("cortex init wrote no %s: %v", f, err)
 		}

@@ -31,6 +31,11 @@ type Options struct {
 	// (ignored by git) replaces github.com/cortexfn/cortex with it, so that
 	// go vet, go test and gopls work in the function's directory.
 	SDKDir string
+	// SDKSum is the SDK's go.sum: written beside the go.work as its
+	// go.work.sum (ignored by git too), it holds the checksums of the
+	// modules the SDK needs, which the go command then verifies offline
+	// rather than asking the checksum database for them.
+	SDKSum []byte
 }
 
 // Write creates dir (which must not exist or be empty) holding a function
@@ -108,6 +113,9 @@ func Files(name, typ string, o Options) ([]File, error) {
 		}
 		if o.SDKDir != "" {
 			files = append(files, File{"go.work", render(goWork)})
+			if len(o.SDKSum) > 0 {
+				files = append(files, File{"go.work.sum", o.SDKSum})
+			}
 		}
 		return files, nil
 	default:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cortexfn/cortex"
@@ -79,5 +80,29 @@ func TestIdentityModelBytes(t *testing.T) {
 	// ir_version 8, then producer "cortex".
 	if len(m) < 10 || m[0] != 0x08 || m[1] != 8 || string(m[4:10]) != "cortex" {
 		t.Errorf("unexpected model header % x", m[:min(len(m), 12)])
+	}
+}
+
+// With the CLI's SDK on this machine, a Go function gets a go.work that
+// replaces cortex with it and a go.work.sum with the SDK's checksums, so
+// that go vet and go test work offline, without the checksum database.
+func TestGoWorkspace(t *testing.T) {
+	sum := []byte("example.com/m v1.0.0 h1:abc=\n")
+	files, err := scaffold.Files("greeter", spec.TypeGo, scaffold.Options{Version: "v0.3.0", SDKDir: "/sdk", SDKSum: sum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range files {
+		got[f.Path] = string(f.Content)
+	}
+	if !strings.Contains(got["go.work"], "replace github.com/cortexfn/cortex => /sdk") {
+		t.Errorf("go.work:\n%s", got["go.work"])
+	}
+	if got["go.work.sum"] != string(sum) {
+		t.Errorf("go.work.sum = %q, want the SDK's go.sum", got["go.work.sum"])
+	}
+	if !strings.Contains(got[".gitignore"], "go.work.sum") {
+		t.Error(".gitignore does not ignore go.work.sum")
 	}
 }
