@@ -15,6 +15,12 @@
 // Routes served by Host.ServeHTTP:
 //
 //	/{function}/rest...        forwarded to the function as /rest... ("/" when empty)
+//	GET, HEAD /{function}/, /{function}/docs, /{function}/-/page.*
+//	                            the function's page shell, from the front's own copy (wakes nothing)
+//	POST /{function}/... with Prefer: respond-async, and
+//	GET, PUT /{function}/predictions/{id}, POST .../cancel
+//	                            background predictions in the durable queue, with a state
+//	                            file (WithStateFile; async.go; docs/async.md)
 //	GET, HEAD /{function}       308 to /{function}/, the function's page (POST stays a prediction)
 //	Host: {function}.localhost  forwarded with the path unchanged
 //	GET /                       the front page: every function, live (frontpage.go)
