@@ -1,6 +1,9 @@
 package functions
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"reflect"
+)
 
 // Schema describes a predictor's own route (POST /predict): what it takes
 // and what it answers. The function's OpenAPI document (/openapi.json) and
@@ -26,18 +29,49 @@ type Schema struct {
 }
 
 // SchemaProvider is implemented by a predictor that can say what its own
-// route takes and answers. Typed implements it from its Go types. A
-// predictor that embeds the Predictor Typed returns (a struct with Init
-// beside it) forwards it: func (p *P) Schema() functions.Schema { return
-// functions.SchemaOf(p.Predictor) }.
+// route takes and answers. Typed implements it from its Go types.
 type SchemaProvider interface {
 	Schema() Schema
 }
 
-// SchemaOf returns p's Schema when p publishes one, else the zero Schema.
+// SchemaOf returns p's Schema when p publishes one, else the schema of
+// the Predictor p embeds, else the zero Schema. A struct that embeds the
+// Predictor Typed returns, to keep Init and its own state beside it (as
+// `cortex init` writes a Go function), is promoted only Predict by Go:
+// SchemaOf looks through the embedding, so such a predictor publishes
+// its Typed schema without a method of its own.
 func SchemaOf(p Predictor) Schema {
 	if s, ok := p.(SchemaProvider); ok {
 		return s.Schema()
 	}
+	if inner := embedded(p); inner != nil {
+		return SchemaOf(inner)
+	}
 	return Schema{}
+}
+
+var predictorType = reflect.TypeFor[Predictor]()
+
+// embedded returns the Predictor that p (a struct, or a pointer to one)
+// embeds, nil when it embeds none.
+func embedded(p Predictor) Predictor {
+	v := reflect.ValueOf(p)
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	t := v.Type()
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Anonymous && f.Type == predictorType {
+			if inner, _ := v.Field(i).Interface().(Predictor); inner != nil {
+				return inner
+			}
+		}
+	}
+	return nil
 }

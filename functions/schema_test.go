@@ -1,6 +1,7 @@
 package functions_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -384,4 +385,31 @@ func FuzzTypedBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// withInit is how a Go function keeps Init beside a Typed predictor (the
+// shape `cortex init` writes): Go promotes only Predict from the embedded
+// interface, and SchemaOf looks through it.
+type withInit struct {
+	greeting string
+	functions.Predictor
+}
+
+func (*withInit) Init(context.Context, functions.Config) error { return nil }
+
+func TestSchemaOfEmbeddedPredictor(t *testing.T) {
+	typed := functions.Typed(func(ctx context.Context, in signup) (address, error) { return in.Address, nil })
+	p := &withInit{greeting: "hi", Predictor: typed}
+	if _, ok := functions.Predictor(p).(functions.SchemaProvider); ok {
+		t.Fatal("withInit publishes a schema itself; the test needs one that does not")
+	}
+	if got, want := functions.SchemaOf(p), functions.SchemaOf(typed); !bytes.Equal(got.Input, want.Input) || len(got.Input) == 0 {
+		t.Errorf("SchemaOf through the embedding: %s, want %s", got.Input, want.Input)
+	}
+	if s := functions.SchemaOf(&withInit{}); s.Input != nil {
+		t.Errorf("nothing embedded: %s", s.Input)
+	}
+	if s := functions.SchemaOf(functions.PredictorFunc(nil)); s.Input != nil {
+		t.Errorf("a PredictorFunc: %s", s.Input)
+	}
 }

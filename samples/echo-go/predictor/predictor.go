@@ -68,11 +68,6 @@ func New() functions.Predictor {
 	return e
 }
 
-// Schema forwards the schema of the typed function Echo embeds: an
-// embedded interface promotes only its own methods (Predict), so without
-// this Echo would publish none.
-func (e *Echo) Schema() functions.Schema { return functions.SchemaOf(e.Predictor) }
-
 // Init reads predictor.config from cortex.yaml: greeting (string) and
 // max_name_length (number). An invalid value stops the function from
 // starting, with this error in its log.
@@ -141,7 +136,6 @@ func vowelRatio(s string) float64 {
 }
 
 var (
-	_ functions.Predictor      = (*Echo)(nil)
-	_ functions.Initializer    = (*Echo)(nil)
-	_ functions.SchemaProvider = (*Echo)(nil)
+	_ functions.Predictor   = (*Echo)(nil)
+	_ functions.Initializer = (*Echo)(nil)
 )
