@@ -1,12 +1,9 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -116,16 +113,15 @@ func (s *predictions) post(url string, ev hookEvent, attempts int) {
 	log := s.r.log.With("prediction", ev.res.ID, "event", ev.name, "webhook", webhookguard.Redact(url))
 	backoff := s.cfg.WebhookBackoff.D()
 	for i := 1; ; i++ {
-		status, err := s.attempt(url, msgID, body)
-		switch {
-		case err == nil && status >= 200 && status < 300:
-			log.Debug("webhook delivered", "attempt", i)
-			return
-		case err == nil && status >= 300 && status < 400:
-			log.Warn("webhook not delivered: the receiver redirected, and redirects are not followed", "status", status)
-			return
-		case errors.Is(err, webhookguard.ErrBlocked):
-			log.Warn("webhook not delivered: address refused", "err", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		status, err := webhook.Send(ctx, s.client, url, s.secret, msgID, "cortex-webhook/"+version(), body)
+		cancel()
+		if settled, why := webhookguard.Settled(status, err); settled {
+			if why != "" {
+				log.Warn("webhook not delivered: "+why, "status", status)
+			} else {
+				log.Debug("webhook delivered", "attempt", i)
+			}
 			return
 		}
 		if i >= attempts {
@@ -138,30 +134,6 @@ func (s *predictions) post(url string, ev hookEvent, attempts int) {
 		}
 		backoff *= 2
 	}
-}
-
-// attempt makes one delivery and returns the receiver's status.
-func (s *predictions) attempt(url, msgID string, body []byte) (int, error) {
-	h, err := webhook.Headers(s.secret, msgID, time.Now(), body)
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header = h
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "cortex-webhook/"+version())
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, nil
 }
 
 // sleep waits d, and reports false, at once, when the function starts

@@ -27,12 +27,15 @@
 package webhook
 
 import (
+	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -113,6 +116,32 @@ func Headers(secret, id string, ts time.Time, body []byte) (http.Header, error) 
 	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
 	h.Set(HeaderSignature, sig)
 	return h, nil
+}
+
+// Send makes one delivery: body, JSON, POSTed to url with client, signed
+// with secret as message id (the same id on every retry of a message),
+// and the receiver's answer read (up to 64 KiB) and closed. It returns the
+// receiver's status; the caller decides what to make of it and whether to
+// try again.
+func Send(ctx context.Context, client *http.Client, url, secret, id, userAgent string, body []byte) (int, error) {
+	h, err := Headers(secret, id, time.Now(), body)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header = h
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
 }
 
 func sign(key []byte, id, ts string, body []byte) string {

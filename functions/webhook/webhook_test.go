@@ -1,8 +1,12 @@
 package webhook
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -92,5 +96,31 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if err := Verify(secret, h, append(body, ' '), 0); !errors.Is(err, ErrSignature) {
 		t.Errorf("Verify of a changed body = %v, want ErrSignature", err)
+	}
+}
+
+// Send's delivery is what Verify takes, and it returns the receiver's
+// status, whatever it is.
+func TestSend(t *testing.T) {
+	secret := NewSecret()
+	var verr error
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		verr = Verify(secret, r.Header, body, DefaultTolerance)
+		if r.Header.Get("Content-Type") != "application/json" || r.Header.Get("User-Agent") != "test-agent" || r.Header.Get(HeaderID) != "msg_1" {
+			verr = fmt.Errorf("headers %v", r.Header)
+		}
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	defer srv.Close()
+	status, err := Send(context.Background(), srv.Client(), srv.URL, secret, "msg_1", "test-agent", []byte(`{"id":"1"}`))
+	if err != nil || status != http.StatusTeapot {
+		t.Fatalf("Send: %d %v, want the receiver's 418", status, err)
+	}
+	if verr != nil {
+		t.Errorf("the receiver could not verify the delivery: %v", verr)
+	}
+	if _, err := Send(context.Background(), srv.Client(), srv.URL, "not-a-secret", "msg_1", "a", nil); err == nil {
+		t.Error("Send with a malformed secret: no error")
 	}
 }

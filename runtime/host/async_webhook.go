@@ -1,12 +1,9 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -120,17 +117,11 @@ func (q *asyncQueue) deliver(f *function, id string) {
 		if q.ctx.Err() != nil {
 			return // cut off by the shutdown: not an attempt; made again at the restart
 		}
-		done := false
+		done, why := webhookguard.Settled(status, err)
 		switch {
-		case err == nil && status >= 200 && status < 300:
-			done = true
-		case err == nil && status >= 300 && status < 400:
-			log.Warn("webhook not delivered: the receiver redirected, and redirects are not followed", "status", status)
-			done = true
-		case errors.Is(err, webhookguard.ErrBlocked):
-			log.Warn("webhook not delivered: address refused", "err", err)
-			done = true
-		case rec.HookAttempts+1 >= set.WebhookAttempts:
+		case why != "":
+			log.Warn("webhook not delivered: "+why, "status", status)
+		case !done && rec.HookAttempts+1 >= set.WebhookAttempts:
 			log.Warn("webhook not delivered; giving up", "attempts", rec.HookAttempts+1, "status", status, "err", err)
 			done = true
 		}
@@ -165,24 +156,7 @@ func (q *asyncQueue) attempt(f *function, set AsyncSettings, url, event string, 
 	if err != nil {
 		return 0, err
 	}
-	h, err := webhook.Headers(set.WebhookSecret, "msg_"+res.ID+"_"+event, time.Now(), body)
-	if err != nil {
-		return 0, err
-	}
 	ctx, cancel := context.WithTimeout(q.ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header = h
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "cortex-serve-webhook")
-	resp, err := hc.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, nil
+	return webhook.Send(ctx, hc.client, url, set.WebhookSecret, "msg_"+res.ID+"_"+event, "cortex-serve-webhook", body)
 }

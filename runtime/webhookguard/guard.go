@@ -61,6 +61,25 @@ var blockedNets = []netip.Prefix{
 	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
 }
 
+// Settled reports whether the result of one delivery attempt (the
+// receiver's status, or the error of webhook.Send) ends the delivery,
+// and, when it ends it undelivered, why: a 2xx delivers it; a redirect
+// (never followed: it could lead anywhere the guard refuses) or an
+// address the guard refuses ends it undelivered. Anything else may be
+// tried again. The runtime's deliveries and cortex serve's queue follow
+// it alike.
+func Settled(status int, err error) (settled bool, why string) {
+	switch {
+	case err == nil && status >= 200 && status < 300:
+		return true, ""
+	case err == nil && status >= 300 && status < 400:
+		return true, "the receiver redirected, and redirects are not followed"
+	case errors.Is(err, ErrBlocked):
+		return true, "address refused: " + err.Error()
+	}
+	return false, ""
+}
+
 // internalSuffixes are host name suffixes that name something inside a
 // machine or a cluster, refused before they are resolved.
 var internalSuffixes = []string{".localhost", ".local", ".internal", ".svc", ".cluster.local", ".localdomain"}

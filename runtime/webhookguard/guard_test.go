@@ -132,3 +132,25 @@ func TestWebhookGuardDial(t *testing.T) {
 		t.Errorf("dial 127.0.0.1: %v, want refused", err)
 	}
 }
+
+func TestSettled(t *testing.T) {
+	for _, c := range []struct {
+		status  int
+		err     error
+		settled bool
+		why     bool
+	}{
+		{200, nil, true, false},
+		{204, nil, true, false},
+		{302, nil, true, true},
+		{0, fmt.Errorf("dial: %w", ErrBlocked), true, true},
+		{500, nil, false, false},
+		{429, nil, false, false},
+		{0, errors.New("connection refused"), false, false},
+	} {
+		settled, why := Settled(c.status, c.err)
+		if settled != c.settled || (why != "") != c.why {
+			t.Errorf("Settled(%d, %v) = %v %q", c.status, c.err, settled, why)
+		}
+	}
+}
