@@ -157,39 +157,16 @@ func TestGateHTTP(t *testing.T) {
 func TestGateLambda(t *testing.T) {
 	t.Setenv(testTokenEnv, testToken)
 	rt, logs, predictions := guarded(t, guardedConfig())
-	h, err := lambda.Handler(rt, rt.lambdaOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	invoke := functionURL(t, rt)
 	for _, tc := range gateCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			before := predictions.Load()
-			ev := events.LambdaFunctionURLRequest{
-				Version: "2.0", RawPath: tc.path, Headers: map[string]string{"content-type": "application/json"}, Body: `{"x": 1}`,
-				RequestContext: events.LambdaFunctionURLRequestContext{RequestID: "req-1", DomainName: "abc.lambda-url.us-east-1.on.aws",
-					HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: tc.method, Path: tc.path}},
-			}
+			header := map[string]string{"content-type": "application/json"}
 			for k, v := range tc.header {
-				ev.Headers[strings.ToLower(k)] = v
+				header[strings.ToLower(k)] = v
 			}
-			payload, err := json.Marshal(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := h(context.Background(), payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(out)
-			var resp events.LambdaFunctionURLResponse
-			if err := json.Unmarshal(b, &resp); err != nil {
-				t.Fatalf("%v: %s", err, b)
-			}
-			header := http.Header{}
-			for k, v := range resp.Headers {
-				header.Set(k, v)
-			}
-			checkGate(t, tc, resp.StatusCode, header, []byte(resp.Body), predictions.Load()-before)
+			status, h, body := invoke(tc.method, tc.path, header, `{"x": 1}`)
+			checkGate(t, tc, status, h, body, predictions.Load()-before)
 		})
 	}
 	if strings.Contains(logs.String(), testToken) {
@@ -366,13 +343,24 @@ func httpServe(t *testing.T, rt *Runtime) func(method, path string) (int, http.H
 }
 
 func lambdaServe(t *testing.T, rt *Runtime) func(method, path string) (int, http.Header) {
+	invoke := functionURL(t, rt)
+	return func(method, path string) (int, http.Header) {
+		status, h, _ := invoke(method, path, map[string]string{}, "")
+		return status, h
+	}
+}
+
+// functionURL returns a call of rt's Lambda carrier, with the options
+// ServeLambda starts it with, by a function-URL event: method, path,
+// headers (lower-case names) and body in; status, headers and body out.
+func functionURL(t *testing.T, rt *Runtime) func(method, path string, header map[string]string, body string) (int, http.Header, []byte) {
 	h, err := lambda.Handler(rt, rt.lambdaOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(method, path string) (int, http.Header) {
+	return func(method, path string, header map[string]string, body string) (int, http.Header, []byte) {
 		payload, err := json.Marshal(events.LambdaFunctionURLRequest{
-			Version: "2.0", RawPath: path, Headers: map[string]string{},
+			Version: "2.0", RawPath: path, Headers: header, Body: body,
 			RequestContext: events.LambdaFunctionURLRequestContext{RequestID: "req-1", DomainName: "abc.lambda-url.us-east-1.on.aws",
 				HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: method, Path: path}},
 		})
@@ -388,10 +376,10 @@ func lambdaServe(t *testing.T, rt *Runtime) func(method, path string) (int, http
 		if err := json.Unmarshal(b, &resp); err != nil {
 			t.Fatalf("%v: %s", err, b)
 		}
-		header := http.Header{}
+		hdr := http.Header{}
 		for k, v := range resp.Headers {
-			header.Set(k, v)
+			hdr.Set(k, v)
 		}
-		return resp.StatusCode, header
+		return resp.StatusCode, hdr, []byte(resp.Body)
 	}
 }
