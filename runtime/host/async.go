@@ -22,6 +22,7 @@ import (
 	"github.com/cortexfn/cortex/adapters"
 	httpadapter "github.com/cortexfn/cortex/adapters/http"
 	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/runtime"
 )
 
 // This file is cortex serve's durable queue of background predictions
@@ -72,30 +73,24 @@ type AsyncSettings struct {
 	Concurrency int
 }
 
-// Defaults of AsyncSettings.
-const (
-	DefaultAsyncKeep       = time.Hour
-	DefaultAsyncMaxOutput  = 1 << 20
-	DefaultAsyncMaxBody    = 6 << 20
-	DefaultWebhookAttempts = 5
-	DefaultWebhookBackoff  = 4 * time.Second
-)
-
 func (a AsyncSettings) withDefaults(f *Function) AsyncSettings {
+	// The defaults are the function runtime's (runtime.AsyncConfig,
+	// runtime.Limits): a function behaves alike under cortex serve's
+	// queue and on its own.
 	if a.Keep <= 0 {
-		a.Keep = DefaultAsyncKeep
+		a.Keep = runtime.DefaultAsyncKeep
 	}
 	if a.MaxOutput <= 0 {
-		a.MaxOutput = DefaultAsyncMaxOutput
+		a.MaxOutput = runtime.DefaultMaxOutput
 	}
 	if a.MaxBody <= 0 {
-		a.MaxBody = DefaultAsyncMaxBody
+		a.MaxBody = runtime.DefaultMaxBody
 	}
 	if a.WebhookAttempts <= 0 {
-		a.WebhookAttempts = DefaultWebhookAttempts
+		a.WebhookAttempts = runtime.DefaultWebhookAttempts
 	}
 	if a.WebhookBackoff <= 0 {
-		a.WebhookBackoff = DefaultWebhookBackoff
+		a.WebhookBackoff = runtime.DefaultWebhookBackoff
 	}
 	if a.Concurrency <= 0 {
 		n := f.Scale.TargetConcurrency * f.Scale.MaxScale
