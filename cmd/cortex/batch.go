@@ -131,6 +131,11 @@ func runBatch(cmd *cobra.Command, fn string, o batchOptions, resolve func(contex
 		if abs, err := filepath.Abs(fn); err == nil {
 			bo.Params["function"] = abs
 		}
+		// A missing input is found before the function is built and
+		// started for nothing (batch.Run would find it after).
+		if _, err := os.Stat(o.input); err != nil {
+			return fmt.Errorf("--input: %w", err)
+		}
 		var build io.Writer = stderr
 		if o.quiet {
 			build = io.Discard

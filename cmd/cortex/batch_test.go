@@ -161,6 +161,11 @@ func TestBatchFlags(t *testing.T) {
 			}
 		})
 	}
+	// A missing input is refused before the function is built.
+	_, stderr, err := run(t, "", "batch", echoDir, "-i", filepath.Join(t.TempDir(), "nope.jsonl"), "--output", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "--input") || strings.Contains(stderr, "building") {
+		t.Errorf("a missing input: %v, stderr %q; want the --input error before any build", err, stderr)
+	}
 }
 
 func TestRouteURL(t *testing.T) {
