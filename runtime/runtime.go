@@ -33,7 +33,9 @@ type Runtime struct {
 	limits Limits
 	log    *slog.Logger
 	m      *metrics
-	opts   options
+	// cold records this process's start phase by phase (coldstart.go).
+	cold coldStart
+	opts options
 
 	// catalog is p's list of the models it serves; without one the
 	// function serves ownModel, its own name (see models.go).
