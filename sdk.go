@@ -33,7 +33,7 @@ const Version = "v0.3.0"
 //go:embed sdk.mod sdk.sum
 //go:embed functions/*.go functions/oip/*.go functions/wasmguest/*.go functions/webhook/*.go
 //go:embed adapters/*.go adapters/http/*.go adapters/http/page/* adapters/knative/*.go adapters/lambda/*.go
-//go:embed runtime/*.go runtime/activation/*.go runtime/onnx/*.go runtime/wasm/*.go runtime/wasm/ABI.md runtime/webhookguard/*.go
+//go:embed runtime/*.go runtime/activation/*.go runtime/modelfetch/*.go runtime/modelfetch/oci/*.go runtime/modelfetch/s3/*.go runtime/onnx/*.go runtime/wasm/*.go runtime/wasm/ABI.md runtime/webhookguard/*.go
 var sdk embed.FS
 
 // SDK returns the embedded SDK module: go.mod and go.sum at its root (from

@@ -102,12 +102,19 @@ func BuildSpec(ctx context.Context, s *spec.Spec, o BuildOptions) (*artifact.Art
 	// Gather what ships, checking every path before anything is built.
 	// The models: predictor.model, or every model of a multi-model
 	// function (predictor.models_dir, predictor.models[].path).
+	// A model named by reference ships as its reference only.
 	sources := []struct{ field, rel string }{{"predictor.model", s.Predictor.Model}, {"predictor.models_dir", s.Predictor.ModelsDir}}
+	if spec.IsModelReference(s.Predictor.Model) {
+		a.ModelRefs = append(a.ModelRefs, artifact.ModelRef{Ref: s.Predictor.Model, SHA256: s.Predictor.ModelSHA256})
+	}
 	for i, m := range s.Predictor.Models {
 		sources = append(sources, struct{ field, rel string }{fmt.Sprintf("predictor.models[%d].path", i), m.Path})
+		if spec.IsModelReference(m.Path) {
+			a.ModelRefs = append(a.ModelRefs, artifact.ModelRef{Name: m.Name, Ref: m.Path, SHA256: m.SHA256})
+		}
 	}
 	for _, src := range sources {
-		if src.rel == "" {
+		if src.rel == "" || spec.IsModelReference(src.rel) {
 			continue
 		}
 		files, err := d.collect(src.field, src.rel)

@@ -1,7 +1,10 @@
 package packager
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +14,8 @@ import (
 	"path"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/cortexfn/cortex/packager/artifact"
@@ -19,6 +24,7 @@ import (
 	"github.com/cortexfn/cortex/packager/oci"
 	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/spec"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // ErrHardLink: a file to ship has hard links outside the function
@@ -177,7 +183,7 @@ func (d *dirFiles) collect(field, rel string) ([]artifact.File, error) {
 		if err := add(filepath.ToSlash(clean), top); err != nil {
 			return nil, err
 		}
-		return out, nil
+		return out, d.externalData(field, &out, add)
 	}
 	realTop, err := filepath.EvalSymlinks(top)
 	if err != nil {
@@ -205,7 +211,106 @@ func (d *dirFiles) collect(field, rel string) ([]artifact.File, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: %s is an empty directory", field, rel)
 	}
-	return out, nil
+	return out, d.externalData(field, &out, add)
+}
+
+// externalData adds to out the external data files its ONNX models name
+// (see onnxExternalData), each once, through add (which checks and opens
+// it like any shipped file). A location that leads out of the model's
+// directory, or names no file, is an error naming the model, the tensor
+// and the file.
+func (d *dirFiles) externalData(field string, out *[]artifact.File, add func(relPath, p string) error) error {
+	have := map[string]artifact.File{}
+	for _, f := range *out {
+		have[f.Path] = f
+	}
+	for _, m := range slices.Clone(*out) {
+		// A .onnx file that does not parse ships as it is, as before
+		// external data was looked for: the runtime says what is wrong
+		// with it when it loads it, and a Go predictor may name its
+		// own files .onnx.
+		refs, _ := modelExternalData(m)
+		for _, ref := range refs {
+			if !filepath.IsLocal(filepath.FromSlash(ref.Location)) || strings.Contains(ref.Location, `\`) {
+				return fmt.Errorf("%s: %s: tensor %q names external data %q, which is not a path inside the model's directory: ONNX Runtime reads external data from beside the model; move the file there and name it relative to the model (onnx.save_model(..., location=\"NAME.data\"))",
+					field, m.Path, ref.Tensor, ref.Location)
+			}
+			relPath := path.Join(path.Dir(m.Path), ref.Location)
+			f, ok := have[relPath]
+			if !ok {
+				p := filepath.Join(d.dir, filepath.FromSlash(relPath))
+				if _, err := os.Lstat(p); err != nil {
+					return fmt.Errorf("%s: %s: tensor %q names external data %q, which is not there (%s): copy the model's .data files beside it", field, m.Path, ref.Tensor, ref.Location, relPath)
+				}
+				if err := add(relPath, p); err != nil {
+					return fmt.Errorf("%s: external data of tensor %q: %w", m.Path, ref.Tensor, err)
+				}
+				f = (*out)[len(*out)-1]
+				have[relPath] = f
+			}
+			if size, err := f.Size(); err == nil && ref.Length >= 0 && ref.Offset+ref.Length > size {
+				return fmt.Errorf("%s: %s: tensor %q needs bytes %d to %d of %s, which has %d: the data file does not belong to this model, or is truncated",
+					field, m.Path, ref.Tensor, ref.Offset, ref.Offset+ref.Length, relPath, size)
+			}
+		}
+	}
+	return nil
+}
+
+// modelExternalData returns the external data the file f names when it
+// is an ONNX model (.onnx), else nothing.
+func modelExternalData(f artifact.File) ([]externalRef, error) {
+	if !strings.EqualFold(path.Ext(f.Path), ".onnx") {
+		return nil, nil
+	}
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	var ra io.ReaderAt
+	switch {
+	case f.Opened != nil:
+		ra = f.Opened
+	case f.Src != "":
+		o, err := os.Open(f.Src)
+		if err != nil {
+			return nil, err
+		}
+		defer o.Close()
+		ra = o
+	default:
+		ra = bytes.NewReader(f.Data)
+	}
+	return onnxExternalData(ra, size)
+}
+
+// splitModels parts models into the ONNX graphs and other model files,
+// and the external data the graphs name: the image ships the data in a
+// layer of its own (the bulk of a model over 2 GB), apart from the graph.
+func splitModels(models []artifact.File) (graphs, data []artifact.File) {
+	named := externalDataPaths(models)
+	for _, m := range models {
+		if named[m.Path] {
+			data = append(data, m)
+		} else {
+			graphs = append(graphs, m)
+		}
+	}
+	return graphs, data
+}
+
+// externalDataPaths returns the Paths of the files among models that the
+// ONNX models among them name as external data: they go into the image in
+// a layer of their own, apart from the models' graphs.
+func externalDataPaths(models []artifact.File) map[string]bool {
+	data := map[string]bool{}
+	for _, m := range models {
+		refs, _ := modelExternalData(m) // as in externalData
+		for _, ref := range refs {
+			data[path.Join(path.Dir(m.Path), ref.Location)] = true
+		}
+	}
+	return data
 }
 
 // ErrNoONNXRuntime: the ONNX Runtime library to ship was not found.
@@ -316,4 +421,326 @@ func oipMetadata(s *spec.Spec) string {
 		return ""
 	}
 	return string(b)
+}
+
+// ONNX external data (models over protobuf's 2 GB limit): a tensor whose
+// TensorProto.data_location is EXTERNAL keeps its bytes in another file,
+// named by its external_data entry "location" relative to the model's
+// directory (with "offset" and "length" within it). ONNX Runtime reads
+// them from beside the model's path, so they ship with the model, at the
+// same place relative to it.
+//
+// The model is walked with google.golang.org/protobuf/encoding/protowire
+// (the wire format only: no ONNX Go bindings are needed to find a few
+// fields) over a buffered reader that seeks past what it does not need, so
+// a 2 GB model with its weights inside costs a few reads, not 2 GB of
+// memory. The tensors looked at are the ones onnx.external_data_helper
+// writes out: the graph's initializers and sparse initializers, and the
+// tensors in node attributes, in subgraphs too.
+
+// ONNX field numbers (onnx/onnx.proto3).
+const (
+	onnxModelGraph = 7 // ModelProto.graph
+
+	onnxGraphNode              = 1  // GraphProto.node
+	onnxGraphInitializer       = 5  // GraphProto.initializer
+	onnxGraphSparseInitializer = 15 // GraphProto.sparse_initializer
+
+	onnxNodeAttribute = 5 // NodeProto.attribute
+
+	onnxAttrT             = 5  // AttributeProto.t
+	onnxAttrG             = 6  // AttributeProto.g
+	onnxAttrTensors       = 10 // AttributeProto.tensors
+	onnxAttrGraphs        = 11 // AttributeProto.graphs
+	onnxAttrSparseTensor  = 22 // AttributeProto.sparse_tensor
+	onnxAttrSparseTensors = 23 // AttributeProto.sparse_tensors
+
+	onnxSparseValues  = 1 // SparseTensorProto.values
+	onnxSparseIndices = 2 // SparseTensorProto.indices
+
+	onnxTensorName         = 8  // TensorProto.name
+	onnxTensorExternalData = 13 // TensorProto.external_data
+	onnxTensorDataLocation = 14 // TensorProto.data_location
+	onnxLocationExternal   = 1  // TensorProto.DataLocation.EXTERNAL
+
+	onnxEntryKey   = 1 // StringStringEntryProto.key
+	onnxEntryValue = 2 // StringStringEntryProto.value
+)
+
+// externalRef is one tensor's external data.
+type externalRef struct {
+	Tensor   string
+	Location string
+	// Offset and Length locate the bytes in the file; Length -1 means to
+	// the end of the file.
+	Offset, Length int64
+}
+
+// onnxExternalData returns the external data the ONNX model in r (size
+// bytes) names, in the order found.
+func onnxExternalData(r io.ReaderAt, size int64) ([]externalRef, error) {
+	w := &wireReader{ra: r, size: size}
+	w.seek(0)
+	var refs []externalRef
+	var graph, node, attr, sparse func(end int64) error
+	tensor := func(end int64) error {
+		ref := externalRef{Length: -1}
+		external := false
+		err := w.fields(end, func(num protowire.Number, typ protowire.Type, v uint64, end int64) error {
+			switch {
+			case num == onnxTensorName && typ == protowire.BytesType:
+				b, err := w.bytes(end, 1<<20)
+				ref.Tensor = string(b)
+				return err
+			case num == onnxTensorDataLocation && typ == protowire.VarintType:
+				external = v == onnxLocationExternal
+			case num == onnxTensorExternalData && typ == protowire.BytesType:
+				b, err := w.bytes(end, 1<<20)
+				if err != nil {
+					return err
+				}
+				return entry(b, &ref)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if external {
+			refs = append(refs, ref)
+		}
+		return nil
+	}
+	sparse = func(end int64) error {
+		return w.fields(end, func(num protowire.Number, typ protowire.Type, _ uint64, end int64) error {
+			if typ != protowire.BytesType {
+				return nil
+			}
+			if num == onnxSparseValues || num == onnxSparseIndices {
+				return tensor(end)
+			}
+			return nil
+		})
+	}
+	attr = func(end int64) error {
+		return w.fields(end, func(num protowire.Number, typ protowire.Type, _ uint64, end int64) error {
+			if typ != protowire.BytesType {
+				return nil
+			}
+			switch num {
+			case onnxAttrT, onnxAttrTensors:
+				return tensor(end)
+			case onnxAttrG, onnxAttrGraphs:
+				return graph(end)
+			case onnxAttrSparseTensor, onnxAttrSparseTensors:
+				return sparse(end)
+			}
+			return nil
+		})
+	}
+	node = func(end int64) error {
+		return w.fields(end, func(num protowire.Number, typ protowire.Type, _ uint64, end int64) error {
+			if typ != protowire.BytesType {
+				return nil
+			}
+			if num == onnxNodeAttribute {
+				return attr(end)
+			}
+			return nil
+		})
+	}
+	graph = func(end int64) error {
+		w.depth++
+		defer func() { w.depth-- }()
+		if w.depth > 64 {
+			return errors.New("subgraphs nested more than 64 deep")
+		}
+		return w.fields(end, func(num protowire.Number, typ protowire.Type, _ uint64, end int64) error {
+			if typ != protowire.BytesType {
+				return nil
+			}
+			switch num {
+			case onnxGraphInitializer:
+				return tensor(end)
+			case onnxGraphSparseInitializer:
+				return sparse(end)
+			case onnxGraphNode:
+				return node(end)
+			}
+			return nil
+		})
+	}
+	found := false
+	err := w.fields(size, func(num protowire.Number, typ protowire.Type, _ uint64, end int64) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		if num != onnxModelGraph {
+			return nil
+		}
+		found = true
+		return graph(end)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, errors.New("the file has no graph: is it an ONNX model?")
+	}
+	return refs, nil
+}
+
+// entry reads one StringStringEntryProto of a tensor's external_data.
+func entry(b []byte, ref *externalRef) error {
+	var key, value string
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if typ == protowire.BytesType && (num == onnxEntryKey || num == onnxEntryValue) {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			if num == onnxEntryKey {
+				key = string(v)
+			} else {
+				value = string(v)
+			}
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	var err error
+	switch key {
+	case "location":
+		ref.Location = value
+	case "offset":
+		ref.Offset, err = strconv.ParseInt(value, 10, 64)
+	case "length":
+		ref.Length, err = strconv.ParseInt(value, 10, 64)
+	}
+	if err != nil || ref.Offset < 0 || ref.Length < -1 {
+		return fmt.Errorf("tensor %q: external data %s %q is not a byte count", ref.Tensor, key, value)
+	}
+	return nil
+}
+
+// wireReader reads protobuf fields from a file at offsets, buffered, and
+// seeks past the fields it is not asked to read.
+type wireReader struct {
+	ra    io.ReaderAt
+	size  int64
+	off   int64
+	buf   *bufio.Reader
+	depth int
+}
+
+func (w *wireReader) seek(off int64) {
+	w.off = off
+	sr := io.NewSectionReader(w.ra, off, w.size-off)
+	if w.buf == nil {
+		w.buf = bufio.NewReaderSize(sr, 64<<10)
+		return
+	}
+	w.buf.Reset(sr)
+}
+
+func (w *wireReader) varint() (uint64, error) {
+	b, _ := w.buf.Peek(binary.MaxVarintLen64)
+	if len(b) == 0 {
+		return 0, fmt.Errorf("malformed model at offset %d: %w", w.off, io.ErrUnexpectedEOF)
+	}
+	v, n := protowire.ConsumeVarint(b)
+	if n < 0 {
+		return 0, fmt.Errorf("malformed model at offset %d: %w", w.off, protowire.ParseError(n))
+	}
+	w.buf.Discard(n)
+	w.off += int64(n)
+	return v, nil
+}
+
+// skipTo moves to off, forward.
+func (w *wireReader) skipTo(off int64) {
+	if n := off - w.off; n <= int64(w.buf.Buffered()) {
+		w.buf.Discard(int(n))
+		w.off = off
+		return
+	}
+	w.seek(off)
+}
+
+// bytes reads the rest of a length-delimited field, up to end, when it
+// is at most max bytes.
+func (w *wireReader) bytes(end, max int64) ([]byte, error) {
+	if end-w.off > max {
+		return nil, fmt.Errorf("malformed model at offset %d: a %d-byte field where at most %d was expected", w.off, end-w.off, max)
+	}
+	b := make([]byte, end-w.off)
+	if _, err := io.ReadFull(w.buf, b); err != nil {
+		return nil, fmt.Errorf("malformed model at offset %d: %w", w.off, err)
+	}
+	w.off = end
+	return b, nil
+}
+
+// fields calls fn for each field of the message that ends at end: with
+// the value of a varint, or the end of a length-delimited field (which fn
+// may read; what it leaves is skipped). Other fields are skipped.
+func (w *wireReader) fields(end int64, fn func(num protowire.Number, typ protowire.Type, v uint64, end int64) error) error {
+	for w.off < end {
+		tag, err := w.varint()
+		if err != nil {
+			return err
+		}
+		num, typ := protowire.DecodeTag(tag)
+		switch typ {
+		case protowire.VarintType:
+			v, err := w.varint()
+			if err != nil {
+				return err
+			}
+			if err := fn(num, typ, v, 0); err != nil {
+				return err
+			}
+		case protowire.Fixed32Type, protowire.Fixed64Type:
+			n := int64(4)
+			if typ == protowire.Fixed64Type {
+				n = 8
+			}
+			if n > end-w.off {
+				return fmt.Errorf("malformed model at offset %d: a field runs past its message", w.off)
+			}
+			w.skipTo(w.off + n)
+		case protowire.BytesType:
+			n, err := w.varint()
+			if err != nil {
+				return err
+			}
+			if n > uint64(end-w.off) {
+				return fmt.Errorf("malformed model at offset %d: a field runs past its message", w.off)
+			}
+			fieldEnd := w.off + int64(n)
+			if err := fn(num, typ, 0, fieldEnd); err != nil {
+				return err
+			}
+			if w.off > fieldEnd {
+				return fmt.Errorf("malformed model at offset %d: a message runs past its field", w.off)
+			}
+			w.skipTo(fieldEnd)
+		default:
+			return fmt.Errorf("malformed model at offset %d: unsupported wire type %d", w.off, typ)
+		}
+	}
+	if w.off != end {
+		return fmt.Errorf("malformed model at offset %d: a field runs past its message", w.off)
+	}
+	return nil
 }

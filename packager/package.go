@@ -6,7 +6,10 @@
 //	  binary, stages, models,           oci      OCI image layout, tagged Options.Tag (skopeo, umoci, crane read it)
 //	  libraries, cortex.json            tarball  the same image for `docker load` / `podman load`
 //	                                    lambda   lambda.zip (bootstrap at the root, lib/, the model,
-//	                                             cortex.json) and template.yaml (AWS SAM)
+//	                                             cortex.json) and template.yaml (AWS SAM); or, with
+//	                                             targets.lambda.package image or a zip over Lambda's
+//	                                             limits, lambda-image/, the container image Lambda
+//	                                             runs (packager/lambdaimage), and its template
 //	                                    knative  knative.yaml, a serving.knative.dev/v1 Service
 //	                                             naming the image by digest (also Result.Knative.Service)
 //	                                    push     the image to Options.Registry
@@ -48,6 +51,8 @@
 //	           (libc6-arm64-cross, ...; their Debian package versions are
 //	           recorded in the history and the SBOM)
 //	runtime    /app/lib/libonnxruntime.so.1 (onnx functions only)
+//	model-data /app/<the external data files ONNX models name> (models over
+//	           2 GB keep their weights in .data files beside the graph)
 //	model      /app/<predictor.model>, streamed from disk, compressed fast
 //	wasm       /app/<pre>, /app/<post>
 //	binary     /app/<name>
@@ -61,7 +66,12 @@
 // Every layer is a deterministic tar (sorted, parents first, mtime from
 // $SOURCE_DATE_EPOCH or 0, uid/gid 0, regular files and directories only),
 // so the same inputs give the same digests, and the model layer's digest
-// does not move when only code changes.
+// does not move when only code changes (nor is the model read again: the
+// layer cache knows it by path, size and times; see packager/oci).
+//
+// Options.PushModel pushes the models on their own as well, under /models
+// in KServe ModelCar's layout (oci.ModelImage), for predictor.model to
+// name by reference (oci://REPO@sha256:...) instead of shipping them.
 package packager
 
 import (
@@ -82,6 +92,7 @@ import (
 
 	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/build"
+	"github.com/cortexfn/cortex/packager/knative"
 	"github.com/cortexfn/cortex/packager/oci"
 	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/sign"
@@ -189,6 +200,12 @@ type Options struct {
 	// Sign, when set, signs the pushed image and its SBOM with its key
 	// (OutputSign): it needs Registry.
 	Sign *sign.Signer
+	// PushModel, when set, is a tag (ghcr.io/acme/iris-model:v1, with or
+	// without oci://) to push the function's models to, as an image with
+	// them under /models (KServe ModelCar's layout), after the outputs are
+	// written; Result.Model gives the oci:// reference by digest that
+	// predictor.model can name.
+	PushModel string
 
 	// started is when Package began, for Result.Duration.
 	started time.Time
@@ -229,6 +246,8 @@ type Result struct {
 	Knative *KnativeResult `json:"knative,omitempty"`
 	// Pushed is the pushed image's digest reference, when pushed.
 	Pushed string `json:"pushed,omitempty"`
+	// Model is the model image pushed with Options.PushModel.
+	Model *ModelResult `json:"model,omitempty"`
 	// Signatures are the tags of the signatures pushed (the image's, then
 	// its SBOM's: REPO:sha256-HEX.sig), when signed.
 	Signatures []string `json:"signatures,omitempty"`
@@ -282,14 +301,22 @@ type SBOMResult struct {
 	Pushed string `json:"pushed,omitempty"`
 }
 
-// LambdaResult describes the Lambda zip.
+// LambdaResult describes the Lambda zip, or the Lambda container image
+// (Package image: Image is set, the zip's fields are empty).
 type LambdaResult struct {
-	Zip      string `json:"zip"`
-	Size     int64  `json:"size"`
-	Unzipped int64  `json:"unzipped"`
-	SHA256   string `json:"sha256"`
-	Template string `json:"template"`
-	// SBOM is the zip's SBOM, dist/lambda.cdx.json.
+	// Package is spec.LambdaPackageZip or spec.LambdaPackageImage.
+	Package string `json:"package"`
+	// Reason says why the image replaced the zip cortex.yaml did not ask
+	// for (the zip would pass Lambda's limits).
+	Reason   string             `json:"reason,omitempty"`
+	Image    *LambdaImageResult `json:"image,omitempty"`
+	Zip      string             `json:"zip,omitempty"`
+	Size     int64              `json:"size,omitempty"`
+	Unzipped int64              `json:"unzipped,omitempty"`
+	SHA256   string             `json:"sha256,omitempty"`
+	Template string             `json:"template"`
+	// SBOM is the zip's SBOM, dist/lambda.cdx.json, or the image's,
+	// dist/lambda-image.cdx.json.
 	SBOM string `json:"sbom"`
 }
 
@@ -300,6 +327,9 @@ type KnativeResult struct {
 	Features []string `json:"features,omitempty"`
 	// Service is the manifest as an object, for a deployer.
 	Service *servingv1.Service `json:"-"`
+	// Trigger is the Eventing Trigger of targets.knative.trigger, nil
+	// without one.
+	Trigger *knative.Trigger `json:"-"`
 }
 
 // Errors about the files a function ships.
@@ -331,6 +361,9 @@ func PackageSpec(ctx context.Context, s *spec.Spec, o Options) (*Result, error) 
 	// The outputs are checked before anything is built.
 	outs, err := o.outputs()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPushModel(o.PushModel); err != nil {
 		return nil, err
 	}
 	arches := o.Arches
@@ -432,6 +465,9 @@ func WritePlatforms(ctx context.Context, as []*artifact.Artifact, o Options) (*R
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPushModel(o.PushModel); err != nil {
+		return nil, err
+	}
 	s := a.Spec
 	if o.Out == "" {
 		o.Out = filepath.Join(s.Dir, "dist")
@@ -500,6 +536,9 @@ func WritePlatforms(ctx context.Context, as []*artifact.Artifact, o Options) (*R
 	committed = true
 	w.dir = o.Out
 	o.say("wrote %s", o.Out)
+	if o.PushModel != "" {
+		after = append(after, sink{write: pushModel, afterCommit: true})
+	}
 	var failed error
 	for _, sk := range after {
 		if failed = sk.write(ctx, w); failed != nil {
@@ -597,7 +636,17 @@ func (r *Result) WriteSummary(w io.Writer) error {
 			fmt.Fprintf(&b, "  tarball   %s (%s, docker load)\n", im.Tarball, mb(im.TarballSize))
 		}
 	}
-	if r.Lambda != nil {
+	if l := r.Lambda; l != nil && l.Image != nil {
+		fmt.Fprintf(&b, "  lambda    %s (container image %s, %s, %s compressed)\n", l.Image.Layout, l.Image.Digest[:19], l.Image.Arch, mb(l.Image.Size))
+		if l.Reason != "" {
+			fmt.Fprintf(&b, "            an image because %s\n", l.Reason)
+		}
+		if l.Image.Pushed != "" {
+			fmt.Fprintf(&b, "            pushed %s\n", l.Image.Pushed)
+		}
+		fmt.Fprintf(&b, "            %s\n", l.Template)
+		fmt.Fprintf(&b, "            %s (SBOM)\n", l.SBOM)
+	} else if r.Lambda != nil {
 		fmt.Fprintf(&b, "  lambda    %s (%s zipped, %s unzipped)\n", r.Lambda.Zip, mb(r.Lambda.Size), mb(r.Lambda.Unzipped))
 		fmt.Fprintf(&b, "            %s\n", r.Lambda.Template)
 		fmt.Fprintf(&b, "            %s (SBOM)\n", r.Lambda.SBOM)
@@ -622,6 +671,11 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	}
 	for _, sig := range r.Signatures {
 		fmt.Fprintf(&b, "  signed    %s\n", sig)
+	}
+	if m := r.Model; m != nil {
+		fmt.Fprintf(&b, "  model     %s\n", m.Ref)
+		fmt.Fprintf(&b, "            %d files under /models, tagged %s; to fetch it at start instead of shipping it, set in cortex.yaml\n", len(m.Files), m.Tag)
+		fmt.Fprintf(&b, "              predictor.model: %s\n", m.Ref)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -190,10 +190,13 @@ func (w *writer) platformImage(ctx context.Context, a *artifact.Artifact) (*plat
 		labels["dev.cortexfn.gpu"] = fmt.Sprint(s.Compute.GPU)
 	}
 	o.say("assembling the image (%s, %s layers)", a.Arch, o.Compression)
+	models, modelData := splitModels(a.Models)
 	img, err := oci.Build(ctx, oci.Contents{
 		Layers: []oci.Layer{
 			{Name: "runtime", Level: oci.Default, Files: artifact.Under(app, a.Runtime)},
-			{Name: "model", Level: oci.Fast, Files: artifact.Under(app, a.Models)},
+			// ONNX external data (models over 2 GB) apart from the graph.
+			{Name: "model-data", Level: oci.Fast, Files: artifact.Under(app, modelData)},
+			{Name: "model", Level: oci.Fast, Files: artifact.Under(app, models)},
 			{Name: "wasm", Level: oci.Default, Files: artifact.Under(app, a.Stages)},
 			{Name: "binary", Level: oci.Default, Files: artifact.Under(app, []artifact.File{a.Binary})},
 			{Name: "config", Level: oci.Default, Files: artifact.Under(app, []artifact.File{a.Config})},
@@ -295,6 +298,10 @@ func writeTarball(ctx context.Context, w *writer) error {
 // for a zip gets a warning, not an error: the other outputs still serve.
 func writeLambda(ctx context.Context, w *writer) error {
 	a, o := w.a, w.o
+	if lambdaImageWanted(a.Spec) {
+		return writeLambdaImage(ctx, w, "")
+	}
+	warned := len(w.r.Warnings) // the zip's own, dropped if the image replaces it
 	w.o.say("writing the Lambda zip")
 	lambdaSpec := *a.Spec
 	if want := map[string]string{"amd64": spec.ArchX86, "arm64": spec.ArchARM64}[a.Arch]; want != a.Spec.Targets.Lambda.Arch {
@@ -335,7 +342,11 @@ func writeLambda(ctx context.Context, w *writer) error {
 	var tooLarge *lambdazip.TooLargeError
 	switch {
 	case errors.As(err, &tooLarge):
-		w.warn("no Lambda zip: %v", err)
+		if why := lambdaImageChosen(a.Spec, tooLarge); why != "" {
+			w.r.Warnings = w.r.Warnings[:warned]
+			return writeLambdaImage(ctx, w, why)
+		}
+		w.warn("no Lambda zip: %v (targets.lambda.package is zip: set it to image, or remove it)", err)
 		return nil
 	case err != nil:
 		return fmt.Errorf("writing the Lambda zip: %w", err)
@@ -358,7 +369,7 @@ func writeLambda(ctx context.Context, w *writer) error {
 	if err := os.WriteFile(filepath.Join(w.dir, "lambda.cdx.json"), doc, 0o644); err != nil {
 		return err
 	}
-	w.r.Lambda = &LambdaResult{Zip: w.final("lambda.zip"), Size: info.Size, Unzipped: info.Unzipped, SHA256: info.SHA256, Template: w.final("template.yaml"), SBOM: w.final("lambda.cdx.json")}
+	w.r.Lambda = &LambdaResult{Package: spec.LambdaPackageZip, Zip: w.final("lambda.zip"), Size: info.Size, Unzipped: info.Unzipped, SHA256: info.SHA256, Template: w.final("template.yaml"), SBOM: w.final("lambda.cdx.json")}
 	return nil
 }
 
@@ -396,7 +407,7 @@ func writeKnative(ctx context.Context, w *writer) error {
 	if err := os.WriteFile(filepath.Join(w.dir, "knative.yaml"), manifest, 0o644); err != nil {
 		return err
 	}
-	w.r.Knative = &KnativeResult{Manifest: w.final("knative.yaml"), Features: flags, Service: svc}
+	w.r.Knative = &KnativeResult{Manifest: w.final("knative.yaml"), Features: flags, Service: svc, Trigger: trigger}
 	if len(flags) > 0 {
 		w.warn("the Knative Service needs these config-features flags enabled in the cluster (knative-serving/config-features): %s", strings.Join(flags, ", "))
 	}
@@ -404,7 +415,8 @@ func writeKnative(ctx context.Context, w *writer) error {
 }
 
 // push pushes the image (or the index of every platform's image) to
-// REGISTRY/NAME:TAG, then each image's SBOM referrer.
+// REGISTRY/NAME:TAG, then each image's SBOM referrer, then the Lambda
+// image when one was written.
 func push(ctx context.Context, w *writer) error {
 	if err := w.image(ctx); err != nil {
 		return err
@@ -430,7 +442,7 @@ func push(ctx context.Context, w *writer) error {
 		}
 		p.res.SBOM.Pushed = sd.String()
 	}
-	return nil
+	return pushLambdaImage(ctx, w)
 }
 
 // signPushed signs the pushed image (or index) and each image's SBOM

@@ -178,8 +178,12 @@ type WasmConfig struct {
 type PredictorConfig struct {
 	// Type is "onnx" (built in) or "go" (a user's package).
 	Type string `json:"type"`
-	// Model is the model file or directory, relative to Dir or absolute.
+	// Model is the model file or directory, relative to Dir or absolute,
+	// or a reference fetched at start (oci://, https://, s3://; see
+	// runtime/modelfetch), which Start replaces with the fetched path.
 	Model string `json:"model,omitempty"`
+	// ModelSHA256 is the hex SHA-256 a referenced Model must have.
+	ModelSHA256 string `json:"model_sha256,omitempty"`
 	// Values is predictor.config, passed to Init.
 	Values map[string]any `json:"config,omitempty"`
 
@@ -208,7 +212,11 @@ type PredictorConfig struct {
 // ModelConfig is one entry of predictor.models.
 type ModelConfig struct {
 	Name string `json:"name"`
+	// Path is a path as PredictorConfig.Models says, or a reference
+	// as PredictorConfig.Model may be.
 	Path string `json:"path"`
+	// SHA256 is the hex SHA-256 a referenced Path must have.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Limits bounds a function's resources. Zero fields take the defaults below.

@@ -22,8 +22,11 @@ type metrics struct {
 	overrun  prometheus.Gauge
 	queued   prometheus.Gauge
 	loadTime prometheus.Gauge
-	ready    prometheus.Gauge
-	rejected *prometheus.CounterVec
+	// coldStart is cortex_cold_start_seconds: each phase of this
+	// process's start (coldstart.go), observed once per phase.
+	coldStart *prometheus.HistogramVec
+	ready     prometheus.Gauge
+	rejected  *prometheus.CounterVec
 	// cancelled counts predictions whose caller went away first.
 	cancelled prometheus.Counter
 	byStatus  sync.Map // int -> prometheus.Counter: no label hashing per request
@@ -55,6 +58,13 @@ func newMetrics(constLabels prometheus.Labels) *metrics {
 	m.loadTime = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "cortex_model_load_seconds", Help: "How long the predictor's Init took.", ConstLabels: constLabels,
 	})
+	m.coldStart = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "cortex_cold_start_seconds", Help: "Each phase of the process's start, by phase: fetch (models named by reference), load (model sessions), init (the rest of the predictor's Init), first_prediction (the first prediction answered). One observation per phase per process; sum by phase across replicas.",
+		ConstLabels: constLabels,
+		// 1 ms to 10 min: an init that does nothing, up to a multi-GB
+		// model fetched and loaded onto a GPU.
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+	}, []string{"phase"})
 	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "cortex_ready", Help: "1 when the function is ready to serve.", ConstLabels: constLabels,
 	})
@@ -74,7 +84,7 @@ func newMetrics(constLabels prometheus.Labels) *metrics {
 		Name: "cortex_batch_wait_seconds", Help: "Time a request waited for its batch to close.", ConstLabels: constLabels,
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.overrun, m.queued, m.loadTime, m.ready, m.rejected, m.cancelled, m.batchSize, m.batchWait,
+	m.reg.MustRegister(m.requests, m.latency, m.inFlight, m.overrun, m.queued, m.loadTime, m.coldStart, m.ready, m.rejected, m.cancelled, m.batchSize, m.batchWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -154,6 +154,9 @@ func DefaultLogger() *slog.Logger {
 // returned wrapped with the function's name and leaves the runtime not ready.
 func (r *Runtime) Start(ctx context.Context) error {
 	start := time.Now()
+	if err := r.fetchModels(ctx); err != nil { // models named by reference (models_fetch.go)
+		return err
+	}
 	st, err := loadStages(ctx, &r.cfg, r.limits)
 	if err != nil {
 		err = fmt.Errorf("initialising function %q: %w", r.cfg.Name, err)
@@ -165,6 +168,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		st.collect(r.m.reg, r.m.labels)
 	}
 	r.stages = st
+	var initTook time.Duration // Init's total: the load and init phases
 	if in, ok := r.p.(functions.Initializer); ok {
 		cfg := functions.Config{
 			Name:   r.cfg.Name,
@@ -173,7 +177,10 @@ func (r *Runtime) Start(ctx context.Context) error {
 			Values: r.cfg.Predictor.Values,
 			GPU:    r.cfg.GPU,
 		}
-		if err := safeInit(ctx, in, cfg); err != nil {
+		initStart := time.Now()
+		err := safeInit(ctx, in, cfg)
+		initTook = time.Since(initStart)
+		if err != nil {
 			err = errors.Join(fmt.Errorf("initialising function %q: %w", r.cfg.Name, err), r.stages.close(ctx))
 			r.initErr.Store(&err)
 			r.log.Error("init failed", "err", err)
@@ -181,10 +188,11 @@ func (r *Runtime) Start(ctx context.Context) error {
 		}
 	}
 	took := time.Since(start)
+	cold := r.started(initTook)
 	r.m.loadTime.Set(took.Seconds())
 	r.ready.Store(true)
 	r.m.ready.Set(1)
-	r.log.Info("ready", "load_time", took.String(),
+	r.log.Info("ready", "load_time", took.String(), cold,
 		"max_concurrency", r.limits.MaxConcurrency, "max_queue", r.limits.MaxQueue,
 		"timeout", r.limits.Timeout.String(), "overrun_grace", r.limits.OverrunGrace.String(), "max_body", r.limits.MaxBody)
 	return nil
@@ -335,7 +343,8 @@ func (r *Runtime) runAdmitted(ctx context.Context, req *functions.Request, do jo
 	// and in acquire) and cancels the prediction's context when it ends,
 	// which is all that registration did. The caller's values stay.
 	caller := ctx
-	deadline := time.Now().Add(r.limits.Timeout.D())
+	admitted := time.Now()
+	deadline := admitted.Add(r.limits.Timeout.D())
 	if d, ok := caller.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -359,6 +368,11 @@ func (r *Runtime) runAdmitted(ctx context.Context, req *functions.Request, do jo
 		// request. (Not on the paths below, where it is still running.)
 		*c = call{done: done}
 		calls.Put(c)
+		// Every carrier's prediction, sync, streamed or async, passes
+		// here: the first one answered is the cold start's last phase.
+		if !r.cold.predicted.Load() && res.err == nil {
+			r.firstPrediction(req, time.Since(admitted))
+		}
 		return r.finish(ctx, req, res)
 	case <-ctx.Done():
 		r.watchOverrun(ctx, req, done)

@@ -148,7 +148,8 @@ func deployCmd() *cobra.Command {
 			"  cortex deploy samples/iris --traffic 10 --tag canary\n" +
 			"  cortex deploy samples/iris --dry-run -o yaml\n" +
 			"  cortex deploy samples/iris --dry-run=server -o yaml\n" +
-			"  cortex deploy samples/iris --target lambda --role arn:aws:iam::123456789012:role/cortex",
+			"  cortex deploy samples/iris --target lambda --role arn:aws:iam::123456789012:role/cortex\n" +
+			"  cortex deploy samples/iris --target lambda --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com/cortex  # a container image",
 		Args: cobra.ExactArgs(1),
 	}
 	f := cmd.Flags()

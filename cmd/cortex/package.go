@@ -35,9 +35,17 @@ func packageCmd() *cobra.Command {
 			"arm64 base is assembled from those packages); --arch amd64,arm64 (or all) builds both and makes\n" +
 			"the image an OCI image index, pushed as one reference, while the Lambda zip ships one\n" +
 			"architecture (targets.lambda.arch).\n\n" +
+			"With targets.lambda.package: image, or when the zip would pass Lambda's limits (250 MB\n" +
+			"unzipped, 50 MB zipped) and cortex.yaml does not say, the lambda output is the container image\n" +
+			"Lambda runs instead, dist/lambda-image (an OCI layout of one image for targets.lambda.arch), with\n" +
+			"its SAM template; cortex deploy --target lambda pushes and deploys it (docs/lambda.md).\n\n" +
 			"Every image and zip gets an SBOM (CycloneDX JSON: the Go modules, ONNX Runtime, the Debian\n" +
 			"packages of the libraries copied in, the models): dist/lambda.cdx.json, dist/image.cdx.json,\n" +
 			"and the image's attached to it as an OCI referrer in dist/oci and, when pushed, in the registry.\n\n" +
+			"--push-model REF pushes the function's models on their own (each model's ONNX external data\n" +
+			"too), under /models in KServe ModelCar's layout, and prints the oci:// reference by digest\n" +
+			"(also in --output json): name it in predictor.model and the function fetches the model when\n" +
+			"it starts instead of shipping it.\n\n" +
 			"--sign KEY signs the pushed image and its SBOM as cosign does (a sha256-DIGEST.sig tag beside\n" +
 			"them), with no network but the registry; cortex deploy --verify and cosign verify\n" +
 			"--insecure-ignore-tlog check it with the public key. KEY is a PEM ECDSA P-256 private key:\n" +
@@ -48,7 +56,8 @@ func packageCmd() *cobra.Command {
 			"  cortex package samples/iris --registry ghcr.io/acme --output json\n" +
 			"  cortex package samples/iris --outputs lambda\n" +
 			"  cortex package samples/iris --arch amd64,arm64 --registry ghcr.io/acme\n" +
-			"  cortex package samples/iris --registry ghcr.io/acme --sign cortex.key",
+			"  cortex package samples/iris --registry ghcr.io/acme --sign cortex.key\n" +
+			"  cortex package samples/iris --push-model ghcr.io/acme/iris-model:v1",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -108,6 +117,7 @@ func packageCmd() *cobra.Command {
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd (Lambda images are always gzip)")
 	f.StringVar(&arch, "arch", "", "target architecture: amd64, arm64, or several (amd64,arm64, or all) for a multi-platform image (an OCI image index; the Lambda zip ships targets.lambda.arch's); default from targets.lambda.arch")
 	f.StringVar(&opts.Registry, "registry", "", "repository to push the image to, e.g. ghcr.io/acme")
+	f.StringVar(&opts.PushModel, "push-model", "", "also push the function's models (and their ONNX external data) as an image with them under /models (KServe ModelCar layout) to this tag, e.g. ghcr.io/acme/iris-model:v1; prints the oci:// reference by digest for predictor.model")
 	f.StringVar(&opts.Tag, "image-tag", "", "image tag (default latest)")
 	// --tag names a traffic tag in deploy (as in kn); here it still works.
 	f.StringVar(&opts.Tag, "tag", "", "image tag (default latest)")

@@ -879,6 +879,9 @@ func statusLine(s host.FunctionStatus) string {
 		len(s.Processes), s.Ready, s.Starting, s.Draining, s.InFlight, s.Queued, s.ColdStarts)
 	if s.ColdStarts > 0 {
 		fmt.Fprintf(&b, ", last cold start %s", s.LastColdStart.Round(time.Millisecond))
+		if phases := coldStartPhases(s.LastColdStartPhases); phases != "" {
+			fmt.Fprintf(&b, " (%s)", phases)
+		}
 	}
 	switch {
 	case s.Error != "":

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,17 +63,66 @@ func list(t *testing.T, env []string, patterns ...string) []pkg {
 	return pkgs
 }
 
+// modelFetchers are the function-side packages that may link what
+// forbidden otherwise keeps out, and exactly what each may link: the
+// fetchers of models named oci:// and s3://. A function's generated main
+// imports one only when its spec names a model of that scheme, so every
+// other function binary stays without them (ARCHITECTURE.md, Rationale).
+var modelFetchers = map[string][]string{
+	module + "/runtime/modelfetch/oci": {"github.com/google/go-containerregistry"},
+	module + "/runtime/modelfetch/s3":  {"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"},
+}
+
 func TestFunctionBinaryDependencies(t *testing.T) {
 	for _, p := range list(t, nil, "./functions/...", "./runtime/...", "./adapters/...") {
 		if strings.HasPrefix(p.ImportPath, module+"/runtime/host") {
 			continue // the local multi-function host is imported by the CLI only
 		}
+	deps:
 		for _, d := range p.Deps {
+			for _, a := range modelFetchers[p.ImportPath] {
+				if d == a || strings.HasPrefix(d, a+"/") {
+					continue deps
+				}
+			}
 			for _, f := range forbidden {
 				if strings.HasPrefix(d, f) {
 					t.Errorf("%s depends on %s: function binaries must not carry it (see DESIGN.md, dependency rule)", p.ImportPath, d)
 				}
 			}
+		}
+	}
+}
+
+// TestModelFetchersAreOptIn keeps the oci and s3 model fetchers out of
+// every function-side package but themselves: the runtime finds them
+// through modelfetch.Register, never by import, so only a generated main
+// that names them links them. It also checks each links what it is
+// allowed (so the exception above stays needed and exact).
+func TestModelFetchersAreOptIn(t *testing.T) {
+	seen := map[string]bool{}
+	for _, p := range list(t, nil, "./functions/...", "./runtime/...", "./adapters/...") {
+		if _, ok := modelFetchers[p.ImportPath]; ok {
+			seen[p.ImportPath] = true
+			for _, a := range modelFetchers[p.ImportPath] {
+				if !slices.ContainsFunc(p.Deps, func(d string) bool { return d == a || strings.HasPrefix(d, a+"/") }) {
+					t.Errorf("%s no longer depends on %s: drop it from modelFetchers", p.ImportPath, a)
+				}
+			}
+			continue
+		}
+		if strings.HasPrefix(p.ImportPath, module+"/runtime/host") {
+			continue
+		}
+		for _, d := range p.Deps {
+			if _, ok := modelFetchers[d]; ok {
+				t.Errorf("%s depends on %s: only a generated main may import a model fetcher, when its spec names a model of that scheme", p.ImportPath, d)
+			}
+		}
+	}
+	for f := range modelFetchers {
+		if !seen[f] {
+			t.Errorf("%s not found: update modelFetchers", f)
 		}
 	}
 }

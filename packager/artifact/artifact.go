@@ -101,8 +101,13 @@ type Artifact struct {
 	// (lib/libonnxruntime.so.1), empty for a function that loads none.
 	Runtime []File
 	// Models holds predictor.model, or every model of a multi-model
-	// function, each file once.
+	// function, each file once. A model named by reference is not among
+	// them (ModelRefs).
 	Models []File
+	// ModelRefs are the models named by reference (oci://, https://,
+	// s3://), which the function fetches when it starts instead of
+	// shipping them.
+	ModelRefs []ModelRef
 	// Stages holds the WebAssembly stages (pre, post); StagePaths maps
 	// the spec's field ("pre", "post") to its file's Path.
 	Stages     []File
@@ -113,6 +118,17 @@ type Artifact struct {
 	SpecSHA256 string
 	// Created is the time every output records.
 	Created time.Time
+}
+
+// ModelRef is a model named by reference.
+type ModelRef struct {
+	// Name is the model's name in a multi-model function, "" for
+	// predictor.model.
+	Name string
+	// Ref is the reference as the spec writes it.
+	Ref string
+	// SHA256 is the hex digest the spec gives for it, or "".
+	SHA256 string
 }
 
 // Close closes the files the build opened (File.Opened).

@@ -471,6 +471,26 @@ type plan struct {
 	// Repository holds the onnx.RepositoryOption expressions of a
 	// multi-model onnx function, empty for a single model.
 	Repository []string
+	// Fetchers are the model fetchers the main blank-imports: one per
+	// scheme of reference the spec names besides https:// (built into
+	// the runtime), so a function without oci:// or s3:// models links
+	// neither go-containerregistry nor the AWS SDK.
+	Fetchers []string
+}
+
+// fetchers returns the import paths of the model fetchers the spec's
+// references need.
+func fetchers(p spec.Predictor) []string {
+	var out []string
+	for _, scheme := range []string{"oci", "s3"} {
+		for _, r := range p.ModelReferences() {
+			if strings.HasPrefix(r, scheme+"://") {
+				out = append(out, CortexModule+"/runtime/modelfetch/"+scheme)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // repositoryOptions turns predictor.models, models_dir, cache_size,
@@ -483,6 +503,11 @@ func repositoryOptions(p spec.Predictor) []string {
 	}
 	var opts []string
 	for _, m := range p.Models {
+		if spec.IsModelReference(m.Path) {
+			// The runtime fetches it at start and links it here.
+			opts = append(opts, fmt.Sprintf("onnx.WithModel(%s, runtime.ModelPath(%s))", strconv.Quote(m.Name), strconv.Quote(m.Path)))
+			continue
+		}
 		opts = append(opts, fmt.Sprintf("onnx.WithModel(%s, %s)", strconv.Quote(m.Name), strconv.Quote(filepath.ToSlash(m.Path))))
 	}
 	if p.ModelsDir != "" {
@@ -513,7 +538,7 @@ func planBuild(o Options, dir, tmp string) (*plan, error) {
 		}
 		return nil, err
 	}
-	return &plan{module: m, Type: s.Predictor.Type, Import: m.pkgImport, Repository: repositoryOptions(s.Predictor)}, nil
+	return &plan{module: m, Type: s.Predictor.Type, Import: m.pkgImport, Repository: repositoryOptions(s.Predictor), Fetchers: fetchers(s.Predictor)}, nil
 }
 
 // CacheRoot returns the cortex cache directory: override when set, else
@@ -674,6 +699,9 @@ import (
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/runtime"
 	"github.com/cortexfn/cortex/runtime/onnx"
+{{- range .Fetchers}}
+	_ "{{.}}"
+{{- end}}
 )
 
 func main() {
@@ -692,6 +720,9 @@ func main() {
 {{- else}}
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/runtime"
+{{- range .Fetchers}}
+	_ "{{.}}"
+{{- end}}
 
 	predictor "{{.Import}}"
 )

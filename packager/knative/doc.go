@@ -14,8 +14,21 @@
 //   - requests from compute (cpu, mem) and a memory limit; no CPU limit
 //     (throttling a model server hurts latency more than it protects);
 //   - a readiness probe on /readyz (port left to Knative), and a startup
-//     probe on /readyz whose worst case is LoadBudget: twice a pessimistic
-//     load time for the model's size (30 s + 50 MB/s), at least a minute;
+//     probe on /readyz whose worst case is StartBudget:
+//     targets.knative.startup_timeout when set, else LoadBudget, twice
+//     a pessimistic load time for the model's size (30 s + 50 MB/s), at
+//     least a minute; for models fetched by reference, whose size is not
+//     known when the Service is written, the fetch (25 MB/s) and load of
+//     ReferencedModelSize (8 GiB) on top;
+//   - for models fetched by reference (predictor.model oci://, https://,
+//     s3://): an emptyDir volume (on disk, sizeLimit ModelCacheLimit,
+//     16 GiB) mounted at ModelCacheDir, with $CORTEX_MODEL_CACHE naming
+//     it: the root filesystem is read-only, and the volume is where the
+//     runtime fetches the models to (kubernetes.podspec-volumes-emptydir,
+//     on in a default install, which the deploy's preflight checks);
+//   - with auth, the annotation cortex.dev/token-env naming the token's
+//     variable (never its value), so that `cortex get` can read the
+//     function's metrics with the token from its own environment;
 //   - a liveness probe on /healthz (every 10 s, 5 s timeout, restart after
 //     4 failures in a row): the runtime fails /healthz when a prediction
 //     overran its deadline by limits.overrun_grace and the process must
@@ -36,7 +49,7 @@
 //     (targets.knative.gpu_node_selector, default nvidia.com/gpu.present:
 //     "true"), a toleration for the nvidia.com/gpu NoSchedule taint, and
 //     serving.knative.dev/progress-deadline sized by ProgressDeadline to
-//     cover a GPU node coming up, the image pull and the load budget. A CPU
+//     cover a GPU node coming up, the image pull and the start budget. A CPU
 //     function gets the annotation only when that exceeds Knative's 10m
 //     default.
 //

@@ -84,6 +84,40 @@ const (
 	livenessTimeout = 5
 )
 
+// Models fetched by reference (predictor.model: oci://, https://, s3://)
+// are not in the image: a replica fetches them when it starts, into a
+// cache on a volume of its own, and their size is not known when the
+// Service is written.
+const (
+	// ModelCacheDir is where the model cache volume is mounted, and
+	// ModelCacheEnv the variable that tells the runtime so
+	// (runtime/modelfetch reads it). The root filesystem is read-only:
+	// the volume is the one place a replica can write its models to.
+	ModelCacheDir = "/var/cache/cortex/models"
+	ModelCacheEnv = "CORTEX_MODEL_CACHE"
+	// modelCacheVolume names the volume.
+	modelCacheVolume = "model-cache"
+	// ReferencedModelSize is the size the startup probe and the progress
+	// deadline assume for all the models a function names by reference
+	// together: 8 GiB, more than the multi-GB models this is meant for.
+	// A larger model needs targets.knative.startup_timeout; see
+	// docs/gpu.md.
+	ReferencedModelSize = 8 << 30
+	// ModelCacheLimit is the model cache volume's sizeLimit: twice
+	// ReferencedModelSize, room for a model and a partial download of
+	// the next. A replica whose cache outgrows it is evicted.
+	ModelCacheLimit = 2 * ReferencedModelSize
+	// fetchRate is the slowest rate a replica fetches a model at (bytes
+	// per second).
+	fetchRate = 25 << 20
+)
+
+// TokenEnvAnnotation on the Service names the variable of the function's
+// bearer token (auth.token_env), never its value: `cortex get` sends the
+// variable of that name from its own environment to read the function's
+// metrics, which need the token.
+const TokenEnvAnnotation = "cortex.dev/token-env"
+
 // livenessFailures is how many /healthz failures in a row make the kubelet
 // restart the container: enough that the first failure is followed by
 // at least the runtime's drain bound, so the kubelet does not cut short
@@ -97,12 +131,29 @@ func LoadBudget(modelSize int64) time.Duration {
 	return max(2*expect, time.Minute)
 }
 
+// StartBudget is how long a replica may take from its container's start
+// to ready, the startup probe's budget: targets.knative.startup_timeout
+// when the spec sets it, else LoadBudget of its models, and when
+// it names models by reference, their fetch and load at the sizing rates,
+// taking them to be ReferencedModelSize together (their size is not known
+// when the Service is written).
+func StartBudget(s *spec.Spec, o Options) time.Duration {
+	if st := s.Targets.Knative.StartupTimeout; st > 0 {
+		return st // targets.knative.startup_timeout
+	}
+	if len(s.Predictor.ModelReferences()) == 0 {
+		return LoadBudget(o.ModelSize)
+	}
+	fetch := time.Duration(float64(ReferencedModelSize) / fetchRate * float64(time.Second))
+	return LoadBudget(o.ModelSize+ReferencedModelSize) + fetch
+}
+
 // ProgressDeadline is how long Knative waits for a new revision's first
-// replica: pulling the image, loading the model within the startup probe's
-// budget, and for GPU functions a GPU node coming up, plus a margin. It is
-// rounded up to whole minutes.
+// replica: pulling the image, starting within the startup probe's budget
+// (StartBudget), and for GPU functions a GPU node coming up, plus a
+// margin. It is rounded up to whole minutes.
 func ProgressDeadline(s *spec.Spec, o Options) time.Duration {
-	d := time.Duration(float64(o.ImageSize)/pullRate*float64(time.Second)) + LoadBudget(o.ModelSize) + time.Minute
+	d := time.Duration(float64(o.ImageSize)/pullRate*float64(time.Second)) + StartBudget(s, o) + time.Minute
 	if s.Compute.GPU > 0 {
 		d += gpuNodeScaleUp
 	}
@@ -147,7 +198,7 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: mem},
 	}
 
-	budget := LoadBudget(o.ModelSize)
+	budget := StartBudget(s, o)
 	container := corev1.Container{
 		Name:      "function",
 		Image:     o.Image,
@@ -180,9 +231,20 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
+	if len(s.Predictor.ModelReferences()) > 0 {
+		container.Env = append(container.Env, corev1.EnvVar{Name: ModelCacheEnv, Value: ModelCacheDir})
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: modelCacheVolume, MountPath: ModelCacheDir})
+	}
 	// No Kubernetes API token in the pod: a function has no business with
 	// the cluster's API, and a compromised one should find no credential.
 	podSpec := corev1.PodSpec{Containers: []corev1.Container{container}, AutomountServiceAccountToken: ptr(false)}
+	if len(s.Predictor.ModelReferences()) > 0 {
+		// The node's disk, not memory (medium ""): a multi-GB model in a
+		// tmpfs would count against the container's memory limit.
+		limit := resource.NewQuantity(ModelCacheLimit, resource.BinarySI)
+		podSpec.Volumes = []corev1.Volume{{Name: modelCacheVolume,
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: limit}}}}
+	}
 	if g := s.Compute.GPU; g > 0 {
 		q := *resource.NewQuantity(int64(g), resource.DecimalSI)
 		container.Resources.Limits[GPUResource] = q
@@ -201,11 +263,19 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 	}
 	timeout := int64(math.Ceil((s.Limits.Timeout + 5*time.Second).Seconds()))
 	timeout = min(timeout, 600)
+	// One prediction per process (limits.max_concurrency: 1, a model
+	// that fills its GPU) is containerConcurrency 1: the queue-proxy
+	// holds the next request rather than send it to a busy replica.
 	cc := int64(s.Limits.MaxConcurrency)
+
+	var svcAnn map[string]string
+	if s.Auth.TokenEnv != "" {
+		svcAnn = map[string]string{TokenEnvAnnotation: s.Auth.TokenEnv}
+	}
 
 	svc := &servingv1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: servingv1.SchemeGroupVersion.String(), Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Targets.Knative.Namespace, Labels: svcLabels},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Targets.Knative.Namespace, Labels: svcLabels, Annotations: svcAnn},
 		Spec: servingv1.ServiceSpec{
 			ConfigurationSpec: servingv1.ConfigurationSpec{
 				Template: servingv1.RevisionTemplateSpec{
@@ -237,9 +307,13 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 func secretEnv(env []spec.Secret) []corev1.EnvVar {
 	var out []corev1.EnvVar
 	for _, e := range env {
-		out = append(out, corev1.EnvVar{Name: e.Name, ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: e.Secret}, Key: e.Key},
-		}})
+		ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: e.Secret}, Key: e.Key}
+		if e.Webhook {
+			// The function runs without its webhook secret (it sends no
+			// webhooks then): that one may be missing.
+			ref.Optional = ptr(true)
+		}
+		out = append(out, corev1.EnvVar{Name: e.Name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}})
 	}
 	return out
 }
@@ -287,13 +361,21 @@ func prune(v any) {
 
 // Features are the config-features flags of the cluster a Service is
 // validated against. The GPU manifest needs NodeSelector and Tolerations
-// (both off in a default Knative install).
+// (both off in a default Knative install). The model cache of a function
+// with models by reference is an emptyDir volume, which needs
+// kubernetes.podspec-volumes-emptydir, on unless EmptyDirDisabled.
 type Features struct {
 	NodeSelector, Tolerations bool
+	// EmptyDirDisabled is a cluster that turned
+	// kubernetes.podspec-volumes-emptydir off (Knative's default is on).
+	EmptyDirDisabled bool
 }
 
-// Needed returns the config-features flags svc needs: the keys of the
-// knative-serving/config-features ConfigMap that must be "enabled".
+// Needed returns the config-features flags svc needs that a default
+// Knative install has off: the keys of the knative-serving/config-features
+// ConfigMap that must be "enabled". Flags on by default
+// (kubernetes.podspec-volumes-emptydir) are not listed; the deploy's
+// preflight checks them in the cluster.
 func Needed(svc *servingv1.Service) []string {
 	var flags []string
 	ps := svc.Spec.Template.Spec.PodSpec
@@ -337,6 +419,9 @@ func Validate(ctx context.Context, svc *servingv1.Service, f Features) error {
 	}
 	if f.Tolerations {
 		features.PodSpecTolerations = config.Enabled
+	}
+	if f.EmptyDirDisabled {
+		features.PodSpecVolumesEmptyDir = config.Disabled
 	}
 	cfg := config.FromContextOrDefaults(ctx)
 	cfg = &config.Config{Defaults: cfg.Defaults, Features: features, Autoscaler: cfg.Autoscaler}

@@ -270,12 +270,19 @@ func TestServiceAuthToken(t *testing.T) {
 	s := irisSpec(0)
 	s.Wasm.SecretEnv = []spec.SecretEnv{{Name: "API_KEY", Secret: "api-credentials", Key: "key"}}
 	s.Auth = spec.Auth{TokenEnv: "DEMO_TOKEN", Secret: "demo-token", Key: "token"}
+	s.Async.WebhookSecretEnv, s.Async.WebhookSecret, s.Async.WebhookKey = "WEBHOOK_SECRET", "hooks", "secret"
 	svc, err := knative.Service(s, knative.Options{Image: image})
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := svc.Spec.Template.Spec.Containers[0].Env
-	if len(env) != 2 || env[0].Name != "API_KEY" || env[1].Name != "DEMO_TOKEN" || env[1].Value != "" || env[1].ValueFrom == nil || env[1].ValueFrom.SecretKeyRef == nil {
+	// The webhook secret may be missing (the function then sends no
+	// webhooks): its reference is optional, so the pod starts without it.
+	if len(env) != 3 || env[2].Name != "WEBHOOK_SECRET" || env[2].ValueFrom == nil || env[2].ValueFrom.SecretKeyRef == nil ||
+		env[2].ValueFrom.SecretKeyRef.Name != "hooks" || env[2].ValueFrom.SecretKeyRef.Key != "secret" || env[2].ValueFrom.SecretKeyRef.Optional == nil || !*env[2].ValueFrom.SecretKeyRef.Optional {
+		t.Fatalf("container env %+v, want API_KEY, DEMO_TOKEN, then WEBHOOK_SECRET from an optional secretKeyRef", env)
+	}
+	if len(env) != 3 || env[0].Name != "API_KEY" || env[1].Name != "DEMO_TOKEN" || env[1].Value != "" || env[1].ValueFrom == nil || env[1].ValueFrom.SecretKeyRef == nil {
 		t.Fatalf("container env %+v, want API_KEY then DEMO_TOKEN, each from a secretKeyRef", env)
 	}
 	if ref := env[1].ValueFrom.SecretKeyRef; ref.Name != "demo-token" || ref.Key != "token" || ref.Optional != nil {

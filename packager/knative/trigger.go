@@ -81,6 +81,20 @@ func TriggerFor(s *spec.Spec, svc metav1.Object) (*Trigger, error) {
 	return tr, nil
 }
 
+// In returns a copy of t in namespace ns, with its subscriber there too:
+// a deploy puts the Service, and so its Trigger, in the namespace it
+// chooses.
+func (t *Trigger) In(ns string) *Trigger {
+	c := *t
+	c.ObjectMeta = *t.ObjectMeta.DeepCopy()
+	c.Namespace = ns
+	c.Spec.Subscriber = *t.Spec.Subscriber.DeepCopy()
+	if c.Spec.Subscriber.Ref != nil {
+		c.Spec.Subscriber.Ref.Namespace = ns
+	}
+	return &c
+}
+
 // TriggerYAML renders t as a manifest for kubectl apply, as YAML renders
 // a Service.
 func TriggerYAML(t *Trigger) ([]byte, error) {

@@ -66,6 +66,9 @@ func TestTemplateGolden(t *testing.T) {
 			s.Auth = spec.Auth{TokenEnv: "DEMO_TOKEN", Secret: "demo-token", Key: "token"}
 			s.Targets.Lambda.URLAuth = spec.URLAuthNone
 		}},
+		{"webhook secret", "template-webhook.yaml", func(s *spec.Spec) {
+			s.Async.WebhookSecretEnv, s.Async.WebhookSecret, s.Async.WebhookKey = "WEBHOOK_SECRET", "hooks", "secret"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +88,7 @@ func TestTemplateGolden(t *testing.T) {
 				Parameters               map[string]struct {
 					Type                  string
 					NoEcho                bool
+					Default               *string
 					Description           string
 					MinLength             int
 					AllowedPattern        string
@@ -125,6 +129,11 @@ func TestTemplateGolden(t *testing.T) {
 					}
 				} else if p.MinLength != 0 || p.AllowedPattern != "" {
 					t.Errorf("a stage's secret %s has the token's constraints: %+v", e.Name, p)
+				}
+				// Only the webhook secret may be left out: the function
+				// runs without webhooks.
+				if p := tmpl.Parameters[ref]; (p.Default != nil && *p.Default == "") != e.Webhook {
+					t.Errorf("%s's parameter has default %v; want an empty default only for the webhook secret", e.Name, p.Default)
 				}
 			}
 		})

@@ -18,6 +18,10 @@ import (
 // (/var/task is the unpacked zip); the template points $CORTEX_CONFIG at it.
 const ConfigPath = "/var/task/cortex.json"
 
+// ImageConfigPath is where the runtime config is in a Lambda container
+// image: the image's /app (packager.AppDir), beside the binary.
+const ImageConfigPath = "/app/cortex.json"
+
 // Alias is the alias that serves a function: each deploy publishes a
 // version and points the alias at it, and the function URL belongs to the
 // alias, so a rollback is pointing the alias at an earlier version.
@@ -58,9 +62,27 @@ const lambdaEnvInvokeMode = "CORTEX_LAMBDA_INVOKE_MODE"
 // Type its ARN names (SAM then gives the function's role permission to
 // send there).
 func Template(s *spec.Spec, codeURI string) ([]byte, error) {
+	return writeTemplate(s, strconv.Quote(codeURI), "")
+}
+
+// TemplateImage is Template for a container-image function
+// (PackageType Image): the image is the template parameter ImageUri,
+// which defaults to imageURI (REPO@sha256:..., in Amazon ECR) when it is
+// known, and which sam deploy asks for otherwise. There is no Runtime,
+// Handler or CodeUri, and no Metadata: SAM's Metadata (Dockerfile,
+// DockerContext) would make sam build build the image with Docker, and
+// cortex package has built it; sam build skips an image function without
+// Metadata, and sam deploy deploys the ImageUri as it is.
+func TemplateImage(s *spec.Spec, imageURI string) ([]byte, error) {
+	return writeTemplate(s, "", strconv.Quote(imageURI))
+}
+
+// writeTemplate writes the template of a zip at codeURI or, when it is empty,
+// of the image imageURI (both quoted for YAML).
+func writeTemplate(s *spec.Spec, codeURI, imageURI string) ([]byte, error) {
 	type secret struct {
 		Name, Param, Description string
-		Token                    bool
+		Token, Optional          bool
 	}
 	var secrets []secret
 	seen := map[string]bool{}
@@ -72,10 +94,17 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 		}
 		seen[param] = true
 		what := "The value of the stage's secret " + e.Name + " (wasm.secret_env)"
-		if e.Token {
+		switch {
+		case e.Token:
 			what = "The bearer token callers must send (auth.token_env " + e.Name + "), such as the output of openssl rand -hex 32"
+		case e.Webhook:
+			what = "The secret webhooks are signed with (async.webhook_secret_env " + e.Name + "), whsec_ and base64 of at least 16 random bytes; empty for no webhooks"
 		}
-		secrets = append(secrets, secret{e.Name, param, what, e.Token})
+		secrets = append(secrets, secret{e.Name, param, what, e.Token, e.Webhook})
+	}
+	config := ConfigPath
+	if codeURI == "" {
+		config = ImageConfigPath
 	}
 	async, err := eventInvoke(s.Targets.Lambda.Async)
 	if err != nil {
@@ -85,12 +114,13 @@ func Template(s *spec.Spec, codeURI string) ([]byte, error) {
 	err = samTemplate.Execute(&b, map[string]any{
 		"Async":   async,
 		"Name":    s.Name,
-		"CodeURI": strconv.Quote(codeURI),
+		"CodeURI": codeURI,
+		"Image":   imageURI,
 		"Runtime": Runtime,
 		"Arch":    s.Targets.Lambda.Arch,
 		"Memory":  s.Targets.Lambda.Memory,
 		"Timeout": Timeout(s),
-		"Config":  ConfigPath,
+		"Config":  config,
 		"Auth":    s.Targets.Lambda.URLAuth,
 		"Invoke":  cmp.Or(s.Targets.Lambda.InvokeMode, spec.DefaultInvokeMode),
 		"EnvMode": lambdaEnvInvokeMode,
@@ -150,12 +180,23 @@ var samTemplate = template.Must(template.New("sam").Parse(`# AWS SAM template fo
 AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
 Description: Cortex function {{.Name}}
-{{- if .Secrets}}
+{{- if or .Secrets .Image}}
 Parameters:
+{{- if .Image}}
+  ImageUri:
+    Type: String
+{{- if ne .Image "\"\""}}
+    Default: {{.Image}}
+{{- end}}
+    Description: The function's container image in Amazon ECR, by digest (REPO@sha256:...), in the function's region. cortex deploy --target lambda pushes dist/lambda-image there; or skopeo copy oci:dist/lambda-image:TAG docker://REPO:TAG
+{{- end}}
 {{- range .Secrets}}
   {{.Param}}:
     Type: String
     NoEcho: true
+{{- if .Optional}}
+    Default: ''
+{{- end}}
     Description: {{.Description}}
 {{- if .Token}}
     MinLength: {{$.TokenMin}}
@@ -168,9 +209,15 @@ Resources:
   Function:
     Type: AWS::Serverless::Function
     Properties:
+{{- if .Image}}
+      PackageType: Image
+      ImageUri:
+        Ref: ImageUri
+{{- else}}
       CodeUri: {{.CodeURI}}
       Handler: bootstrap
       Runtime: {{.Runtime}}
+{{- end}}
       Architectures:
         - {{.Arch}}
       MemorySize: {{.Memory}}

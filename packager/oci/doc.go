@@ -10,13 +10,24 @@
 // the same diffIDs, and with the same klauspost/compress version and
 // settings the same compressed digests and manifest digest.
 //
-// A layer is streamed twice and never held in memory: once to hash the
-// tar (its diffID), once, when the layer cache has no blob for that diffID
-// and compression, to compress it into the cache. An unchanged model of
-// several GB is therefore hashed (about 1 GB/s) but not compressed again,
-// and its digest does not move when only code changes. Model layers are
-// compressed at the fastest level (weights barely compress); compression
-// is single-threaded so its output does not depend on the machine.
+// No layer is held in memory, and a model's bytes are read at most once.
+// A layer's files are first looked up in the stat cache by what the file
+// system says of them (absolute path, size, modification time, and on
+// Linux device, inode and change time, with the layer's settings): an
+// unchanged model of several GB is not read at all when only code
+// changed, and its digest does not move. Otherwise a model layer (Fast)
+// is read once: the tar is hashed (its diffID), compressed at the fastest
+// level (weights barely compress) and the result hashed (its digest) in
+// one pass, the two hashes on their own goroutines; other layers are
+// hashed first and compressed only when the cache has no blob for that
+// diffID and compression. Compression is single-threaded so its output
+// does not depend on the machine. A cached blob is checked by size when
+// it is used and by digest where it goes: registries verify what they
+// receive, and a push asks for each blob's digest (HEAD) before uploading
+// it, so an unchanged model layer costs one request.
+//
+// ModelImage builds an image of models alone, under /models (KServe's
+// ModelCar layout), from the same layer cache.
 //
 // Compression is gzip by default (klauspost/compress; every runtime reads
 // it, and Lambda container images require it) or zstd

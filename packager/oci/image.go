@@ -83,6 +83,9 @@ type LayerInfo struct {
 	MediaType types.MediaType `json:"media_type"`
 	// Cached reports whether the compressed layer came from the cache.
 	Cached bool `json:"cached,omitempty"`
+	// Read is how many bytes of the layer's files (as a tar) were read to
+	// build it: 0 when the layer cache knew them by path, size and times.
+	Read int64 `json:"read"`
 }
 
 // Image is a built function image. Its layers are files in the layer cache
@@ -195,14 +198,10 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 	for _, b := range built {
 		bl := b.blob
 		info, _ := describe(b.layer.Name, bl)
-		info.Cached = b.cached
+		info.Cached, info.Read = b.stats.cached, b.stats.read
 		out.Layers = append(out.Layers, info)
 		if o.Progress != nil {
-			how := "compressed in " + b.took.Round(time.Millisecond).String()
-			if b.cached {
-				how = "cached"
-			}
-			fmt.Fprintf(o.Progress, "layer %-8s %s %s (%s)\n", b.layer.Name, bl.digest.Hex[:12], humanSize(bl.size), how)
+			fmt.Fprintf(o.Progress, "layer %-10s %s %s (%s)\n", b.layer.Name, bl.digest.Hex[:12], humanSize(bl.size), how(b))
 		}
 		img, err = mutate.Append(img, mutate.Addendum{
 			Layer:     bl,
@@ -253,11 +252,11 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 
 // builtLayer is one content layer built by buildLayers.
 type builtLayer struct {
-	layer  Layer
-	blob   *blobLayer
-	cached bool
-	took   time.Duration
-	err    error
+	layer Layer
+	blob  *blobLayer
+	stats buildStats
+	took  time.Duration
+	err   error
 }
 
 // buildLayers builds the non-empty layers of ls at once, as many at a time
@@ -282,7 +281,7 @@ func buildLayers(ctx context.Context, lb *layerBuilder, ls []Layer) (wait func()
 				return
 			}
 			start := time.Now()
-			b.blob, b.cached, b.err = lb.build(b.layer.Files, b.layer.Level)
+			b.blob, b.stats, b.err = lb.build(b.layer.Files, b.layer.Level)
 			b.took = time.Since(start)
 		})
 	}

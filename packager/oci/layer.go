@@ -139,40 +139,144 @@ type cacheEntry struct {
 	Size   int64  `json:"size"`
 }
 
+// buildStats says how a layer was built.
+type buildStats struct {
+	// cached: the compressed blob came from the cache.
+	cached bool
+	// read is how many tar bytes were streamed from the files: 0 when the
+	// cache knew the files by their path, size and times.
+	read int64
+}
+
 // build writes files as a layer, taking it from the cache when it is
-// there (unless noCache). The tar is streamed twice when the layer is not
-// cached: once to hash it (its diffID is the cache key), once to compress
-// it; memory use does not depend on the size of the files.
-func (b *layerBuilder) build(files []artifact.File, level Level) (l *blobLayer, cached bool, err error) {
+// there (unless noCache). Memory use does not depend on the size of the
+// files: every pass streams.
+//
+// First the layer's files are looked up by what the file system says of
+// them (statKey): an unchanged model of several GB is then not read at
+// all. Otherwise a Fast layer (model weights: barely compressible, so
+// compressing costs little and reading costs most) is read once, hashed
+// and compressed in the same pass; any other layer is hashed first and
+// compressed only when the cache has no blob for its diffID (compressing
+// code at the default level costs more than reading it twice).
+func (b *layerBuilder) build(files []artifact.File, level Level) (l *blobLayer, st buildStats, err error) {
 	files, err = normalize(files)
 	if err != nil {
-		return nil, false, err
-	}
-	diffID, err := b.hashTar(files)
-	if err != nil {
-		return nil, false, err
+		return nil, st, err
 	}
 	dir := filepath.Join(b.dir, fmt.Sprintf("%s-%d", b.compression, level))
+	key, keyed := b.statKey(files, level)
+	if !b.noCache && keyed {
+		if l, ok := b.byStat(dir, key); ok {
+			return l, buildStats{cached: true}, nil
+		}
+	}
+	defer func() {
+		if err == nil && keyed {
+			// Best effort: without the entry the next build reads the
+			// files again, nothing worse.
+			b.remember(dir, key, l)
+		}
+	}()
+	if level == Fast {
+		l, st.read, err = b.stream(files, level, dir)
+		if err == nil && keyed {
+			// One pass cannot compare two hashes of the files, as the
+			// two passes below do; what the file system says of them can.
+			if again, _ := b.statKey(files, level); again != key {
+				return nil, st, errors.New("a file changed while it was being packaged: package again")
+			}
+		}
+		return l, st, err
+	}
+	counter := &countWriter{w: sha256.New()}
+	if err := writeTar(counter, files, b.mtime); err != nil {
+		return nil, st, err
+	}
+	diffID := sum(counter.w.(hash.Hash))
+	st.read = counter.n
 	blob := filepath.Join(dir, diffID.Hex+".blob")
 	meta := filepath.Join(dir, diffID.Hex+".json")
 	if !b.noCache {
 		if l, ok := b.cached(blob, meta, diffID); ok {
-			return l, true, nil
+			st.cached = true
+			return l, st, nil
 		}
 	}
-	l, err = b.compress(files, level, diffID, dir, blob, meta)
-	return l, false, err
+	l, n, err := b.compress(files, level, diffID, dir, blob, meta)
+	st.read += n
+	return l, st, err
+}
+
+// stream writes the normalized files as a compressed layer into the cache
+// in one pass: the tar is hashed (its diffID) and compressed as it is
+// read, and the compressed bytes are hashed (the digest) as they are
+// written, so each byte of the files is read once.
+func (b *layerBuilder) stream(files []artifact.File, level Level, dir string) (*blobLayer, int64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, 0, fmt.Errorf("creating the layer cache: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, "stream.tmp-*")
+	if err != nil {
+		return nil, 0, fmt.Errorf("creating the layer cache: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	// tar -> [sha256 (diffID) | compress -> [file | sha256 (digest)]],
+	// in 1 MB chunks, each hash on a goroutine of its own.
+	digest := sha256.New()
+	counter := &countWriter{w: fanout{digest, tmp}}
+	compressed := chunked(counter)
+	zw, err := b.compression.compressor(compressed, level)
+	if err != nil {
+		tmp.Close()
+		return nil, 0, err
+	}
+	diff := sha256.New()
+	read := &countWriter{w: fanout{diff, zw}}
+	tarred := chunked(read)
+	err = writeTar(tarred, files, b.mtime)
+	if err == nil {
+		err = tarred.Flush()
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = compressed.Flush()
+	}
+	if err != nil {
+		tmp.Close()
+		return nil, read.n, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, read.n, err
+	}
+	diffID := sum(diff)
+	blob := filepath.Join(dir, diffID.Hex+".blob")
+	l := &blobLayer{path: blob, diffID: diffID, digest: sum(digest), size: counter.n, compression: b.compression}
+	// Read-only: the layout hard-links it (linkBlobs).
+	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
+		return nil, read.n, err
+	}
+	if err := os.Rename(tmp.Name(), blob); err != nil {
+		return nil, read.n, err
+	}
+	m, _ := json.Marshal(cacheEntry{Digest: l.digest.String(), Size: l.size})
+	if err := writeFileAtomic(filepath.Join(dir, diffID.Hex+".json"), m); err != nil {
+		return nil, read.n, err
+	}
+	return l, read.n, nil
 }
 
 // compress writes the normalized files as a compressed layer into the
 // cache, checking that the tar still hashes to diffID.
-func (b *layerBuilder) compress(files []artifact.File, level Level, diffID v1.Hash, dir, blob, meta string) (*blobLayer, error) {
+func (b *layerBuilder) compress(files []artifact.File, level Level, diffID v1.Hash, dir, blob, meta string) (*blobLayer, int64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the layer cache: %w", err)
+		return nil, 0, fmt.Errorf("creating the layer cache: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, diffID.Hex+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("creating the layer cache: %w", err)
+		return nil, 0, fmt.Errorf("creating the layer cache: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	digest := sha256.New()
@@ -180,32 +284,37 @@ func (b *layerBuilder) compress(files []artifact.File, level Level, diffID v1.Ha
 	zw, err := b.compression.compressor(counter, level)
 	if err != nil {
 		tmp.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	again := sha256.New()
-	if err := writeTar(io.MultiWriter(zw, again), files, b.mtime); err != nil {
+	read := &countWriter{w: io.MultiWriter(zw, again)}
+	if err := writeTar(read, files, b.mtime); err != nil {
 		tmp.Close()
-		return nil, err
+		return nil, read.n, err
 	}
 	if err := zw.Close(); err != nil {
 		tmp.Close()
-		return nil, err
+		return nil, read.n, err
 	}
 	if err := tmp.Close(); err != nil {
-		return nil, err
+		return nil, read.n, err
 	}
 	if got := sum(again); got != diffID {
-		return nil, errors.New("a file changed while it was being packaged: package again")
+		return nil, read.n, errors.New("a file changed while it was being packaged: package again")
 	}
 	l := &blobLayer{path: blob, diffID: diffID, digest: sum(digest), size: counter.n, compression: b.compression}
+	// Read-only: the layout hard-links it (linkBlobs).
+	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
+		return nil, read.n, err
+	}
 	if err := os.Rename(tmp.Name(), blob); err != nil {
-		return nil, err
+		return nil, read.n, err
 	}
 	m, _ := json.Marshal(cacheEntry{Digest: l.digest.String(), Size: l.size})
 	if err := writeFileAtomic(meta, m); err != nil {
-		return nil, err
+		return nil, read.n, err
 	}
-	return l, nil
+	return l, read.n, nil
 }
 
 func (b *layerBuilder) cached(blob, meta string, diffID v1.Hash) (*blobLayer, bool) {
@@ -225,14 +334,6 @@ func (b *layerBuilder) cached(blob, meta string, diffID v1.Hash) (*blobLayer, bo
 		return nil, false
 	}
 	return &blobLayer{path: blob, diffID: diffID, digest: d, size: e.Size, compression: b.compression}, true
-}
-
-func (b *layerBuilder) hashTar(files []artifact.File) (v1.Hash, error) {
-	h := sha256.New()
-	if err := writeTar(h, files, b.mtime); err != nil {
-		return v1.Hash{}, err
-	}
-	return sum(h), nil
 }
 
 func sum(h hash.Hash) v1.Hash {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -396,6 +397,15 @@ func TestWriteLayoutAndTarball(t *testing.T) {
 	}
 	if err := validate.Index(idx); err != nil {
 		t.Error(err)
+	}
+	// The model layer is linked from the layer cache, not copied again
+	// (same inode: one more link than the cache's own name).
+	model := layerByName(t, img, "model")
+	blob := filepath.Join(lay, "blobs", "sha256", strings.TrimPrefix(model.Digest, "sha256:"))
+	if st, err := os.Stat(blob); err != nil {
+		t.Error(err)
+	} else if links := st.Sys().(*syscall.Stat_t).Nlink; links != 2 {
+		t.Errorf("the model layer's blob in the layout has %d links; want 2 (linked from the layer cache)", links)
 	}
 	if err := oci.WriteTarball(filepath.Join(dir, "image.tar"), img.Image, "cortex.local/fn:latest"); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	goruntime "runtime"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -36,6 +38,7 @@ func WriteLayout(dir string, img v1.Image, tag string) error {
 	if err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
+	linkBlobs(dir, img)
 	platform := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{RefNameAnnotation: tag}), layout.WithPlatform(platform)); err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
@@ -120,6 +123,13 @@ func WriteIndexLayout(dir string, idx v1.ImageIndex, tag string) error {
 	if err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
+	if m, err := idx.IndexManifest(); err == nil {
+		for _, d := range m.Manifests {
+			if img, err := idx.Image(d.Digest); err == nil {
+				linkBlobs(dir, img)
+			}
+		}
+	}
 	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{RefNameAnnotation: tag})); err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
@@ -167,4 +177,28 @@ func PushIndex(ctx context.Context, idx v1.ImageIndex, ref string, progress io.W
 		fmt.Fprintf(progress, "pushed %s\n", dig)
 	}
 	return dig, nil
+}
+
+// linkBlobs hard-links the layers img takes from the layer cache into the
+// layout at dir before ggcr writes it, which then finds them in place
+// (it skips a blob of the right size): a multi-GB model layer is not
+// copied a second time. Where a link cannot be made (another file system)
+// ggcr copies the blob as usual. The cache's blobs are read-only, so
+// neither name can be changed through the other by accident.
+func linkBlobs(dir string, img v1.Image) {
+	layers, err := img.Layers()
+	if err != nil {
+		return
+	}
+	for _, l := range layers {
+		b, ok := l.(*blobLayer)
+		if !ok {
+			continue
+		}
+		blobs := filepath.Join(dir, "blobs", b.digest.Algorithm)
+		if os.MkdirAll(blobs, 0o755) != nil {
+			return
+		}
+		_ = os.Link(b.path, filepath.Join(blobs, b.digest.Hex))
+	}
 }

@@ -23,6 +23,10 @@ type Async struct {
 	// WebhookSecretEnv is the variable that holds the webhooks' signing
 	// secret; the secret itself is never in cortex.yaml.
 	WebhookSecretEnv string `yaml:"webhook_secret_env"`
+	// WebhookSecret and WebhookKey name the Kubernetes Secret, and the
+	// key in it, that the variable is set from on Knative.
+	WebhookSecret string `yaml:"webhook_secret"`
+	WebhookKey    string `yaml:"webhook_key"`
 	// WebhookAllow opens hosts webhooks may not reach by default.
 	WebhookAllow []string `yaml:"webhook_allow"`
 	// WebhookAttempts is how many times a completed event is sent.
@@ -63,6 +67,9 @@ func (v *validator) async() {
 		case name == v.s.Auth.TokenEnv:
 			v.add("async.webhook_secret_env", "%q is also auth.token_env: webhooks must be signed with a secret of their own", name)
 		}
+		v.secretRef("async.webhook_secret", "async.webhook_key", a.WebhookSecret, a.WebhookKey, "the webhook secret", "webhook-secret", "secret")
+	} else if a.WebhookSecret != "" || a.WebhookKey != "" {
+		v.add("async.webhook_secret_env", "is required with async.webhook_secret and async.webhook_key: the variable the function reads the webhook secret from, such as WEBHOOK_SECRET")
 	}
 	for i, e := range a.WebhookAllow {
 		if msg := badWebhookAllow(e); msg != "" {

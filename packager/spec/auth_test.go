@@ -155,3 +155,50 @@ func TestAuthToken(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookSecret: async's webhook secret is carried as auth's token is
+// (Secrets, so a Knative secretKeyRef, Lambda's deploy and cortex serve
+// all set it), but may be missing: SecretValues leaves it out instead of
+// failing, since the function runs without webhooks. Its Secret and key
+// are required with it, and mean nothing without it.
+func TestWebhookSecret(t *testing.T) {
+	const base = "name: fn\npredictor: {type: go, path: ./p}\n"
+	const async = "async: {webhook_secret_env: WEBHOOK_SECRET, webhook_secret: hooks, webhook_key: secret}\n"
+	s, err := spec.Parse([]byte(base+async), "fn/cortex.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := s.Secrets()
+	if len(secrets) != 1 || secrets[0].Name != "WEBHOOK_SECRET" || secrets[0].Secret != "hooks" || secrets[0].Key != "secret" || !secrets[0].Webhook || secrets[0].Token {
+		t.Fatalf("Secrets() = %+v, want the webhook secret from hooks/secret", secrets)
+	}
+	if got, err := s.SecretValues(func(string) (string, bool) { return "", false }); err != nil || len(got) != 0 {
+		t.Errorf("SecretValues without the variable = %v, %v; want nothing and no error", got, err)
+	}
+	if got, err := s.SecretValues(func(string) (string, bool) { return "whsec_abc", true }); err != nil || got["WEBHOOK_SECRET"] != "whsec_abc" {
+		t.Errorf("SecretValues with the variable = %v, %v", got, err)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"no secret or key", base + "async: {webhook_secret_env: WEBHOOK_SECRET}\n",
+			`3: async.webhook_secret: is required: the Kubernetes Secret that holds the webhook secret on Knative, such as webhook-secret (kubectl create secret generic webhook-secret --from-literal=secret=...)
+3: async.webhook_key: is required: the webhook secret's key in the Secret, such as secret`},
+		{"bad names", base + "async: {webhook_secret_env: WEBHOOK_SECRET, webhook_secret: Hooks_1, webhook_key: a/b}\n",
+			`3: async.webhook_secret: "Hooks_1" is not a Kubernetes Secret name
+3: async.webhook_key: "a/b" is not a key of a Kubernetes Secret`},
+		{"secret without a variable", base + "async: {webhook_secret: hooks, webhook_key: secret}\n",
+			`3: async.webhook_secret_env: is required with async.webhook_secret and async.webhook_key`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := problems(t, tc.yaml)
+			want := strings.Split(tc.want, "\n")
+			if len(got) != len(want) {
+				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), tc.want)
+			}
+			for i := range want {
+				if !strings.Contains(got[i], want[i]) {
+					t.Errorf("problem %d:\n got %s\nwant %s", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}

@@ -137,6 +137,8 @@ var bases = map[string]string{
 	"models_dir": "name: fn\npredictor: {type: onnx, models_dir: models}\npre: pre.wasm\n",
 	"gpu":        "name: fn\npredictor: {type: go, path: ./predictor}\ncompute: {gpu: 1}\n",
 	"cors":       "name: fn\npredictor: {type: go, path: ./predictor}\ncors: {allow_origins: [\"*\"]}\n",
+	"model ref":  "name: fn\npredictor: {type: onnx, model: \"s3://models-a/iris.onnx\"}\n",
+	"models ref": "name: fn\npredictor: {type: onnx, models: [{name: iris, path: \"s3://models-a/iris.onnx\"}]}\n",
 }
 
 // TestKeysValidate holds the allowed values of the table to the

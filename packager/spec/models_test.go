@@ -23,10 +23,10 @@ func TestModelsProblems(t *testing.T) {
 	}{
 		{"models list", name + "predictor:\n  type: onnx\n  models:\n    - {name: a, path: a.onnx}\n    - {name: b, path: b}\n  cache_size: 1\n  default_model: b\n", nil},
 		{"models dir", name + "predictor: {type: onnx, models_dir: models, cache_size: 2, poll_interval: 500ms}\n", nil},
-		{"models not a list", name + "predictor: {type: onnx, models: a.onnx}\n", []string{`2: predictor.models: must be a list of {name, path} entries, not the string "a.onnx"`}},
+		{"models not a list", name + "predictor: {type: onnx, models: a.onnx}\n", []string{`2: predictor.models: must be a list of {name, path, sha256} entries, not the string "a.onnx"`}},
 		{"entry not a mapping", name + "predictor:\n  type: onnx\n  models:\n    - a.onnx\n    - {name: b, path: b.onnx}\n", []string{`5: predictor.models[0]: must be a mapping with name and path`}},
 		{"entry unknown key", name + "predictor:\n  type: onnx\n  models:\n    - {name: a, file: a.onnx}\n", []string{
-			`5: predictor.models[0].file: unknown key; known keys here: name, path`,
+			`5: predictor.models[0].file: unknown key; known keys here: name, path, sha256`,
 			`5: predictor.models[0].path: is required`}},
 		{"entry without a name", name + "predictor:\n  type: onnx\n  models:\n    - {name: a, path: a.onnx}\n    - path: b.onnx\n", []string{`6: predictor.models[1].name: is required`}},
 		{"bad model name", name + "predictor:\n  type: onnx\n  models:\n    - {name: \"a/b\", path: a.onnx}\n", []string{`5: predictor.models[0].name: "a/b" is not a valid model name`}},

@@ -38,6 +38,8 @@ limits:
 async:                     # Prefer: respond-async; results kept 2h, webhooks signed
   keep: 2h
   webhook_secret_env: WEBHOOK_SECRET
+  webhook_secret: webhook-secret   # on Knative, from this Kubernetes Secret
+  webhook_key: secret
 auth:                      # callers send Authorization: Bearer $DEMO_TOKEN
   token_env: DEMO_TOKEN
   secret: demo-token       # on Knative, from this Kubernetes Secret

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"path/filepath"
+	"strings"
 
 	"github.com/cortexfn/cortex/runtime"
 )
@@ -20,9 +21,10 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 		Name: s.Name,
 		Dir:  s.Dir,
 		Predictor: runtime.PredictorConfig{
-			Type:   s.Predictor.Type,
-			Model:  slash(s.Predictor.Model),
-			Values: s.Predictor.Config,
+			Type:        s.Predictor.Type,
+			Model:       modelPath(s.Predictor.Model),
+			ModelSHA256: strings.ToLower(s.Predictor.ModelSHA256),
+			Values:      s.Predictor.Config,
 		},
 		Pre:  slash(s.Pre),
 		Post: slash(s.Post),
@@ -65,7 +67,7 @@ func (s *Spec) RuntimeConfig() runtime.Config {
 		}
 	}
 	for _, m := range s.Predictor.Models {
-		c.Predictor.Models = append(c.Predictor.Models, runtime.ModelConfig{Name: m.Name, Path: slash(m.Path)})
+		c.Predictor.Models = append(c.Predictor.Models, runtime.ModelConfig{Name: m.Name, Path: modelPath(m.Path), SHA256: strings.ToLower(m.SHA256)})
 	}
 	if s.Predictor.MultiModel() {
 		c.Predictor.ModelsDir = slash(s.Predictor.ModelsDir)
@@ -97,6 +99,15 @@ func secretNames(env []SecretEnv) []string {
 		names = append(names, e.Name)
 	}
 	return names
+}
+
+// modelPath is slash for a path, and a reference as it is written
+// (cleaning would fold its "//").
+func modelPath(p string) string {
+	if IsModelReference(p) {
+		return p
+	}
+	return slash(p)
 }
 
 func slash(p string) string {

@@ -83,8 +83,14 @@ type Predictor struct {
 	// Type is TypeONNX or TypeGo.
 	Type string `yaml:"type"`
 	// Model is a model file or directory, relative to the function
-	// directory. Required for onnx; optional for go.
+	// directory, or a reference the function's runtime fetches when it
+	// starts (oci://, https://, s3://; see IsModelReference). Required for
+	// onnx; optional for go.
 	Model string `yaml:"model"`
+	// ModelSHA256 is the hex SHA-256 of the file Model references:
+	// required for https://, optional for s3:// (checked when given), not
+	// used for oci:// (whose digests the registry's manifest carries).
+	ModelSHA256 string `yaml:"model_sha256"`
 	// Path is the Go package directory of a type go predictor, relative to
 	// the function directory (for example ./predictor).
 	Path string `yaml:"path"`
@@ -115,7 +121,12 @@ type Predictor struct {
 // Model is one entry of predictor.models.
 type Model struct {
 	Name string `yaml:"name"`
+	// Path is a file or directory in the function directory, or a
+	// reference (see IsModelReference).
 	Path string `yaml:"path"`
+	// SHA256 is the hex SHA-256 of the file Path references, as
+	// Predictor.ModelSHA256 for Predictor.Model.
+	SHA256 string `yaml:"sha256"`
 }
 
 // MultiModel reports whether the predictor serves several models
@@ -231,10 +242,16 @@ type Secret struct {
 	Path string
 	// Token: it is auth's bearer token.
 	Token bool
+	// Webhook: it is async's webhook signing secret. The function runs
+	// without it (and sends no webhooks), so it is optional where a
+	// secret is otherwise required: a Knative pod starts without its
+	// Secret, and cortex serve and cortex test start without the
+	// variable.
+	Webhook bool
 }
 
 // Secrets lists every secret variable of the function: wasm.secret_env's,
-// then auth's token. Each place a function runs sets them the same way
+// then auth's token, then async's webhook secret. Each place a function runs sets them the same way
 // (a secretKeyRef on Knative, cortex deploy on Lambda, the command's
 // environment on this machine).
 func (s *Spec) Secrets() []Secret {
@@ -244,6 +261,9 @@ func (s *Spec) Secrets() []Secret {
 	}
 	if a := s.Auth; a.TokenEnv != "" {
 		out = append(out, Secret{SecretEnv: SecretEnv{Name: a.TokenEnv, Secret: a.Secret, Key: a.Key}, Path: "auth.token_env", Token: true})
+	}
+	if a := s.Async; a.WebhookSecretEnv != "" {
+		out = append(out, Secret{SecretEnv: SecretEnv{Name: a.WebhookSecretEnv, Secret: a.WebhookSecret, Key: a.WebhookKey}, Path: "async.webhook_secret_env", Webhook: true})
 	}
 	return out
 }
@@ -267,6 +287,9 @@ func (s *Spec) SecretValues(lookup func(name string) (string, bool)) (map[string
 			what = "the function's bearer token (auth)"
 		}
 		v, ok := lookup(e.Name)
+		if !ok && e.Webhook {
+			continue // the function runs without webhooks
+		}
 		if !ok {
 			missing = append(missing, Problem{Path: e.Path, Line: s.Line(e.Path), Message: fmt.Sprintf(
 				"$%s is not set: outside Kubernetes %s comes from the variable of the same name in this command's environment (on Knative, from key %q of Secret %q); export %s and run again",
@@ -347,6 +370,10 @@ type Knative struct {
 	GPUNodeSelector map[string]string `yaml:"gpu_node_selector"`
 	// Registry is where images are pushed, for example ghcr.io/acme.
 	Registry string `yaml:"registry"`
+	// StartupTimeout is how long a replica may take to become ready (the
+	// startup probe's budget; the progress deadline grows with it). Zero:
+	// sized from the model (packager/knative.StartBudget).
+	StartupTimeout time.Duration `yaml:"startup_timeout"`
 	// Trigger subscribes the Service to a Knative Eventing Broker; nil
 	// for none.
 	Trigger *Trigger `yaml:"trigger"`
@@ -371,7 +398,24 @@ type Lambda struct {
 	// Async is the event-invoke configuration of Lambda's asynchronous
 	// invoke; nil for Lambda's defaults.
 	Async *LambdaAsync `yaml:"async"`
+	// Package is how the function reaches Lambda: LambdaPackageZip or
+	// LambdaPackageImage. Empty: a zip, or the container image when the
+	// zip would pass Lambda's limits for one.
+	Package string `yaml:"package"`
+	// Registry is the repository (an Amazon ECR one, as Lambda pulls
+	// only from ECR) a container-image function is pushed to, for example
+	// 123456789012.dkr.ecr.eu-west-1.amazonaws.com/cortex. `cortex deploy
+	// --registry` overrides it.
+	Registry string `yaml:"registry"`
 }
+
+// How a function reaches Lambda (targets.lambda.package).
+const (
+	// LambdaPackageZip is a zip on the provided.al2023 runtime.
+	LambdaPackageZip = "zip"
+	// LambdaPackageImage is a container image (PackageType Image).
+	LambdaPackageImage = "image"
+)
 
 // Line returns the line the field at path (for example "limits.max_body")
 // was read from, or 0 when the spec did not set it.

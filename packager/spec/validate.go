@@ -128,7 +128,7 @@ func (v *validator) predictor() {
 	default:
 		v.add("predictor.type", "%q is not a predictor type; use onnx or go", p.Type)
 	}
-	if p.Model != "" {
+	if p.Model != "" && !IsModelReference(p.Model) {
 		v.file("predictor.model", p.Model, func(path string, info fs.FileInfo) string {
 			if !info.IsDir() && p.Type == TypeONNX && !strings.HasSuffix(path, ".onnx") {
 				return "is not an .onnx file"
@@ -136,6 +136,7 @@ func (v *validator) predictor() {
 			return ""
 		})
 	}
+	v.modelRef("predictor.model", p.Model, "predictor.model_sha256", p.ModelSHA256)
 	if p.Path != "" {
 		v.file("predictor.path", p.Path, goPackage)
 	}
@@ -195,6 +196,10 @@ func (v *validator) models() {
 		}
 		if m.Path == "" {
 			v.add(at+".path", "is required: the model's .onnx file, or a directory of version subdirectories 1/, 2/, ...")
+			continue
+		}
+		v.modelRef(at+".path", m.Path, at+".sha256", m.SHA256)
+		if IsModelReference(m.Path) {
 			continue
 		}
 		v.file(at+".path", m.Path, func(path string, info fs.FileInfo) string {
@@ -359,6 +364,24 @@ func (v *validator) secretEnv() {
 	}
 }
 
+// secretRef checks the Kubernetes Secret and key (at the keys
+// secretPath and keyPath) that hold a secret variable's value on Knative;
+// what names the value for messages, such as "the token".
+func (v *validator) secretRef(secretPath, keyPath, secret, key, what, exampleSecret, exampleKey string) {
+	switch {
+	case secret == "":
+		v.add(secretPath, "is required: the Kubernetes Secret that holds %s on Knative, such as %s (kubectl create secret generic %s --from-literal=%s=...)", what, exampleSecret, exampleSecret, exampleKey)
+	case len(validation.IsDNS1123Subdomain(secret)) > 0:
+		v.add(secretPath, "%q is not a Kubernetes Secret name; use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", secret)
+	}
+	switch {
+	case key == "":
+		v.add(keyPath, "is required: %s's key in the Secret, such as %s", what, exampleKey)
+	case len(validation.IsConfigMapKey(key)) > 0:
+		v.add(keyPath, "%q is not a key of a Kubernetes Secret; use letters, digits, '-', '_' and '.'", key)
+	}
+}
+
 // auth checks auth.*: the variable is named as a secret's is, and the
 // Secret and key that hold it on Knative are named too.
 func (v *validator) auth() {
@@ -384,18 +407,7 @@ func (v *validator) auth() {
 	case stage >= 0:
 		v.add("auth.token_env", "%q is also wasm.secret_env[%d]: the stages would see the function's token; give the token a variable of its own", a.TokenEnv, stage)
 	}
-	switch {
-	case a.Secret == "":
-		v.add("auth.secret", "is required: the Kubernetes Secret that holds the token on Knative, such as demo-token (kubectl create secret generic demo-token --from-literal=token=...)")
-	case len(validation.IsDNS1123Subdomain(a.Secret)) > 0:
-		v.add("auth.secret", "%q is not a Kubernetes Secret name; use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", a.Secret)
-	}
-	switch {
-	case a.Key == "":
-		v.add("auth.key", "is required: the token's key in the Secret, such as token")
-	case len(validation.IsConfigMapKey(a.Key)) > 0:
-		v.add("auth.key", "%q is not a key of a Kubernetes Secret; use letters, digits, '-', '_' and '.'", a.Key)
-	}
+	v.secretRef("auth.secret", "auth.key", a.Secret, a.Key, "the token", "demo-token", "token")
 	if v.s.Has("targets.lambda") && v.s.Targets.Lambda.URLAuth == URLAuthIAM {
 		v.add("auth", "cannot be used with targets.lambda.url_auth AWS_IAM: a signed request's Authorization header holds its AWS signature, so it cannot hold the token too; set url_auth: NONE (the token guards the function) or remove auth")
 	}
@@ -650,6 +662,14 @@ func (v *validator) batching() {
 	}
 }
 
+// The range of targets.knative.startup_timeout: a startup probe shorter
+// than a minute restarts replicas that were about to be ready; a day is
+// past any model's load.
+const (
+	minStartupTimeout = time.Minute
+	maxStartupTimeout = 24 * time.Hour
+)
+
 func (v *validator) knative() {
 	k := v.s.Targets.Knative
 	if k.Namespace != "" && len(validation.IsDNS1123Label(k.Namespace)) > 0 {
@@ -669,6 +689,9 @@ func (v *validator) knative() {
 		if len(validation.IsValidLabelValue(val)) > 0 {
 			v.add(p, "%q is not a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.')", val)
 		}
+	}
+	if st := k.StartupTimeout; st != 0 && (st < minStartupTimeout || st > maxStartupTimeout) {
+		v.add("targets.knative.startup_timeout", "%s is out of range; use %s to %s", st, minStartupTimeout, maxStartupTimeout)
 	}
 	if r := k.Registry; r != "" {
 		switch {
@@ -710,6 +733,19 @@ func (v *validator) lambda() {
 			v.add("targets.lambda.invoke_mode", "%q must be upper case: %s", l.InvokeMode, up)
 		} else {
 			v.add("targets.lambda.invoke_mode", "%q is not a function URL invoke mode; use BUFFERED or RESPONSE_STREAM", l.InvokeMode)
+		}
+	}
+	switch l.Package {
+	case "", LambdaPackageZip, LambdaPackageImage:
+	default:
+		v.add("targets.lambda.package", "%q is not a Lambda package type; use %s or %s", l.Package, LambdaPackageZip, LambdaPackageImage)
+	}
+	if r := l.Registry; r != "" {
+		switch {
+		case strings.Contains(r, "://"):
+			v.add("targets.lambda.registry", "%q has a scheme; write the repository without it, like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/cortex", r)
+		case !registryChars.MatchString(r) || strings.HasPrefix(r, "/") || strings.HasSuffix(r, "/"):
+			v.add("targets.lambda.registry", "%q is not a repository; use host[:port][/path], like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/cortex", r)
 		}
 	}
 }

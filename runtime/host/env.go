@@ -22,9 +22,11 @@ import "strings"
 //   - LANG, LANGUAGE, LC_*, TZ: the locale and time zone, for C libraries
 //     (ONNX Runtime) and time.Local.
 //   - CORTEX_LOG_LEVEL, CORTEX_CACHE, CORTEX_ONNXRUNTIME_LIB,
-//     XDG_CACHE_HOME: what the runtime reads (its log level; where
-//     `cortex setup` put the ONNX Runtime library). Named one by one, not
-//     CORTEX_*: a prefix would pass whatever a later tool names so.
+//     XDG_CACHE_HOME, CORTEX_MODEL_CACHE: what the runtime reads (its log
+//     level; where `cortex setup` put the ONNX Runtime library; the model
+//     cache every function shares, which spawn sets when it is unset).
+//     Named one by one, not CORTEX_*: a prefix would pass whatever a later
+//     tool names so.
 //   - LD_LIBRARY_PATH, CUDA_VISIBLE_DEVICES: how ONNX Runtime's CUDA
 //     provider finds the CUDA libraries and which GPUs it may use.
 //   - GOMAXPROCS, GOMEMLIMIT, GOGC, GODEBUG, GOTRACEBACK: the Go runtime's
@@ -44,6 +46,7 @@ func inherited(name string) bool {
 	case "PATH", "HOME", "TMPDIR",
 		"LANG", "LANGUAGE", "TZ",
 		"CORTEX_LOG_LEVEL", "CORTEX_CACHE", "CORTEX_ONNXRUNTIME_LIB", "XDG_CACHE_HOME",
+		"CORTEX_MODEL_CACHE",
 		"LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES",
 		"GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK",
 		"SSL_CERT_FILE", "SSL_CERT_DIR",

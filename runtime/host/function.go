@@ -71,6 +71,7 @@ type function struct {
 	coldStarts, startFailures, crashCount, replaced, scaleUps, scaleDowns int64
 	lastColdStart                                                         time.Duration
 	lastColdStartAt                                                       time.Time
+	lastColdPhases                                                        *phaseRecord // the latest ready process's
 
 	direct *direct // the function's own socket; nil without Function.Listener
 }
@@ -414,7 +415,7 @@ func (f *function) onReady(p *process, took time.Duration) bool {
 	}
 	f.failures, f.retryAt, f.lastErr = 0, time.Time{}, ""
 	f.coldStarts++
-	f.lastColdStart, f.lastColdStartAt = took, p.readyAt
+	f.lastColdStart, f.lastColdStartAt, f.lastColdPhases = took, p.readyAt, p.cold
 	f.m.coldStarts.Inc()
 	f.m.coldStartTime.Observe(took.Seconds())
 	f.dispatchLocked()
@@ -609,6 +610,7 @@ func (f *function) status() FunctionStatus {
 		ScaleUps:        f.scaleUps,
 		ScaleDowns:      f.scaleDowns,
 	}
+	s.LastColdStartPhases = f.lastColdPhases.snapshot()
 	s.Requests, s.Errors = f.m.requests.counts()
 	if now.Before(f.retryAt) {
 		s.LastError, s.RetryAt = f.lastErr, f.retryAt

@@ -1035,6 +1035,14 @@ type FunctionStatus struct {
 	LastColdStartAt time.Time     `json:"last_cold_start_at,omitzero"`
 	StartFailures   int64         `json:"start_failures"`
 	Crashes         int64         `json:"crashes"`
+
+	// LastColdStartPhases is the latest cold start inside its process,
+	// by phase (runtime.Phases: fetch, load, init, first_prediction), as
+	// the process logged them: first_prediction appears once its first
+	// prediction is answered; none appear when the function's log level
+	// is above info. JSON: last_cold_start_phases_seconds.
+	LastColdStartPhases map[string]time.Duration `json:"-"`
+
 	// Replaced counts processes that exited with status 75
 	// (runtime.ExitReplace) to be replaced; they are not crashes.
 	Replaced int64 `json:"replaced"`
@@ -1058,8 +1066,9 @@ func (s FunctionStatus) MarshalJSON() ([]byte, error) {
 	type plain FunctionStatus
 	return json.Marshal(struct {
 		plain
-		LastColdStart float64 `json:"last_cold_start_seconds"`
-	}{plain(s), s.LastColdStart.Seconds()})
+		LastColdStart       float64            `json:"last_cold_start_seconds"`
+		LastColdStartPhases map[string]float64 `json:"last_cold_start_phases_seconds,omitempty"`
+	}{plain(s), s.LastColdStart.Seconds(), phaseSeconds(s.LastColdStartPhases)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, LastColdStart included.
@@ -1067,12 +1076,14 @@ func (s *FunctionStatus) UnmarshalJSON(b []byte) error {
 	type plain FunctionStatus
 	v := struct {
 		*plain
-		LastColdStart float64 `json:"last_cold_start_seconds"`
+		LastColdStart       float64            `json:"last_cold_start_seconds"`
+		LastColdStartPhases map[string]float64 `json:"last_cold_start_phases_seconds"`
 	}{plain: (*plain)(s)}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	s.LastColdStart = time.Duration(v.LastColdStart * float64(time.Second))
+	s.LastColdStartPhases = phaseDurations(v.LastColdStartPhases)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cortexfn/cortex/runtime/activation"
 	"github.com/cortexfn/cortex/runtime/host/supervisor"
+	"github.com/cortexfn/cortex/runtime/modelfetch"
 )
 
 // process is one running copy of a function: a supervisor.Process (spawn,
@@ -39,6 +40,9 @@ type process struct {
 	ctl      net.Conn
 	rep      activation.Report
 	quiesced bool
+
+	// cold is its cold start phase by phase, from its log (coldstart.go).
+	cold *phaseRecord
 }
 
 // quiesceGrace is how long a process that accepts on its function's
@@ -68,6 +72,14 @@ func spawn(f *function, spec *Function, rev int) (*process, error) {
 		defer closeChild()
 		env = append(slices.Clone(env), extra...)
 	}
+	if os.Getenv("CORTEX_MODEL_CACHE") == "" {
+		// One model cache for every function process: a model named by
+		// reference is fetched once for all of them (docs/models.md).
+		if d, err := modelfetch.DefaultDir(); err == nil {
+			env = append(slices.Clone(env), "CORTEX_MODEL_CACHE="+d)
+		}
+	}
+	cold := &phaseRecord{}
 	sp, err := supervisor.Start(supervisor.Config{
 		Name:       f.name,
 		Command:    spec.Command,
@@ -77,6 +89,7 @@ func spawn(f *function, spec *Function, rev int) (*process, error) {
 		Inherit:    inherited,
 		Output:     f.h.out,
 		Prefix:     "[" + f.name + "] ",
+		Watch:      cold.watch,
 		// Probes share the proxy's dialer and keep-alive connections.
 		Client: f.h.probe,
 	})
@@ -94,6 +107,7 @@ func spawn(f *function, spec *Function, rev int) (*process, error) {
 		exited:  make(chan struct{}),
 		state:   stateStarting,
 		ctl:     ctl,
+		cold:    cold,
 	}, nil
 }
 

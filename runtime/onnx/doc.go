@@ -34,6 +34,13 @@
 // kilobytes, whatever the model's size), not from a second session;
 // tensor.go moves OIP tensors in and out of ONNX Runtime values.
 //
+// Models over protobuf's 2 GB limit keep their weights in external data
+// files beside the .onnx file (TensorProto.data_location EXTERNAL, a
+// location relative to the model's directory). Every session is created
+// from the model's path, never from bytes in memory, so ONNX Runtime finds
+// those files beside it; a Repository also takes up a changed data file
+// under an unchanged graph (repository_scan.go).
+//
 // One session serves all requests to a model: ONNX Runtime allows
 // concurrent Run calls on a session. predictor.config may set
 // intra_op_threads (default GOMAXPROCS, which follows the container's CPU

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -40,6 +41,7 @@ type Predictor struct {
 	outputs     []tensorInfo
 	maxElements int
 	provider    string
+	load        time.Duration // reading the graph and creating the session, in Init
 
 	// runOpts keeps idle RunOptions (each wraps a C object) for reuse.
 	runOpts chan *ort.RunOptions
@@ -74,10 +76,12 @@ func (p *Predictor) Init(ctx context.Context, cfg functions.Config) error {
 	if p.maxElements, err = intOption(cfg.Values, ConfigMaxElements, oip.DefaultMaxElements); err != nil {
 		return err
 	}
+	readStart := time.Now()
 	inputs, outputs, err := readGraphIO(cfg.Model)
 	if err != nil {
 		return fmt.Errorf("onnx: reading model %s: %w", cfg.Model, err)
 	}
+	read := time.Since(readStart)
 	if err := supported(inputs, "input"); err != nil {
 		return fmt.Errorf("onnx: model %s: %w", cfg.Model, err)
 	}
@@ -111,10 +115,12 @@ func (p *Predictor) Init(ctx context.Context, cfg functions.Config) error {
 		}
 		return s
 	}
+	sessionStart := time.Now()
 	session, err := ort.NewDynamicAdvancedSession(cfg.Model, names(inputs), names(outputs), opts)
 	if err != nil {
 		return fmt.Errorf("onnx: loading model %s: %w", cfg.Model, err)
 	}
+	p.load = read + time.Since(sessionStart)
 	p.mu.Lock()
 	p.session, p.name, p.served, p.inputs, p.outputs = session, cfg.Name, []string{cfg.Name}, inputs, outputs
 	p.meta = metadata(cfg.Name, inputs, outputs)
@@ -145,6 +151,11 @@ func chooseProvider(opts *ort.SessionOptions, gpus int) string {
 	slog.Info("onnx: execution provider CUDA", "gpus", gpus)
 	return "CUDA"
 }
+
+// LoadDuration is how long Init took to load the model: reading its
+// graph and creating its ONNX Runtime session (runtime.LoadTimer: the
+// cold start's load phase).
+func (p *Predictor) LoadDuration() time.Duration { return p.load }
 
 // Provider returns the execution provider the session runs on: "CPU" or
 // "CUDA".

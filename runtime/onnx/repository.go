@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/functions/oip"
@@ -62,6 +63,7 @@ type Repository struct {
 	stopped chan struct{}
 
 	// Touched only by Init and then the polling goroutine.
+	load   time.Duration        // Init's loads of the preloaded models, in all
 	seen   scanResult           // the previous poll, for the stability check
 	failed map[string]fileState // name/version -> file that failed to load; not retried until it changes
 }
@@ -131,7 +133,9 @@ func (r *Repository) Init(ctx context.Context, cfg functions.Config) error {
 	r.seen = found
 
 	for _, v := range preload {
+		loadStart := time.Now()
 		inst, err := r.open(ctx, v.name, v.file.path)
+		r.load += time.Since(loadStart)
 		if err != nil {
 			return errors.Join(err, r.Close())
 		}
@@ -148,6 +152,11 @@ func (r *Repository) Init(ctx context.Context, cfg functions.Config) error {
 	}
 	return nil
 }
+
+// LoadDuration is how long Init took to load the models it loads at
+// start (runtime.LoadTimer: the cold start's load phase). Models loaded
+// later, on demand, are not counted: they are part of a prediction.
+func (r *Repository) LoadDuration() time.Duration { return r.load }
 
 func (r *Repository) abs(p string) string {
 	if filepath.IsAbs(p) {

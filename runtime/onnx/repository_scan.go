@@ -15,11 +15,20 @@ import (
 // Reading the model files: which models and versions are on disk now
 // (scan), what a model directory may hold, and the order of versions.
 
-// fileState identifies one content of a model file.
+// fileState identifies one content of a model file, and of the files
+// beside it: an ONNX model over 2 GB keeps its weights in external data
+// files there (model.onnx + *.data), which ONNX Runtime reads through the
+// model's path, so a new .data file under an unchanged graph is a change
+// too.
 type fileState struct {
 	path string
 	size int64
 	mod  time.Time
+	// besides sums the sizes, and has the latest modification time, of
+	// the other files in the model's directory (not dot files, not
+	// .onnx files).
+	besideSize int64
+	besideMod  time.Time
 }
 
 // scanResult maps model name -> version label -> file.
@@ -155,7 +164,21 @@ func onlyModel(dir string) (fileState, error) {
 
 // stateOf is the fileState of the file at path, described by info.
 func stateOf(path string, info os.FileInfo) fileState {
-	return fileState{path: path, size: info.Size(), mod: info.ModTime()}
+	f := fileState{path: path, size: info.Size(), mod: info.ModTime()}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".onnx") || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			f.besideSize += fi.Size()
+			if fi.ModTime().After(f.besideMod) {
+				f.besideMod = fi.ModTime()
+			}
+		}
+	}
+	return f
 }
 
 // isDir reports whether path is a directory, following links.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -83,6 +84,12 @@ func (s *Session) Outputs() []oip.TensorMetadata { return s.p.ModelMetadata().Ou
 // Provider returns the execution provider the session runs on: "CPU" or
 // "CUDA".
 func (s *Session) Provider() string { return s.p.Provider() }
+
+// LoadDuration is how long Open took to read the model and create the
+// session. A predictor that opens sessions in its Init reports their sum
+// as its own LoadDuration (runtime.LoadTimer: the cold start's load
+// phase).
+func (s *Session) LoadDuration() time.Duration { return s.p.LoadDuration() }
 
 // Run runs the model on inputs, one per model input in the model's order,
 // and returns every output in the model's order. Every input and output must

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -60,8 +61,11 @@ func (k Kubeconfig) Load() (cfg *rest.Config, namespace string, explicit bool, e
 // Client deploys and manages functions in one cluster. It is safe for
 // concurrent use.
 type Client struct {
-	serving  servingclient.Interface
-	kube     kubernetes.Interface
+	serving servingclient.Interface
+	kube    kubernetes.Interface
+	// dynamic writes Eventing's Triggers, whose Go types the main module
+	// does not import (trigger.go).
+	dynamic  dynamic.Interface
 	progress io.Writer
 }
 
@@ -91,7 +95,16 @@ func New(cfg *rest.Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return NewFromClients(s, k, opts...)
+	d, err := dynamic.NewForConfig(scfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
+	}
+	c, err := NewFromClients(s, k, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.dynamic = d
+	return c, nil
 }
 
 // NewFromClients returns a Client using the given clientsets.

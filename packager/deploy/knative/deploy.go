@@ -41,8 +41,10 @@ type DeployOptions struct {
 	// Tag names the canary's traffic target (its own URL). Default
 	// DefaultTag.
 	Tag string
-	// DryRun runs the preflight and the merge, and returns the object that
-	// would be applied without writing it.
+	// DryRun runs the preflight and the merge and sends the write as a
+	// server dry run (kubectl's --dry-run=server), so the cluster's
+	// admission (Knative's webhook: its defaults, its refusals) runs and
+	// nothing is stored; it returns the object the API server would store.
 	DryRun bool
 	// Timeout bounds the wait for the new revision. Default: the
 	// template's serving.knative.dev/progress-deadline (else Knative's
@@ -80,7 +82,10 @@ type Result struct {
 	Visibility string `json:"visibility,omitempty"`
 	// Features are the config-features flags the Service needs.
 	Features []Feature `json:"features,omitempty"`
-	Warnings []string  `json:"warnings,omitempty"`
+	// Trigger is what the deploy did to the function's Eventing Trigger
+	// (targets.knative.trigger), if anything.
+	Trigger  *TriggerResult `json:"trigger,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
 	// Object is what was (or, for a dry run, would be) written.
 	Object *servingv1.Service `json:"object,omitempty"`
 }
@@ -154,7 +159,11 @@ func (c *Client) Deploy(ctx context.Context, svc *servingv1.Service, o DeployOpt
 			res.Object = obj
 			if o.DryRun {
 				res.Action = "create"
-				return nil
+				dry, err := services.Create(ctx, obj, metav1.CreateOptions{FieldManager: fieldManager, DryRun: []string{metav1.DryRunAll}})
+				if err == nil {
+					res.Object = dry
+				}
+				return err
 			}
 			c.say("creating Service %s", id)
 			written, err = services.Create(ctx, obj, metav1.CreateOptions{FieldManager: fieldManager})
@@ -176,7 +185,11 @@ func (c *Client) Deploy(ctx context.Context, svc *servingv1.Service, o DeployOpt
 		res.Object = obj
 		if o.DryRun {
 			res.Action = "update"
-			return nil
+			dry, err := services.Update(ctx, obj, metav1.UpdateOptions{FieldManager: fieldManager, DryRun: []string{metav1.DryRunAll}})
+			if err == nil {
+				res.Object = dry
+			}
+			return err
 		}
 		c.say("updating Service %s (resource version %s)", id, live.ResourceVersion)
 		written, err = services.Update(ctx, obj, metav1.UpdateOptions{FieldManager: fieldManager})
@@ -219,7 +232,14 @@ func (c *Client) Deploy(ctx context.Context, svc *servingv1.Service, o DeployOpt
 		case ready.IsTrue():
 			return s.Status.LatestReadyRevisionName != "" && s.Status.LatestReadyRevisionName == s.Status.LatestCreatedRevisionName, nil
 		case ready.IsFalse():
-			return false, failure(s)
+			// Knative's Ready is False too while the route still has no
+			// ready revision to send traffic to (after a failed deploy)
+			// and the new one is on its way; only a failed configuration,
+			// the new revision failing, ends the wait early. A route that
+			// stays failed is reported at the timeout.
+			if cr := s.Status.GetCondition(servingv1.ServiceConditionConfigurationsReady); cr != nil && cr.IsFalse() {
+				return false, failure(s)
+			}
 		}
 		return false, nil
 	})

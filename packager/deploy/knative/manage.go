@@ -41,6 +41,12 @@ type Function struct {
 	MaxScale string    `json:"max_scale,omitempty"`
 	GPU      int64     `json:"gpu,omitempty"`
 	Image    string    `json:"image,omitempty"`
+	// ColdStart is the last cold start of the replica that answered
+	// `cortex get`'s scrape of its metrics, seconds by phase
+	// (runtime.Phases); absent when they could not be read (ColdStart).
+	ColdStart map[string]float64 `json:"last_cold_start_phases_seconds,omitempty"`
+
+	tokenEnv string // manifest.TokenEnvAnnotation: the variable of its bearer token
 }
 
 func functionOf(s *servingv1.Service) Function {
@@ -50,6 +56,7 @@ func functionOf(s *servingv1.Service) Function {
 		Traffic:  trafficOf(s),
 		MinScale: s.Spec.Template.Annotations[autoscaling.MinScaleAnnotationKey],
 		MaxScale: s.Spec.Template.Annotations[autoscaling.MaxScaleAnnotationKey],
+		tokenEnv: s.Annotations[manifest.TokenEnvAnnotation],
 	}
 	if c := s.Status.GetCondition(apis.ConditionReady); c != nil && s.Status.ObservedGeneration >= s.Generation {
 		f.Ready, f.Reason, f.Message = string(c.Status), c.Reason, c.Message
@@ -129,7 +136,10 @@ func (c *Client) Delete(ctx context.Context, ns, name string) error {
 		return fmt.Errorf("deleting %s/%s: %w", ns, name, err)
 	}
 	c.say("deleted Knative Service %s/%s", ns, name)
-	return nil
+	// The Trigger cortex wrote for it (targets.knative.trigger) would
+	// deliver to nothing now.
+	_, err = c.DeleteTrigger(ctx, ns, name)
+	return err
 }
 
 // Revision is one revision of a function.

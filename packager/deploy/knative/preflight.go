@@ -1,13 +1,16 @@
 package knative
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/serving/pkg/apis/config"
@@ -61,6 +64,13 @@ var podFeatures = []struct {
 			return r != nil && *r != ""
 		},
 		func(f *config.Features) config.Flag { return f.PodSpecRuntimeClassName }},
+	// On by default: a function with models by reference keeps its
+	// model cache on an emptyDir volume, which a cluster may turn off.
+	{"kubernetes.podspec-volumes-emptydir", "spec.template.spec.volumes[].emptyDir (the model cache of models fetched by reference)",
+		func(s *servingv1.Service) bool {
+			return slices.ContainsFunc(s.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.EmptyDir != nil })
+		},
+		func(f *config.Features) config.Flag { return f.PodSpecVolumesEmptyDir }},
 }
 
 // Needed returns the config-features flags svc needs (their Value empty).
@@ -100,6 +110,9 @@ func (e *FeatureError) Error() string {
 // namespace, as the API server's authorizer answered.
 type ForbiddenError struct {
 	Namespace string
+	// Resource is what the user may not write; empty means
+	// services.serving.knative.dev.
+	Resource string
 	// Verbs the user is denied: get, create, update.
 	Verbs []string
 	// Reason is the authorizer's reason, when it gave one.
@@ -107,11 +120,12 @@ type ForbiddenError struct {
 }
 
 func (e *ForbiddenError) Error() string {
-	msg := fmt.Sprintf("you may not %s services.serving.knative.dev in namespace %q", strings.Join(e.Verbs, ", "), e.Namespace)
+	res := cmp.Or(e.Resource, "services.serving.knative.dev")
+	msg := fmt.Sprintf("you may not %s %s in namespace %q", strings.Join(e.Verbs, ", "), res, e.Namespace)
 	if e.Reason != "" {
 		msg += " (" + e.Reason + ")"
 	}
-	return msg + ": ask a cluster admin for a Role granting them (kubectl auth can-i create services.serving.knative.dev -n " + e.Namespace + ")"
+	return msg + ": ask a cluster admin for a Role granting them (kubectl auth can-i create " + res + " -n " + e.Namespace + ")"
 }
 
 // PreflightResult is what Preflight found that is not an error.

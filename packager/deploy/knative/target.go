@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -133,12 +135,40 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 	case !s.Has("targets.knative.namespace") && explicit:
 		svc.Namespace = ns
 	}
+	// targets.knative.trigger: the Trigger follows the Service into the
+	// namespace it is deployed to.
+	trigger := r.Knative.Trigger
+	if trigger != nil {
+		trigger = trigger.In(svc.Namespace)
+	}
 	if o.DryRun == deploy.DryRunClient {
 		return deployed(&Result{Action: "create or update", Name: svc.Name, Namespace: svc.Namespace, DryRun: true, Object: svc, Visibility: visibility(svc)}, nil)
+	}
+	var warnings []string
+	if trigger != nil {
+		// Before anything is written: a cluster without Eventing, or a
+		// user who may not write Triggers, leaves no Service behind.
+		if warnings, err = c.PreflightTrigger(ctx, trigger); err != nil {
+			return nil, err
+		}
+		for _, w := range warnings {
+			fmt.Fprintf(t.progress, "warning: %s\n", w)
+		}
 	}
 	res, err := c.Deploy(ctx, svc, DeployOptions{Traffic: o.Traffic, Tag: o.Tag, DryRun: dry, Timeout: o.Timeout})
 	if res != nil {
 		res.Visibility = visibility(svc)
+		res.Warnings = append(res.Warnings, warnings...)
+	}
+	if err != nil || dry {
+		return deployed(res, err)
+	}
+	// The Service is Ready: events may reach it now. A spec that no
+	// longer has a Trigger loses the one cortex wrote before.
+	if trigger != nil {
+		res.Trigger, err = c.ApplyTrigger(ctx, trigger)
+	} else {
+		res.Trigger, err = c.DeleteTrigger(ctx, svc.Namespace, svc.Name)
 	}
 	return deployed(res, err)
 }
@@ -183,9 +213,24 @@ func deployed(res *Result, err error) (deploy.Report, error) {
 				fmt.Fprintf(stderr, "  %d%% to %s, tag %s: %s\n", tr.Percent, tr.Revision, tr.Tag, tr.URL)
 			}
 		}
+		if tr := res.Trigger; tr != nil {
+			fmt.Fprintf(stderr, "  trigger %s %s: events from broker %s%s reach it, and its replies go back to the broker\n", tr.Name, tr.Action, tr.Broker, filterText(tr.Filter))
+		}
 		_, err := fmt.Fprintln(stdout, res.URL)
 		return err
 	})
+}
+
+// filterText is a Trigger's filter as the deploy's summary says it.
+func filterText(f map[string]string) string {
+	if len(f) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(f)) {
+		parts = append(parts, k+"="+f[k])
+	}
+	return " (where " + strings.Join(parts, ", ") + ")"
 }
 
 // writeDryRun prints the Service a dry run would write, as YAML.
@@ -231,7 +276,8 @@ func (t *target) Get(ctx context.Context, name string) (deploy.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return functionTable([]Function{*f}, true, ""), nil
+	withColdStart(ctx, f)
+	return oneFunction(*f), nil
 }
 
 func (t *target) List(ctx context.Context) (deploy.Report, error) {

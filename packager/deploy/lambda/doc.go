@@ -2,7 +2,26 @@
 // behind the function URL of an alias, rolls it back to an earlier
 // version, and shows and deletes deployed functions, with the AWS SDK for
 // Go v2: the zip packager/lambdazip writes becomes a provided.al2023
-// function.
+// function, or the container image packager/lambdaimage makes (with
+// targets.lambda.package image, or a zip over Lambda's limits) a
+// PackageType Image function.
+//
+// An image is pushed first (Push: go-containerregistry's remote, to
+// REGISTRY/NAME:ImageTag, with the docker config's credentials and
+// credential helpers, as cortex package --registry pushes; for Amazon ECR
+// that is docker login with aws ecr get-login-password, or the
+// docker-credential-ecr-login helper: cortex builds no ECR token flow of
+// its own, and the AWS SDK's ECR client is not a dependency). The function
+// then names the image by digest: CreateFunction with PackageType Image
+// and Code.ImageUri (no runtime or handler: the image's entrypoint, the
+// function binary, is its own runtime interface client), and
+// UpdateFunctionCode with ImageUri when GetFunction's Code.ResolvedImageUri
+// (or ImageUri) is another digest. Lambda cannot change a function's
+// package type: a deploy that would is a *PackageTypeError, before any
+// write, saying to delete the function first. Versions, the alias, the
+// URL, rollback, get and delete are the same for both; PublishVersion of
+// an image function is sent without CodeSha256, which for an image is
+// Lambda's own hash.
 //
 // Deploy is idempotent: it reads the function, its alias live (Alias),
 // the alias's URL config and (for a public URL) the alias's resource
@@ -92,9 +111,11 @@
 // update in the error.
 //
 // Platform is Lambda as `cortex deploy`, get, delete, rollback and predict
-// offer it (a deploy.Target): --region and --profile on each, --role on
-// deploy. Its Deploy loads the AWS configuration, then packages the zip
-// and nothing else: no image is built for a Lambda deploy.
+// offer it (a deploy.Target): --region and --profile on each, --role and
+// --registry on deploy (the flag Knative's deploy has, shared: one
+// --registry, for whichever target runs). Its Deploy loads the AWS
+// configuration, then packages the Lambda output and nothing else: the
+// zip, or the Lambda image alone (no other platform, no Knative output).
 //
 // Throttling (429 TooManyRequestsException) is retried by the SDK's
 // standard retryer; AccessDeniedException and credential errors come back

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/spec"
@@ -76,6 +77,10 @@ type Function struct {
 	Name string
 	// Zip is the path of the Lambda zip (bootstrap at its root).
 	Zip string
+	// Image, when set, makes the function a container image function
+	// (PackageType Image) of this image, by digest (REPO@sha256:...,
+	// pushed to Amazon ECR: see Push), in place of the zip.
+	Image string
 	// Arch is x86_64 or arm64.
 	Arch string
 	// Memory in MB, Timeout in seconds.
@@ -207,6 +212,25 @@ func (e *AccessError) Error() string {
 	}
 	return fmt.Sprintf("AWS refused %s (%s): %s; %s", e.Op, e.Code, e.Message, hint)
 }
+
+// ErrPackageType: the function exists with the other package type (a
+// zip function now deployed as an image, or the reverse), which Lambda
+// cannot change.
+var ErrPackageType = errors.New("lambda: the function has the other package type")
+
+// PackageTypeError is ErrPackageType for one function.
+type PackageTypeError struct {
+	Name       string
+	Have, Want types.PackageType
+}
+
+func (e *PackageTypeError) Error() string {
+	return fmt.Sprintf("the Lambda function %s has package type %s and this deploy needs %s, which Lambda cannot change: "+
+		"delete it and deploy again (cortex delete %s --target lambda; its versions go, and its function URL gets a new address), "+
+		"or set targets.lambda.package: %s in cortex.yaml", e.Name, e.Have, e.Want, e.Name, strings.ToLower(string(e.Have)))
+}
+
+func (e *PackageTypeError) Unwrap() error { return ErrPackageType }
 
 // ErrNoRole: the function does not exist and no role was given.
 var ErrNoRole = errors.New("lambda: creating a function needs an execution role: pass --role arn:aws:iam::ACCOUNT:role/NAME (a role lambda.amazonaws.com may assume, with the AWSLambdaBasicExecutionRole policy)")
@@ -363,12 +387,10 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 			return nil, err
 		}
 	}
-	zip, err := os.ReadFile(fn.Zip)
+	c, err := readCode(fn)
 	if err != nil {
-		return nil, fmt.Errorf("reading the Lambda zip: %w", err)
+		return nil, err
 	}
-	sum := sha256.Sum256(zip)
-	codeSHA := base64.StdEncoding.EncodeToString(sum[:])
 	d := &deployer{api: api, o: o, res: &Result{Name: fn.Name, AuthType: fn.URLAuth, Action: "unchanged", DryRun: o.DryRun}}
 	d.recorder = recorder{dryRun: o.DryRun, progress: o.Progress, calls: &d.res.Calls}
 	name := aws.String(fn.Name)
@@ -388,21 +410,27 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 			return nil, ErrNoRole
 		}
 		d.res.Action = action(o.DryRun, "create")
-		err = d.write("CreateFunction", fmt.Sprintf("%s (%s, %s, %d MB, %ds, %d-byte zip)", fn.Name, Runtime, fn.Arch, fn.Memory, fn.Timeout, len(zip)), func() error {
-			out, err := api.CreateFunction(ctx, &lambda.CreateFunctionInput{
-				FunctionName:  name,
-				Role:          aws.String(o.Role),
-				Runtime:       Runtime,
-				Handler:       aws.String(Handler),
-				Architectures: arch,
-				MemorySize:    aws.Int32(fn.Memory),
-				Timeout:       aws.Int32(fn.Timeout),
-				Environment:   &types.Environment{Variables: fn.Env},
-				Code:          &types.FunctionCode{ZipFile: zip},
-				PackageType:   types.PackageTypeZip,
-				Description:   aws.String("Cortex function " + fn.Name),
-				Tags:          map[string]string{TagFunction: fn.Name},
-			})
+		in := &lambda.CreateFunctionInput{
+			FunctionName:  name,
+			Role:          aws.String(o.Role),
+			Architectures: arch,
+			MemorySize:    aws.Int32(fn.Memory),
+			Timeout:       aws.Int32(fn.Timeout),
+			Environment:   &types.Environment{Variables: fn.Env},
+			Code:          &types.FunctionCode{ZipFile: c.zip},
+			PackageType:   c.packageType(),
+			Description:   aws.String("Cortex function " + fn.Name),
+			Tags:          map[string]string{TagFunction: fn.Name},
+		}
+		what := fmt.Sprintf("%s, %s, %d MB, %ds, %s", Runtime, fn.Arch, fn.Memory, fn.Timeout, c)
+		if c.image != "" {
+			in.Code = &types.FunctionCode{ImageUri: aws.String(c.image)}
+			what = fmt.Sprintf("%s, %d MB, %ds, %s", fn.Arch, fn.Memory, fn.Timeout, c)
+		} else {
+			in.Runtime, in.Handler = Runtime, aws.String(Handler)
+		}
+		err = d.write("CreateFunction", fmt.Sprintf("%s (%s)", fn.Name, what), func() error {
+			out, err := api.CreateFunction(ctx, in)
 			if err == nil {
 				d.res.ARN = aws.ToString(out.FunctionArn)
 			}
@@ -415,17 +443,20 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 			return d.res, err
 		}
 	} else {
-		c := cur.Configuration
-		d.res.ARN = aws.ToString(c.FunctionArn)
-		if c.LastUpdateStatus == types.LastUpdateStatusInProgress || c.State == types.StatePending {
+		cfg := cur.Configuration
+		d.res.ARN = aws.ToString(cfg.FunctionArn)
+		if have := cmp.Or(cfg.PackageType, types.PackageTypeZip); have != c.packageType() {
+			return d.res, &PackageTypeError{Name: fn.Name, Have: have, Want: c.packageType()}
+		}
+		if cfg.LastUpdateStatus == types.LastUpdateStatusInProgress || cfg.State == types.StatePending {
 			// Lambda refuses a change while another is in progress.
 			if err := d.waitReady(ctx, fn.Name, false); err != nil {
 				return d.res, err
 			}
 		}
 		env := map[string]string{}
-		if c.Environment != nil {
-			maps.Copy(env, c.Environment.Variables)
+		if cfg.Environment != nil {
+			maps.Copy(env, cfg.Environment.Variables)
 		}
 		// The secrets an earlier deploy set go, unless still named.
 		if prev := env[SecretNamesVar]; prev != "" {
@@ -437,22 +468,24 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 		maps.Copy(env, fn.Env)
 		var changes []string
 		upd := &lambda.UpdateFunctionConfigurationInput{FunctionName: name}
-		if c.Runtime != Runtime {
+		// An image function has no runtime or handler: its image's
+		// entrypoint is both.
+		if c.image == "" && cfg.Runtime != Runtime {
 			upd.Runtime, changes = Runtime, append(changes, "runtime")
 		}
-		if aws.ToString(c.Handler) != Handler {
+		if c.image == "" && aws.ToString(cfg.Handler) != Handler {
 			upd.Handler, changes = aws.String(Handler), append(changes, "handler")
 		}
-		if aws.ToInt32(c.MemorySize) != fn.Memory {
+		if aws.ToInt32(cfg.MemorySize) != fn.Memory {
 			upd.MemorySize, changes = aws.Int32(fn.Memory), append(changes, "memory")
 		}
-		if aws.ToInt32(c.Timeout) != fn.Timeout {
+		if aws.ToInt32(cfg.Timeout) != fn.Timeout {
 			upd.Timeout, changes = aws.Int32(fn.Timeout), append(changes, "timeout")
 		}
-		if c.Environment == nil || !maps.Equal(c.Environment.Variables, env) {
+		if cfg.Environment == nil || !maps.Equal(cfg.Environment.Variables, env) {
 			upd.Environment, changes = &types.Environment{Variables: env}, append(changes, "environment")
 		}
-		if o.Role != "" && aws.ToString(c.Role) != o.Role {
+		if o.Role != "" && aws.ToString(cfg.Role) != o.Role {
 			upd.Role, changes = aws.String(o.Role), append(changes, "role")
 		}
 		if len(changes) > 0 {
@@ -468,10 +501,14 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 				return d.res, err
 			}
 		}
-		if aws.ToString(c.CodeSha256) != codeSHA || !slices.Equal(c.Architectures, arch) {
+		if !c.same(cur) || !slices.Equal(cfg.Architectures, arch) {
 			d.res.Action = action(o.DryRun, "update")
-			err := d.write("UpdateFunctionCode", fmt.Sprintf("%s (%s, %d-byte zip, sha256 %s)", fn.Name, fn.Arch, len(zip), codeSHA), func() error {
-				_, err := api.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: name, ZipFile: zip, Architectures: arch})
+			in := &lambda.UpdateFunctionCodeInput{FunctionName: name, ZipFile: c.zip, Architectures: arch}
+			if c.image != "" {
+				in.ZipFile, in.ImageUri = nil, aws.String(c.image)
+			}
+			err := d.write("UpdateFunctionCode", fmt.Sprintf("%s (%s, %s)", fn.Name, fn.Arch, c), func() error {
+				_, err := api.UpdateFunctionCode(ctx, in)
 				return err
 			})
 			if err != nil {
@@ -498,7 +535,7 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 	if cur != nil {
 		live = cur.Configuration
 	}
-	if err := d.release(ctx, fn.Name, codeSHA, live, alias); err != nil {
+	if err := d.release(ctx, fn.Name, c, live, alias); err != nil {
 		return d.res, err
 	}
 	if err := d.url(ctx, fn, alias != nil); err != nil {
@@ -511,6 +548,63 @@ func Deploy(ctx context.Context, api API, fn Function, o Options) (res *Result, 
 		return d.res, err
 	}
 	return d.res, nil
+}
+
+// code is what a deploy sends as the function's code: a zip, or a
+// container image by digest.
+type code struct {
+	zip []byte
+	// sha is the zip's SHA-256, base64, as Lambda reports CodeSha256.
+	sha string
+	// image is REPO@sha256:HEX.
+	image string
+}
+
+// readCode reads fn's zip, or checks its image reference.
+func readCode(fn Function) (code, error) {
+	if fn.Image != "" {
+		if _, err := name.NewDigest(fn.Image); err != nil {
+			return code{}, fmt.Errorf("the Lambda function's image %q is not a digest reference (REPO@sha256:HEX): %w", fn.Image, err)
+		}
+		return code{image: fn.Image}, nil
+	}
+	zip, err := os.ReadFile(fn.Zip)
+	if err != nil {
+		return code{}, fmt.Errorf("reading the Lambda zip: %w", err)
+	}
+	sum := sha256.Sum256(zip)
+	return code{zip: zip, sha: base64.StdEncoding.EncodeToString(sum[:])}, nil
+}
+
+func (c code) packageType() types.PackageType {
+	if c.image != "" {
+		return types.PackageTypeImage
+	}
+	return types.PackageTypeZip
+}
+
+// same reports whether the function already runs this code: the zip's
+// SHA-256, or the image Lambda resolved (or was given) by digest.
+func (c code) same(cur *lambda.GetFunctionOutput) bool {
+	if c.image == "" {
+		return aws.ToString(cur.Configuration.CodeSha256) == c.sha
+	}
+	return cur.Code != nil && (aws.ToString(cur.Code.ResolvedImageUri) == c.image || aws.ToString(cur.Code.ImageUri) == c.image)
+}
+
+// id names the code in a version's description and the progress lines.
+func (c code) id() string {
+	if c.image != "" {
+		return "image " + c.image
+	}
+	return "code sha256 " + c.sha
+}
+
+func (c code) String() string {
+	if c.image != "" {
+		return "image " + c.image
+	}
+	return fmt.Sprintf("%d-byte zip, sha256 %s", len(c.zip), c.sha)
 }
 
 func action(dry bool, a string) string {
@@ -645,7 +739,7 @@ func (d *deployer) migrate(ctx context.Context, name string) error {
 // answers PublishVersion with the newest version when $LATEST has not
 // changed since it was published, as after a rollback. latest is
 // $LATEST as Deploy read it (nil: created by this deploy).
-func (d *deployer) release(ctx context.Context, name, codeSHA string, latest *types.FunctionConfiguration, alias *lambda.GetAliasOutput) error {
+func (d *deployer) release(ctx context.Context, name string, c code, latest *types.FunctionConfiguration, alias *lambda.GetAliasOutput) error {
 	if alias != nil {
 		d.res.Version = aws.ToString(alias.FunctionVersion)
 		if d.res.Action == "unchanged" && latest != nil {
@@ -660,12 +754,18 @@ func (d *deployer) release(ctx context.Context, name, codeSHA string, latest *ty
 	}
 	d.res.Action = orUpdate(d.res.Action, d.o.DryRun)
 	version := ""
-	err := d.write("PublishVersion", fmt.Sprintf("%s (code sha256 %s)", name, codeSHA), func() error {
-		out, err := d.api.PublishVersion(ctx, &lambda.PublishVersionInput{
-			FunctionName: aws.String(name),
-			CodeSha256:   aws.String(codeSHA),
-			Description:  aws.String("cortex deploy of " + name + ", code sha256 " + codeSHA),
-		})
+	in := &lambda.PublishVersionInput{
+		FunctionName: aws.String(name),
+		Description:  aws.String("cortex deploy of " + name + ", " + c.id()),
+	}
+	if c.image == "" {
+		// Publish only the code this deploy sent. An image function's
+		// CodeSha256 is Lambda's to compute; its version records the
+		// image by digest.
+		in.CodeSha256 = aws.String(c.sha)
+	}
+	err := d.write("PublishVersion", fmt.Sprintf("%s (%s)", name, c.id()), func() error {
+		out, err := d.api.PublishVersion(ctx, in)
 		if err == nil {
 			version = aws.ToString(out.Version)
 		}

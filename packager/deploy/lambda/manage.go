@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,10 @@ type Info struct {
 	Arch       string `json:"arch"`
 	Runtime    string `json:"runtime"`
 	CodeSHA256 string `json:"code_sha256"`
+	// PackageType is Zip or Image; Image is a container image function's
+	// image (REPO@sha256:..., as Lambda resolved it).
+	PackageType string `json:"package_type"`
+	Image       string `json:"image,omitempty"`
 	// DeployedByCortex: the function has the cortex.function tag.
 	DeployedByCortex bool `json:"deployed_by_cortex"`
 }
@@ -89,6 +94,10 @@ func (r *recorder) info(ctx context.Context, api API, name string) (*Info, error
 		Timeout:          aws.ToInt32(c.Timeout),
 		Runtime:          string(c.Runtime),
 		CodeSHA256:       aws.ToString(c.CodeSha256),
+		PackageType:      string(cmp.Or(c.PackageType, types.PackageTypeZip)),
+	}
+	if out.Code != nil {
+		i.Image = cmp.Or(aws.ToString(out.Code.ResolvedImageUri), aws.ToString(out.Code.ImageUri))
 	}
 	if i.Name == "" {
 		i.Name = name
@@ -155,7 +164,8 @@ func Get(ctx context.Context, api API, name string) (*Info, error) {
 
 // List returns the functions cortex deployed in the account and region,
 // sorted by name. ListFunctions finds the candidates (runtime
-// provided.al2023 with CORTEX_CONFIG in their environment); a GetFunction
+// provided.al2023, or a container image, with CORTEX_CONFIG in their
+// environment); a GetFunction
 // per candidate confirms the cortex.function tag, so a function made by
 // hand is left out, and gives the state, which ListFunctions does not
 // report; then GetAlias and GetFunctionUrlConfig as Get does.
@@ -193,7 +203,7 @@ func List(ctx context.Context, api API) ([]Info, error) {
 
 // candidate reports whether c looks like a function cortex deployed.
 func candidate(c types.FunctionConfiguration) bool {
-	if c.Runtime != Runtime || c.Environment == nil {
+	if (c.Runtime != Runtime && c.PackageType != types.PackageTypeImage) || c.Environment == nil {
 		return false
 	}
 	_, ok := c.Environment.Variables["CORTEX_CONFIG"]

@@ -47,7 +47,7 @@ func TestGet(t *testing.T) {
 				Name: "iris", ARN: "arn:aws:lambda:" + region + ":" + account + ":function:iris",
 				Version: "1", URL: irisURL, URLAuth: auth, State: "Active", LastUpdateStatus: "Successful",
 				LastModified: "2026-01-01T00:00:00.000+0000", Memory: 1024, Timeout: 35, Arch: "arm64",
-				Runtime: "provided.al2023", CodeSHA256: sha([]byte("zip")), DeployedByCortex: true,
+				Runtime: "provided.al2023", CodeSHA256: sha([]byte("zip")), PackageType: "Zip", DeployedByCortex: true,
 			}
 			check(t, "info", got, want)
 			check(t, "calls", f.Log(), []string{"GetFunction", "GetAlias", "GetFunctionUrlConfig:live"})

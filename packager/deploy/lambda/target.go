@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,10 +14,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/pflag"
 
 	"github.com/cortexfn/cortex/packager"
 	"github.com/cortexfn/cortex/packager/deploy"
+	"github.com/cortexfn/cortex/packager/lambdazip"
+	"github.com/cortexfn/cortex/packager/spec"
 )
 
 // Name is the platform's name: --target lambda, and cortex.yaml's
@@ -35,7 +39,9 @@ var docs = map[deploy.Command]string{
 		"(cortex rollback goes back to an earlier one), and gives the alias a function URL\n" +
 		"(targets.lambda.url_auth; NONE makes it public). Creating a function needs --role. A function\n" +
 		"an earlier cortex deployed has its URL on the function itself: it moves to the alias, with a\n" +
-		"new address.",
+		"new address. With targets.lambda.package image, or a zip over Lambda's limits, it pushes the\n" +
+		"container image to --registry (or targets.lambda.registry: an Amazon ECR repository, with your\n" +
+		"docker credentials) and deploys the function from it (PackageType Image).",
 	deploy.CommandGet: "--target lambda reads the Lambda functions in the region, with the standard AWS credential\n" +
 		"chain: URL and its auth type, the version the alias " + Alias + " serves, state, architecture,\n" +
 		"memory and last change. The list holds the functions with the cortex.function tag; NAME may be\n" +
@@ -53,20 +59,44 @@ func flags(fs *pflag.FlagSet, c deploy.Command) func(io.Writer) deploy.Target {
 	t := &target{}
 	fs.StringVar(&t.region, "region", "", "AWS region (default $AWS_REGION or the profile's)")
 	fs.StringVar(&t.profile, "profile", "", "AWS shared config profile (default $AWS_PROFILE)")
+	var registry *pflag.Flag
 	if c == deploy.CommandDeploy {
 		fs.StringVar(&t.role, "role", "", "Lambda execution role ARN (needed to create the function)")
+		registry = registryFlag(fs)
 	}
 	return func(progress io.Writer) deploy.Target {
 		t.progress = progress
+		if registry != nil {
+			t.registry = registry.Value.String()
+		}
 		return t
 	}
+}
+
+// registryFlag is deploy's --registry, which Knative's image and
+// Lambda's both go to: another platform's when it has added one, else
+// Lambda's own.
+func registryFlag(fs *pflag.FlagSet) *pflag.Flag {
+	const usage = "; for --target lambda, the repository the container image goes to (default targets.lambda.registry)"
+	if f := fs.Lookup("registry"); f != nil {
+		if !strings.Contains(f.Usage, usage) {
+			f.Usage += usage
+		}
+		return f
+	}
+	fs.String("registry", "", "repository the Lambda container image is pushed to (default targets.lambda.registry)")
+	return fs.Lookup("registry")
 }
 
 // target is Lambda for one command. It loads the AWS configuration when a
 // call first needs it, after the checks of its options.
 type target struct {
 	region, profile, role string
-	progress              io.Writer
+	// registry is --registry, for a container-image function.
+	registry string
+	progress io.Writer
+	// remote are added to the registry calls of the push (tests).
+	remote []remote.Option
 }
 
 // connect loads the standard AWS configuration (environment, shared config
@@ -98,7 +128,7 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 		return nil, errors.New("--traffic is for Knative: Lambda function URLs have no traffic split")
 	}
 	if o.Verify != nil {
-		return nil, errors.New("--verify is for Knative: a Lambda zip is not an image and carries no signature")
+		return nil, errors.New("--verify is for Knative: a Lambda zip carries no signature, and a Lambda image is the one this deploy builds and pushes")
 	}
 	api, _, err := t.connect(ctx)
 	if err != nil {
@@ -110,14 +140,32 @@ func (t *target) Deploy(ctx context.Context, fn *deploy.Function, o deploy.Deplo
 	if err != nil {
 		return nil, err
 	}
-	r, err := fn.Package(ctx, "", packager.OutputLambda)
+	registry := cmp.Or(t.registry, fn.Spec.Targets.Lambda.Registry)
+	if registry == "" && fn.Spec.Targets.Lambda.Package == spec.LambdaPackageImage {
+		return nil, ErrNoRegistry // before anything is built
+	}
+	r, err := fn.Package(ctx, registry, packager.OutputLambda)
 	if err != nil {
 		return nil, err
 	}
 	if r.Lambda == nil {
-		return nil, fmt.Errorf("no Lambda zip was written: %s", strings.Join(r.Warnings, "; "))
+		return nil, fmt.Errorf("no Lambda package was written: %s", strings.Join(r.Warnings, "; "))
 	}
 	f.Zip = r.Lambda.Zip
+	if im := r.Lambda.Image; im != nil {
+		if r.Lambda.Reason != "" && t.progress != nil {
+			fmt.Fprintf(t.progress, "deploying a container image: %s\n", r.Lambda.Reason)
+		}
+		if registry == "" {
+			return nil, ErrNoRegistry
+		}
+		f.Zip, f.Env["CORTEX_CONFIG"] = "", lambdazip.ImageConfigPath
+		if o.DryRun != deploy.DryRunNone {
+			f.Image = im.Ref // not pushed: the calls name where it would be
+		} else if f.Image, err = Push(ctx, im.Layout, strings.TrimSuffix(im.Ref, "@"+im.Digest), t.progress, t.remote...); err != nil {
+			return nil, err
+		}
+	}
 	res, err := Deploy(ctx, api, f, Options{
 		Role: t.role, DryRun: o.DryRun != deploy.DryRunNone, Timeout: o.Timeout, Progress: t.progress,
 	})

@@ -49,6 +49,8 @@ type prefixWriter struct {
 	buf  []byte
 	tail []string
 	keep int
+	// watch, when set, sees every line (see Config.Watch).
+	watch func(line []byte)
 }
 
 func newPrefixWriter(out *Output, prefix string, keep int) *prefixWriter {
@@ -80,6 +82,9 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 func (w *prefixWriter) lineLocked(line []byte) {
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	w.out.writeLine(w.prefix, line)
+	if w.watch != nil {
+		w.watch(line)
+	}
 	if w.keep > 0 {
 		s := string(line)
 		if len(s) > maxTailLine {

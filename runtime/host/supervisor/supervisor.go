@@ -43,6 +43,11 @@ type Config struct {
 	// keeps the last lines of stderr).
 	Output *Output
 	Prefix string
+	// Watch, when set, is called with each line of the process's stderr
+	// (without its newline), after Output has it, from the goroutine that
+	// copies the output: it must return quickly and must not keep line.
+	// The host reads the runtime's cold-start log lines this way.
+	Watch func(line []byte)
 	// Client sends WaitReady's and Probe's requests; nil means a client of
 	// this package that never goes through a proxy. A caller with its own
 	// connection pool to the process (the host's) passes its client, so
@@ -148,6 +153,7 @@ func Start(c Config) (*Process, error) {
 		stderr: newPrefixWriter(out, c.Prefix, stderrTailLines),
 		done:   make(chan struct{}),
 	}
+	p.stderr.watch = c.Watch
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

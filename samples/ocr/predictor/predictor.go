@@ -129,6 +129,15 @@ func (o *OCR) Init(ctx context.Context, cfg functions.Config) error {
 	return nil
 }
 
+// LoadDuration is the time Init spent creating both sessions: the cold
+// start's load phase (runtime.LoadTimer); the rest of Init is its init.
+func (o *OCR) LoadDuration() time.Duration {
+	if o.det == nil || o.rec == nil {
+		return 0
+	}
+	return o.det.LoadDuration() + o.rec.LoadDuration()
+}
+
 // readDictionary reads one character per line and returns the recogniser's
 // classes: the CTC blank, the characters, and a space (PaddleOCR's
 // use_space_char).

@@ -41,6 +41,12 @@ type Fake struct {
 	// HideTags makes GetFunction answer a TagsError, as Lambda does to a
 	// caller not allowed lambda:ListTags.
 	HideTags bool
+	// PullImage, when set, is asked for the image of each CreateFunction
+	// and UpdateFunctionCode of a container-image function, as Lambda
+	// pulls it from Amazon ECR then: its error is Lambda's
+	// InvalidParameterValueException for an image it cannot use. Tests
+	// point it at the registry the image was pushed to.
+	PullImage func(imageURI string) error
 }
 
 type fakeError struct {
@@ -66,6 +72,9 @@ type Func struct {
 	// EventInvoke holds the event-invoke configurations (asynchronous
 	// invoke: retries, event age, destinations), keyed by qualifier.
 	EventInvoke map[string]map[string]any
+	// Images are a container-image function's image URIs, by version
+	// ("$LATEST", "1", ...), as GetFunction reports them in Code.
+	Images map[string]string
 	// Changed: $LATEST changed since the last PublishVersion.
 	Changed bool
 	// Pending counts the reads before an asynchronous change completes.
@@ -78,7 +87,7 @@ func newFunc(config, tags map[string]any) *Func {
 	config["Version"] = "$LATEST"
 	return &Func{Config: config, Tags: tags, Changed: true,
 		URLs: map[string]map[string]any{}, Policies: map[string][]map[string]any{}, Aliases: map[string]map[string]any{},
-		EventInvoke: map[string]map[string]any{}}
+		EventInvoke: map[string]map[string]any{}, Images: map[string]string{}}
 }
 
 // version is the published version or alias q of the function, or nil.
@@ -250,14 +259,41 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		code := body["Code"].(map[string]any)
-		zip, _ := base64.StdEncoding.DecodeString(code["ZipFile"].(string))
-		fn = newFunc(map[string]any{
+		config := map[string]any{
 			"FunctionName": name, "FunctionArn": arn, "Runtime": body["Runtime"], "Handler": body["Handler"],
 			"Role": body["Role"], "MemorySize": body["MemorySize"], "Timeout": body["Timeout"],
 			"Architectures": body["Architectures"], "Environment": map[string]any{"Variables": body["Environment"].(map[string]any)["Variables"]},
-			"CodeSha256": SHA(zip), "State": "Pending", "LastUpdateStatus": "InProgress",
+			"State": "Pending", "LastUpdateStatus": "InProgress", "PackageType": "Zip",
 			"LastModified": "2026-01-01T00:00:00.000+0000",
-		}, body["Tags"].(map[string]any))
+		}
+		image := ""
+		switch body["PackageType"] {
+		case "Image":
+			image, _ = code["ImageUri"].(string)
+			sum, msg := f.pull(image)
+			if msg == "" && (body["Runtime"] != nil || body["Handler"] != nil) {
+				msg = "Runtime and Handler are not supported for the Image package type."
+			}
+			if msg != "" {
+				writeErr(w, 400, "InvalidParameterValueException", msg)
+				return
+			}
+			delete(config, "Runtime")
+			delete(config, "Handler")
+			config["PackageType"], config["CodeSha256"] = "Image", sum
+		default:
+			zipB64, ok := code["ZipFile"].(string)
+			if !ok || body["Runtime"] == nil || body["Handler"] == nil {
+				writeErr(w, 400, "InvalidParameterValueException", "A Zip function needs Code.ZipFile, Runtime and Handler.")
+				return
+			}
+			zip, _ := base64.StdEncoding.DecodeString(zipB64)
+			config["CodeSha256"] = SHA(zip)
+		}
+		fn = newFunc(config, body["Tags"].(map[string]any))
+		if image != "" {
+			fn.Images["$LATEST"] = image
+		}
 		fn.Pending = 1
 		f.Funcs[name] = fn
 		writeJSON(w, 201, fn.Config)
@@ -270,6 +306,9 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		out := map[string]any{"Configuration": config, "Code": map[string]any{"RepositoryType": "S3"}}
+		if image := fn.Images[config["Version"].(string)]; image != "" {
+			out["Code"] = map[string]any{"RepositoryType": "ECR", "ImageUri": image, "ResolvedImageUri": image}
+		}
 		switch {
 		case f.HideTags:
 			out["TagsError"] = map[string]any{"ErrorCode": "AccessDeniedException", "Message": "not authorized to perform: lambda:ListTags"}
@@ -299,11 +338,30 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, 409, "ResourceConflictException", "The operation cannot be performed at this time. An update is in progress for resource: "+arn)
 			return
 		}
+		image := fn.Config["PackageType"] == "Image"
+		switch {
+		case op == "UpdateFunctionCode" && image && body["ImageUri"] == nil:
+			writeErr(w, 400, "InvalidParameterValueException", "Please provide ImageUri when updating a function with packageType Image.")
+			return
+		case op == "UpdateFunctionCode" && !image && body["ImageUri"] != nil:
+			writeErr(w, 400, "InvalidParameterValueException", "Please don't provide ImageUri when updating a function with packageType Zip.")
+			return
+		case op == "UpdateFunctionConfiguration" && image && (body["Runtime"] != nil || body["Handler"] != nil):
+			writeErr(w, 400, "InvalidParameterValueException", "Runtime and Handler are not supported for the Image package type.")
+			return
+		}
 		for k, v := range body {
 			switch k {
 			case "ZipFile":
 				zip, _ := base64.StdEncoding.DecodeString(v.(string))
 				fn.Config["CodeSha256"] = SHA(zip)
+			case "ImageUri":
+				sum, msg := f.pull(v.(string))
+				if msg != "" {
+					writeErr(w, 400, "InvalidParameterValueException", msg)
+					return
+				}
+				fn.Config["CodeSha256"], fn.Images["$LATEST"] = sum, v.(string)
 			default:
 				fn.Config[k] = v
 			}
@@ -443,6 +501,9 @@ func (f *Fake) publish(w http.ResponseWriter, fn *Func, body map[string]any, arn
 	}
 	v := maps.Clone(fn.Config)
 	n := strconv.Itoa(len(fn.Versions) + 1)
+	if image := fn.Images["$LATEST"]; image != "" {
+		fn.Images[n] = image
+	}
 	v["Version"], v["FunctionArn"], v["Description"] = n, arn+":"+n, body["Description"]
 	fn.Versions = append(fn.Versions, v)
 	fn.Changed = false
@@ -538,6 +599,26 @@ func (f *Fake) listFunctions(w http.ResponseWriter, r *http.Request) {
 		out["NextMarker"] = names[end]
 	}
 	writeJSON(w, 200, out)
+}
+
+// pull checks an image URI as Lambda does when a function is created or
+// updated from it: by digest or tag, and (with PullImage) pullable. It
+// returns the CodeSha256 the fake reports for it (the digest's hex when
+// the URI has one), or the message of Lambda's refusal.
+func (f *Fake) pull(uri string) (sum, msg string) {
+	if uri == "" {
+		return "", "Code.ImageUri is required for the Image package type."
+	}
+	if f.PullImage != nil {
+		if err := f.PullImage(uri); err != nil {
+			return "", "Source image " + uri + " is not valid: " + err.Error()
+		}
+	}
+	_, hex, ok := strings.Cut(uri, "@sha256:")
+	if !ok {
+		hex = fmt.Sprintf("%x", sha256.Sum256([]byte(uri)))
+	}
+	return hex, ""
 }
 
 // SHA is how Lambda reports a zip's CodeSha256: base64 of its SHA-256.
