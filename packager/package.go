@@ -674,7 +674,11 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	}
 	if m := r.Model; m != nil {
 		fmt.Fprintf(&b, "  model     %s\n", m.Ref)
-		fmt.Fprintf(&b, "            %d files under /models, tagged %s; to fetch it at start instead of shipping it, set in cortex.yaml\n", len(m.Files), m.Tag)
+		files := "files"
+		if len(m.Files) == 1 {
+			files = "file"
+		}
+		fmt.Fprintf(&b, "            %d %s under /models, tagged %s; to fetch it at start instead of shipping it, set in cortex.yaml\n", len(m.Files), files, m.Tag)
 		fmt.Fprintf(&b, "              predictor.model: %s\n", m.Ref)
 	}
 	_, err := io.WriteString(w, b.String())
