@@ -1,13 +1,7 @@
 package testutil
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 )
 
 // LambdaSandboxUID is the uid RunLambdaImage runs an image as: Lambda runs
@@ -27,63 +21,16 @@ const LambdaSandboxUID = 993
 // are Debian packages (`make tools`); runc needs root.
 func RunLambdaImage(t testing.TB, lay, tag string, env ...string) *Container {
 	t.Helper()
-	for _, tool := range []string{"umoci", "runc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run `make tools` (apt-get install -y umoci runc)", tool)
+	return runBundle(t, lay, tag, "cortex-lambda", func(proc, cfg map[string]any) {
+		proc["user"] = map[string]any{"uid": LambdaSandboxUID, "gid": LambdaSandboxUID}
+		for _, e := range env {
+			proc["env"] = append(proc["env"].([]any), e)
 		}
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("runc needs root: run the tests as root (CI does)")
-	}
-	bundle := filepath.Join(t.TempDir(), "bundle")
-	if out, err := exec.Command("umoci", "unpack", "--image", lay+":"+tag, bundle).CombinedOutput(); err != nil {
-		t.Fatalf("umoci unpack: %v\n%s", err, out)
-	}
-	cfgPath := filepath.Join(bundle, "config.json")
-	raw, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	c := &Container{id: fmt.Sprintf("cortex-lambda-%d-%d", os.Getpid(), time.Now().UnixNano()), done: make(chan error, 1)}
-	proc := cfg["process"].(map[string]any)
-	c.User, _ = proc["user"].(map[string]any)["uid"].(float64)
-	proc["user"] = map[string]any{"uid": LambdaSandboxUID, "gid": LambdaSandboxUID}
-	proc["terminal"] = false
-	for _, e := range env {
-		proc["env"] = append(proc["env"].([]any), e)
-	}
-	cfg["root"].(map[string]any)["readonly"] = true
-	cfg["mounts"] = append(cfg["mounts"].([]any), map[string]any{
-		"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-		"options": []string{"nosuid", "nodev", "mode=1777", "size=64m"},
+		cfg["mounts"] = append(cfg["mounts"].([]any), map[string]any{
+			"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+			"options": []string{"nosuid", "nodev", "mode=1777", "size=64m"},
+		})
 	})
-	linux := cfg["linux"].(map[string]any)
-	var ns []any
-	for _, n := range linux["namespaces"].([]any) {
-		if n.(map[string]any)["type"] != "network" {
-			ns = append(ns, n)
-		}
-	}
-	linux["namespaces"] = ns
-	raw, _ = json.Marshal(cfg)
-	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("runc", "run", "--bundle", bundle, c.id)
-	cmd.Stdout, cmd.Stderr = &c.logs, &c.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		exec.Command("runc", "kill", c.id, "KILL").Run()
-		exec.Command("runc", "delete", "--force", c.id).Run()
-	})
-	return c
 }
 
 // Exited reports whether the container's process has exited, and how.

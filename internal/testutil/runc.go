@@ -31,66 +31,17 @@ type Container struct {
 // and deleted when the test ends.
 func RunImage(t testing.TB, lay, tag string) *Container {
 	t.Helper()
-	for _, tool := range []string{"umoci", "runc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run `make tools` (apt-get install -y umoci runc)", tool)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("runc needs root: run the tests as root (CI does)")
-	}
-	bundle := filepath.Join(t.TempDir(), "bundle")
-	if out, err := exec.Command("umoci", "unpack", "--image", lay+":"+tag, bundle).CombinedOutput(); err != nil {
-		t.Fatalf("umoci unpack: %v\n%s", err, out)
-	}
-	cfgPath := filepath.Join(bundle, "config.json")
-	raw, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	c := &Container{id: fmt.Sprintf("cortex-test-%d-%d", os.Getpid(), time.Now().UnixNano()), done: make(chan error, 1)}
-	proc := cfg["process"].(map[string]any)
-	c.User, _ = proc["user"].(map[string]any)["uid"].(float64)
-
-	// Host network (drop the network namespace), no terminal, a free port.
 	port := FreePort(t)
-	proc["terminal"] = false
-	var env []any
-	for _, e := range proc["env"].([]any) {
-		if !strings.HasPrefix(e.(string), "PORT=") {
-			env = append(env, e)
+	c := runBundle(t, lay, tag, "cortex-test", func(proc map[string]any, _ map[string]any) {
+		// A free port, in place of the image's PORT.
+		var env []any
+		for _, e := range proc["env"].([]any) {
+			if !strings.HasPrefix(e.(string), "PORT=") {
+				env = append(env, e)
+			}
 		}
-	}
-	proc["env"] = append(env, fmt.Sprintf("PORT=%d", port))
-	// A read-only root file system, as the Knative Service asks for.
-	cfg["root"].(map[string]any)["readonly"] = true
-	linux := cfg["linux"].(map[string]any)
-	var ns []any
-	for _, n := range linux["namespaces"].([]any) {
-		if n.(map[string]any)["type"] != "network" {
-			ns = append(ns, n)
-		}
-	}
-	linux["namespaces"] = ns
-	raw, _ = json.Marshal(cfg)
-	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("runc", "run", "--bundle", bundle, c.id)
-	cmd.Stdout, cmd.Stderr = &c.logs, &c.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		exec.Command("runc", "kill", c.id, "KILL").Run()
-		exec.Command("runc", "delete", "--force", c.id).Run()
+		proc["env"] = append(env, fmt.Sprintf("PORT=%d", port))
 	})
-
 	c.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -139,4 +90,64 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// runBundle unpacks image tag of the OCI layout lay into a runc bundle and
+// runs it as the platforms run a function: no terminal, a read-only root
+// file system, the host's network (no network namespace, so a test reaches
+// it on loopback), after edit has changed the bundle's process and
+// config. The container is killed and deleted when the test ends. umoci
+// and runc are Debian packages (`make tools`); runc needs root.
+func runBundle(t testing.TB, lay, tag, idPrefix string, edit func(proc, cfg map[string]any)) *Container {
+	t.Helper()
+	for _, tool := range []string{"umoci", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run `make tools` (apt-get install -y umoci runc)", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("runc needs root: run the tests as root (CI does)")
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	if out, err := exec.Command("umoci", "unpack", "--image", lay+":"+tag, bundle).CombinedOutput(); err != nil {
+		t.Fatalf("umoci unpack: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(bundle, "config.json")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	c := &Container{id: fmt.Sprintf("%s-%d-%d", idPrefix, os.Getpid(), time.Now().UnixNano()), done: make(chan error, 1)}
+	proc := cfg["process"].(map[string]any)
+	c.User, _ = proc["user"].(map[string]any)["uid"].(float64)
+	proc["terminal"] = false
+	cfg["root"].(map[string]any)["readonly"] = true
+	linux := cfg["linux"].(map[string]any)
+	var ns []any
+	for _, n := range linux["namespaces"].([]any) {
+		if n.(map[string]any)["type"] != "network" {
+			ns = append(ns, n)
+		}
+	}
+	linux["namespaces"] = ns
+	edit(proc, cfg)
+	raw, _ = json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("runc", "run", "--bundle", bundle, c.id)
+	cmd.Stdout, cmd.Stderr = &c.logs, &c.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		exec.Command("runc", "kill", c.id, "KILL").Run()
+		exec.Command("runc", "delete", "--force", c.id).Run()
+	})
+	return c
 }
