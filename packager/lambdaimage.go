@@ -163,12 +163,7 @@ func writeLambdaImage(ctx context.Context, w *writer, why string) error {
 		res.Ref = repo + "@" + d.String()
 	}
 
-	lambdaSpec := *a.Spec
-	if want := map[string]string{"amd64": spec.ArchX86, "arm64": spec.ArchARM64}[a.Arch]; want != a.Spec.Targets.Lambda.Arch {
-		w.warn("targets.lambda.arch is %s but the binary is built for %s: the SAM template says %s", a.Spec.Targets.Lambda.Arch, a.Arch, want)
-		lambdaSpec.Targets.Lambda.Arch = want
-	}
-	sam, err := lambdazip.TemplateImage(&lambdaSpec, res.Ref)
+	sam, err := lambdazip.TemplateImage(w.lambdaSpec(a), res.Ref)
 	if err != nil {
 		return err
 	}

@@ -294,6 +294,18 @@ func writeTarball(ctx context.Context, w *writer) error {
 	return nil
 }
 
+// lambdaSpec is the spec a Lambda output describes: targets.lambda.arch
+// is the architecture the binary was built for, with a warning when the
+// spec said otherwise.
+func (w *writer) lambdaSpec(a *artifact.Artifact) *spec.Spec {
+	s := *a.Spec
+	if want := map[string]string{"amd64": spec.ArchX86, "arm64": spec.ArchARM64}[a.Arch]; want != a.Spec.Targets.Lambda.Arch {
+		w.warn("targets.lambda.arch is %s but the binary is built for %s: the SAM template says %s", a.Spec.Targets.Lambda.Arch, a.Arch, want)
+		s.Targets.Lambda.Arch = want
+	}
+	return &s
+}
+
 // writeLambda writes lambda.zip and its SAM template. A function too large
 // for a zip gets a warning, not an error: the other outputs still serve.
 func writeLambda(ctx context.Context, w *writer) error {
@@ -303,11 +315,7 @@ func writeLambda(ctx context.Context, w *writer) error {
 	}
 	warned := len(w.r.Warnings) // the zip's own, dropped if the image replaces it
 	w.o.say("writing the Lambda zip")
-	lambdaSpec := *a.Spec
-	if want := map[string]string{"amd64": spec.ArchX86, "arm64": spec.ArchARM64}[a.Arch]; want != a.Spec.Targets.Lambda.Arch {
-		w.warn("targets.lambda.arch is %s but the binary is built for %s: the SAM template says %s", a.Spec.Targets.Lambda.Arch, a.Arch, want)
-		lambdaSpec.Targets.Lambda.Arch = want
-	}
+	lambdaSpec := w.lambdaSpec(a)
 	bootstrap := a.Binary
 	bootstrap.Path = "bootstrap"
 	files := []artifact.File{bootstrap, a.Config}
@@ -351,7 +359,7 @@ func writeLambda(ctx context.Context, w *writer) error {
 	case err != nil:
 		return fmt.Errorf("writing the Lambda zip: %w", err)
 	}
-	sam, err := lambdazip.Template(&lambdaSpec, "lambda.zip")
+	sam, err := lambdazip.Template(lambdaSpec, "lambda.zip")
 	if err != nil {
 		return err
 	}
@@ -468,7 +476,14 @@ func (w *writer) function(a *artifact.Artifact) (*sbom.Function, error) {
 	if fn, ok := w.fns[a]; ok {
 		return fn, nil
 	}
-	fn, err := sbom.Read(a)
+	// The model layers recorded their files' SHA-256 as they read them
+	// (or an earlier package did, for an unchanged model): the SBOM takes
+	// them from the layer cache rather than reading the model again.
+	var known sbom.Known
+	if !w.o.NoCache {
+		known = func(f artifact.File) (string, bool) { return oci.FileDigest(w.o.CacheDir, f) }
+	}
+	fn, err := sbom.ReadKnown(a, known)
 	if err != nil {
 		return nil, fmt.Errorf("reading the function for its SBOM: %w", err)
 	}
@@ -514,7 +529,7 @@ func (w *writer) makeImageSBOM(p *platform) error {
 		return err
 	}
 	p.sbom, p.referrer = doc, ref
-	p.res.SBOM = &SBOMResult{Referrer: d.String()}
+	p.res.SBOM = &SBOMResult{Referrer: d.String(), Hashed: fn.Hashed()}
 	return nil
 }
 
