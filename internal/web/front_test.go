@@ -30,11 +30,21 @@ func TestFrontPage(t *testing.T) {
 		t.Fatalf("predict: %d %s", status, msg)
 	}
 	waitText(t, ctx, row+` [data-field="cold_starts"]`, "1", 10*time.Second)
+	// The cold start phase by phase, under its time: the process's ready
+	// line brings fetch, load and init.
+	phases := row + ` [data-field="cold_start_phases"]`
+	const d = `\d+(\.\d+)? m?s` // 12 ms, 1.25 s
+	waitMatch(t, ctx, phases, `^fetch `+d+` · load `+d+` · init `+d, 10*time.Second)
 	screenshot(t, ctx, "front")
-	// Scaled back to zero, the count stays.
+	// Scaled back to zero, the count stays, and the phases with it, the
+	// first prediction's too.
 	waitText(t, ctx, row+` [data-field="processes"]`, "0", 30*time.Second)
 	if got := cell("cold_starts"); strings.TrimSpace(got) != "1" {
 		t.Errorf("cold starts at zero processes: %q, want 1 kept", got)
+	}
+	waitMatch(t, ctx, phases, ` · init `+d+` · first prediction `+d+`$`, 10*time.Second)
+	if got := cell("last_cold_start"); !strings.Contains(got, "(") || strings.Contains(got, "fetch") {
+		t.Errorf("the last cold start's time reads %q: want its time and total, the phases apart", got)
 	}
 	// The row links to the function's own page.
 	do(t, ctx, "following the link to iris's page", chromedp.Click(row+" a.page"), chromedp.WaitVisible("#submit"))
@@ -112,6 +122,17 @@ func waitText(t *testing.T, ctx context.Context, sel, want string, within time.D
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(within))); err != nil {
 		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q)?.textContent ?? "(no such element)"`, sel)))
 		t.Fatalf("%s shows %q after %s, want %q (%v)", sel, got, within, want, err)
+	}
+}
+
+// waitMatch waits until the text of the element sel matches the regular
+// expression re (JavaScript's), as the page's live updates change it.
+func waitMatch(t *testing.T, ctx context.Context, sel, re string, within time.Duration) {
+	t.Helper()
+	js := fmt.Sprintf(`new RegExp(%q).test(document.querySelector(%q)?.textContent ?? "")`, re, sel)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(within))); err != nil {
+		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q)?.textContent ?? "(no such element)"`, sel)))
+		t.Fatalf("%s shows %q after %s, want it to match %s (%v)", sel, got, within, re, err)
 	}
 }
 

@@ -75,8 +75,10 @@ func spawn(f *function, spec *Function, rev int) (*process, error) {
 	if os.Getenv("CORTEX_MODEL_CACHE") == "" {
 		// One model cache for every function process: a model named by
 		// reference is fetched once for all of them (docs/models.md).
+		// First, so that a function's own environment still wins (the
+		// last of a name is what the process gets).
 		if d, err := modelfetch.DefaultDir(); err == nil {
-			env = append(slices.Clone(env), "CORTEX_MODEL_CACHE="+d)
+			env = append([]string{"CORTEX_MODEL_CACHE=" + d}, env...)
 		}
 	}
 	cold := &phaseRecord{}

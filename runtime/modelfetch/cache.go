@@ -31,6 +31,12 @@ type Cache struct {
 	// minPart the smallest range.
 	ranges, minPart int64
 	maxParts        int
+	// slowRate (bytes/s) and probe: a blob of ranges bytes or more
+	// starts as one request and is cut into ranges only when, after
+	// probe, it arrives slower than slowRate (split.go). slowRate 0 asks
+	// for ranges from the first request.
+	slowRate int64
+	probe    time.Duration
 }
 
 // Option configures a Cache.
@@ -53,11 +59,24 @@ func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.log = l } }
 func WithProgressInterval(d time.Duration) Option { return func(c *Cache) { c.every = d } }
 
 // WithRanges fetches a blob of at least min bytes in parallel HTTP range
-// requests of at least part bytes each, at most maxParts at once, when the
-// server takes ranges (default 64 MiB, 16 MiB, 8). min <= 0 turns ranges
-// off.
+// requests of at least part bytes each, at most maxParts at once, from
+// the first request on, when the server takes ranges. min <= 0 turns
+// ranges off. Without it (or with WithRangesWhenSlow after it), a blob of
+// 64 MiB or more is cut into ranges of at least 16 MiB, at most 8, only
+// when one request brings it slowly (WithRangesWhenSlow).
 func WithRanges(min, part int64, maxParts int) Option {
-	return func(c *Cache) { c.ranges, c.minPart, c.maxParts = min, part, maxParts }
+	return func(c *Cache) { c.ranges, c.minPart, c.maxParts, c.slowRate = min, part, maxParts, 0 }
+}
+
+// WithRangesWhenSlow starts every blob as one request, hashed and written
+// as it arrives, and fetches the rest of a large one in parallel ranges
+// only when, after probe, that request brings it slower than rate bytes
+// per second (default DefaultSlowRate after DefaultProbe): parallel
+// connections pay where one is slow (object stores, registry CDNs), and
+// cost where one is fast. rate <= 0 asks for ranges from the first
+// request, as WithRanges does.
+func WithRangesWhenSlow(rate int64, probe time.Duration) Option {
+	return func(c *Cache) { c.slowRate, c.probe = rate, probe }
 }
 
 // Defaults of a Cache.
@@ -65,11 +84,17 @@ const (
 	DefaultRangesMin = 64 << 20
 	DefaultMinPart   = 16 << 20
 	DefaultMaxParts  = 8
+	// DefaultSlowRate is a gigabit link's worth (128 MiB/s): a connection
+	// slower than that leaves a machine's disk and hashing idle, and
+	// object stores give each connection about that or less.
+	DefaultSlowRate = 128 << 20
+	DefaultProbe    = time.Second
 )
 
 // New opens the cache, creating its directory when needed.
 func New(opts ...Option) (*Cache, error) {
-	c := &Cache{every: 5 * time.Second, ranges: DefaultRangesMin, minPart: DefaultMinPart, maxParts: DefaultMaxParts}
+	c := &Cache{every: 5 * time.Second, ranges: DefaultRangesMin, minPart: DefaultMinPart, maxParts: DefaultMaxParts,
+		slowRate: DefaultSlowRate, probe: DefaultProbe}
 	for _, o := range opts {
 		o(c)
 	}

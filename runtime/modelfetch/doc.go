@@ -12,10 +12,15 @@
 // the first fetches, the others wait and find it complete.
 //
 // Nothing half-written is ever trusted. A fetch writes into a staging
-// directory inside the cache, hashes every byte as it is written (or,
-// for a blob fetched in parallel ranges, in one pass afterwards), checks
-// the digest, fsyncs, renames the directory into place and writes its
-// completion marker last. A directory without the marker (a process
+// directory inside the cache, hashes every byte in order as it is written
+// (or, for a blob fetched in ranges from the start with WithRanges, in
+// one pass afterwards), checks the digest, fsyncs, renames the directory
+// into place and writes its completion marker last.
+//
+// A blob streams in one request; a large one whose request turns out
+// slow has the rest of its bytes fetched in parallel ranges (split.go,
+// WithRangesWhenSlow), which pay on slow connections and cost on fast
+// ones. A directory without the marker (a process
 // killed mid-fetch) is removed and fetched again by the next start, and
 // staging directories left behind are removed then too.
 //

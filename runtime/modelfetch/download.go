@@ -50,12 +50,13 @@ func (e *DigestError) Error() string {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // Download fetches src into the new file dst (inside the cache's
-// staging directory: Entry's fill) and returns its hex
-// SHA-256 and size. A blob of at least the ranges threshold, from a
-// server that answers a Range request with 206, is fetched in parallel
-// ranges written in place and hashed in one pass afterwards; anything
-// else is hashed as it streams. A digest that differs from src.SHA256 is
-// a *DigestError.
+// staging directory: Entry's fill) and returns its hex SHA-256 and size.
+// The blob streams in one request, hashed as it arrives; a large one
+// from a server that takes Range requests has the rest of its bytes
+// fetched in parallel ranges when that request is slow (split.go), still
+// hashed in order while they land, or in ranges from the start with
+// WithRanges (hashed in one pass afterwards). A digest that differs from
+// src.SHA256 is a *DigestError.
 func (c *Cache) Download(ctx context.Context, src Source, dst string) (sum string, size int64, err error) {
 	client := src.Client
 	if client == nil {
@@ -76,8 +77,10 @@ func (c *Cache) Download(ctx context.Context, src Source, dst string) (sum strin
 	defer stop()
 
 	rng := "bytes=0-"
-	if c.ranges > 0 && src.Size >= c.ranges {
+	if c.Ranged(src.Size) {
 		rng = fmt.Sprintf("bytes=0-%d", c.partSize(src.Size)-1)
+	} else if src.Size > 0 {
+		rng = fmt.Sprintf("bytes=0-%d", src.Size-1)
 	}
 	resp, err := c.get(ctx, client, src, rng)
 	if err == nil && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
@@ -101,18 +104,26 @@ func (c *Cache) Download(ctx context.Context, src Source, dst string) (sum strin
 			resp.Body.Close()
 			return "", 0, fmt.Errorf("model %s: %w", src.Ref, err)
 		}
-		parallel = c.ranges > 0 && total >= c.ranges
+		parallel = c.Ranged(total)
 	default:
 		resp.Body.Close()
 		return "", 0, fmt.Errorf("model %s: GET %s: %s", src.Ref, redact(src.URL), resp.Status)
 	}
 	p.total.Store(total)
-	if parallel {
+	switch {
+	case parallel:
 		err = c.ranged(ctx, client, src, resp.Body, 0, total, f, 0, p)
 		if err == nil {
 			_, err = copyBuf(h, io.NewSectionReader(f, 0, total))
 		}
-	} else {
+	case resp.StatusCode == http.StatusPartialContent:
+		// One request, and ranges for the rest if it is slow: the reader
+		// writes the blob to f and hands it over in order for the hash.
+		sr := c.newSplitReader(ctx, client, src, resp.Body, total, f, p)
+		_, err = copyBuf(h, sr)
+		err = errors.Join(err, sr.Close())
+		parallel = sr.split()
+	default:
 		_, err = copyBuf(io.MultiWriter(WriteBack(f, 0), h, p), resp.Body)
 		resp.Body.Close()
 	}
@@ -137,18 +148,22 @@ func (c *Cache) Download(ctx context.Context, src Source, dst string) (sum strin
 }
 
 // Ranged reports whether a blob of size bytes is fetched in parallel
-// ranges (when its server takes them): Download then writes it to a file
-// whole before anything reads it, where Stream hands it over as it
-// arrives.
-func (c *Cache) Ranged(size int64) bool { return c.ranges > 0 && size >= c.ranges }
+// ranges from the first request (WithRanges; when its server takes
+// them): Download then writes it to a file whole before anything reads
+// it, where Stream hands it over as it arrives. By default it is false:
+// Download and Stream start with one request and cut the rest into
+// ranges only when that one is slow (WithRangesWhenSlow).
+func (c *Cache) Ranged(size int64) bool { return c.ranges > 0 && c.slowRate <= 0 && size >= c.ranges }
 
 // Stream fetches src in one request and hands its body to consume as it
 // arrives, hashing it on the way: for a blob that is unpacked rather than
 // kept (an OCI layer), so that it is neither written to disk whole nor
-// read twice. After consume returns, the rest of the body is read into
-// the digest, which is then checked: a blob whose digest differs from
-// src.SHA256 is a *DigestError, even when consume failed first on what
-// the tampering did to it. Whatever consume wrote must not be trusted
+// read twice. When that request is slow, the rest of a large blob comes
+// in parallel ranges (WithRangesWhenSlow), through an unlinked spool file
+// the body then reads in order. After consume returns, the rest of the
+// body is read into the digest, which is then checked: a blob whose
+// digest differs from src.SHA256 is a *DigestError, even when consume
+// failed first on what the tampering did to it. Whatever consume wrote must not be trusted
 // until Stream returns nil (in Entry's staging it is not).
 func (c *Cache) Stream(ctx context.Context, src Source, consume func(io.Reader) error) (sum string, size int64, err error) {
 	client := src.Client
@@ -159,17 +174,42 @@ func (c *Cache) Stream(ctx context.Context, src Source, consume func(io.Reader) 
 	p := &progress{}
 	stop := c.report(src.Ref, p, start)
 	defer stop()
-	resp, err := c.get(ctx, client, src, "")
+	// A range request only where the blob may be cut: a server that
+	// takes none answers it with the whole blob all the same.
+	rng := ""
+	if c.slowRate > 0 && c.ranges > 0 && (src.Size == 0 || src.Size >= c.ranges) {
+		rng = "bytes=0-"
+		if src.Size > 0 {
+			rng = fmt.Sprintf("bytes=0-%d", src.Size-1)
+		}
+	}
+	resp, err := c.get(ctx, client, src, rng)
+	if err == nil && rng != "" && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		resp.Body.Close() // an empty blob
+		resp, err = c.get(ctx, client, src, "")
+	}
 	if err != nil {
 		return "", 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	total := resp.ContentLength
+	var r io.Reader = io.TeeReader(resp.Body, p)
+	var sr *splitReader
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusPartialContent:
+		if total, err = contentRangeTotal(resp.Header.Get("Content-Range")); err != nil {
+			return "", 0, fmt.Errorf("model %s: %w", src.Ref, err)
+		}
+		sr = c.newSplitReader(ctx, client, src, resp.Body, total, nil, p)
+		defer sr.Close()
+		r = sr
+	default:
 		return "", 0, fmt.Errorf("model %s: GET %s: %s", src.Ref, redact(src.URL), resp.Status)
 	}
-	p.total.Store(resp.ContentLength)
+	p.total.Store(total)
 	h := sha256.New()
-	body := io.TeeReader(resp.Body, io.MultiWriter(h, p))
+	body := io.TeeReader(r, h)
 	cerr := consume(body)
 	_, rerr := copyBuf(io.Discard, body)
 	size = p.n.Load()
@@ -180,14 +220,14 @@ func (c *Cache) Stream(ctx context.Context, src Source, consume func(io.Reader) 
 	switch {
 	case rerr != nil:
 		return "", 0, fmt.Errorf("model %s: fetching %s: %w", src.Ref, redact(src.URL), rerr)
-	case resp.ContentLength >= 0 && size != resp.ContentLength:
-		return "", 0, fmt.Errorf("model %s: got %d bytes of %d", src.Ref, size, resp.ContentLength)
+	case total >= 0 && size != total:
+		return "", 0, fmt.Errorf("model %s: got %d bytes of %d", src.Ref, size, total)
 	case cerr != nil:
 		return "", 0, cerr
 	}
 	took := time.Since(start)
 	c.log.Info("model blob fetched", "model", src.Ref, "bytes", size, "took", took.Round(time.Millisecond).String(),
-		"mb_per_s", mbps(size, took), "sha256", sum, "ranges", false)
+		"mb_per_s", mbps(size, took), "sha256", sum, "ranges", sr != nil && sr.split())
 	return sum, size, nil
 }
 

@@ -64,6 +64,16 @@
     for (const f of FIELDS) {
       const td = document.createElement('td');
       td.dataset.field = f;
+      if (f === 'last_cold_start') {
+        // Its time and total, and below them its phases: a span each.
+        td.dataset.field = 'cold_start';
+        for (const [field, cls] of [['last_cold_start', ''], ['cold_start_phases', 'phases']]) {
+          const span = document.createElement('span');
+          span.dataset.field = field;
+          if (cls) span.className = cls;
+          td.append(span);
+        }
+      }
       row.append(td);
     }
     tbody.append(row);
@@ -73,11 +83,30 @@
   const requests = (byCode) => Object.keys(byCode || {}).sort()
     .map((code) => code + ': ' + byCode[code]).join(', ') || 'none';
 
+  const duration = (secs) => (secs < 1 ? Math.round(secs * 1000) + ' ms' : secs.toFixed(2) + ' s');
+
+  // The phases of a start inside its process (runtime.Phases), in order.
+  const PHASES = [['fetch', 'fetch'], ['load', 'load'], ['init', 'init'], ['first_prediction', 'first prediction']];
+  // setPhases shows them as "fetch 0 ms · load 45 ms · ...", a span each
+  // (kept on one line), the separators as text.
+  const setPhases = (row, f) => {
+    const p = f.last_cold_start_phases_seconds || {};
+    const parts = PHASES.filter(([k]) => typeof p[k] === 'number')
+      .map(([k, label]) => label + ' ' + duration(p[k]));
+    const el = cell(row, 'cold_start_phases');
+    if (el.textContent === parts.join(' · ')) return;
+    el.replaceChildren(...parts.flatMap((text, i) => {
+      const span = document.createElement('span');
+      span.textContent = text;
+      return i ? [' · ', span] : [span];
+    }));
+  };
+
   const coldStart = (f) => {
     if (!f.last_cold_start_at) return 'never';
     const at = new Date(f.last_cold_start_at);
     const secs = Number(f.last_cold_start_seconds || 0);
-    return at.toLocaleTimeString() + ' (' + (secs < 1 ? Math.round(secs * 1000) + ' ms' : secs.toFixed(2) + ' s') + ')';
+    return at.toLocaleTimeString() + ' (' + duration(secs) + ')';
   };
 
   const set = (row, field, value) => {
@@ -104,6 +133,7 @@
       set(row, 'errors', f.errors || 0);
       set(row, 'cold_starts', f.cold_starts || 0);
       set(row, 'last_cold_start', coldStart(f));
+      setPhases(row, f);
       const problems = [f.error, f.build_error, f.last_error && f.last_error !== f.error ? f.last_error : ''];
       set(row, 'error', problems.filter(Boolean).join('\n'));
     }
