@@ -8,19 +8,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"knative.dev/pkg/apis"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // repoRoot is the cortex checkout this module replaces
@@ -64,6 +64,12 @@ type run struct {
 // module to build functions with), with stdin.
 func cortex(t *testing.T, stdin string, args ...string) run {
 	t.Helper()
+	return cortexEnv(t, nil, stdin, args...)
+}
+
+// cortexEnv is cortex with env added to the CLI's environment.
+func cortexEnv(t *testing.T, env []string, stdin string, args ...string) run {
+	t.Helper()
 	bin, err := cortexCLI()
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +77,9 @@ func cortex(t *testing.T, stdin string, args ...string) run {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = repoRoot
 	cmd.Stdin = strings.NewReader(stdin)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
@@ -110,18 +119,21 @@ func copyDir(t *testing.T, src string) string {
 // get, predict by name, a dry run, rollback and delete.
 func TestCLI(t *testing.T) {
 	c := startCluster(t)
-	k := startController(t, c, "fn")
-	// The function "runs" here: the controller gives it this URL.
-	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Simulated: the cluster's ingress. The URL Knative gives the function
+	// is http://echo-go.fn.example.com; cortex predict reaches it through
+	// this proxy (HTTP_PROXY), which answers for the function as the
+	// ingress would route to it, by Host.
+	ingress := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "echo-go.fn.example.com" {
+			http.Error(w, "no route for host "+r.Host, http.StatusNotFound)
+			return
+		}
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path, "body": string(b)})
 	}))
-	defer fn.Close()
-	u, _ := url.Parse(fn.URL)
-	k.mu.Lock()
-	k.url = func(string) *apis.URL { return &apis.URL{Scheme: u.Scheme, Host: u.Host} }
-	k.mu.Unlock()
+	defer ingress.Close()
+	viaIngress := []string{"HTTP_PROXY=" + ingress.URL, "http_proxy=" + ingress.URL, "NO_PROXY=", "no_proxy="}
 	reg := httptest.NewServer(registry.New())
 	defer reg.Close()
 	regHost := strings.TrimPrefix(reg.URL, "http://")
@@ -133,8 +145,8 @@ func TestCLI(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("cortex deploy: %v\n%s", r.err, r.stderr)
 	}
-	if got := strings.TrimSpace(r.stdout); got != fn.URL {
-		t.Errorf("deploy printed %q, want the URL %s\nstderr:\n%s", got, fn.URL, r.stderr)
+	if got := strings.TrimSpace(r.stdout); got != "http://echo-go.fn.example.com" {
+		t.Errorf("deploy printed %q, want the URL Knative gives it, http://echo-go.fn.example.com\nstderr:\n%s", got, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "visibility public: anyone who reaches the cluster's ingress can call it") {
 		t.Errorf("deploy did not say the function is public:\n%s", r.stderr)
@@ -165,7 +177,7 @@ func TestCLI(t *testing.T) {
 		t.Errorf("cortex get echo-go: %v\n%s%s", r.err, r.stdout, r.stderr)
 	}
 
-	r = cortex(t, "", "predict", "echo-go", "--kubeconfig", kc, "-d", `{"name":"Ada"}`)
+	r = cortexEnv(t, viaIngress, "", "predict", "echo-go", "--kubeconfig", kc, "-d", `{"name":"Ada"}`)
 	if r.err != nil || !strings.Contains(r.stdout, `"body":"{\"name\":\"Ada\"}"`) || !strings.Contains(r.stdout, `"path":"/predict"`) {
 		t.Errorf("cortex predict echo-go: %v\n%s%s", r.err, r.stdout, r.stderr)
 	}
@@ -221,5 +233,24 @@ func TestCLI(t *testing.T) {
 	}
 	if _, err := c.serving.ServingV1().Services("fn").Get(context.Background(), "echo-go", metav1.GetOptions{}); err == nil {
 		t.Error("echo-go still exists after delete")
+	}
+
+	// A cluster whose operator caps containerConcurrency below the
+	// function's limits.max_concurrency (64 by default): Knative's webhook
+	// refuses the Service and cortex deploy says what it said.
+	c.setConfig(t, "config-defaults", map[string]string{"container-concurrency-max-limit": "10"})
+	const want = `admission webhook "validation.webhook.serving.knative.dev" denied the request: validation failed: expected 0 <= 64 <= 10: spec.template.spec.containerConcurrency`
+	var last run
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		// The webhook learns of the change through a watch.
+		last = cortex(t, "", "deploy", dir, "--kubeconfig", kc, "--registry", regHost+"/acme", "--dry-run=server")
+		return last.err != nil, nil
+	})
+	if err != nil || !strings.Contains(last.stderr, want) {
+		t.Errorf("cortex deploy --dry-run=server under a 10 containerConcurrency cap: %v %v\n%s\nwant stderr to hold: %s", err, last.err, last.stderr, want)
+	}
+	r = cortex(t, "", "deploy", dir, "--kubeconfig", kc, "--registry", regHost+"/acme")
+	if r.err == nil || !strings.Contains(r.stderr, want) {
+		t.Errorf("cortex deploy under a 10 containerConcurrency cap: %v\n%s\nwant stderr to hold: %s", r.err, r.stderr, want)
 	}
 }

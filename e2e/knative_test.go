@@ -1,8 +1,10 @@
 // Package e2e runs cortex's Knative deployer against a real Kubernetes API
-// server (k8s.io/kubernetes v1.29.2's test server, on etcd) with Knative
-// Serving's CRDs installed. It is a module of its own so the main module
-// never requires k8s.io/kubernetes. Run it with `go test ./...` in this
-// directory; it needs etcd on PATH (Debian: etcd-server).
+// server (k8s.io/kubernetes v1.29.2's test server, on etcd) running
+// Knative Serving v0.42's own controller and admission webhook in this
+// process (serving_test.go), with only nodes, autoscaler and ingress
+// simulated (simulate_test.go). It is a module of its own so the main
+// module never requires k8s.io/kubernetes. Run it with `go test ./...` in
+// this directory; it needs etcd on PATH (Debian: etcd-server).
 package e2e
 
 import (
@@ -10,15 +12,17 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/kubernetes/test/integration/framework"
-	"knative.dev/pkg/apis"
+	"knative.dev/serving/pkg/apis/serving"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
 	deploy "github.com/cortexfn/cortex/packager/deploy/knative"
@@ -27,6 +31,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Knative's code finds its namespace here, as its Deployments set it.
+	os.Setenv("SYSTEM_NAMESPACE", systemNamespace)
 	framework.EtcdMain(func() int {
 		code := m.Run()
 		removeCLI()
@@ -129,7 +135,6 @@ func (r *racer) RoundTrip(req *http.Request) (*http.Response, error) {
 // rollback, and delete.
 func TestDeployLifecycle(t *testing.T) {
 	c := startCluster(t)
-	startController(t, c, "fn")
 	ctx := context.Background()
 
 	cfg, ns, explicit, err := deploy.Kubeconfig{Path: c.kubeconfig(t)}.Load()
@@ -157,7 +162,7 @@ func TestDeployLifecycle(t *testing.T) {
 	// Others label and annotate it, and add a template annotation.
 	s := live(t, c, "iris")
 	s.Labels["team"] = "ml"
-	s.Annotations = map[string]string{"owner": "ada"}
+	s.Annotations["owner"] = "ada" // Knative's webhook keeps its own (creator, last modifier)
 	s.Spec.Template.Annotations["sidecar.istio.io/inject"] = "false"
 	if _, err := c.serving.ServingV1().Services("fn").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -304,7 +309,7 @@ func TestDeployLifecycle(t *testing.T) {
 	if _, err := c.serving.ServingV1().Services("fn").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	res, err = d.Deploy(ctx, service(t, digest('g'), 0), deploy.DeployOptions{Timeout: 30 * time.Second})
+	res, err = d.Deploy(ctx, service(t, digest('1'), 0), deploy.DeployOptions{Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,36 +334,47 @@ func TestDeployLifecycle(t *testing.T) {
 // namespace and a user without permissions.
 func TestDeployFailures(t *testing.T) {
 	c := startCluster(t)
-	k := startController(t, c, "fn")
 	ctx := context.Background()
 	var progress bytes.Buffer
 	d := newClient(t, c.cfg, &progress)
 
 	t.Run("failing revision", func(t *testing.T) {
-		k.set(func(image string) *apis.Condition {
-			if image == digest('9') {
-				return &apis.Condition{Reason: "RevisionFailed", Message: `Revision "iris-00001" failed with message: Initial scale was never achieved.`}
-			}
-			return nil
-		}, false)
-		defer k.set(nil, false)
-		_, err := d.Deploy(ctx, service(t, digest('9'), 0), deploy.DeployOptions{Timeout: 30 * time.Second})
+		if _, err := d.Deploy(ctx, service(t, digest('a'), 0), deploy.DeployOptions{Timeout: 30 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		// The new image's container exits: Knative's revision reconciler
+		// reads the pod, fails the revision, and the route keeps serving
+		// the last ready one.
+		c.kubelet.crash(digest('9'), "loading model.onnx: no such file or directory")
+		crashing := service(t, digest('9'), 0)
+		// Knative looks at the pods when the Deployment's status changes;
+		// should the kubelet's report land after that, the progress
+		// deadline changes it again (in a cluster, the kubelet's restarts
+		// of the container take that part).
+		crashing.Spec.Template.Annotations[serving.ProgressDeadlineAnnotationKey] = "5s"
+		_, err := d.Deploy(ctx, crashing, deploy.DeployOptions{Timeout: 30 * time.Second})
 		var re *deploy.RevisionError
 		if !errors.As(err, &re) {
 			t.Fatalf("error %v (%T), want a *RevisionError", err, err)
 		}
-		if re.Reason != "RevisionFailed" || !strings.Contains(re.Message, "Initial scale was never achieved") || re.Revision != "iris-00001" {
-			t.Errorf("revision error %+v", re)
+		const want = `Revision "iris-00002" failed with message: Container failed with: loading model.onnx: no such file or directory.`
+		if re.Reason != "RevisionFailed" || re.Message != want || re.Revision != "iris-00002" {
+			t.Errorf("revision error %+v, want reason RevisionFailed, revision iris-00002, message %s", re, want)
 		}
-		if !strings.Contains(err.Error(), "Initial scale was never achieved") {
+		if !strings.Contains(err.Error(), want) {
 			t.Errorf("message %q lacks Knative's message", err)
 		}
-		t.Logf("error: %v\nprogress:\n%s", err, progress.String())
+		f, err := d.Get(ctx, "fn", "iris")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := traffic(f.Traffic); got != "iris-00001=100" || f.Revision != "iris-00001" {
+			t.Errorf("after the failed deploy: revision %s, traffic %s; want iris-00001=100", f.Revision, got)
+		}
 	})
 
 	t.Run("timeout", func(t *testing.T) {
-		k.set(nil, true)
-		defer k.set(nil, false)
+		c.kubelet.hang(digest('8'))
 		start := time.Now()
 		_, err := d.Deploy(ctx, service(t, digest('8'), 0), deploy.DeployOptions{Timeout: 2 * time.Second})
 		var re *deploy.RevisionError
@@ -387,6 +403,12 @@ func TestDeployFailures(t *testing.T) {
 		if _, err := c.serving.ServingV1().Services("fn").Get(ctx, "big", metav1.GetOptions{}); err == nil {
 			t.Error("the preflight failed but the Service was written")
 		}
+		// The preflight speaks for Knative: its webhook refuses the same
+		// Service for the same fields.
+		_, err = c.serving.ServingV1().Services("fn").Create(ctx, gpu, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || !strings.Contains(err.Error(), "denied the request") || !strings.Contains(err.Error(), "nodeSelector") {
+			t.Errorf("Knative's webhook with the flags off: %v, want it to refuse nodeSelector", err)
+		}
 		// One flag on, one off: only the other is reported.
 		c.setFeatures(t, map[string]string{"kubernetes.podspec-nodeselector": "enabled"})
 		_, err = d.Deploy(ctx, gpu, deploy.DeployOptions{Timeout: 30 * time.Second})
@@ -404,6 +426,20 @@ func TestDeployFailures(t *testing.T) {
 		f, err := d.Get(ctx, "fn", "big")
 		if err != nil || f.GPU != 1 {
 			t.Errorf("get: %+v %v", f, err)
+		}
+	})
+
+	t.Run("refused by Knative's webhook", func(t *testing.T) {
+		svc := service(t, digest('a'), 0)
+		svc.Name = "invalid"
+		svc.Spec.Template.Spec.ContainerConcurrency = ptr(int64(-1))
+		_, err := d.Deploy(ctx, svc, deploy.DeployOptions{Timeout: 30 * time.Second})
+		const want = `admission webhook "validation.webhook.serving.knative.dev" denied the request: validation failed: expected 0 <= -1 <= 1000: spec.template.spec.containerConcurrency`
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want Knative's webhook's: %s", err, want)
+		}
+		if _, err := c.serving.ServingV1().Services("fn").Get(ctx, "invalid", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the refused Service exists (%v)", err)
 		}
 	})
 
@@ -445,6 +481,10 @@ func TestDeployFailures(t *testing.T) {
 		}
 		if res.Revision != "alices-00001" {
 			t.Errorf("bob's revision %q", res.Revision)
+		}
+		// Knative's defaulting webhook records who created it.
+		if got := live(t, c, "alices").Annotations[serving.CreatorAnnotation]; got != bob {
+			t.Errorf("annotation %s = %q, want %s (set by Knative's webhook)", serving.CreatorAnnotation, got, bob)
 		}
 	})
 

@@ -261,11 +261,13 @@ func (c *Client) Deploy(ctx context.Context, svc *servingv1.Service, o DeployOpt
 }
 
 // forPrinting is s as a manifest shows it: with its kind, without the
-// server's bookkeeping.
+// server's bookkeeping (a server dry run of an update answers with the
+// live Service's status, which is not what would be written).
 func forPrinting(s *servingv1.Service) *servingv1.Service {
 	s = s.DeepCopy()
 	s.TypeMeta = metav1.TypeMeta{APIVersion: servingv1.SchemeGroupVersion.String(), Kind: "Service"}
 	s.ManagedFields = nil
+	s.Status = servingv1.ServiceStatus{}
 	return s
 }
 
