@@ -100,7 +100,8 @@ fmt:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "$$unformatted"; echo "gofmt would change the files above: run gofmt -w on them" >&2; exit 1; fi
 
-# Deploy tests against a real Kubernetes API server with the Knative CRDs
+# Deploy tests against a real Kubernetes API server running Knative
+# Serving's own controller and admission webhook in the test process
 # (nested module e2e/; the first build takes minutes, then it is cached), and
 # the CLI used as a user would, outside this repository. No -race here: it
 # would compile all of Kubernetes a second time. -count=1: these tests build
