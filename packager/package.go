@@ -299,6 +299,10 @@ type SBOMResult struct {
 	Referrer string `json:"referrer"`
 	// Pushed is the referrer's digest reference, when pushed.
 	Pushed string `json:"pushed,omitempty"`
+	// Hashed lists the files read to hash them for the SBOM: the binary,
+	// and any file the layer cache did not know (an unchanged model is
+	// named by the digest its layer recorded, and not read).
+	Hashed []string `json:"hashed,omitempty"`
 }
 
 // LambdaResult describes the Lambda zip, or the Lambda container image

@@ -16,9 +16,12 @@
 // Linux device, inode and change time, with the layer's settings): an
 // unchanged model of several GB is not read at all when only code
 // changed, and its digest does not move. Otherwise a model layer (Fast)
-// is read once: the tar is hashed (its diffID), compressed at the fastest
-// level (weights barely compress) and the result hashed (its digest) in
-// one pass, the two hashes on their own goroutines; other layers are
+// is read once: the tar is hashed (its diffID), each file's bytes are
+// hashed, the tar is compressed at the fastest level (weights barely
+// compress) and the result hashed (its digest) in one pass, each hash on
+// a goroutine of its own a few MB behind the pass. The files' SHA-256 are
+// kept in the stat cache under each file's own key (FileDigest), which is
+// how the SBOM names an unchanged model without reading it; other layers are
 // hashed first and compressed only when the cache has no blob for that
 // diffID and compression. Compression is single-threaded so its output
 // does not depend on the machine. A cached blob is checked by size when

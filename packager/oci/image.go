@@ -157,7 +157,7 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 			out.Close()
 		}
 	}()
-	lb := &layerBuilder{dir: filepath.Join(o.CacheDir, "layers"), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}
+	lb := &layerBuilder{dir: filepath.Join(o.CacheDir, layersDir), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}
 
 	// The content layers compress while the base is prepared.
 	wait := buildLayers(ctx, lb, c.Layers)

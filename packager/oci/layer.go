@@ -30,6 +30,9 @@ const (
 	// Zstd gives smaller layers that decompress several times faster
 	// (containerd >= 1.5, Docker >= 23); the OCI zstd media type.
 	Zstd Compression = "zstd"
+	// uncompressed layers (application/vnd.oci.image.layer.v1.tar) are
+	// not offered: Lambda refuses them. The benchmark measures them.
+	uncompressed Compression = "none"
 )
 
 // Level trades size for speed.
@@ -44,8 +47,11 @@ const (
 )
 
 func (c Compression) mediaType() types.MediaType {
-	if c == Zstd {
+	switch c {
+	case Zstd:
 		return types.OCILayerZStd
+	case uncompressed:
+		return types.OCIUncompressedLayer
 	}
 	return types.OCILayer
 }
@@ -67,11 +73,20 @@ func (c Compression) compressor(w io.Writer, l Level) (io.WriteCloser, error) {
 			level = gzip.BestSpeed
 		}
 		return gzip.NewWriterLevel(w, level)
+	case uncompressed:
+		return nopWriteCloser{w}, nil
 	}
 	return nil, fmt.Errorf("unknown compression %q: use gzip or zstd", c)
 }
 
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
 func (c Compression) decompressor(r io.Reader) (io.ReadCloser, error) {
+	if c == uncompressed {
+		return io.NopCloser(r), nil
+	}
 	if c == Zstd {
 		d, err := zstd.NewReader(r)
 		if err != nil {
@@ -179,19 +194,38 @@ func (b *layerBuilder) build(files []artifact.File, level Level) (l *blobLayer, 
 		}
 	}()
 	if level == Fast {
-		l, st.read, err = b.stream(files, level, dir)
+		var sums fileSums
+		l, st.read, sums, err = b.stream(files, level, dir)
 		if err == nil && keyed {
 			// One pass cannot compare two hashes of the files, as the
 			// two passes below do; what the file system says of them can.
 			if again, _ := b.statKey(files, level); again != key {
 				return nil, st, errors.New("a file changed while it was being packaged: package again")
 			}
+			b.rememberFiles(sums.keys, sums.sums)
 		}
 		return l, st, err
 	}
+	// The hashing pass hashes each file too (the runtime library, the
+	// stages), for FileDigest: these layers are small beside a model.
+	sums := fileSums{keys: make([]string, len(files)), sums: make([]string, len(files))}
+	hashes := make([]hash.Hash, len(files))
 	counter := &countWriter{w: sha256.New()}
-	if err := writeTar(counter, files, b.mtime); err != nil {
+	err = writeTar(counter, files, b.mtime, func(i int) io.Writer {
+		key, ok := fileKey(files[i])
+		if !ok {
+			return nil
+		}
+		sums.keys[i], hashes[i] = key, sha256.New()
+		return hashes[i]
+	})
+	if err != nil {
 		return nil, st, err
+	}
+	for i, h := range hashes {
+		if h != nil {
+			sums.sums[i] = hex.EncodeToString(h.Sum(nil))
+		}
 	}
 	diffID := sum(counter.w.(hash.Hash))
 	st.read = counter.n
@@ -200,43 +234,97 @@ func (b *layerBuilder) build(files []artifact.File, level Level) (l *blobLayer, 
 	if !b.noCache {
 		if l, ok := b.cached(blob, meta, diffID); ok {
 			st.cached = true
+			b.rememberFiles(sums.keys, sums.sums)
 			return l, st, nil
 		}
 	}
 	l, n, err := b.compress(files, level, diffID, dir, blob, meta)
 	st.read += n
+	if err == nil {
+		// compress read the files again to the same diffID: they held
+		// still.
+		b.rememberFiles(sums.keys, sums.sums)
+	}
 	return l, st, err
 }
 
+// fileSums are the SHA-256 (hex) of the files of a layer that stream
+// read, with each file's fileKey as it was before it was read; "" for
+// entries that are not such files.
+type fileSums struct{ keys, sums []string }
+
 // stream writes the normalized files as a compressed layer into the cache
 // in one pass: the tar is hashed (its diffID) and compressed as it is
-// read, and the compressed bytes are hashed (the digest) as they are
-// written, so each byte of the files is read once.
-func (b *layerBuilder) stream(files []artifact.File, level Level, dir string) (*blobLayer, int64, error) {
+// read, the compressed bytes are hashed (the digest) as they are written,
+// and each file's own bytes are hashed (for the SBOM: FileDigest), so each
+// byte of the files is read once. Every hash runs on a goroutine of its
+// own (asyncWriter): the pass itself reads, compresses and writes.
+func (b *layerBuilder) stream(files []artifact.File, level Level, dir string) (*blobLayer, int64, fileSums, error) {
+	fs := fileSums{keys: make([]string, len(files)), sums: make([]string, len(files))}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, 0, fmt.Errorf("creating the layer cache: %w", err)
+		return nil, 0, fs, fmt.Errorf("creating the layer cache: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, "stream.tmp-*")
 	if err != nil {
-		return nil, 0, fmt.Errorf("creating the layer cache: %w", err)
+		return nil, 0, fs, fmt.Errorf("creating the layer cache: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	// tar -> [sha256 (diffID) | compress -> [file | sha256 (digest)]],
-	// in 1 MB chunks, each hash on a goroutine of its own.
-	digest := sha256.New()
-	counter := &countWriter{w: fanout{digest, tmp}}
+	var hashers []*asyncWriter
+	async := func(h hash.Hash) *asyncWriter {
+		a := newAsyncWriter(h)
+		hashers = append(hashers, a)
+		return a
+	}
+	defer func() {
+		for _, a := range hashers {
+			a.Close() // ends its goroutine on every path
+		}
+	}()
+	// tar -> [sha256 (diffID)] and compress -> file and [sha256 (digest)];
+	// each file's bytes -> [sha256]. An uncompressed layer's digest is its
+	// diffID: one hash fewer.
+	diff := sha256.New()
+	digest := diff
+	counter := &countWriter{w: tmp}
+	if b.compression != uncompressed {
+		digest = sha256.New()
+		counter.w = io.MultiWriter(tmp, async(digest))
+	}
 	compressed := chunked(counter)
 	zw, err := b.compression.compressor(compressed, level)
 	if err != nil {
 		tmp.Close()
-		return nil, 0, err
+		return nil, 0, fs, err
 	}
-	diff := sha256.New()
-	read := &countWriter{w: fanout{diff, zw}}
+	read := &countWriter{w: io.MultiWriter(async(diff), zw)}
 	tarred := chunked(read)
-	err = writeTar(tarred, files, b.mtime)
+	cur, curFile := (*asyncWriter)(nil), -1
+	var curHash hash.Hash
+	finish := func() error {
+		if cur == nil {
+			return nil
+		}
+		err := cur.Close()
+		fs.sums[curFile] = hex.EncodeToString(curHash.Sum(nil))
+		cur = nil
+		return err
+	}
+	tee := func(i int) io.Writer {
+		finish()
+		key, ok := fileKey(files[i])
+		if !ok {
+			return nil
+		}
+		fs.keys[i], curFile, curHash = key, i, sha256.New()
+		cur = async(curHash)
+		return cur
+	}
+	err = writeTar(tarred, files, b.mtime, tee)
 	if err == nil {
 		err = tarred.Flush()
+	}
+	if err == nil {
+		err = finish()
 	}
 	if err == nil {
 		err = zw.Close()
@@ -244,28 +332,33 @@ func (b *layerBuilder) stream(files []artifact.File, level Level, dir string) (*
 	if err == nil {
 		err = compressed.Flush()
 	}
+	for _, a := range hashers {
+		if cerr := a.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		tmp.Close()
-		return nil, read.n, err
+		return nil, read.n, fs, err
 	}
 	if err := tmp.Close(); err != nil {
-		return nil, read.n, err
+		return nil, read.n, fs, err
 	}
 	diffID := sum(diff)
 	blob := filepath.Join(dir, diffID.Hex+".blob")
 	l := &blobLayer{path: blob, diffID: diffID, digest: sum(digest), size: counter.n, compression: b.compression}
 	// Read-only: the layout hard-links it (linkBlobs).
 	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
-		return nil, read.n, err
+		return nil, read.n, fs, err
 	}
 	if err := os.Rename(tmp.Name(), blob); err != nil {
-		return nil, read.n, err
+		return nil, read.n, fs, err
 	}
 	m, _ := json.Marshal(cacheEntry{Digest: l.digest.String(), Size: l.size})
 	if err := writeFileAtomic(filepath.Join(dir, diffID.Hex+".json"), m); err != nil {
-		return nil, read.n, err
+		return nil, read.n, fs, err
 	}
-	return l, read.n, nil
+	return l, read.n, fs, nil
 }
 
 // compress writes the normalized files as a compressed layer into the
@@ -288,7 +381,7 @@ func (b *layerBuilder) compress(files []artifact.File, level Level, diffID v1.Ha
 	}
 	again := sha256.New()
 	read := &countWriter{w: io.MultiWriter(zw, again)}
-	if err := writeTar(read, files, b.mtime); err != nil {
+	if err := writeTar(read, files, b.mtime, nil); err != nil {
 		tmp.Close()
 		return nil, read.n, err
 	}

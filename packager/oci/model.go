@@ -71,7 +71,7 @@ func ModelImage(ctx context.Context, layers []Layer, labels map[string]string, o
 	if len(ls) == 0 {
 		return nil, fmt.Errorf("a model image needs model files")
 	}
-	lb := &layerBuilder{dir: filepath.Join(o.CacheDir, "layers"), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}
+	lb := &layerBuilder{dir: filepath.Join(o.CacheDir, layersDir), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}
 	built, err := buildLayers(ctx, lb, ls)()
 	if err != nil {
 		return nil, err

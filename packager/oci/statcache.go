@@ -31,8 +31,12 @@ import (
 // registry (HEAD) for each blob's digest before uploading it, and a
 // registry verifies the digest of what it receives.
 
-// statVersion changes when the key's makeup or the layer format does.
-const statVersion = "cortex-layer-stat-v1"
+// layersDir is the layer cache's directory under Options.CacheDir.
+const layersDir = "layers"
+
+// statVersion changes when the key's makeup, the layer format or what
+// a build records beside the key (v2: the files' digests) does.
+const statVersion = "cortex-layer-stat-v2"
 
 // statKey returns the key of the normalized files built at level, and
 // false when one of them cannot be described (it cannot be stat'ed).
@@ -47,24 +51,106 @@ func (b *layerBuilder) statKey(files []artifact.File, level Level) (string, bool
 			d := sha256.Sum256(f.Data)
 			fmt.Fprintf(h, "data %x\x00", d)
 		default:
-			var st fs.FileInfo
-			var err error
-			if f.Opened != nil {
-				st, err = f.Opened.Stat()
-			} else {
-				st, err = os.Stat(f.Src)
-			}
-			if err != nil || !st.Mode().IsRegular() {
+			desc, ok := fileStat(f)
+			if !ok {
 				return "", false
 			}
-			abs, err := filepath.Abs(f.Src)
-			if err != nil {
-				return "", false
-			}
-			fmt.Fprintf(h, "file %q %d %d %s\x00", abs, st.Size(), st.ModTime().UnixNano(), fileIdentity(st))
+			fmt.Fprintf(h, "%s\x00", desc)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), true
+}
+
+// fileStat describes the file on disk f names (Src, or Opened) by what
+// the file system says of it: its absolute path, size, modification time
+// and fileIdentity. false: it cannot be stat'ed, or is not a regular file.
+func fileStat(f artifact.File) (string, bool) {
+	var st fs.FileInfo
+	var err error
+	if f.Opened != nil {
+		st, err = f.Opened.Stat()
+	} else {
+		st, err = os.Stat(f.Src)
+	}
+	if err != nil || !st.Mode().IsRegular() {
+		return "", false
+	}
+	abs, err := filepath.Abs(f.Src)
+	if err != nil {
+		return "", false
+	}
+	return fmt.Sprintf("file %q %d %d %s", abs, st.Size(), st.ModTime().UnixNano(), fileIdentity(st)), true
+}
+
+// The stat cache records, beside each layer, the SHA-256 of each file the
+// layer's build read (a model layer's single pass, see stream; other
+// layers' hashing pass), keyed by fileStat as the layer is: FileDigest
+// answers from there, so the SBOM (packager/sbom) names an unchanged
+// model by its digest without reading it. The digests
+// do not depend on how the layer is compressed: they are kept once, in
+// the layer cache's "files" directory.
+
+// fileKey is the name of f's digest record, and false when f has none (a
+// generated file, or one that cannot be stat'ed).
+func fileKey(f artifact.File) (string, bool) {
+	if f.Dir || (f.Src == "" && f.Opened == nil) {
+		return "", false
+	}
+	desc, ok := fileStat(f)
+	if !ok {
+		return "", false
+	}
+	h := sha256.Sum256([]byte(statVersion + "\x00" + desc))
+	return hex.EncodeToString(h[:]), true
+}
+
+// fileEntry is the digest record of a file.
+type fileEntry struct {
+	SHA256 string `json:"sha256"`
+}
+
+// FileDigest returns the SHA-256 (hex) of the file f names, when a layer
+// built with cacheDir (Options.CacheDir) read it as it is now: the same
+// absolute path, size, modification time and, on Linux, device, inode
+// and change time. The stat cache's limits are FileDigest's: see the
+// package documentation. false: not known; read the file.
+func FileDigest(cacheDir string, f artifact.File) (string, bool) {
+	if cacheDir == "" {
+		return "", false
+	}
+	key, ok := fileKey(f)
+	if !ok {
+		return "", false
+	}
+	m, err := os.ReadFile(filepath.Join(cacheDir, layersDir, "files", key+".json"))
+	if err != nil {
+		return "", false
+	}
+	var e fileEntry
+	if json.Unmarshal(m, &e) != nil || len(e.SHA256) != 64 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(e.SHA256); err != nil {
+		return "", false
+	}
+	return e.SHA256, true
+}
+
+// rememberFiles records the SHA-256 of files read while they were as
+// keys says (fileKey, taken before they were read). A failure is
+// ignored: the SBOM reads the file again, nothing worse.
+func (b *layerBuilder) rememberFiles(keys, sums []string) {
+	dir := filepath.Join(b.dir, "files")
+	if os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	for i, key := range keys {
+		if key == "" || sums[i] == "" {
+			continue
+		}
+		m, _ := json.Marshal(fileEntry{SHA256: sums[i]})
+		_ = writeFileAtomic(filepath.Join(dir, key+".json"), m)
+	}
 }
 
 // statEntry is what the stat cache records for a key.

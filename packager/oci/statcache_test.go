@@ -1,12 +1,16 @@
 package oci_test
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/oci"
 )
 
@@ -73,5 +77,60 @@ func TestStatCacheSeesAnInPlaceRewrite(t *testing.T) {
 	after := layerByName(t, build(t, contents(t, dir, "v1"), oci.Options{CacheDir: cache}), "model")
 	if after.Read == 0 || after.Digest == before.Digest {
 		t.Errorf("after an in-place rewrite: read %d bytes, digest %s (was %s); want the model read again and a new digest", after.Read, after.Digest, before.Digest)
+	}
+}
+
+// A model layer records the SHA-256 of each of its files in the same
+// pass that builds it, and FileDigest gives them back without reading the
+// files while they are as they were; a rewrite makes them unknown.
+func TestFileDigestRecordedByTheModelLayer(t *testing.T) {
+	dir, cache := t.TempDir(), t.TempDir()
+	// Several chunks of the hashing pipeline (1 MB each, 4 in flight),
+	// then a small file: each file is hashed apart.
+	big := make([]byte, 5<<20+12345)
+	rand.NewChaCha8([32]byte{3, 4}).Read(big)
+	files := map[string][]byte{"big.bin": big, "small.bin": []byte("tokenizer")}
+	var layer []artifact.File
+	for name, b := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		layer = append(layer, artifact.File{Path: "app/model/" + name, Src: p})
+	}
+	c := contents(t, dir, "v1")
+	c.Layers[0].Files = layer
+	img := build(t, c, oci.Options{CacheDir: cache})
+	validateImage(t, img) // the layer's digest and diffID are its bytes'
+	for name, b := range files {
+		f := artifact.File{Path: "model/" + name, Src: filepath.Join(dir, name)}
+		got, ok := oci.FileDigest(cache, f)
+		if want := fmt.Sprintf("%x", sha256.Sum256(b)); !ok || got != want {
+			t.Errorf("FileDigest(%s) = %q, %t; want %s", name, got, ok, want)
+		}
+		if _, ok := oci.FileDigest(t.TempDir(), f); ok {
+			t.Errorf("FileDigest(%s) known in an empty cache", name)
+		}
+	}
+	if _, ok := oci.FileDigest(cache, artifact.File{Path: "app/cortex.json", Data: []byte(`{"name":"fn"}`)}); ok {
+		t.Error("FileDigest of a generated file: known; want unknown (it has no file to key)")
+	}
+	// A code-only change: the layer is not read, the digests stay known.
+	c2 := contents(t, dir, "v2")
+	c2.Layers[0].Files = layer
+	again := build(t, c2, oci.Options{CacheDir: cache})
+	if l := layerByName(t, again, "model"); l.Read != 0 {
+		t.Errorf("second build: the model layer read %d bytes; want 0", l.Read)
+	}
+	small := artifact.File{Path: "model/small.bin", Src: filepath.Join(dir, "small.bin")}
+	if _, ok := oci.FileDigest(cache, small); !ok {
+		t.Error("FileDigest(small.bin) unknown after a code-only change")
+	}
+	// Rewritten (same size; the change time moves): unknown.
+	if err := os.WriteFile(small.Src, []byte("TOKENIZER"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if sum, ok := oci.FileDigest(cache, small); ok {
+		t.Errorf("FileDigest(small.bin) after a rewrite = %s; want unknown", sum)
 	}
 }

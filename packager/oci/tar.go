@@ -63,10 +63,12 @@ func normalize(files []artifact.File) ([]artifact.File, error) {
 // writeTar writes files as a deterministic tar: the order of normalize,
 // every time set to mtime, owners numeric only, no user or group names,
 // regular files and directories only. A Src whose size changes while it is
-// copied is an error, not a silently different layer.
-func writeTar(w io.Writer, files []artifact.File, mtime time.Time) error {
+// copied is an error, not a silently different layer. tee, when set, is
+// asked for each regular file (by its index in files) for a writer that
+// gets the file's bytes too, as they are copied into the tar; nil: none.
+func writeTar(w io.Writer, files []artifact.File, mtime time.Time, tee func(i int) io.Writer) error {
 	tw := tar.NewWriter(w)
-	for _, f := range files {
+	for i, f := range files {
 		hdr := &tar.Header{
 			Name:    f.Path,
 			Mode:    mode(f),
@@ -91,7 +93,13 @@ func writeTar(w io.Writer, files []artifact.File, mtime time.Time) error {
 		if f.Dir {
 			continue
 		}
-		if err := f.Copy(tw, hdr.Size); err != nil {
+		var to io.Writer = tw
+		if tee != nil {
+			if t := tee(i); t != nil {
+				to = io.MultiWriter(tw, t)
+			}
+		}
+		if err := f.Copy(to, hdr.Size); err != nil {
 			return err
 		}
 	}

@@ -38,6 +38,11 @@
 // remote.Referrers read it) and go-containerregistry keeps the
 // sha256-DIGEST fallback tag for those that do not.
 //
+// Read hashes every file the artifact ships; ReadKnown takes the SHA-256
+// of the files a caller already knows (packager/oci's FileDigest: what a
+// model layer recorded as it read the model), so a model is read once per
+// change, for its layer, and not again for the SBOM.
+//
 // It owns the SBOM's content and format and its OCI form. It reads files
 // (packager/artifact) and package records (packager/dpkg); it must not
 // import packager, packager/build, packager/oci, packager/sign or

@@ -82,6 +82,8 @@ type Function struct {
 	runtime []file
 	models  []file
 	stages  []file
+	// hashed are the paths of the files Read read to hash them.
+	hashed []string
 }
 
 // file is a shipped file: its path under the function's root, and its
@@ -92,7 +94,19 @@ type file struct{ path, sha256 string }
 // every file it ships. Each file is streamed once (a model costs about a
 // second a GB); every SBOM of the artifact is then made from what was
 // read.
-func Read(a *artifact.Artifact) (*Function, error) {
+func Read(a *artifact.Artifact) (*Function, error) { return ReadKnown(a, nil) }
+
+// Known returns the SHA-256 (hex) of f when it is known without reading
+// f, and false otherwise: packager/oci's FileDigest, which a model layer
+// recorded as it read the model, keyed by what the file system says of
+// the file.
+type Known func(f artifact.File) (sha256 string, ok bool)
+
+// ReadKnown is Read taking the SHA-256 of the runtime, model and stage
+// files from known where it has them: an unchanged multi-GB model is not
+// read again for the SBOM. The binary is always read (its build info is
+// in it, and it changes with every code change).
+func ReadKnown(a *artifact.Artifact, known Known) (*Function, error) {
 	f := &Function{name: a.Spec.Name, arch: a.Arch, created: a.Created}
 	var err error
 	if f.build, err = readBuildInfo(a.Binary); err != nil {
@@ -101,20 +115,32 @@ func Read(a *artifact.Artifact) (*Function, error) {
 	if f.binary, err = digest(a.Binary); err != nil {
 		return nil, err
 	}
+	f.hashed = append(f.hashed, a.Binary.Path)
 	for _, g := range []struct {
 		from []artifact.File
 		to   *[]file
 	}{{a.Runtime, &f.runtime}, {a.Models, &f.models}, {a.Stages, &f.stages}} {
 		for _, af := range g.from {
+			if known != nil {
+				if sum, ok := known(af); ok {
+					*g.to = append(*g.to, file{path: af.Path, sha256: sum})
+					continue
+				}
+			}
 			d, err := digest(af)
 			if err != nil {
 				return nil, err
 			}
+			f.hashed = append(f.hashed, af.Path)
 			*g.to = append(*g.to, d)
 		}
 	}
 	return f, nil
 }
+
+// Hashed lists the files (their paths in the artifact) Read read to hash
+// them: every file but those Known knew.
+func (f *Function) Hashed() []string { return slices.Clone(f.hashed) }
 
 func readBuildInfo(f artifact.File) (*debug.BuildInfo, error) {
 	if f.Opened != nil {
