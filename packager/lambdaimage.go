@@ -11,11 +11,9 @@ import (
 	"strings"
 
 	"github.com/cortexfn/cortex/packager/artifact"
-	"github.com/cortexfn/cortex/packager/dpkg"
 	"github.com/cortexfn/cortex/packager/lambdaimage"
 	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/oci"
-	"github.com/cortexfn/cortex/packager/sbom"
 	"github.com/cortexfn/cortex/packager/spec"
 )
 
@@ -181,16 +179,9 @@ func writeLambdaImage(ctx context.Context, w *writer, why string) error {
 	} else {
 		name, _, _ = strings.Cut(name, "@")
 	}
-	out := sbom.Output{Kind: sbom.Image, Name: name, Digest: d.String(), Root: AppDir, Files: p.img.Base.Files}
-	if o.Base != "" {
-		out.Base = p.img.Base.Ref
-	}
-	for _, s := range p.img.Base.Packages {
-		pkg, err := dpkg.Parse(s)
-		if err != nil {
-			return err
-		}
-		out.Packages = append(out.Packages, pkg)
+	out, err := w.imageSBOMOutput(p, name, d.String())
+	if err != nil {
+		return err
 	}
 	doc, err := fn.JSON(out)
 	if err != nil {

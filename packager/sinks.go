@@ -494,6 +494,25 @@ func (w *writer) function(a *artifact.Artifact) (*sbom.Function, error) {
 	return fn, nil
 }
 
+// imageSBOMOutput describes an image made from p's (the function image,
+// or the Lambda image on its layers) for its SBOM: the base's files and
+// Debian packages, under name and digest.
+func (w *writer) imageSBOMOutput(p *platform, name, digest string) (sbom.Output, error) {
+	base := p.img.Base
+	out := sbom.Output{Kind: sbom.Image, Name: name, Digest: digest, Root: AppDir, Files: base.Files}
+	if w.o.Base != "" {
+		out.Base = base.Ref
+	}
+	for _, s := range base.Packages {
+		pkg, err := dpkg.Parse(s)
+		if err != nil {
+			return sbom.Output{}, err
+		}
+		out.Packages = append(out.Packages, pkg)
+	}
+	return out, nil
+}
+
 // makeImageSBOM makes the SBOM of the platform's image and its referrer,
 // once the image is assembled.
 func (w *writer) makeImageSBOM(p *platform) error {
@@ -504,17 +523,9 @@ func (w *writer) makeImageSBOM(p *platform) error {
 	if err != nil {
 		return err
 	}
-	base := p.img.Base
-	out := sbom.Output{Kind: sbom.Image, Name: w.repository(), Digest: p.img.Digest.String(), Root: AppDir, Files: base.Files}
-	if w.o.Base != "" {
-		out.Base = base.Ref
-	}
-	for _, s := range base.Packages {
-		pkg, err := dpkg.Parse(s)
-		if err != nil {
-			return err
-		}
-		out.Packages = append(out.Packages, pkg)
+	out, err := w.imageSBOMOutput(p, w.repository(), p.img.Digest.String())
+	if err != nil {
+		return err
 	}
 	doc, err := fn.JSON(out)
 	if err != nil {

@@ -131,25 +131,9 @@ func SourceDateEpoch() (time.Time, error) {
 // non-empty Contents.Layers entry, each a deterministic tar compressed
 // once into the cache, then the config.
 func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
-	if o.Arch == "" {
-		o.Arch = "amd64"
-	}
-	if o.Compression == "" {
-		o.Compression = Gzip
-	}
-	if _, err := o.Compression.compressor(io.Discard, Default); err != nil {
+	out, lb, err := o.start()
+	if err != nil {
 		return nil, err
-	}
-	if o.Created.IsZero() {
-		o.Created = time.Unix(0, 0).UTC()
-	}
-	out := &Image{}
-	if o.CacheDir == "" {
-		tmp, err := os.MkdirTemp("", "cortex-layers-")
-		if err != nil {
-			return nil, err
-		}
-		out.tmp, o.CacheDir = tmp, tmp
 	}
 	ok := false
 	defer func() {
@@ -157,7 +141,6 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 			out.Close()
 		}
 	}()
-	lb := &layerBuilder{dir: filepath.Join(o.CacheDir, layersDir), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}
 
 	// The content layers compress while the base is prepared.
 	wait := buildLayers(ctx, lb, c.Layers)
@@ -194,23 +177,9 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := base
-	for _, b := range built {
-		bl := b.blob
-		info, _ := describe(b.layer.Name, bl)
-		info.Cached, info.Read = b.stats.cached, b.stats.read
-		out.Layers = append(out.Layers, info)
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "layer %-10s %s %s (%s)\n", b.layer.Name, bl.digest.Hex[:12], humanSize(bl.size), how(b))
-		}
-		img, err = mutate.Append(img, mutate.Addendum{
-			Layer:     bl,
-			MediaType: o.Compression.mediaType(),
-			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "cortex package: " + b.layer.Name, Comment: "cortex"},
-		})
-		if err != nil {
-			return nil, err
-		}
+	img, err := appendLayers(base, built, out, o, "cortex package")
+	if err != nil {
+		return nil, err
 	}
 
 	cf, err := img.ConfigFile()
@@ -248,6 +217,60 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 	}
 	ok = true
 	return out, nil
+}
+
+// start fills o's defaults, checks its compression, and returns the image
+// to fill in and the layer builder over o's cache: a temporary one, which
+// the image's Close removes, when o names none.
+func (o *Options) start() (*Image, *layerBuilder, error) {
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	if o.Compression == "" {
+		o.Compression = Gzip
+	}
+	if _, err := o.Compression.compressor(io.Discard, Default); err != nil {
+		return nil, nil, err
+	}
+	if o.Created.IsZero() {
+		o.Created = time.Unix(0, 0).UTC()
+	}
+	out := &Image{}
+	if o.CacheDir == "" {
+		tmp, err := os.MkdirTemp("", "cortex-layers-")
+		if err != nil {
+			return nil, nil, err
+		}
+		out.tmp, o.CacheDir = tmp, tmp
+	}
+	return out, &layerBuilder{dir: filepath.Join(o.CacheDir, layersDir), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}, nil
+}
+
+// appendLayers appends the built layers to img in order, each described
+// in out.Layers and on o.Progress, its history saying what made it (by,
+// such as "cortex package").
+func appendLayers(img v1.Image, built []builtLayer, out *Image, o Options, by string) (v1.Image, error) {
+	for _, b := range built {
+		bl := b.blob
+		info, err := describe(b.layer.Name, bl)
+		if err != nil {
+			return nil, err
+		}
+		info.Cached, info.Read = b.stats.cached, b.stats.read
+		out.Layers = append(out.Layers, info)
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "layer %-10s %s %s (%s)\n", b.layer.Name, bl.digest.Hex[:12], humanSize(bl.size), how(b))
+		}
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer:     bl,
+			MediaType: o.Compression.mediaType(),
+			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: by + ": " + b.layer.Name, Comment: "cortex"},
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return img, nil
 }
 
 // builtLayer is one content layer built by buildLayers.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -37,22 +35,9 @@ const ModelsDir = "models"
 // one (crane rebase, or COPY --from it in a Dockerfile); cortex's own
 // fetcher needs nothing but the layers.
 func ModelImage(ctx context.Context, layers []Layer, labels map[string]string, o Options) (*Image, error) {
-	if o.Arch == "" {
-		o.Arch = "amd64"
-	}
-	if o.Compression == "" {
-		o.Compression = Gzip
-	}
-	if o.Created.IsZero() {
-		o.Created = time.Unix(0, 0).UTC()
-	}
-	out := &Image{}
-	if o.CacheDir == "" {
-		tmp, err := os.MkdirTemp("", "cortex-layers-")
-		if err != nil {
-			return nil, err
-		}
-		out.tmp, o.CacheDir = tmp, tmp
+	out, lb, err := o.start()
+	if err != nil {
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -71,30 +56,13 @@ func ModelImage(ctx context.Context, layers []Layer, labels map[string]string, o
 	if len(ls) == 0 {
 		return nil, fmt.Errorf("a model image needs model files")
 	}
-	lb := &layerBuilder{dir: filepath.Join(o.CacheDir, layersDir), compression: o.Compression, mtime: o.Created, noCache: o.NoCache}
 	built, err := buildLayers(ctx, lb, ls)()
 	if err != nil {
 		return nil, err
 	}
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	for _, b := range built {
-		info, err := describe(b.layer.Name, b.blob)
-		if err != nil {
-			return nil, err
-		}
-		info.Cached, info.Read = b.stats.cached, b.stats.read
-		out.Layers = append(out.Layers, info)
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "layer %-10s %s %s (%s)\n", b.layer.Name, b.blob.digest.Hex[:12], humanSize(b.blob.size), how(b))
-		}
-		img, err = mutate.Append(img, mutate.Addendum{
-			Layer:     b.blob,
-			MediaType: o.Compression.mediaType(),
-			History:   v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "cortex package --push-model: " + b.layer.Name, Comment: "cortex"},
-		})
-		if err != nil {
-			return nil, err
-		}
+	if img, err = appendLayers(img, built, out, o, "cortex package --push-model"); err != nil {
+		return nil, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
