@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -13,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	deploy "github.com/cortexfn/cortex/packager/deploy/knative"
+	"github.com/cortexfn/cortex/packager/knative"
 )
 
 // installEventing installs Knative Eventing's CRDs (from the
@@ -111,6 +116,25 @@ func TestDeployTrigger(t *testing.T) {
 	}
 	if _, err := triggers.Get(ctx, "echo-go", metav1.GetOptions{}); err == nil {
 		t.Error("the Trigger survived a deploy whose spec has none")
+	}
+
+	// A user who may write Services but not Triggers: a deploy with a
+	// Trigger is refused before it writes, naming the resource; one
+	// without a Trigger is not held up by the Triggers it cannot read.
+	c.grant(t, "fn", "carol", "get", "list", "watch", "create", "update")
+	var progress bytes.Buffer
+	carol, err := deploy.New(c.as("carol"), deploy.WithProgress(&progress))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asCarol := &knative.Trigger{ObjectMeta: metav1.ObjectMeta{Name: "echo-go", Namespace: "fn"}, Spec: knative.TriggerSpec{Broker: "default"}}
+	var fe *deploy.ForbiddenError
+	if _, err := carol.PreflightTrigger(ctx, asCarol); !errors.As(err, &fe) || fe.Resource != "triggers.eventing.knative.dev" ||
+		!strings.Contains(err.Error(), "you may not get, create, update triggers.eventing.knative.dev in namespace \"fn\"") {
+		t.Errorf("carol's Trigger preflight: %v", err)
+	}
+	if res, err := carol.DeleteTrigger(ctx, "fn", "echo-go"); res != nil || err != nil {
+		t.Errorf("carol's deploy without a Trigger, cleaning up Triggers she cannot read: %+v, %v", res, err)
 	}
 
 	// Back again, then the function is deleted: its Trigger goes with it.
