@@ -303,7 +303,9 @@ func Service(s *spec.Spec, o Options) (*servingv1.Service, error) {
 // runtime reads it there at start, and neither the image nor this
 // manifest holds the value. A missing Secret or key keeps the pod from
 // starting (the reference is not optional), which `kubectl describe`
-// names, rather than a function that starts without its secret.
+// names, rather than a function that starts without its secret; only the
+// webhook secret's reference is optional, since the function runs without
+// it (sending no webhooks).
 func secretEnv(env []spec.Secret) []corev1.EnvVar {
 	var out []corev1.EnvVar
 	for _, e := range env {
