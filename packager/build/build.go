@@ -378,7 +378,8 @@ func (g goBuild) compile(ctx context.Context, j *job) (string, bool, error) {
 
 // cache keeps outputs in dir/<kind>/<key>/<name>: a job whose output is
 // there is not compiled again (unless refresh), and a compiled output is
-// moved in with one rename, so a reader never sees a partial file.
+// moved in with one rename, so a reader never sees a partial file. Entries
+// unused for days, or past the kind's size bound, are trimmed (trim.go).
 type cache struct {
 	next    compiler
 	dir     string
@@ -390,6 +391,7 @@ func (c cache) compile(ctx context.Context, j *job) (string, bool, error) {
 	out := filepath.Join(outDir, j.name)
 	if !c.refresh {
 		if st, err := os.Stat(out); err == nil && st.Mode().IsRegular() {
+			touch(outDir, time.Now())
 			return out, true, nil
 		}
 	}
@@ -407,6 +409,8 @@ func (c cache) compile(ctx context.Context, j *job) (string, bool, error) {
 		os.Remove(partial.out)
 		return "", false, err
 	}
+	// A new entry: the kind's unused ones may go (trim.go).
+	trim(filepath.Join(c.dir, j.kind), time.Now())
 	return out, false, nil
 }
 

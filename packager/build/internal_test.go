@@ -10,6 +10,7 @@ import (
 	goruntime "runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/modfile"
 
@@ -225,5 +226,58 @@ func TestCacheDecorator(t *testing.T) {
 	}
 	if j.out != "" {
 		t.Errorf("the decorator changed the caller's job: out %q", j.out)
+	}
+}
+
+// TestCacheTrim: the build cache forgets what is not used, as the go
+// command's does. A hit marks its entry used; a build that adds an entry
+// removes the entries unused for maxUnused, then the least recently used
+// while the kind is over maxBytes, never one used within touchEvery; and
+// it trims at most once per trimEvery.
+func TestCacheTrim(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	t.Setenv("CORTEX_BUILD_CACHE_MAX", "5") // bytes: five 2-byte entries are over it
+	runs := 0
+	c := cache{next: countingCompiler{&runs}, dir: dir}
+	now := time.Now()
+	age := func(key string, ago time.Duration) {
+		t.Helper()
+		at := now.Add(-ago)
+		if err := os.Chtimes(filepath.Join(dir, "bin", key), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func(key string) bool {
+		_, err := os.Stat(filepath.Join(dir, "bin", key))
+		return err == nil
+	}
+	for _, k := range []string{"old", "stale", "recent", "hit"} {
+		if _, _, err := c.compile(context.Background(), &job{name: "fn", kind: "bin", key: k, tmp: tmp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	age("old", 6*24*time.Hour)    // unused for longer than maxUnused
+	age("stale", 3*time.Hour)     // unused, but the kind is over its bound
+	age("recent", 10*time.Minute) // used within touchEvery: kept
+	age("hit", 2*time.Hour)       // used again just below
+	if _, cached, _ := c.compile(context.Background(), &job{name: "fn", kind: "bin", key: "hit", tmp: tmp}); !cached {
+		t.Fatal("a cached entry was compiled again")
+	}
+	os.Remove(filepath.Join(dir, "bin", "trim.txt")) // the last trim was long ago
+	if _, _, err := c.compile(context.Background(), &job{name: "fn", kind: "bin", key: "new", tmp: tmp}); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{"old": false, "stale": false, "recent": true, "hit": true, "new": true} {
+		if exists(key) != want {
+			t.Errorf("entry %s kept %v, want %v", key, !want, want)
+		}
+	}
+	// Trimmed a moment ago: the next new entry does not trim again.
+	age("recent", 3*time.Hour)
+	if _, _, err := c.compile(context.Background(), &job{name: "fn", kind: "bin", key: "newer", tmp: tmp}); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("recent") {
+		t.Error("a second trim ran within trimEvery")
 	}
 }
