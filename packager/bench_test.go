@@ -8,14 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/packager"
 	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/oci"
@@ -87,7 +84,7 @@ func BenchmarkModelLayer(b *testing.B) {
 					}
 					img.Close()
 				}
-				peak := watchMemory()
+				peak := testutil.WatchMemory()
 				var layerSize int64
 				b.ResetTimer()
 				start := time.Now()
@@ -137,49 +134,4 @@ func syntheticModel(b *testing.B, mb int) string {
 		b.Fatal(err)
 	}
 	return p
-}
-
-// watchMemory samples the Go heap until the returned function is called,
-// which reports the peak heap and the process's peak RSS (VmHWM, reset
-// first through /proc/self/clear_refs where the kernel allows).
-func watchMemory() func() (heap, rss uint64) {
-	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var m goruntime.MemStats
-		for {
-			goruntime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	return func() (uint64, uint64) {
-		close(stop)
-		wg.Wait()
-		return peak.Load(), vmHWM()
-	}
-}
-
-func vmHWM() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,23 +25,9 @@ import (
 var cortexBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "cortex-web-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cortexBin = filepath.Join(dir, "cortex")
 	// -trimpath: the flags of `make build`, so the compiled packages are
 	// shared with it.
-	build := exec.Command("go", "build", "-trimpath", "-o", cortexBin, "../../cmd/cortex")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the CLI:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.MainWithBuild(m, &cortexBin, "-trimpath", "../../cmd/cortex")
 }
 
 // served is one function that `cortex serve` printed: its URL (its own

@@ -10,14 +10,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/oci"
 )
@@ -73,7 +71,7 @@ func BenchmarkModelLayer1GiB(b *testing.B) {
 	}
 	var baseline, copyBaseline float64 // MB/s, set by the baselines
 	measure := func(b *testing.B, fn func()) {
-		peak := watchMemory()
+		peak := testutil.WatchMemory()
 		var took time.Duration
 		for b.Loop() {
 			// Each run starts with nothing of the last waiting to be
@@ -205,47 +203,4 @@ func writeWeights(tb testing.TB, p string, size int64) {
 	if err := w.Flush(); err != nil {
 		tb.Fatal(err)
 	}
-}
-
-// watchMemory samples the Go heap until the returned function is called,
-// which reports the peak heap in use and the process's peak RSS (VmHWM,
-// reset first through /proc/self/clear_refs where the kernel allows).
-func watchMemory() func() (heap, rss uint64) {
-	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var m goruntime.MemStats
-		for {
-			goruntime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	})
-	return func() (uint64, uint64) {
-		close(stop)
-		wg.Wait()
-		return peak.Load(), vmHWM()
-	}
-}
-
-func vmHWM() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,22 +25,7 @@ import (
 var fnBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "cortex-host-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fnBin = filepath.Join(dir, "fn")
-	build := exec.Command("go", "build", "-o", fnBin, "./testdata/fn")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building testdata/fn:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.MainWithBuild(m, &fnBin, "./testdata/fn")
 }
 
 // recorder keeps every event the host reports.

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime/modelfetch"
 )
 
@@ -388,7 +389,7 @@ func TestProgressLogged(t *testing.T) {
 		w.Write(blob[1000:])
 	}))
 	defer srv.Close()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	c, err := modelfetch.New(modelfetch.WithDir(t.TempDir()), modelfetch.WithHTTPClient(srv.Client()),
 		modelfetch.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))), modelfetch.WithProgressInterval(time.Millisecond))
 	if err != nil {
@@ -407,15 +408,3 @@ func TestProgressLogged(t *testing.T) {
 		t.Errorf("no result line with the rate:\n%s", logs.String())
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

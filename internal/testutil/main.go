@@ -1,0 +1,32 @@
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// MainWithBuild is a TestMain that first builds one Go program the tests
+// run as a child (`go build -o BIN ARGS`, the package last, in the test's package
+// directory), sets *bin to its path, runs the tests and removes it. A
+// build that fails ends the run with its output.
+func MainWithBuild(m *testing.M, bin *string, args ...string) {
+	dir, err := os.MkdirTemp("", "cortex-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = filepath.Join(dir, filepath.Base(args[len(args)-1])) // named for its package, as go build names it
+	build := exec.Command("go", append([]string{"build", "-o", *bin}, args...)...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build %v: %v\n", args, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
