@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,9 +124,21 @@ func TestCLI(t *testing.T) {
 	// is http://echo-go.fn.example.com; cortex predict reaches it through
 	// this proxy (HTTP_PROXY), which answers for the function as the
 	// ingress would route to it, by Host.
+	// It answers /metrics with a cold start, as the function's runtime
+	// does, and counts those reads: cortex get reads them only from a
+	// function with a replica running.
+	var scrapes atomic.Int32
 	ingress := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Host != "echo-go.fn.example.com" {
 			http.Error(w, "no route for host "+r.Host, http.StatusNotFound)
+			return
+		}
+		if r.URL.Path == "/metrics" {
+			scrapes.Add(1)
+			io.WriteString(w, "# TYPE cortex_cold_start_seconds histogram\n"+
+				"cortex_cold_start_seconds_bucket{phase=\"load\",le=\"+Inf\"} 1\n"+
+				"cortex_cold_start_seconds_sum{phase=\"load\"} 0.045\n"+
+				"cortex_cold_start_seconds_count{phase=\"load\"} 1\n")
 			return
 		}
 		b, _ := io.ReadAll(r.Body)
@@ -172,9 +185,16 @@ func TestCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &fs); err != nil || len(fs) != 1 || fs[0].Name != "echo-go" || fs[0].Ready != "True" || fs[0].Revision != "echo-go-00001" {
 		t.Errorf("cortex get -o json: %v %+v\n%s%s", err, fs, r.stdout, r.stderr)
 	}
-	r = cortex(t, "", "get", "echo-go", "--kubeconfig", kc)
-	if r.err != nil || !strings.Contains(r.stdout, "echo-go-00001=100%") {
-		t.Errorf("cortex get echo-go: %v\n%s%s", r.err, r.stdout, r.stderr)
+	r = cortexEnv(t, viaIngress, "", "get", "echo-go", "--kubeconfig", kc)
+	if r.err != nil || !strings.Contains(r.stdout, "echo-go-00001=100%") || !strings.Contains(r.stdout, "last cold start: load 45ms") || scrapes.Load() != 1 {
+		t.Errorf("cortex get echo-go (a replica running): %v, %d reads of /metrics, want the last cold start read once\n%s%s", r.err, scrapes.Load(), r.stdout, r.stderr)
+	}
+	// At zero replicas cortex get does not read the metrics: through the
+	// URL that would start a replica.
+	c.scaleToZero(t, "fn", "echo-go-00001")
+	r = cortexEnv(t, viaIngress, "", "get", "echo-go", "--kubeconfig", kc)
+	if r.err != nil || strings.Contains(r.stdout, "last cold start") || !strings.Contains(r.stderr, "no replica running") || scrapes.Load() != 1 {
+		t.Errorf("cortex get echo-go (at zero): %v, %d reads of /metrics, want none more and a word why\n%s%s", r.err, scrapes.Load(), r.stdout, r.stderr)
 	}
 
 	r = cortexEnv(t, viaIngress, "", "predict", "echo-go", "--kubeconfig", kc, "-d", `{"name":"Ada"}`)

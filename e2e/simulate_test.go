@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
@@ -213,6 +215,34 @@ func (c *cluster) startSimulated(t *testing.T) {
 		sf.Shutdown()
 		nf.Shutdown()
 	})
+}
+
+// scaleToZero does what the KPA does to a revision with no traffic: its
+// Deployment goes to zero replicas. It returns once the revision says so
+// (status.actualReplicas 0, from the PodAutoscaler's status above).
+func (c *cluster) scaleToZero(t *testing.T, ns, revision string) {
+	t.Helper()
+	ctx := context.Background()
+	deployments := c.kube.AppsV1().Deployments(ns)
+	scale, err := deployments.GetScale(ctx, revision+"-deployment", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 0
+	if _, err := deployments.UpdateScale(ctx, revision+"-deployment", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		r, err := c.serving.ServingV1().Revisions(ns).Get(ctx, revision, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		n := r.Status.ActualReplicas
+		return n != nil && *n == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("revision %s/%s did not reach zero replicas: %v", ns, revision, err)
+	}
 }
 
 // syncPodAutoscaler writes the PodAutoscaler's status the KPA would for its

@@ -17,8 +17,8 @@ import (
 )
 
 // coldStartTimeout bounds `cortex get`'s scrape of a function's metrics:
-// the cold start is extra, and a function at zero replicas would be woken
-// by the scrape and answer only after a cold start of its own.
+// the cold start is extra. (A function at zero replicas is not asked at
+// all: Client.Running.)
 const coldStartTimeout = 3 * time.Second
 
 // maxMetrics bounds the metrics page read: a function's is tens of KB.
@@ -136,8 +136,17 @@ func (r functionReport) WriteText(stdout, stderr io.Writer) error {
 	if err := r.Table.WriteText(stdout, stderr); err != nil {
 		return err
 	}
-	if len(r.Items) == 1 && len(r.Items[0].ColdStart) > 0 {
-		_, err := fmt.Fprintf(stdout, "\nlast cold start: %s\n", FormatColdStart(r.Items[0].ColdStart))
+	if len(r.Items) != 1 {
+		return nil
+	}
+	f := r.Items[0]
+	switch {
+	case len(f.ColdStart) > 0:
+		_, err := fmt.Fprintf(stdout, "\nlast cold start: %s\n", FormatColdStart(f.ColdStart))
+		return err
+	case f.atZero && f.Ready == "True":
+		// Said on stderr: it is about what get did not do, not the function.
+		_, err := fmt.Fprintln(stderr, "no replica running: its last cold start is read from a running replica, and asking would start one")
 		return err
 	}
 	return nil

@@ -47,6 +47,7 @@ type Function struct {
 	ColdStart map[string]float64 `json:"last_cold_start_phases_seconds,omitempty"`
 
 	tokenEnv string // manifest.TokenEnvAnnotation: the variable of its bearer token
+	atZero   bool   // no replica serves its traffic: its metrics were not read
 }
 
 func functionOf(s *servingv1.Service) Function {
@@ -148,6 +149,10 @@ type Revision struct {
 	Generation int64  `json:"generation"`
 	Ready      bool   `json:"ready"`
 	Image      string `json:"image,omitempty"`
+	// Replicas is the revision's ready pods (status.actualReplicas, which
+	// Knative's revision reconciler copies from its autoscaler): 0 when it
+	// is scaled to zero.
+	Replicas int32 `json:"replicas"`
 }
 
 // Revisions returns the function's revisions, oldest first.
@@ -165,6 +170,9 @@ func (c *Client) Revisions(ctx context.Context, ns, name string) ([]Revision, er
 		if len(r.Spec.Containers) > 0 {
 			rv.Image = r.Spec.Containers[0].Image
 		}
+		if n := r.Status.ActualReplicas; n != nil {
+			rv.Replicas = *n
+		}
 		out = append(out, rv)
 	}
 	slices.SortFunc(out, func(a, b Revision) int {
@@ -174,6 +182,37 @@ func (c *Client) Revisions(ctx context.Context, ns, name string) ([]Revision, er
 		return cmpString(a.Name, b.Name)
 	})
 	return out, nil
+}
+
+// Running reports whether every revision that takes f's traffic (the
+// latest ready one when the traffic names none) has a ready replica.
+// Reading anything through the URL of a function at zero replicas starts
+// one: a cold start, on a GPU node perhaps, only to read its metrics.
+// Any doubt (the revisions cannot be read, a revision is gone) is false.
+func (c *Client) Running(ctx context.Context, f *Function) bool {
+	revs, err := c.Revisions(ctx, f.Namespace, f.Name)
+	if err != nil {
+		return false
+	}
+	replicas := make(map[string]int32, len(revs))
+	for _, r := range revs {
+		replicas[r.Name] = r.Replicas
+	}
+	var serving []string
+	for _, t := range f.Traffic {
+		if t.Percent > 0 {
+			serving = append(serving, t.Revision)
+		}
+	}
+	if len(serving) == 0 && f.Revision != "" {
+		serving = []string{f.Revision}
+	}
+	for _, name := range serving {
+		if replicas[name] <= 0 {
+			return false
+		}
+	}
+	return len(serving) > 0
 }
 
 // RollbackOptions says how Rollback works.

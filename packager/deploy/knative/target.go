@@ -276,7 +276,11 @@ func (t *target) Get(ctx context.Context, name string) (deploy.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	withColdStart(ctx, f)
+	if c.Running(ctx, f) {
+		withColdStart(ctx, f)
+	} else {
+		f.atZero = true
+	}
 	return oneFunction(*f), nil
 }
 
