@@ -68,7 +68,7 @@ func newUser(t *testing.T) *user {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	npmCache := "/root/.npm"
+	npmCache := filepath.Join(os.Getenv("HOME"), ".npm") // npm's default
 	if out, err := exec.Command("npm", "config", "get", "cache").Output(); err == nil {
 		npmCache = strings.TrimSpace(string(out))
 	}
