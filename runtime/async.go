@@ -366,18 +366,29 @@ func isJSON(ct string) bool {
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
-// Prediction implements adapters.AsyncEngine.
-func (r *Runtime) Prediction(_ context.Context, id string) (adapters.Prediction, error) {
-	s := r.async
+// lookup returns prediction id with s.mu held (the caller unlocks it), or
+// what every reader of a prediction answers otherwise: async off, or no
+// such prediction (never made, or expired).
+func (s *predictions) lookup(id string) (*prediction, error) {
 	if s.off != nil {
-		return adapters.Prediction{}, s.off
+		return nil, s.off
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	p := s.store.get(id, s.now())
 	if p == nil {
-		return adapters.Prediction{}, notFound(id)
+		s.mu.Unlock()
+		return nil, notFound(id)
 	}
+	return p, nil
+}
+
+// Prediction implements adapters.AsyncEngine.
+func (r *Runtime) Prediction(_ context.Context, id string) (adapters.Prediction, error) {
+	p, err := r.async.lookup(id)
+	if err != nil {
+		return adapters.Prediction{}, err
+	}
+	defer r.async.mu.Unlock()
 	return p.res, nil
 }
 
@@ -387,15 +398,11 @@ func (r *Runtime) Prediction(_ context.Context, id string) (adapters.Prediction,
 // canceled at once. A finished prediction stays as it is.
 func (r *Runtime) Cancel(_ context.Context, id string) (adapters.Prediction, error) {
 	s := r.async
-	if s.off != nil {
-		return adapters.Prediction{}, s.off
+	p, err := s.lookup(id)
+	if err != nil {
+		return adapters.Prediction{}, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.store.get(id, s.now())
-	if p == nil {
-		return adapters.Prediction{}, notFound(id)
-	}
 	if !p.res.Done() {
 		p.res.Status, p.res.StatusCode, p.res.Error = adapters.StatusCanceled, 499, "canceled by POST "+p.res.URLs.Cancel
 		s.complete(p)
@@ -406,15 +413,11 @@ func (r *Runtime) Cancel(_ context.Context, id string) (adapters.Prediction, err
 // Wait implements adapters.AsyncEngine.
 func (r *Runtime) Wait(ctx context.Context, id string) (adapters.Prediction, error) {
 	s := r.async
-	if s.off != nil {
-		return adapters.Prediction{}, s.off
+	p, err := s.lookup(id)
+	if err != nil {
+		return adapters.Prediction{}, err
 	}
-	s.mu.Lock()
-	p := s.store.get(id, s.now())
 	s.mu.Unlock()
-	if p == nil {
-		return adapters.Prediction{}, notFound(id)
-	}
 	select {
 	case <-p.finished:
 	case <-ctx.Done():
