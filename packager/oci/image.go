@@ -182,13 +182,6 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 		return nil, err
 	}
 
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", o.Arch
-	cf.Created = v1.Time{Time: o.Created}
 	cfg := baseCF.Config
 	cfg.Entrypoint = c.Entrypoint
 	cfg.Cmd = nil
@@ -206,8 +199,10 @@ func Build(ctx context.Context, c Contents, o Options) (*Image, error) {
 	}
 	maps.Copy(labels, c.Labels)
 	cfg.Labels = labels
-	cf.Config = cfg
-	img, err = mutate.ConfigFile(img, cf)
+	img, err = withConfig(img, func(cf *v1.ConfigFile) {
+		o.stamp(cf)
+		cf.Config = cfg
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -341,13 +336,9 @@ func baseImage(ctx context.Context, c Contents, o Options, lb *layerBuilder, out
 		if err != nil {
 			return nil, err
 		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		cf = cf.DeepCopy()
-		cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
-		return mutate.ConfigFile(img, cf)
+		return withConfig(img, func(cf *v1.ConfigFile) {
+			cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
+		})
 	}
 	ropts := append([]remote.Option{remote.WithContext(ctx)}, o.RemoteOptions...)
 	base, err := loadBase(o.Base, o.Arch, ropts)
@@ -378,15 +369,30 @@ func baseImage(ctx context.Context, c Contents, o Options, lb *layerBuilder, out
 			return nil, err
 		}
 	}
+	return withConfig(img, func(cf *v1.ConfigFile) {
+		cf.History = baseCF.History
+		cf.Config = baseCF.Config
+		cf.OS, cf.Architecture, cf.Variant = baseCF.OS, baseCF.Architecture, baseCF.Variant
+	})
+}
+
+// withConfig returns img with its config file as edit leaves a copy of
+// it (images are immutable: mutate makes a new one).
+func withConfig(img v1.Image, edit func(*v1.ConfigFile)) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.History = baseCF.History
-	cf.Config = baseCF.Config
-	cf.OS, cf.Architecture, cf.Variant = baseCF.OS, baseCF.Architecture, baseCF.Variant
+	edit(cf)
 	return mutate.ConfigFile(img, cf)
+}
+
+// stamp gives an image's config file the platform and the time cortex
+// builds into every image it makes.
+func (o *Options) stamp(cf *v1.ConfigFile) {
+	cf.OS, cf.Architecture = "linux", o.Arch
+	cf.Created = v1.Time{Time: o.Created}
 }
 
 func describe(name string, l v1.Layer) (LayerInfo, error) {

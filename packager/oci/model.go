@@ -64,15 +64,10 @@ func ModelImage(ctx context.Context, layers []Layer, labels map[string]string, o
 	if img, err = appendLayers(img, built, out, o, "cortex package --push-model"); err != nil {
 		return nil, err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", o.Arch
-	cf.Created = v1.Time{Time: o.Created}
-	cf.Config.Labels = maps.Clone(labels)
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
+	if img, err = withConfig(img, func(cf *v1.ConfigFile) {
+		o.stamp(cf)
+		cf.Config.Labels = maps.Clone(labels)
+	}); err != nil {
 		return nil, err
 	}
 	out.Image = img
