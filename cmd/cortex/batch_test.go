@@ -204,14 +204,30 @@ func TestBatchKillAndResume(t *testing.T) {
 	if v := os.Getenv("BATCH_ROWS"); v != "" {
 		fmt.Sscan(v, &rows)
 	}
+	// The CLI links while cortex serve starts iris: seconds of the test
+	// that need not follow each other.
 	bin := filepath.Join(t.TempDir(), "cortex")
 	build := exec.Command("go", "build", "-tags", "nodeploy", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	var buildOut bytes.Buffer
+	build.Stdout, build.Stderr = &buildOut, &buildOut
+	if err := build.Start(); err != nil {
+		t.Fatalf("go build: %v", err)
 	}
+	built := false
+	t.Cleanup(func() {
+		if !built { // the test stopped before it waited for the build
+			build.Process.Kill()
+			build.Wait()
+		}
+	})
 	s := startServe(t, []string{irisDir}, serveOptions{scaleDownAfter: time.Hour}, 1)
 	addr := strings.TrimPrefix(s.base, "http://")
 	input := irisRows(t, rows, 7, rows/2, rows-1)
+	err := build.Wait()
+	built = true
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, buildOut.String())
+	}
 	args := func(out string) []string {
 		return []string{"batch", "iris", "--serve-addr", addr, "-i", input, "--output", out, "--batch", "16", "-c", "2", "-o", "json"}
 	}

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,8 +35,60 @@ type user struct {
 	env  []string
 }
 
-// newUser builds the CLI from this repository once, then copies it into a
-// fresh directory that holds nothing else.
+// The CLI is built once for the package's tests (buildCLI): linking it is
+// seconds each time, and every test's user gets the same binary anyway.
+var (
+	cliOnce  sync.Once
+	cliDir   string // removed by TestMain
+	cliBuilt string
+	cliErr   error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cliDir != "" {
+		os.RemoveAll(cliDir)
+	}
+	os.Exit(code)
+}
+
+// buildCLI builds the CLI from the repository at repo, the first time it
+// is called, and returns the binary's path.
+func buildCLI(repo string) (string, error) {
+	cliOnce.Do(func() {
+		if cliDir, cliErr = os.MkdirTemp("", "cortex-outside-cli-"); cliErr != nil {
+			return
+		}
+		cliBuilt = filepath.Join(cliDir, "cortex")
+		build := exec.Command("go", "build", "-trimpath", "-o", cliBuilt, "./cmd/cortex")
+		build.Dir = repo
+		if out, err := build.CombinedOutput(); err != nil {
+			cliErr = fmt.Errorf("building the CLI: %w\n%s", err, out)
+		}
+	})
+	return cliBuilt, cliErr
+}
+
+// copyFile copies the executable src to dst.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// newUser builds the CLI from this repository once (buildCLI), then
+// copies it into a fresh directory that holds nothing else.
 func newUser(t *testing.T) *user {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -47,10 +100,15 @@ func newUser(t *testing.T) *user {
 	}
 	root := t.TempDir()
 	u := &user{t: t, repo: repo, cli: filepath.Join(root, "bin", "cortex"), work: filepath.Join(root, "work")}
-	build := exec.Command("go", "build", "-trimpath", "-o", u.cli, "./cmd/cortex")
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the CLI: %v\n%s", err, out)
+	built, err := buildCLI(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(u.cli), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(built, u.cli); err != nil {
+		t.Fatal(err)
 	}
 	home := filepath.Join(root, "home")
 	for _, d := range []string{home, u.work} {

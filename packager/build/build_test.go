@@ -229,3 +229,46 @@ func TestWriteConfig(t *testing.T) {
 		t.Errorf("predictor.config did not survive: %v", got.Predictor.Values)
 	}
 }
+
+// TestSameFunctionElsewhere: the same function in another directory (a
+// second checkout, a CI clone, a test's copy) is the same binary, so the
+// cache has it; changing one of its Go files makes another.
+func TestSameFunctionElsewhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	cache := t.TempDir()
+	build1 := func(dir string) build.Result {
+		t.Helper()
+		s, err := spec.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := build.Binary(context.Background(), build.Options{Dir: dir, Spec: s, CacheDir: cache})
+		if err != nil {
+			t.Fatalf("building %s: %v", dir, err)
+		}
+		return res
+	}
+	copyOf := func() string {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "echo-go")
+		if err := os.CopyFS(dir, os.DirFS(echoDir)); err != nil {
+			t.Fatal(err)
+		}
+		os.RemoveAll(filepath.Join(dir, "dist"))
+		return dir
+	}
+	first := build1(copyOf())
+	second := build1(copyOf())
+	if !second.Cached || second.Path != first.Path {
+		t.Errorf("the same function in another directory: %+v, want the cached %s", second, first.Path)
+	}
+	changed := copyOf()
+	if err := os.WriteFile(filepath.Join(changed, "predictor", "extra.go"), []byte("package predictor\n\nconst extra = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if third := build1(changed); third.Cached || third.Path == first.Path {
+		t.Errorf("a function with another Go file: %+v, want a new build", third)
+	}
+}

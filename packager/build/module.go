@@ -95,26 +95,55 @@ func locate(o Options, fnDir, pkgRel, tmp string) (*module, error) {
 		return nil, err
 	}
 	base := sdk.Dir
-	// One virtual directory per function directory, so two functions
-	// built at once never see each other's files.
-	id := sha256.Sum256([]byte(fnDir))
 	m.dir, m.inSDK = base, true
 	m.modFiles = []string{filepath.Join(base, "go.mod"), filepath.Join(base, "go.sum")}
-	m.virtualDir = filepath.Join(base, "_cortexbuild", hex.EncodeToString(id[:6]))
+	var files []string
 	if pkgDir != "" {
 		entries, err := os.ReadDir(pkgDir)
 		if err != nil {
 			return nil, err
 		}
-		m.pkgDir = filepath.Join(m.virtualDir, "pkg")
 		for _, e := range entries {
 			if n := e.Name(); e.Type().IsRegular() && strings.HasSuffix(n, ".go") {
-				m.overlay[filepath.Join(m.pkgDir, n)] = filepath.Join(pkgDir, n)
+				files = append(files, n)
 			}
+		}
+	}
+	// The virtual directory is named for the function's Go files, not for
+	// where they are: its import path is compiled into the binary, so a
+	// path-derived name made the same function a different binary in every
+	// checkout (and a new build, layer and zip entry in the cache for
+	// each copy). Two functions with different files get different
+	// directories, so two built at once never see each other's files; with
+	// the same files, the same bytes are behind the same names.
+	id, err := filesID(pkgDir, files)
+	if err != nil {
+		return nil, err
+	}
+	m.virtualDir = filepath.Join(base, "_cortexbuild", id)
+	if pkgDir != "" {
+		m.pkgDir = filepath.Join(m.virtualDir, "pkg")
+		for _, n := range files {
+			m.overlay[filepath.Join(m.pkgDir, n)] = filepath.Join(pkgDir, n)
 		}
 		m.pkgImport = importPath(CortexModule, base, m.pkgDir)
 	}
 	return m, nil
+}
+
+// filesID names the files (names in dir) by their names and contents:
+// 12 hex digits of a sha256.
+func filesID(dir string, names []string) (string, error) {
+	h := sha256.New()
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%q %d\x00", n, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6]), nil
 }
 
 // VersionError: a function's go.mod requires another cortex version than
