@@ -132,31 +132,6 @@ func TestPushModel(t *testing.T) {
 	}
 }
 
-// A multi-model function's models go under models/NAME/, as the models
-// directory holds them.
-func TestPushModelMulti(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	dir := copyDir(t, "../samples/iris-multi")
-	r := pkg(t, dir, packager.Options{Outputs: []packager.Output{packager.OutputLambda}, PushModel: host + "/acme/multi-models:v1"})
-	files, _ := pulledModels(t, r.Model.Ref)
-	var want []string
-	filepath.WalkDir(filepath.Join(dir, "models"), func(p string, e os.DirEntry, err error) error {
-		if err == nil && !e.IsDir() {
-			rel, _ := filepath.Rel(dir, p)
-			want = append(want, filepath.ToSlash(rel))
-			if got := files[filepath.ToSlash(rel)]; got != fileSHA256(t, p) {
-				t.Errorf("%s in the model image: sha256 %q, want %s", rel, got, fileSHA256(t, p))
-			}
-		}
-		return nil
-	})
-	if got := slices.Sorted(maps.Keys(files)); !slices.Equal(got, want) {
-		t.Errorf("model image files %v, want %v", got, want)
-	}
-}
-
 func TestPushModelRefused(t *testing.T) {
 	_, err := packager.Package(t.Context(), iris, packager.Options{Out: filepath.Join(t.TempDir(), "dist"), PushModel: "Not A Ref::"})
 	if err == nil || !strings.Contains(err.Error(), "--push-model") {

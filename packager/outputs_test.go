@@ -115,20 +115,6 @@ func TestOutputsRefused(t *testing.T) {
 	}
 }
 
-// Write uses the cache Build used when the options name none (the CLI
-// never does): an unchanged function's layers are not compressed again.
-func TestWriteUsesTheDefaultCache(t *testing.T) {
-	t.Setenv("CORTEX_CACHE", t.TempDir())
-	o := packager.Options{Outputs: []packager.Output{packager.OutputLayout}}
-	pkg(t, iris, o)
-	r := pkg(t, iris, o)
-	for _, l := range r.Image.Layers {
-		if !strings.HasPrefix(l.Name, "base") && !l.Cached { // base layers report no Cached
-			t.Errorf("layer %s was compressed again on an unchanged second package", l.Name)
-		}
-	}
-}
-
 // With targets.knative.trigger, knative.yaml holds the Eventing Trigger
 // that subscribes the Service to the broker, as a second document.
 func TestOutputsKnativeTrigger(t *testing.T) {

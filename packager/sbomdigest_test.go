@@ -1,3 +1,8 @@
+//go:build !race
+
+// Built only without -race, as fullsize_test.go: its last package is
+// --no-cache, which compresses the function binary again.
+
 package packager_test
 
 import (
