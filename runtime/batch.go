@@ -22,16 +22,19 @@ const DefaultBatchInterval = 5 * time.Millisecond
 // as one PredictBatch call; a predictor without PredictBatch gets one
 // Predict per member, run concurrently.
 //
-// Each member is a request that already holds its own concurrency slot:
-// the runtime's run goroutine calls predict and waits in it, so
-// max_concurrency still bounds the members waiting and running.
+// Each member is a request that already holds its own concurrency slot,
+// so max_concurrency still bounds the members waiting and running.
 //
-// A batch runs on the goroutine of one of its members, its leader: the
-// member that fills it, or, when the interval ends first, its oldest
-// member, which the timer wakes. The leader was going to wait for the
-// batch anyway and its goroutine has the stack the predictor needs, so no
-// goroutine is woken or started just to run the batch; the leader hands
-// every other member its answer and keeps its own.
+// A member waits for its answer on its caller's goroutine (gather), not on
+// a prediction worker: a worker would only pass the request on to the
+// batch and the answer back, two goroutine handoffs per request that no
+// batch shares. The batch's one call runs on a worker (a batch's single
+// handoff), never on a member's goroutine, so every member, whichever
+// filled the batch, still answers its caller at its own deadline, and a
+// PredictBatch that overruns is watched as a lone prediction is.
+// Requests that have work of their own to run first (WebAssembly stages,
+// a KServe V1 body converted with the model's metadata, an asynchronous
+// prediction) join from their worker instead (join), as before.
 type batcher struct {
 	r        *Runtime
 	bp       functions.BatchPredictor // nil: one Predict per member
@@ -66,16 +69,22 @@ func newBatcher(r *Runtime) *batcher {
 
 // batch is a group of members that run together.
 type batch struct {
+	b       *batcher
 	key     batchKey
 	flushAt time.Time
 	timer   *time.Timer
 	members []*member // guarded by batcher.mu until the batch is closed
 	closed  bool
 
-	// Once closed: live counts the members still waiting for the answer;
-	// when the last one leaves, the run is cancelled.
-	live   int
-	cancel context.CancelFunc
+	// Once closed, guarded by batcher.mu: live counts the members still
+	// waiting for the answer; when the last one leaves, the run is
+	// cancelled. ran turns true when the run has its answers, which it
+	// then hands out; from then on no member leaves. finished, made by
+	// the first member to hand itself over, is closed once the run ends.
+	live     int
+	cancel   context.CancelFunc
+	ran      bool
+	finished chan result
 }
 
 // member is one request in a batch.
@@ -84,24 +93,209 @@ type member struct {
 	req     *functions.Request
 	arrived time.Time
 	// done receives at most one message while the member is in a batch:
-	// its answer, or lead (it is to run the batch). Buffered, so a sender
-	// never waits for a member that has gone; empty again once the member
-	// has received, so the member can be reused.
+	// its answer. Buffered, so the run never waits for a member that has
+	// gone; empty again once the member has received, so the member can be
+	// reused.
 	done chan batchResult
+	// handedOver: the member waited on its caller's goroutine and its
+	// caller has gone while the batch ran. The run then owns the member
+	// and its slot: it releases both when it ends, sending no answer.
+	// Written under batcher.mu before the batch has run.
+	handedOver bool
+	// timer fires at the deadline of a member waiting on its caller's
+	// goroutine (gather). Stopped, its channel empty, whenever the member
+	// is free (see stopTimer).
+	timer *time.Timer
 }
 
 type batchResult struct {
 	resp *functions.Response
 	err  error
 	// alone asks the member to call Predict itself: the predictor has no
-	// PredictBatch, so the members of a batch run concurrently, each in its
-	// own goroutine, with its own context and panic recovery.
+	// PredictBatch, so the members of a batch run concurrently, each on a
+	// worker of its own, with its own context and panic recovery.
 	alone bool
-	// lead asks the member to run its batch (the interval has ended).
-	lead bool
 }
 
-// predict runs req through the pre stage, a batch and the post stage.
+// gathersOnCaller reports whether req, a prediction, can wait for its
+// batch on its caller's goroutine: batching is on and nothing but the
+// batch runs for it (no WebAssembly stage, no KServe V1 body to convert
+// with a catalog's metadata, which may load the model). Work of that kind
+// runs on a worker, where a caller whose deadline passes does not wait
+// for it.
+func (r *Runtime) gathersOnCaller(req *functions.Request) bool {
+	return r.batch != nil && r.stages == nil && (req.Protocol != functions.ProtocolKServeV1 || r.catalog == nil)
+}
+
+// invokeBatched is invoke for a prediction that gathersOnCaller.
+func (r *Runtime) invokeBatched(caller context.Context, req *functions.Request) (*functions.Response, error) {
+	if err := r.admit(req); err != nil {
+		return nil, err
+	}
+	defer r.leave()
+	w := waiter{r: r, caller: caller, admitted: time.Now()}
+	defer w.end()
+	// A slot free at once needs no context; waiting in the queue does.
+	select {
+	case r.slots <- struct{}{}:
+	default:
+		if err := r.acquire(w.context(), caller, req); err != nil {
+			return nil, err
+		}
+	}
+	r.m.inFlight.Inc()
+	return r.batch.gather(&w, req)
+}
+
+// waiter is a batched prediction waiting on its caller's goroutine. Its
+// context (predictionContext) is made only when something runs under it
+// or needs it: a member that gets its answer from its batch never does,
+// and a context with a deadline was a third of the allocations a batched
+// request makes in the runtime. Its deadline is the context's, kept by the
+// member's timer.
+type waiter struct {
+	r        *Runtime
+	caller   context.Context
+	admitted time.Time
+	ctx      context.Context // nil until context is called
+	cancel   context.CancelFunc
+}
+
+// context is the prediction's context, made on the first call.
+func (w *waiter) context() context.Context {
+	if w.ctx == nil {
+		w.ctx, w.cancel = w.r.predictionContext(w.caller, w.admitted)
+	}
+	return w.ctx
+}
+
+// deadline is the prediction's deadline, as predictionContext sets it.
+func (w *waiter) deadline() time.Time {
+	if w.ctx != nil {
+		d, _ := w.ctx.Deadline()
+		return d
+	}
+	d := w.admitted.Add(w.r.limits.Timeout.D())
+	if cd, ok := w.caller.Deadline(); ok && cd.Before(d) {
+		d = cd
+	}
+	return d
+}
+
+// runOnWorker runs do for req on a worker, under the prediction's context.
+func (w *waiter) runOnWorker(req *functions.Request, do job) (*functions.Response, error) {
+	ctx := w.context() // before w.cancel is read: it makes it
+	return w.r.runOnWorker(ctx, w.caller, w.cancel, req, w.admitted, do)
+}
+
+// end releases the context, if one was made.
+func (w *waiter) end() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+}
+
+// gather is runOnWorker for a batched prediction waiting on its caller's
+// goroutine: it joins req to a batch and waits for the answer, its
+// deadline (504) or its caller's end (499), as runOnWorker waits for a
+// worker. req holds a slot, which gather releases, or hands to the worker
+// that runs Predict for it, or to the running batch it leaves.
+func (b *batcher) gather(w *waiter, req *functions.Request) (*functions.Response, error) {
+	r := b.r
+	deadline := w.deadline()
+	// The member keeps the caller's context for its values (a batch's run
+	// has the first member's).
+	bt, m := b.enqueue(w.caller, deadline, req)
+	if m == nil {
+		return w.runOnWorker(req, r.predictAlone)
+	}
+	m.timer.Reset(time.Until(deadline))
+	var res batchResult
+	select {
+	case res = <-m.done:
+		stopTimer(m.timer)
+	case <-m.timer.C:
+		// Past the deadline the context ends at once, as timed out.
+		if err := b.gone(w, w.context(), bt, m); err != nil {
+			return nil, err
+		}
+		res = <-m.done
+	case <-w.caller.Done():
+		stopTimer(m.timer)
+		r.m.cancelled.Inc()
+		if err := b.gone(w, w.caller, bt, m); err != nil {
+			return nil, err
+		}
+		res = <-m.done
+	}
+	b.release(m)
+	if res.alone {
+		return w.runOnWorker(req, r.predictAlone)
+	}
+	r.releaseSlot()
+	// Every prediction passes here or through runOnWorker: the first one
+	// answered is the cold start's last phase.
+	if !r.cold.predicted.Load() && res.err == nil {
+		r.firstPrediction(req, time.Since(w.admitted))
+	}
+	ctx := w.caller
+	if w.ctx != nil {
+		ctx = w.ctx
+	}
+	return r.finish(ctx, req, result{res.resp, res.err})
+}
+
+// stopTimer stops t and leaves its channel empty, so that t can be reset
+// for another member without a stale tick. A main module that asks for Go
+// older than 1.23 (GODEBUG asynctimerchan=1) keeps a tick that fired just
+// before Stop in the channel: it is drained.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+}
+
+// gone takes m, whose caller has gone or whose deadline has passed (ended
+// says which), out of bt, and returns ended's error for the caller, at
+// once. From a batch still open m is dropped, its slot released. From a
+// batch that runs it is handed over (the run releases it and its slot
+// when it ends), and the run is watched as an unbatched prediction past
+// its caller is. When bt has run already, m's answer is on its way: gone
+// returns nil and m waits for it.
+func (b *batcher) gone(w *waiter, ended context.Context, bt *batch, m *member) error {
+	r := b.r
+	req := m.req // m is the run's once handed over
+	if b.drop(bt, m) {
+		b.release(m)
+		r.releaseSlot()
+		return r.deadlineError(ended, req)
+	}
+	b.mu.Lock()
+	if bt.ran {
+		b.mu.Unlock()
+		return nil
+	}
+	m.handedOver = true
+	b.leaveLocked(bt)
+	if bt.finished == nil {
+		bt.finished = make(chan result)
+	}
+	finished := bt.finished
+	b.mu.Unlock()
+	r.watchOverrun(w.context(), req, finished)
+	return r.deadlineError(ended, req)
+}
+
+// predictAlone is the job of a batched request that runs by itself.
+func (r *Runtime) predictAlone(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	return r.p.Predict(ctx, req)
+}
+
+// predict runs req, on a worker, through the pre stage, a batch and the
+// post stage.
 func (b *batcher) predict(ctx context.Context, req *functions.Request) (*functions.Response, error) {
 	s := b.r.stages
 	if err := s.preprocess(ctx, req); err != nil {
@@ -114,10 +308,42 @@ func (b *batcher) predict(ctx context.Context, req *functions.Request) (*functio
 	return s.postprocess(ctx, resp)
 }
 
-// join adds req to the open batch for its model and waits for its answer;
-// the member that fills the batch runs it. A request whose deadline would
-// pass before the batch closes runs alone, at once.
+// join adds req to the open batch for its model and waits, on the worker
+// that runs req's prediction, for its answer. A member whose caller goes
+// (which ends ctx) is dropped from a batch still open; from one that runs
+// it leaves, and waits for the run, as an unbatched prediction keeps its
+// worker and slot until the predictor returns.
 func (b *batcher) join(ctx context.Context, req *functions.Request) (*functions.Response, error) {
+	deadline, _ := ctx.Deadline() // runAdmitted sets one
+	bt, m := b.enqueue(ctx, deadline, req)
+	if m == nil {
+		return b.r.p.Predict(ctx, req)
+	}
+	var res batchResult
+	select {
+	case res = <-m.done:
+	case <-ctx.Done():
+		if !b.drop(bt, m) {
+			b.mu.Lock()
+			b.leaveLocked(bt)
+			b.mu.Unlock()
+			<-m.done
+		}
+		b.release(m)
+		return nil, context.Cause(ctx)
+	}
+	b.release(m)
+	if res.alone {
+		return b.r.p.Predict(ctx, req)
+	}
+	return res.resp, res.err
+}
+
+// enqueue adds a member for req, with ctx's values, to the open batch for
+// its model, and starts the batch when req fills it. It returns a nil
+// member when req is to run alone, at once: its deadline would pass
+// before the batch closes.
+func (b *batcher) enqueue(ctx context.Context, deadline time.Time, req *functions.Request) (*batch, *member) {
 	now := time.Now()
 	key := batchKey{req.Model, req.Version}
 
@@ -127,15 +353,15 @@ func (b *batcher) join(ctx context.Context, req *functions.Request) (*functions.
 	if bt != nil {
 		flushAt = bt.flushAt
 	}
-	if dl, ok := ctx.Deadline(); ok && dl.Before(flushAt) {
+	if !deadline.IsZero() && deadline.Before(flushAt) {
 		b.mu.Unlock()
 		b.r.m.batchSize.Observe(1)
 		b.r.m.batchWait.Observe(0)
-		return b.r.p.Predict(ctx, req)
+		return nil, nil
 	}
 	m := b.getMember(ctx, req, now)
 	if bt == nil {
-		bt = &batch{key: key, flushAt: flushAt, members: make([]*member, 0, min(b.max, 64))}
+		bt = &batch{b: b, key: key, flushAt: flushAt, members: make([]*member, 0, min(b.max, 64))}
 		b.pending[key] = bt
 		bt.timer = time.AfterFunc(b.interval, func() { b.expire(bt) })
 	}
@@ -145,60 +371,32 @@ func (b *batcher) join(ctx context.Context, req *functions.Request) (*functions.
 		b.closeLocked(bt)
 	}
 	b.mu.Unlock()
-
-	var res batchResult
-	left := false
 	if full {
-		res = b.lead(bt, m, false)
-	} else {
-		select {
-		case res = <-m.done:
-		case <-ctx.Done():
-			if b.drop(bt, m) {
-				b.release(m)
-				return nil, context.Cause(ctx)
-			}
-			// The batch has closed: it runs, or is about to, perhaps
-			// on this goroutine (the timer may have made this member
-			// the leader). Wait for it, as an unbatched prediction
-			// keeps its slot until the predictor returns. If every
-			// member has gone, leaving cancels the run.
-			b.leave(bt)
-			left = true
-			res = <-m.done
-		}
-		if res.lead {
-			res = b.lead(bt, m, left)
-		}
+		b.start(bt)
 	}
-	b.release(m)
-	if left {
-		return nil, context.Cause(ctx)
-	}
-	if res.alone {
-		return b.r.p.Predict(ctx, req)
-	}
-	return res.resp, res.err
+	return bt, m
 }
 
 // getMember returns a member for req, reused when one is free.
 func (b *batcher) getMember(ctx context.Context, req *functions.Request, now time.Time) *member {
 	m, _ := b.free.Get().(*member)
 	if m == nil {
-		m = &member{done: make(chan batchResult, 1)}
+		m = &member{done: make(chan batchResult, 1), timer: time.NewTimer(time.Hour)}
+		m.timer.Stop()
 	}
 	m.ctx, m.req, m.arrived = ctx, req, now
 	return m
 }
 
-// release makes m free for another request. Only its own goroutine calls
-// it, after m has received its one message or left an open batch, so
-// nothing is sent to m afterwards.
+// release makes m free for another request. Only m's owner calls it: its
+// goroutine after m has received its one message or left an open batch,
+// or the run for a member handed over to it; nothing is sent to m
+// afterwards.
 func (b *batcher) release(m *member) {
 	if len(m.done) != 0 {
 		return // never reuse a channel that holds an answer
 	}
-	m.ctx, m.req = nil, nil
+	m.ctx, m.req, m.handedOver = nil, nil, false
 	b.free.Put(m)
 }
 
@@ -224,15 +422,16 @@ func (b *batcher) drop(bt *batch, m *member) bool {
 	return true
 }
 
-func (b *batcher) leave(bt *batch) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// leaveLocked counts a member of the closed batch bt as gone; the last to
+// go cancels the run. b.mu must be held.
+func (b *batcher) leaveLocked(bt *batch) {
 	if bt.live--; bt.live == 0 && bt.cancel != nil {
 		bt.cancel()
 	}
 }
 
-// closeLocked stops bt from taking members. b.mu must be held.
+// closeLocked stops bt from taking members. b.mu must be held; the closer
+// then starts bt.
 func (b *batcher) closeLocked(bt *batch) {
 	bt.closed = true
 	bt.timer.Stop()
@@ -242,9 +441,9 @@ func (b *batcher) closeLocked(bt *batch) {
 	}
 }
 
-// expire closes bt when its interval ends and wakes its oldest member to
-// run it. It runs on the timer's own goroutine, which does nothing else:
-// the batch runs on the leader's.
+// expire closes bt when its interval ends and starts it. It runs on the
+// timer's own goroutine, a fresh one: the batch runs on a worker, whose
+// stack has grown already.
 func (b *batcher) expire(bt *batch) {
 	b.mu.Lock()
 	if bt.closed {
@@ -252,77 +451,84 @@ func (b *batcher) expire(bt *batch) {
 		return
 	}
 	b.closeLocked(bt)
-	leader := bt.members[0]
 	b.mu.Unlock()
-	leader.done <- batchResult{lead: true}
+	b.start(bt)
 }
 
-// lead runs the closed batch bt on the calling goroutine, its member
-// leader's, and returns leader's own answer. left says whether leader's
-// caller has gone already; if it goes while the batch runs, that counts as
-// leaving, as for a member waiting.
-func (b *batcher) lead(bt *batch, leader *member, left bool) batchResult {
-	if !left && b.bp != nil {
-		stop := context.AfterFunc(leader.ctx, func() { b.leave(bt) })
-		defer stop()
+// start runs the closed batch bt: on a worker when it calls PredictBatch,
+// so that no member's goroutine runs predictor code; at once without
+// PredictBatch, when the run only tells each member to predict alone.
+func (b *batcher) start(bt *batch) {
+	if b.bp == nil {
+		bt.run()
+		return
 	}
-	return b.run(bt, leader)
+	b.r.work.run(bt)
 }
 
-// run makes the one call for a closed batch, hands every member but leader
-// its answer and returns leader's. It must not touch a member once the
-// member has its answer: the member may be reused at once.
-func (b *batcher) run(bt *batch, leader *member) batchResult {
+// run is the batch's task on a worker.
+func (bt *batch) run() { bt.b.run(bt) }
+
+// run makes the one call for a closed batch and hands every member its
+// answer; it releases the members handed over to it, and their slots. It
+// must not touch a member once the member has its answer: the member may
+// be reused at once.
+func (b *batcher) run(bt *batch) {
 	now := time.Now()
 	members := bt.members
 	b.r.m.batchSize.Observe(float64(len(members)))
 	for _, m := range members {
 		b.r.m.batchWait.Observe(now.Sub(m.arrived).Seconds())
 	}
-	if b.bp == nil {
-		for _, m := range members {
-			if m != leader {
-				m.done <- batchResult{alone: true}
-			}
+	var reqs []*functions.Request
+	var resps []*functions.Response
+	var err error
+	if b.bp != nil {
+		// The run serves members with different deadlines: it is
+		// cancelled when every member has gone.
+		ctx, cancel := b.batchContext(members)
+		b.mu.Lock()
+		if bt.live == 0 {
+			cancel()
 		}
-		return batchResult{alone: true}
-	}
+		bt.cancel = cancel
+		b.mu.Unlock()
 
-	// The run serves members with different deadlines: it is cancelled
-	// when every member has gone.
-	ctx, cancel := b.batchContext(members)
-	defer cancel()
-	b.mu.Lock()
-	if bt.live == 0 {
+		reqs = make([]*functions.Request, len(members))
+		for i, m := range members {
+			reqs[i] = m.req
+		}
+		resps, err = b.safePredictBatch(ctx, reqs)
 		cancel()
-	}
-	bt.cancel = cancel
-	b.mu.Unlock()
-
-	reqs := make([]*functions.Request, len(members))
-	for i, m := range members {
-		reqs[i] = m.req
-	}
-	resps, err := b.safePredictBatch(ctx, reqs)
-	if err == nil && len(resps) != len(reqs) {
-		b.r.log.Error("PredictBatch returned the wrong number of responses", "requests", len(reqs), "responses", len(resps))
-		err = fmt.Errorf("runtime: PredictBatch returned %d responses for %d requests", len(resps), len(reqs))
-	}
-	var own batchResult
-	for i, m := range members {
-		res := batchResult{}
-		if err != nil {
-			res.err = memberError(reqs[i], err)
-		} else {
-			res.resp = resps[i]
+		if err == nil && len(resps) != len(reqs) {
+			b.r.log.Error("PredictBatch returned the wrong number of responses", "requests", len(reqs), "responses", len(resps))
+			err = fmt.Errorf("runtime: PredictBatch returned %d responses for %d requests", len(resps), len(reqs))
 		}
-		if m == leader {
-			own = res
+	}
+
+	b.mu.Lock()
+	bt.ran = true
+	finished := bt.finished
+	b.mu.Unlock()
+	for i, m := range members {
+		if m.handedOver {
+			b.release(m)
+			b.r.releaseSlot()
 			continue
+		}
+		res := batchResult{alone: b.bp == nil}
+		switch {
+		case b.bp == nil:
+		case err != nil:
+			res.err = memberError(reqs[i], err)
+		default:
+			res.resp = resps[i]
 		}
 		m.done <- res
 	}
-	return own
+	if finished != nil {
+		close(finished)
+	}
 }
 
 // errBatchPanic marks a PredictBatch that panicked.

@@ -412,6 +412,38 @@ func TestBatchLeaderLeaves(t *testing.T) {
 	waitFor(t, func() bool { return gaugeValue(t, rt, "cortex_requests_in_flight") == 0 })
 }
 
+// TestBatchRunOutlivesItsCallers: a PredictBatch that ignores its context
+// runs on past every member's deadline. The callers get their 504 at once;
+// the run keeps their slots until it returns, counts as overrunning, and
+// past limits.overrun_grace marks the process for replacement, as a lone
+// prediction that overruns does.
+func TestBatchRunOutlivesItsCallers(t *testing.T) {
+	release := make(chan struct{})
+	p := &batchRecorder{batch: func(_ context.Context, reqs []*functions.Request) ([]*functions.Response, error) {
+		<-release
+		return make([]*functions.Response, len(reqs)), nil
+	}}
+	rt := newBatchRuntime(t, p, runtime.Batching{MaxBatchSize: 2, BatchInterval: runtime.Duration(50 * time.Millisecond)},
+		runtime.Limits{MaxConcurrency: 2, Timeout: runtime.Duration(100 * time.Millisecond), OverrunGrace: runtime.Duration(200 * time.Millisecond)})
+	start := time.Now()
+	statuses, _ := invokeAll(rt, 2)
+	if !slices.Equal(statuses, []int{504, 504}) {
+		t.Errorf("got %v, want 504 for both members", statuses)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the callers waited %v for their 504, want it at their deadline", took)
+	}
+	if got := gaugeValue(t, rt, "cortex_requests_in_flight"); got != 2 {
+		t.Errorf("in flight while the batch runs: %v, want 2 (the run keeps its members' slots)", got)
+	}
+	waitFor(t, func() bool { return gaugeValue(t, rt, "cortex_overrunning_predictions") == 2 })
+	waitFor(t, func() bool { return rt.Live() != nil })
+	close(release)
+	waitFor(t, func() bool {
+		return gaugeValue(t, rt, "cortex_requests_in_flight") == 0 && gaugeValue(t, rt, "cortex_overrunning_predictions") == 0
+	})
+}
+
 // TestBatchMembersReused: members and their channels are reused between
 // requests; under many batches, some callers leaving at random, every
 // caller that stays gets its own answer and no other.

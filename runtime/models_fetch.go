@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cortexfn/cortex/runtime/modelfetch"
@@ -106,11 +107,25 @@ func (r *Runtime) fetchModels(ctx context.Context) error {
 	return nil
 }
 
+// linked is set once link has made linkDir: removeModelLinks then removes
+// it when the process stops.
+var linked atomic.Bool
+
+// removeModelLinks removes this process's links to fetched models (the
+// models stay in the cache). A process killed outright leaves its
+// directory behind: a few links in the temporary directory.
+func removeModelLinks() {
+	if linked.Load() {
+		_ = os.RemoveAll(linkDir())
+	}
+}
+
 // link makes at a symbolic link to target, replacing what was there.
 func link(target, at string) error {
 	if err := os.MkdirAll(filepath.Dir(at), 0o755); err != nil {
 		return err
 	}
+	linked.Store(true)
 	tmp := at + ".new"
 	os.Remove(tmp)
 	if err := os.Symlink(target, tmp); err != nil {

@@ -92,6 +92,16 @@ func TestStartFetchesModels(t *testing.T) {
 	if !rt.Ready() {
 		t.Error("not ready after the fetch and Init")
 	}
+	// The links go with the process's runtime; the models stay cached.
+	if err := rt.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Dir(runtime.ModelPath(ref))); !os.IsNotExist(err) {
+		t.Errorf("the model links' directory is still there after Shutdown: %v", err)
+	}
+	if _, err := os.Stat(p.cfg.Model); err != nil {
+		t.Errorf("the fetched model went with the links: %v", err)
+	}
 }
 
 // TestStartFailsOnUnfetchableModel: a model that cannot be fetched fails

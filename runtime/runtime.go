@@ -260,7 +260,11 @@ func (r *Runtime) answer(ctx context.Context, req *functions.Request) (*function
 		err = r.route(req)
 	}
 	if err == nil {
-		resp, err = r.invoke(ctx, req, r.serve)
+		if r.gathersOnCaller(req) {
+			resp, err = r.invokeBatched(ctx, req)
+		} else {
+			resp, err = r.invoke(ctx, req, r.serve)
+		}
 	}
 	r.m.latency.Observe(time.Since(start).Seconds())
 	return resp, err
@@ -312,9 +316,19 @@ type job func(ctx context.Context, req *functions.Request) (*functions.Response,
 // recovery (a 500 with the request id). Everything a request makes its
 // predictor do, its catalog's too, runs inside do.
 func (r *Runtime) invoke(ctx context.Context, req *functions.Request, do job) (*functions.Response, error) {
+	if err := r.admit(req); err != nil {
+		return nil, err
+	}
+	defer r.leave()
+	return r.runAdmitted(ctx, req, do)
+}
+
+// admit checks the body limit and admits req unless the runtime is
+// draining; an admitted request must call leave when it is answered.
+func (r *Runtime) admit(req *functions.Request) error {
 	if int64(len(req.Body)) > r.limits.MaxBody {
 		r.m.rejected.WithLabelValues("body_too_large").Inc()
-		return nil, adapters.TooLarge(int64(len(req.Body)), r.limits.MaxBody)
+		return adapters.TooLarge(int64(len(req.Body)), r.limits.MaxBody)
 	}
 	if !r.enter() {
 		r.m.rejected.WithLabelValues("shutting_down").Inc()
@@ -322,10 +336,9 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request, do job) (*
 		if r.Live() != nil {
 			msg = "function is being replaced (a prediction overran its deadline); retry on another instance"
 		}
-		return nil, &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
+		return &functions.Error{Status: http.StatusServiceUnavailable, Message: msg, RetryAfter: time.Second}
 	}
-	defer r.leave()
-	return r.runAdmitted(ctx, req, do)
+	return nil
 }
 
 // runAdmitted is invoke's part after admission (enter), which an async
@@ -334,33 +347,44 @@ func (r *Runtime) invoke(ctx context.Context, req *functions.Request, do job) (*
 // worker (panics recovered) and the answer, or the error of a prediction
 // cancelled (its caller gone) or past its deadline.
 func (r *Runtime) runAdmitted(ctx context.Context, req *functions.Request, do job) (*functions.Response, error) {
-	// The prediction's context ends at limits.timeout, or at the caller's
-	// own deadline when that is sooner, and when the caller goes away. It
-	// is not derived from the caller's context: that would register it in
-	// the caller's (net/http's request context's) map of children, a map
-	// allocated for every request, the largest allocation of the request
-	// path. invoke watches the caller itself instead (caller.Done below,
-	// and in acquire) and cancels the prediction's context when it ends,
-	// which is all that registration did. The caller's values stay.
 	caller := ctx
 	admitted := time.Now()
+	ctx, cancel := r.predictionContext(caller, admitted)
+	defer cancel()
+	if err := r.acquire(ctx, caller, req); err != nil {
+		return nil, err
+	}
+	r.m.inFlight.Inc()
+	return r.runOnWorker(ctx, caller, cancel, req, admitted, do)
+}
+
+// predictionContext is the context a prediction admitted at admitted runs
+// under. It ends at limits.timeout, or at the caller's own deadline when
+// that is sooner, and when the caller goes away. It is not derived from
+// the caller's context: that would register it in the caller's (net/http's
+// request context's) map of children, a map allocated for every request,
+// the largest allocation of the request path. invoke watches the caller
+// itself instead (caller.Done in runOnWorker, in acquire and in a batch's
+// wait) and cancels the prediction's context when it ends, which is all
+// that registration did. The caller's values stay.
+func (r *Runtime) predictionContext(caller context.Context, admitted time.Time) (context.Context, context.CancelFunc) {
 	deadline := admitted.Add(r.limits.Timeout.D())
 	if d, ok := caller.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(caller), deadline)
-	defer cancel()
+	return context.WithDeadline(context.WithoutCancel(caller), deadline)
+}
 
-	if err := r.acquire(ctx, caller, req); err != nil {
-		return nil, err
-	}
+// runOnWorker runs do on a worker for a request that holds a concurrency
+// slot (counted in flight), and waits for its answer, its deadline or its
+// caller's end; cancel cancels ctx, the prediction's context.
+func (r *Runtime) runOnWorker(ctx, caller context.Context, cancel context.CancelFunc, req *functions.Request, admitted time.Time, do job) (*functions.Response, error) {
 	// The slot is released by the goroutine that runs the predictor, when
 	// the predictor returns: a prediction that outlives its deadline keeps
 	// its slot, so the bound on concurrent work stays true.
 	c := calls.Get().(*call)
 	c.r, c.ctx, c.req, c.do = r, ctx, req, do
 	done := c.done
-	r.m.inFlight.Inc()
 	r.work.run(c)
 	select {
 	case res := <-done:
@@ -407,10 +431,7 @@ type result struct {
 // result: once invoke has it, c may be serving another request.
 func (c *call) run() {
 	r, ctx, req, do, done := c.r, c.ctx, c.req, c.do, c.done
-	defer func() {
-		<-r.slots
-		r.m.inFlight.Dec()
-	}()
+	defer r.releaseSlot()
 	defer func() {
 		if v := recover(); v != nil {
 			r.log.Error("predictor panicked", "request_id", req.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -525,6 +546,13 @@ func (r *Runtime) acquire(ctx, caller context.Context, req *functions.Request) e
 			r.limits.Timeout, r.limits.MaxConcurrency, r.Overrunning())}
 }
 
+// releaseSlot gives back the concurrency slot of a prediction that has
+// finished (acquire took it; the prediction counted in flight since).
+func (r *Runtime) releaseSlot() {
+	<-r.slots
+	r.m.inFlight.Dec()
+}
+
 // enter admits a request unless the runtime is draining.
 func (r *Runtime) enter() bool {
 	r.mu.Lock()
@@ -563,6 +591,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		r.log.Error("closing wasm stages", "err", serr)
 		err = errors.Join(err, serr)
 	}
+	removeModelLinks() // the predictor, which opened the models, is closed
 	return err
 }
 

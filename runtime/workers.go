@@ -10,8 +10,9 @@ import "sync"
 // for the next job.
 //
 // There are never more idle workers than the most jobs ever run at once,
-// which max_concurrency bounds (every prediction holds a slot). Idle
-// workers exit when stop is called.
+// which max_concurrency bounds: every prediction holds a slot, and so does
+// every member of a batch whose run is a job (batch.go). Idle workers exit
+// when stop is called.
 //
 // A job is a task, not a func(): the runtime hands over a pooled *call,
 // where a closure would be one more allocation per request.

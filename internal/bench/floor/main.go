@@ -37,11 +37,18 @@
 // It exits non-zero when a request fails, an answer is wrong or a server
 // cannot be started; a target missed is printed, not an error.
 //
-//	go run ./internal/bench/floor [-c 64] [-d 5s] [-rounds 3] [-n 10] [-cortex bin/cortex] [-client raw|go] [-json]
+// -rows picks the rows to run (the floor always runs: every ratio is to
+// it), e.g. -rows 1,5 for the packaged binary and batching alone. Each
+// single-process server's CPU time per request (all its threads, from
+// /proc) is printed beside its req/s: on a shared machine it moves less
+// than req/s, and the batching row gets a share from it too.
+//
+//	go run ./internal/bench/floor [-c 64] [-d 5s] [-rounds 3] [-n 10] [-rows 1,2,3,4,5] [-cortex bin/cortex] [-client raw|go] [-json]
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,6 +89,22 @@ type config struct {
 	jsonOut   bool
 	scaleDown time.Duration
 	timeout   time.Duration
+	rows      rowSet
+}
+
+// rowSet is the table's rows to run, by number (1 to 5).
+type rowSet map[int]bool
+
+func parseRows(s string) (rowSet, error) {
+	rows := rowSet{}
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 5 {
+			return nil, fmt.Errorf("-rows %q: want row numbers from 1 to 5, comma-separated (e.g. 1,5)", s)
+		}
+		rows[n] = true
+	}
+	return rows, nil
 }
 
 func main() {
@@ -105,7 +128,12 @@ func main() {
 	flag.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
 	flag.DurationVar(&c.scaleDown, "scale-down-after", 500*time.Millisecond, "cortex serve's --scale-down-after for the scale-from-zero rows")
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "bound on the whole run")
+	rows := flag.String("rows", "1,2,3,4,5", "the rows to run, comma-separated (the floor always runs)")
 	flag.Parse()
+	var err error
+	if c.rows, err = parseRows(*rows); err != nil {
+		log.Fatal(err)
+	}
 	if c.conns < 1 || c.rounds < 1 || c.n < 1 || c.dur <= 0 || c.warmup < 0 {
 		log.Fatal("-c, -rounds, -n and -d must be positive")
 	}
@@ -159,6 +187,10 @@ type throughput struct {
 	name string
 	url  string
 	res  []load.Result
+	pid  int             // the server's process, 0 when it is several (cortex serve)
+	cpu  []time.Duration // its CPU time during each round's measured run
+	// answer is the server's first right answer (startServer's check).
+	answer []byte
 }
 
 func (b *bench) run(ctx context.Context) (*report, error) {
@@ -213,57 +245,60 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 
 	// The servers, all children of this process.
 	progress("starting the floor, the packaged function (batching off and on), the zero-work server and cortex serve")
-	floorURL, _, err := b.startServer(ctx, "floor", b.floorCmd)
+	floor, err := b.startServer(ctx, "floor", "floor", b.floorCmd)
 	if err != nil {
 		return nil, err
 	}
-	offURL, answer, err := b.startServer(ctx, "function", b.functionCmd(offTask))
+	off, err := b.startServer(ctx, "function", "packaged", b.functionCmd(offTask))
 	if err != nil {
 		return nil, err
 	}
-	onURL, _, err := b.startServer(ctx, "function, batching on", b.functionCmd(onTask))
-	if err != nil {
-		return nil, err
+	rows := map[string]*throughput{}
+	tputs := []*throughput{floor}
+	if b.rows[1] || b.rows[5] {
+		tputs = append(tputs, off)
 	}
-	answerFile := filepath.Join(tmp, "answer.json")
-	if err := os.WriteFile(answerFile, answer, 0o644); err != nil {
-		return nil, err
-	}
-	zeroURL, _, err := b.startServer(ctx, "zero-work", b.zeroCmd(answerFile))
-	if err != nil {
-		return nil, err
-	}
-	warm, err := b.serve(ctx, "cortex serve", ports)
-	if err != nil {
-		return nil, err
-	}
-	fromZero, err := b.serve(ctx, "cortex serve (scale from zero)", ports, "--scale-down-after", b.scaleDown.String())
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range []string{warm.front, warm.direct} {
-		if u == "" {
-			continue
+	if b.rows[2] {
+		warm, err := b.serve(ctx, "cortex serve", ports)
+		if err != nil {
+			return nil, err
 		}
-		if _, err := firstAnswer(ctx, warm.child, u, 2*time.Minute); err != nil {
+		for _, u := range []string{warm.front, warm.direct} {
+			if u == "" {
+				continue
+			}
+			if _, err := firstAnswer(ctx, warm.child, u, 2*time.Minute); err != nil {
+				return nil, err
+			}
+		}
+		tputs = append(tputs, &throughput{name: "front", url: warm.front})
+		if ports {
+			tputs = append(tputs, &throughput{name: "direct", url: warm.direct})
+		}
+	}
+	var on *throughput
+	if b.rows[5] {
+		if on, err = b.startServer(ctx, "function, batching on", "on", b.functionCmd(onTask)); err != nil {
+			return nil, err
+		}
+		answerFile := filepath.Join(tmp, "answer.json")
+		if err := os.WriteFile(answerFile, off.answer, 0o644); err != nil {
+			return nil, err
+		}
+		zero, err := b.startServer(ctx, "zero-work", "zero", b.zeroCmd(answerFile))
+		if err != nil {
+			return nil, err
+		}
+		tputs = append(tputs, on, zero)
+	}
+	var fromZero *served
+	if b.rows[4] {
+		if fromZero, err = b.serve(ctx, "cortex serve (scale from zero)", ports, "--scale-down-after", b.scaleDown.String()); err != nil {
 			return nil, err
 		}
 	}
-
-	rows := map[string]*throughput{}
-	tputs := []*throughput{
-		{name: "floor", url: floorURL},
-		{name: "packaged", url: offURL},
-		{name: "front", url: warm.front},
-		{name: "direct", url: warm.direct},
-		{name: "on", url: onURL},
-		{name: "zero", url: zeroURL},
-	}
 	for _, t := range tputs {
 		rows[t.name] = t
-	}
-	if !ports {
-		tputs = append(tputs[:3], tputs[4:]...)
 	}
 	var cold struct{ floor, packaged, front, direct []time.Duration }
 	for r := range b.rounds {
@@ -273,9 +308,15 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 			if w := b.load(t.url, b.warmup); w.Wrong > 0 {
 				return nil, fmt.Errorf("%s: a wrong answer while warming up: %w", t.name, w.Err)
 			}
+			cpu0 := processCPU(t.pid)
 			res := load.Merge([]load.Result{b.load(t.url, b.dur)}) // sorts the latencies
 			t.res = append(t.res, res)
-			progress("  %-9s %8.0f req/s  p50 %-9s p99 %-9s errors %d, wrong %d", t.name, res.RPS(), res.Pct(50), res.Pct(99), res.Errors, res.Wrong)
+			cpu := ""
+			if t.pid != 0 {
+				t.cpu = append(t.cpu, processCPU(t.pid)-cpu0)
+				cpu = fmt.Sprintf("  CPU %.1f µs/req", perRequest(last(t.cpu), res.N))
+			}
+			progress("  %-9s %8.0f req/s  p50 %-9s p99 %-9s errors %d, wrong %d%s", t.name, res.RPS(), res.Pct(50), res.Pct(99), res.Errors, res.Wrong, cpu)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -283,6 +324,9 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		k := b.n / b.rounds
 		if r < b.n%b.rounds {
 			k++
+		}
+		if !b.rows[3] && !b.rows[4] {
+			continue
 		}
 		progress("round %d of %d: %d cold starts each, %d scale-from-zero samples per path", r+1, b.rounds, k, k)
 		for i := range k {
@@ -294,6 +338,9 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 			if i%2 == 1 {
 				starts[0], starts[1] = starts[1], starts[0]
 			}
+			if !b.rows[3] {
+				starts = nil
+			}
 			for _, s := range starts {
 				d, err := b.coldStart(ctx, s.name+" (cold start)", s.cmd)
 				if err != nil {
@@ -301,10 +348,14 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 				}
 				*s.into = append(*s.into, d)
 			}
-			paths := []struct {
+			type path struct {
 				url  string
 				into *[]time.Duration
-			}{{fromZero.front, &cold.front}, {fromZero.direct, &cold.direct}}
+			}
+			var paths []path
+			if fromZero != nil {
+				paths = []path{{fromZero.front, &cold.front}, {fromZero.direct, &cold.direct}}
+			}
 			for _, p := range paths {
 				if p.url == "" {
 					continue
@@ -324,14 +375,17 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		}
 	}
 
-	rep.rows(rows, ports, cold.floor, cold.packaged, cold.front, cold.direct)
+	rep.rows(b.rows, rows, ports, cold.floor, cold.packaged, cold.front, cold.direct)
+	if !b.rows[5] {
+		return rep, nil
+	}
 	// The batching row means something only if the function batched,
 	// and the off row only if it did not.
-	onN, onSum, err := batches(ctx, onURL)
+	onN, onSum, err := batches(ctx, on.url)
 	if err != nil {
 		return nil, err
 	}
-	offN, _, err := batches(ctx, offURL)
+	offN, _, err := batches(ctx, off.url)
 	if err != nil {
 		return nil, err
 	}
@@ -385,20 +439,20 @@ func (b *bench) load(url string, d time.Duration) load.Result {
 }
 
 // startServer starts a server under test on a free port and waits for its
-// first right answer; it returns its URL and that answer.
-func (b *bench) startServer(ctx context.Context, name string, cmd func(addr string) *exec.Cmd) (string, []byte, error) {
+// first right answer; it returns it as the throughput row key.
+func (b *bench) startServer(ctx context.Context, name, key string, cmd func(addr string) *exec.Cmd) (*throughput, error) {
 	port, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	c, err := b.procs.start(name, cmd(addr))
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	url := "http://" + addr + inferPath
-	answer, err := firstAnswer(ctx, c, url, 2*time.Minute)
-	return url, answer, err
+	t := &throughput{name: key, url: "http://" + addr + inferPath, pid: c.cmd.Process.Pid}
+	t.answer, err = firstAnswer(ctx, c, t.url, 2*time.Minute)
+	return t, err
 }
 
 // floorCmd is the floor on addr: this program re-executed.
@@ -501,3 +555,33 @@ func last(ds []time.Duration) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// processCPU is the CPU time (user and system, all threads) process pid
+// has used, from /proc/PID/stat; 0 without it (pid 0, or not Linux).
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// counted from after it. utime and stime are fields 14 and 15, in
+	// clock ticks (100 a second on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// perRequest is cpu over n requests, in microseconds.
+func perRequest(cpu time.Duration, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(cpu) / float64(time.Microsecond) / float64(n)
+}

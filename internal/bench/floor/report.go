@@ -46,17 +46,20 @@ type row struct {
 	// The lowest and highest ratio of one round (throughput rows).
 	RoundsMin float64 `json:"rounds_ratio_min,omitempty"`
 	RoundsMax float64 `json:"rounds_ratio_max,omitempty"`
-	Target    string  `json:"target,omitempty"`
-	Met       *bool   `json:"met,omitempty"`
-	Note      string  `json:"note,omitempty"`
-	Errors    int     `json:"errors,omitempty"`
-	Wrong     int     `json:"wrong_answers,omitempty"`
+	// The server's CPU time per request, all rounds (throughput rows of
+	// one process: not cortex serve's), in microseconds.
+	CPU    float64 `json:"cpu_us_per_request,omitempty"`
+	Target string  `json:"target,omitempty"`
+	Met    *bool   `json:"met,omitempty"`
+	Note   string  `json:"note,omitempty"`
+	Errors int     `json:"errors,omitempty"`
+	Wrong  int     `json:"wrong_answers,omitempty"`
 }
 
 const noPorts = "n/a (this cortex has no --ports)"
 
 // rows fills the table from the merged measurements.
-func (rep *report) rows(t map[string]*throughput, ports bool, coldFloor, coldFn, zeroFront, zeroDirect []time.Duration) {
+func (rep *report) rows(set rowSet, t map[string]*throughput, ports bool, coldFloor, coldFn, zeroFront, zeroDirect []time.Duration) {
 	merged := map[string]load.Result{}
 	for name, tp := range t {
 		m := load.Merge(tp.res)
@@ -72,7 +75,7 @@ func (rep *report) rows(t map[string]*throughput, ports bool, coldFloor, coldFn,
 		}
 		m := merged[key]
 		r := row{ID: id, Name: name, Unit: "req/s", Value: ptr(m.RPS()), P50: msf(m.Pct(50)), P99: msf(m.Pct(99)),
-			Ratio: ptr(m.RPS() / floor), Target: target, Errors: m.Errors, Wrong: m.Wrong}
+			Ratio: ptr(m.RPS() / floor), Target: target, Errors: m.Errors, Wrong: m.Wrong, CPU: cpuPerRequest(t[key])}
 		// The spread of the rounds' own ratios says how far to trust
 		// the merged one on a shared machine.
 		for i, res := range t[key].res {
@@ -104,23 +107,65 @@ func (rep *report) rows(t map[string]*throughput, ports bool, coldFloor, coldFn,
 		}
 		return r
 	}
+	all := []struct {
+		n int // the issue's row, 0 for the floor
+		r func() row
+	}{
+		{0, func() row { return tput("floor", "floor: bare Go server + ONNX Runtime", "floor", "", 0) }},
+		{1, func() row {
+			return tput("packaged", "1. packaged function binary, direct", "packaged", ">= 0.92", 0.92)
+		}},
+		{2, func() row { return tput("serve_front", "2. cortex serve warm, shared front", "front", "", 0) }},
+		{2, func() row { return tput("serve_port", "2. cortex serve warm, own port", "direct", ">= 0.85", 0.85) }},
+		{3, func() row { return coldRow("cold_floor", "3. cold start, floor: exec to first 200", coldFloor, false) }},
+		{3, func() row { return coldRow("cold_packaged", "3. cold start, packaged binary", coldFn, true) }},
+		{4, func() row { return coldRow("from_zero_front", "4. from zero, cortex serve front", zeroFront, true) }},
+		{4, func() row { return coldRow("from_zero_port", "4. from zero, cortex serve own port", zeroDirect, true) }},
+		{5, func() row { return tput("batching_off", "5. batching off (row 1)", "packaged", "", 0) }},
+		{5, func() row {
+			return tput("batching_on", fmt.Sprintf("5. batching on (%d, %s)", maxBatch, batchInterval), "on", "", 0)
+		}},
+		{5, func() row { return tput("zero_work", "5. zero-work HTTP server", "zero", "", 0) }},
+		{5, func() row { return batchingShare(merged, t) }},
+	}
+	rep.Rows = nil
+	for _, x := range all {
+		if x.n == 0 || set[x.n] {
+			rep.Rows = append(rep.Rows, x.r())
+		}
+	}
+}
+
+// batchingShare is row 5's figure, (on - off) / (zero - off) in req/s. The
+// note has the same share from the servers' CPU time per request, which a
+// shared machine disturbs less: at a fixed CPU budget req/s goes as
+// 1/CPU per request.
+func batchingShare(merged map[string]load.Result, t map[string]*throughput) row {
 	off, on, zero := merged["packaged"].RPS(), merged["on"].RPS(), merged["zero"].RPS()
 	share := (on - off) / (zero - off)
-	rep.Rows = []row{
-		tput("floor", "floor: bare Go server + ONNX Runtime", "floor", "", 0),
-		tput("packaged", "1. packaged function binary, direct", "packaged", ">= 0.92", 0.92),
-		tput("serve_front", "2. cortex serve warm, shared front", "front", "", 0),
-		tput("serve_port", "2. cortex serve warm, own port", "direct", ">= 0.85", 0.85),
-		coldRow("cold_floor", "3. cold start, floor: exec to first 200", coldFloor, false),
-		coldRow("cold_packaged", "3. cold start, packaged binary", coldFn, true),
-		coldRow("from_zero_front", "4. from zero, cortex serve front", zeroFront, true),
-		coldRow("from_zero_port", "4. from zero, cortex serve own port", zeroDirect, true),
-		tput("batching_off", "5. batching off (row 1)", "packaged", "", 0),
-		tput("batching_on", fmt.Sprintf("5. batching on (%d, %s)", maxBatch, batchInterval), "on", "", 0),
-		tput("zero_work", "5. zero-work HTTP server", "zero", "", 0),
-		{ID: "batching_share", Name: "5. (on - off) / (zero - off)", Ratio: ptr(share), Target: ">= 0.5", Met: ptr(share >= 0.5),
-			Note: fmt.Sprintf("on/off %.2f, zero/off %.2f", on/off, zero/off)},
+	r := row{ID: "batching_share", Name: "5. (on - off) / (zero - off)", Ratio: ptr(share), Target: ">= 0.5", Met: ptr(share >= 0.5),
+		Note: fmt.Sprintf("on/off %.2f, zero/off %.2f", on/off, zero/off)}
+	cOff, cOn, cZero := cpuPerRequest(t["packaged"]), cpuPerRequest(t["on"]), cpuPerRequest(t["zero"])
+	if cOff > 0 && cOn > 0 && cZero > 0 {
+		r.Note += fmt.Sprintf("; by server CPU per request (off %.1f, on %.1f, zero %.1f µs): %.2f",
+			cOff, cOn, cZero, (1/cOn-1/cOff)/(1/cZero-1/cOff))
 	}
+	return r
+}
+
+// cpuPerRequest is t's server CPU time per request over all rounds, in
+// microseconds; 0 when it was not measured.
+func cpuPerRequest(t *throughput) float64 {
+	if t == nil || len(t.cpu) == 0 {
+		return 0
+	}
+	var cpu time.Duration
+	n := 0
+	for i, c := range t.cpu {
+		cpu += c
+		n += t.res[i].N
+	}
+	return perRequest(cpu, n)
 }
 
 func (rep *report) writeText(w io.Writer) {
@@ -152,10 +197,15 @@ func (rep *report) writeText(w io.Writer) {
 		if r.Value == nil && r.Ratio == nil {
 			val = "n/a"
 		}
+		if r.CPU > 0 {
+			verdict = strings.TrimSpace(verdict + fmt.Sprintf("  CPU %.1f µs/req", r.CPU))
+		}
 		fmt.Fprintf(w, "%-40s %14s %10s %10s %7s %8s  %s\n", r.Name, val, a, b, ratio, r.Target, verdict)
 	}
 	fmt.Fprintln(w, "\nratio: to the floor's req/s (throughput rows), to the floor's cold-start median (cold rows)")
-	fmt.Fprintf(w, "batching on ran batches of %.1f requests on average (its /metrics)\n", rep.MeanBatch)
+	if rep.MeanBatch > 0 {
+		fmt.Fprintf(w, "batching on ran batches of %.1f requests on average (its /metrics)\n", rep.MeanBatch)
+	}
 	for _, f := range rep.Failures {
 		fmt.Fprintln(w, "FAIL", f)
 	}
