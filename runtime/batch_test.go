@@ -15,6 +15,7 @@ import (
 
 	"github.com/cortexfn/cortex/functions"
 	"github.com/cortexfn/cortex/functions/oip"
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime"
 	"github.com/cortexfn/cortex/runtime/onnx"
 	"github.com/cortexfn/cortex/runtime/wasm"
@@ -546,7 +547,7 @@ func TestBatchingWasmStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := func(b runtime.Batching) *runtime.Runtime {
-		rt, err := runtime.New(onnx.New(), runtime.Config{Name: "iris-wasm", Dir: dir, Pre: stage, Post: stage,
+		rt, err := runtime.New(onnx.New(), runtime.Config{Name: "iris-wasm", Dir: dir, Pre: stage, Post: stage, WasmCacheDir: testutil.CacheDir("wazero"),
 			Predictor: runtime.PredictorConfig{Type: "onnx", Model: "model/iris.onnx"},
 			Batching:  b,
 		}, runtime.WithLogger(quietLogger()))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime"
 	"github.com/cortexfn/cortex/runtime/wasm"
 )
@@ -33,7 +34,7 @@ func TestStageSecretEnv(t *testing.T) {
 	echo := functions.PredictorFunc(func(_ context.Context, req *functions.Request) (*functions.Response, error) {
 		return functions.Bytes(200, "application/json", req.Body), nil
 	})
-	cfg := runtime.Config{Name: "secret", Pre: stage,
+	cfg := runtime.Config{Name: "secret", Pre: stage, WasmCacheDir: testutil.CacheDir("wazero"),
 		Wasm: runtime.WasmConfig{Env: map[string]string{"MODE": "fast"}, SecretEnv: []string{"STAGE_TEST_TOKEN"}}}
 
 	const value = "s3cr3t from the environment"

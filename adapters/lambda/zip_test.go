@@ -19,7 +19,7 @@ import (
 // setosa is an OIP request for the iris sample: one setosa flower.
 const setosa = `{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}`
 
-// TestPackagedZipFindsItsConfig packages the iris sample (testdata/pack,
+// TestPackagedZipFindsItsConfig packages the iris sample (testutil/packlambda,
 // packager.Package), unzips its Lambda zip and starts the function the way
 // Lambda does: bootstrap run
 // with LAMBDA_TASK_ROOT set and no CORTEX_CONFIG (the variable is set by
@@ -31,7 +31,10 @@ func TestPackagedZipFindsItsConfig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("packages a function and runs it")
 	}
-	cmd := exec.Command("go", "run", "./testdata/pack", filepath.Join("..", "..", "samples", "iris"), filepath.Join(t.TempDir(), "dist"))
+	// packlambda extracts the zip into task as Lambda does (testutil.Unzip,
+	// outside this race-instrumented binary).
+	task := filepath.Join(t.TempDir(), "task")
+	cmd := exec.Command("go", "run", "../../internal/testutil/packlambda", filepath.Join("..", "..", "samples", "iris"), filepath.Join(t.TempDir(), "dist"), task)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -42,8 +45,6 @@ func TestPackagedZipFindsItsConfig(t *testing.T) {
 	if packaged.Config != runtime.ConfigName {
 		t.Fatalf("the packager ships %s, the runtime looks for %s", packaged.Config, runtime.ConfigName)
 	}
-	task := filepath.Join(t.TempDir(), "task")
-	testutil.Unzip(t, packaged.Zip, task)
 	if _, err := os.Stat(filepath.Join(task, runtime.ConfigName)); err != nil {
 		t.Fatalf("the zip has no %s: %v", runtime.ConfigName, err)
 	}

@@ -1,7 +1,6 @@
 package parity_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cortexfn/cortex/internal/testutil"
-	"github.com/cortexfn/cortex/packager"
 )
 
 // The token-protected function: samples/iris with auth and cors.
@@ -176,15 +174,7 @@ func packageGuardedIris(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(dir, "model", "iris.onnx"), model, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err := packager.Package(context.Background(), dir, packager.Options{Out: filepath.Join(t.TempDir(), "dist")})
-	if err != nil {
-		t.Fatalf("packaging %s: %v", dir, err)
-	}
-	if r.Lambda == nil {
-		t.Fatalf("packaging %s made no Lambda zip: %v", dir, r.Warnings)
-	}
-	task := filepath.Join(t.TempDir(), "task")
-	testutil.Unzip(t, r.Lambda.Zip, task)
+	task := pack(t, dir)
 	config, err := os.ReadFile(filepath.Join(task, "cortex.json"))
 	if err != nil {
 		t.Fatal(err)

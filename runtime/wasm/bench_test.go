@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime/wasm"
 )
 
@@ -133,7 +134,7 @@ func BenchmarkFirstCall(b *testing.B) {
 	var first, hundredth, start time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		m, err := wasm.New(ctx, path, wasm.Options{Instances: 1, CacheDir: testCacheDir("wazero"), Logger: quiet(b)})
+		m, err := wasm.New(ctx, path, wasm.Options{Instances: 1, CacheDir: testutil.CacheDir("wazero"), Logger: quiet(b)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"github.com/cortexfn/cortex/runtime/wasm"
 )
 
@@ -44,14 +45,6 @@ func guest(tb testing.TB, name string) string {
 	return g.path
 }
 
-func testCacheDir(sub string) string {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	return filepath.Join(base, "cortex-test", sub)
-}
-
 func buildGuest(name string) (string, error) {
 	src := filepath.Join("testdata", name)
 	goVersion, err := exec.Command("go", "env", "GOVERSION").Output()
@@ -65,7 +58,7 @@ func buildGuest(name string) (string, error) {
 			return "", err
 		}
 	}
-	dir := testCacheDir("wasm-guests")
+	dir := testutil.CacheDir("wasm-guests")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -111,7 +104,7 @@ func newModule(tb testing.TB, name string, opts wasm.Options) *wasm.Module {
 	tb.Helper()
 	path := guest(tb, name)
 	if opts.CacheDir == "" {
-		opts.CacheDir = testCacheDir("wazero")
+		opts.CacheDir = testutil.CacheDir("wazero")
 	}
 	m, err := wasm.New(context.Background(), path, opts)
 	if err != nil {

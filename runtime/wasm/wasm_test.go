@@ -581,7 +581,7 @@ func TestNewRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.Logger = quiet(t)
-			tt.opts.CacheDir = testCacheDir("wazero")
+			tt.opts.CacheDir = testutil.CacheDir("wazero")
 			m, err := wasm.New(context.Background(), tt.path, tt.opts)
 			if err == nil {
 				m.Close(context.Background())
