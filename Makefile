@@ -71,9 +71,16 @@ demo:
 #   subprocesses, timers and sockets, and the tail where one slow package
 #   runs alone), and the e2e task then mostly links.
 # - under -race the packager tests ship a 1 MiB stand-in for ONNX Runtime
-#   (46 MB, minutes per test through race-instrumented compression); they
-#   run again without -race on the real library (test-fullsize), with the
-#   tests that validate, unpack and run the full-size image.
+#   (46 MB, minutes per test through race-instrumented compression), and
+#   only those that drive one of its concurrent paths run (packager/
+#   race_test.go); all of them run again without -race on the real
+#   library (test-fullsize), with the tests that vary inputs or options
+#   (fullsize_test.go) and those that validate, unpack and run the
+#   full-size image (e2e_test.go, arm64_test.go).
+# - test-fullsize and e2e run side by side: neither keeps both cores busy
+#   (one runs an arm64 binary under qemu on one core, the other waits on
+#   its API servers and Knative's controllers), and each prints its output
+#   whole when it ends (--output-sync).
 test: fmt setup models tools
 	@echo "go test -race -vet=all -timeout 20m ./...   (and, niced, the e2e module's compile)"
 	@(cd e2e && exec nice -n 19 go list -export -deps -test ./... >/dev/null 2>&1) & prebuild=$$!; \
@@ -81,8 +88,8 @@ test: fmt setup models tools
 	if [ $$status -ne 0 ]; then kill $$prebuild 2>/dev/null; fi; \
 	wait $$prebuild; exit $$status
 	go vet -race -tags nodeploy ./cmd/cortex
-	$(MAKE) test-fullsize
-	$(MAKE) e2e
+	@echo "the full-size packager tests and the deploy tests, side by side"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fullsize e2e
 
 # The packager tests without -race, on the real ONNX Runtime: with them the
 # ones built only without -race (packager/e2e_test.go: the full-size image
