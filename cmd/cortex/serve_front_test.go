@@ -229,3 +229,32 @@ func TestServePortsNamesTheFunctions(t *testing.T) {
 		t.Errorf("serve --ports irs=0: %v, want an error naming the served functions", err)
 	}
 }
+
+// TestFitOnHost: cortex serve starts no more processes of a function than
+// its compute.cpu fits in the machine's CPUs, as a node fits pods, and
+// keeps min_scale.
+func TestFitOnHost(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		a        host.Autoscaling
+		milli    int64
+		ncpu     int
+		want     int
+		narrowed bool
+	}{
+		{"iris on 2 cores", host.Autoscaling{MaxScale: 4}, 1000, 2, 2, true},
+		{"half a core each", host.Autoscaling{MaxScale: 4}, 500, 2, 4, false},
+		{"fits already", host.Autoscaling{MaxScale: 2}, 1000, 8, 8, false},
+		{"default max_scale", host.Autoscaling{}, 1000, 4, 4, true},
+		{"more than the machine", host.Autoscaling{MaxScale: 3}, 4000, 2, 1, true},
+		{"min_scale kept", host.Autoscaling{MinScale: 3, MaxScale: 5}, 1000, 2, 3, true},
+		{"no cpu asked", host.Autoscaling{MaxScale: 4}, 0, 2, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, narrowed := fitOnHost(tc.a, tc.milli, tc.ncpu)
+			if narrowed != tc.narrowed || (narrowed && got != tc.want) {
+				t.Errorf("fitOnHost(%+v, %dm, %d CPUs) = %d, %v; want %d, %v", tc.a, tc.milli, tc.ncpu, got, narrowed, tc.want, tc.narrowed)
+			}
+		})
+	}
+}

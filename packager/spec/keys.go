@@ -600,7 +600,7 @@ var keys = []Key{
 		Type:        KindQuantity,
 		Default:     DefaultCPU,
 		Min:         "1m",
-		Description: "The CPU of one replica, in cores (1, 0.5) or millicores (500m).",
+		Description: "The CPU of one replica, in cores (1, 0.5) or millicores (500m). cortex serve starts no more processes of the function than fit in the machine's CPUs at this much each, as a node fits pods (never fewer than min_scale).",
 		Example:     "500m",
 	},
 	{

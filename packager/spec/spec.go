@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/cortexfn/cortex/runtime"
 )
@@ -141,6 +142,16 @@ type Compute struct {
 	Mem string `yaml:"mem"`
 	// GPU is the number of GPUs (nvidia.com/gpu). Default 0.
 	GPU int `yaml:"gpu"`
+}
+
+// MilliCPU is CPU in thousandths of a core; 0 when CPU is unset or not a
+// quantity (Validate reports that).
+func (c Compute) MilliCPU() int64 {
+	q, err := resource.ParseQuantity(c.CPU)
+	if err != nil {
+		return 0
+	}
+	return q.MilliValue()
 }
 
 // Wasm is wasm.* in cortex.yaml: the sandbox of the pre and post stages.
