@@ -69,26 +69,9 @@ func buildCLI(repo string) (string, error) {
 	return cliBuilt, cliErr
 }
 
-// copyFile copies the executable src to dst.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// newUser builds the CLI from this repository once (buildCLI), then
-// copies it into a fresh directory that holds nothing else.
+// newUser gives a test a user outside the repository: the CLI, built once
+// (buildCLI) into a directory that holds nothing else, and a fresh home,
+// cache and work directory.
 func newUser(t *testing.T) *user {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -99,15 +82,8 @@ func newUser(t *testing.T) *user {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	u := &user{t: t, repo: repo, cli: filepath.Join(root, "bin", "cortex"), work: filepath.Join(root, "work")}
-	built, err := buildCLI(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(u.cli), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyFile(built, u.cli); err != nil {
+	u := &user{t: t, repo: repo, work: filepath.Join(root, "work")}
+	if u.cli, err = buildCLI(repo); err != nil {
 		t.Fatal(err)
 	}
 	home := filepath.Join(root, "home")
