@@ -364,11 +364,11 @@ func TestBatchDeadlines(t *testing.T) {
 	})
 }
 
-// TestBatchLeaderLeaves: a batch runs on one member's goroutine; when that
-// member's caller (or any other's) goes while the batch runs, the caller
-// gets its 499 at once, the run goes on for the members still waiting, and
-// they get their answers.
-func TestBatchLeaderLeaves(t *testing.T) {
+// TestBatchMemberLeaves: when a member's caller goes while its batch runs
+// (the member that filled the batch, which once ran it on its own
+// goroutine, or any other), the caller gets its 499 at once, the run goes
+// on for the members still waiting, and they get their answers.
+func TestBatchMemberLeaves(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	var runErr atomic.Value
 	p := &batchRecorder{batch: func(ctx context.Context, reqs []*functions.Request) ([]*functions.Response, error) {
