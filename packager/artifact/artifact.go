@@ -56,13 +56,7 @@ func (f File) Size() (int64, error) {
 	if f.Src == "" && f.Opened == nil {
 		return int64(len(f.Data)), nil
 	}
-	var st fs.FileInfo
-	var err error
-	if f.Opened != nil {
-		st, err = f.Opened.Stat()
-	} else {
-		st, err = os.Stat(f.Src)
-	}
+	st, err := f.Stat()
 	if err != nil {
 		return 0, err
 	}
@@ -70,6 +64,15 @@ func (f File) Size() (int64, error) {
 		return 0, fmt.Errorf("%s is not a regular file", f.Src)
 	}
 	return st.Size(), nil
+}
+
+// Stat describes the file on disk f names: Opened when f holds it open
+// (what was checked is what is described), else Src.
+func (f File) Stat() (fs.FileInfo, error) {
+	if f.Opened != nil {
+		return f.Opened.Stat()
+	}
+	return os.Stat(f.Src)
 }
 
 // Under returns files with dir (slash-separated) put before every Path.

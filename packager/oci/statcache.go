@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -65,13 +64,7 @@ func (b *layerBuilder) statKey(files []artifact.File, level Level) (string, bool
 // the file system says of it: its absolute path, size, modification time
 // and fileIdentity. false: it cannot be stat'ed, or is not a regular file.
 func fileStat(f artifact.File) (string, bool) {
-	var st fs.FileInfo
-	var err error
-	if f.Opened != nil {
-		st, err = f.Opened.Stat()
-	} else {
-		st, err = os.Stat(f.Src)
-	}
+	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
 		return "", false
 	}
