@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -160,25 +160,15 @@ const webhookService = "webhook"
 // reads it from SYSTEM_NAMESPACE, as Knative's Deployments set it.
 const systemNamespace = "knative-serving"
 
-// knativeLogs keeps what Knative logs for one cluster, for a failing test.
-type knativeLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *knativeLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+// knativeLogs keeps what Knative logs for one cluster, for a failing test
+// (zap's WriteSyncer over a buffer several goroutines write to).
+type knativeLogs struct{ testutil.SyncBuffer }
 
 func (l *knativeLogs) Sync() error { return nil }
 
 // tail is the last n lines logged.
 func (l *knativeLogs) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(l.buf.String(), "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
