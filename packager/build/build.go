@@ -592,7 +592,7 @@ func cacheKey(ctx context.Context, goCmd string, m *module, deps deps, args, env
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "overlay %s %d\x00", virtual, len(b))
+		fmt.Fprintf(h, "overlay %s %d\x00", m.keyPath(virtual), len(b))
 		h.Write(b)
 	}
 	for _, f := range m.modFiles {
@@ -608,7 +608,7 @@ func cacheKey(ctx context.Context, goCmd string, m *module, deps deps, args, env
 			fmt.Fprintf(h, "module %s\x00", dir)
 			continue
 		}
-		if err := hashPackage(h, dir, fields[1:]); err != nil {
+		if err := hashPackage(h, dir, m.keyPath(dir), fields[1:]); err != nil {
 			return "", err
 		}
 	}
@@ -658,11 +658,24 @@ func listDeps(ctx context.Context, goCmd string, m *module, ovPath, pkg, goos, g
 	return d, nil
 }
 
+// keyPath is p as a build's cache key records it: relative to the
+// module's directory when inside it, so that where a checkout or a copy
+// of a function is does not change the key (every build is -trimpath, so
+// it does not change the binary either); other paths (the SDK's, a
+// replace directive's) as they are.
+func (m *module) keyPath(p string) string {
+	if rel, err := filepath.Rel(m.dir, p); err == nil && filepath.IsLocal(rel) {
+		return "module/" + filepath.ToSlash(rel)
+	}
+	return p
+}
+
 // hashPackage hashes the name and content of every file in one package
 // directory that can change a build: Go, cgo and assembly sources and the
-// files it embeds. A directory that exists only in the overlay is skipped
-// (its files were hashed as overlay files).
-func hashPackage(h io.Writer, dir string, embeds []string) error {
+// files it embeds, under key, the package's name in the key (keyPath). A
+// directory that exists only in the overlay is skipped (its files were
+// hashed as overlay files).
+func hashPackage(h io.Writer, dir, key string, embeds []string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -670,7 +683,7 @@ func hashPackage(h io.Writer, dir string, embeds []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(h, "package %s\x00", dir)
+	fmt.Fprintf(h, "package %s\x00", key)
 	var files []string
 	for _, e := range entries {
 		name := e.Name()

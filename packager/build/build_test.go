@@ -232,43 +232,59 @@ func TestWriteConfig(t *testing.T) {
 
 // TestSameFunctionElsewhere: the same function in another directory (a
 // second checkout, a CI clone, a test's copy) is the same binary, so the
-// cache has it; changing one of its Go files makes another.
+// cache has it, whether it builds in the SDK (no go.mod) or in its own
+// module; changing one of its Go files makes another.
 func TestSameFunctionElsewhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary")
 	}
-	cache := t.TempDir()
-	build1 := func(dir string) build.Result {
-		t.Helper()
-		s, err := spec.Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := build.Binary(context.Background(), build.Options{Dir: dir, Spec: s, CacheDir: cache})
-		if err != nil {
-			t.Fatalf("building %s: %v", dir, err)
-		}
-		return res
-	}
-	copyOf := func() string {
-		t.Helper()
-		dir := filepath.Join(t.TempDir(), "echo-go")
-		if err := os.CopyFS(dir, os.DirFS(echoDir)); err != nil {
-			t.Fatal(err)
-		}
-		os.RemoveAll(filepath.Join(dir, "dist"))
-		return dir
-	}
-	first := build1(copyOf())
-	second := build1(copyOf())
-	if !second.Cached || second.Path != first.Path {
-		t.Errorf("the same function in another directory: %+v, want the cached %s", second, first.Path)
-	}
-	changed := copyOf()
-	if err := os.WriteFile(filepath.Join(changed, "predictor", "extra.go"), []byte("package predictor\n\nconst extra = 1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if third := build1(changed); third.Cached || third.Path == first.Path {
-		t.Errorf("a function with another Go file: %+v, want a new build", third)
+	for _, tc := range []struct {
+		name  string
+		gomod string // written into each copy when set
+	}{
+		{"in the SDK", ""},
+		{"its own module", "module example.com/echo\n\ngo 1.26\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cache := t.TempDir()
+			build1 := func(dir string) build.Result {
+				t.Helper()
+				s, err := spec.Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := build.Binary(context.Background(), build.Options{Dir: dir, Spec: s, CacheDir: cache})
+				if err != nil {
+					t.Fatalf("building %s: %v", dir, err)
+				}
+				return res
+			}
+			copyOf := func() string {
+				t.Helper()
+				dir := filepath.Join(t.TempDir(), "echo-go")
+				if err := os.CopyFS(dir, os.DirFS(echoDir)); err != nil {
+					t.Fatal(err)
+				}
+				os.RemoveAll(filepath.Join(dir, "dist"))
+				if tc.gomod != "" {
+					if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(tc.gomod), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return dir
+			}
+			first := build1(copyOf())
+			second := build1(copyOf())
+			if !second.Cached || second.Path != first.Path {
+				t.Errorf("the same function in another directory: %+v, want the cached %s", second, first.Path)
+			}
+			changed := copyOf()
+			if err := os.WriteFile(filepath.Join(changed, "predictor", "extra.go"), []byte("package predictor\n\nconst extra = 1\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if third := build1(changed); third.Cached || third.Path == first.Path {
+				t.Errorf("a function with another Go file: %+v, want a new build", third)
+			}
+		})
 	}
 }

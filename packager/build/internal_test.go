@@ -62,7 +62,7 @@ func TestHashPackage(t *testing.T) {
 	}
 	sum := func() string {
 		h := sha256.New()
-		if err := hashPackage(h, dir, []string{"static/index.html"}); err != nil {
+		if err := hashPackage(h, dir, dir, []string{"static/index.html"}); err != nil {
 			t.Fatal(err)
 		}
 		return hex.EncodeToString(h.Sum(nil))
@@ -94,7 +94,7 @@ func TestHashPackage(t *testing.T) {
 			base = got
 		})
 	}
-	if err := hashPackage(sha256.New(), filepath.Join(dir, "virtual"), nil); err != nil {
+	if err := hashPackage(sha256.New(), filepath.Join(dir, "virtual"), "virtual", nil); err != nil {
 		t.Errorf("a directory only in the overlay: %v", err)
 	}
 }
