@@ -48,7 +48,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -556,26 +555,14 @@ func last(ds []time.Duration) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
-// processCPU is the CPU time (user and system, all threads) process pid
-// has used, from /proc/PID/stat; 0 without it (pid 0, or not Linux).
+// processCPU is the CPU time process pid has used (load.ProcessCPU); 0
+// without it (pid 0, or not Linux).
 func processCPU(pid int) time.Duration {
 	if pid == 0 {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold spaces: the fields
-	// counted from after it. utime and stime are fields 14 and 15, in
-	// clock ticks (100 a second on Linux).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	d, _ := load.ProcessCPU(pid)
+	return d
 }
 
 // perRequest is cpu over n requests, in microseconds.

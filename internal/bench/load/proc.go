@@ -2,11 +2,13 @@ package load
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // VMRSS returns the resident set size of process pid, from
@@ -40,4 +42,35 @@ func LoadAverage() string {
 		return "n/a"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// ProcessCPU is the CPU time (user and system, all threads: ONNX
+// Runtime's own included) process pid has used so far, from
+// /proc/PID/stat (Linux only; an error elsewhere). It assumes the usual
+// 100 clock ticks a second.
+func ProcessCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: the fields are
+	// counted from after it. utime and stime are the stat file's 14th and
+	// 15th fields, in clock ticks.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the command name", pid, len(f))
+	}
+	ut, err := strconv.ParseInt(f[11], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	st, err := strconv.ParseInt(f[12], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }

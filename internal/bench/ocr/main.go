@@ -22,7 +22,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -368,25 +367,16 @@ func functionPIDs(base string) []int {
 	return pids
 }
 
-// procsCPU is the user+system CPU time the processes have used, from
-// /proc/PID/stat (Linux; -1 elsewhere). It assumes the usual 100 clock
-// ticks a second.
+// procsCPU is the user+system CPU time the processes have used
+// (load.ProcessCPU; -1 where there is none).
 func procsCPU(pids []int) time.Duration {
 	var sum time.Duration
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		d, err := load.ProcessCPU(pid)
 		if err != nil {
 			return -1
 		}
-		i := bytes.LastIndexByte(b, ')')
-		f := strings.Fields(string(b[i+1:]))
-		if i < 0 || len(f) < 13 {
-			return -1
-		}
-		var ut, st int64
-		fmt.Sscan(f[11], &ut) // utime, the stat file's 14th field
-		fmt.Sscan(f[12], &st) // stime, its 15th
-		sum += time.Duration(ut+st) * 10 * time.Millisecond
+		sum += d
 	}
 	return sum
 }

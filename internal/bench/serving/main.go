@@ -207,24 +207,11 @@ func start(cmd *exec.Cmd, addr string) (*child, error) {
 	}
 }
 
-// cpu is the CPU time the process has used so far, all its threads (ONNX
-// Runtime's own included), from /proc/PID/stat; 0 where there is none.
+// cpu is the CPU time the process has used so far (load.ProcessCPU); 0
+// where there is none.
 func (c *child) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which is in parentheses and may
-	// hold spaces: utime and stime are the 12th and 13th, in clock ticks
-	// (USER_HZ, 100 on Linux).
-	_, rest, _ := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	d, _ := load.ProcessCPU(c.cmd.Process.Pid)
+	return d
 }
 
 // stop sends SIGTERM, so a profiled server writes its profiles, and waits.
