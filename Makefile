@@ -17,9 +17,12 @@ help:
 	@echo "  demo   package the iris sample, serve it with scale-to-zero, send predictions"
 	@echo "  test   every test (gofmt, go vet and go test -race ./..., the full-size packager tests, the deploy tests in e2e/)"
 
-# The CLI, into bin/.
+# The CLI, into bin/. Built as go install builds it (no -trimpath), so its
+# compiled packages are the ones the tests' builds of the CLI and the e2e
+# module's build share: with -trimpath it was a tree of its own, 262 CPU-s
+# of a cold make test (BENCHMARKS.md, "CI time").
 build:
-	go build -trimpath -o $(CORTEX) ./cmd/cortex
+	go build -o $(CORTEX) ./cmd/cortex
 
 # What running functions needs: the SDK's Go modules and the ONNX Runtime
 # library (from the npm package onnxruntime-node), with the CLI's own setup.
@@ -58,9 +61,9 @@ demo:
 	$(DEMO_CORTEX) setup >/dev/null
 	go run -trimpath -tags nodeploy ./internal/demo -cortex $(DEMO_CORTEX)
 
-# A cold run compiles three trees, each once: the race tree (go test -race),
-# the CLI's -trimpath tree (make build; the e2e tests build the same CLI)
-# and the e2e module's (all of Kubernetes). So that none is compiled twice
+# A cold run compiles two trees, each once: the race tree (go test -race)
+# and the plain one (make build's CLI, the tests' helper programs, the e2e
+# module with all of Kubernetes). So that neither is compiled twice
 # and the e2e build does not wait for the unit tests (BENCHMARKS.md, "CI
 # time"):
 # - go vet runs inside go test (-vet=all: every analyzer, as go vet ./...)

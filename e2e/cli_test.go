@@ -32,8 +32,9 @@ const repoRoot = ".."
 var cliDir string
 
 // cortexCLI builds the cortex command once per run, from the main module,
-// with make build's flags (-trimpath), so that in make test it shares that
-// build's compiled packages (and e2e/outside's) and only links.
+// with make build's flags (none: no -trimpath), so that in make test it
+// shares the compiled packages of that build, of e2e/outside's and of this
+// module's own tree (Kubernetes' clients) and only links.
 var cortexCLI = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "cortex-e2e-cli-")
 	if err != nil {
@@ -41,7 +42,7 @@ var cortexCLI = sync.OnceValues(func() (string, error) {
 	}
 	cliDir = dir
 	bin := filepath.Join(dir, "cortex")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/cortex")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cortex")
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/cortex: %v\n%s", err, out)

@@ -60,7 +60,7 @@ func buildCLI(repo string) (string, error) {
 			return
 		}
 		cliBuilt = filepath.Join(cliDir, "cortex")
-		build := exec.Command("go", "build", "-trimpath", "-o", cliBuilt, "./cmd/cortex")
+		build := exec.Command("go", "build", "-o", cliBuilt, "./cmd/cortex") // make build's flags: its compiled packages are shared
 		build.Dir = repo
 		if out, err := build.CombinedOutput(); err != nil {
 			cliErr = fmt.Errorf("building the CLI: %w\n%s", err, out)

@@ -25,9 +25,9 @@ import (
 var cortexBin string
 
 func TestMain(m *testing.M) {
-	// -trimpath: the flags of `make build`, so the compiled packages are
-	// shared with it.
-	testutil.MainWithBuild(m, &cortexBin, "-trimpath", "../../cmd/cortex")
+	// No flags: those of `make build`, so the compiled packages are shared
+	// with it.
+	testutil.MainWithBuild(m, &cortexBin, "../../cmd/cortex")
 }
 
 // served is one function that `cortex serve` printed: its URL (its own

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/cortexfn/cortex/packager/deploy"
-	"github.com/cortexfn/cortex/runtime"
 )
 
 // coldStartTimeout bounds `cortex get`'s scrape of a function's metrics:
@@ -96,31 +95,6 @@ func withColdStart(ctx context.Context, f *Function) {
 	f.ColdStart, _ = ColdStart(ctx, http.DefaultClient, f.URL, token)
 }
 
-// FormatColdStart writes phases (seconds by phase) in runtime.Phases'
-// order: "fetch 0s, load 45ms, init 2ms, first_prediction 3ms".
-func FormatColdStart(phases map[string]float64) string {
-	var parts []string
-	for _, p := range runtime.Phases {
-		if s, ok := phases[p]; ok {
-			parts = append(parts, p+" "+roundPhase(time.Duration(s*float64(time.Second))).String())
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
-// roundPhase keeps three significant figures or so: 1.23s, 45.6ms, 789µs.
-func roundPhase(d time.Duration) time.Duration {
-	switch {
-	case d >= 10*time.Second:
-		return d.Round(100 * time.Millisecond)
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
-}
-
 // oneFunction is `cortex get NAME`'s report of f.
 func oneFunction(f Function) deploy.Report {
 	return functionReport{functionTable([]Function{f}, true, "").(deploy.Table[Function])}
@@ -142,7 +116,7 @@ func (r functionReport) WriteText(stdout, stderr io.Writer) error {
 	f := r.Items[0]
 	switch {
 	case len(f.ColdStart) > 0:
-		_, err := fmt.Fprintf(stdout, "\nlast cold start: %s\n", FormatColdStart(f.ColdStart))
+		_, err := fmt.Fprintf(stdout, "\nlast cold start: %s\n", deploy.FormatColdStart(f.ColdStart))
 		return err
 	case f.atZero && f.Ready == "True":
 		// Said on stderr: it is about what get did not do, not the function.

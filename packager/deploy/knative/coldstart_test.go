@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/cortexfn/cortex/packager/deploy"
 	"github.com/cortexfn/cortex/runtime"
 	"github.com/cortexfn/cortex/runtime/onnx"
 )
@@ -105,7 +106,7 @@ func TestColdStartFromMetrics(t *testing.T) {
 			if err := r.WriteText(&out, io.Discard); err != nil {
 				t.Fatal(err)
 			}
-			line := "last cold start: " + FormatColdStart(got)
+			line := "last cold start: " + deploy.FormatColdStart(got)
 			if !strings.Contains(out.String(), "NAME") || !strings.Contains(out.String(), line) {
 				t.Errorf("text:\n%s\nwant the table and %q", out.String(), line)
 			}
