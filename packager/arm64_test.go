@@ -92,6 +92,7 @@ var armIris = sync.OnceValues(func() ([2]*packager.Result, error) {
 	if err != nil {
 		return [2]*packager.Result{}, err
 	}
+	sharedDirs = append(sharedDirs, tmp)
 	multi, err := packager.Package(context.Background(), iris, packager.Options{Arches: []string{"amd64", "arm64"}, Out: filepath.Join(tmp, "multi")})
 	if err != nil {
 		return [2]*packager.Result{}, fmt.Errorf("--arch amd64,arm64: %w", err)

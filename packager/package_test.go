@@ -30,6 +30,18 @@ import (
 
 const iris = "../samples/iris"
 
+// sharedDirs are directories made once per test binary for results several
+// tests share (armIris); TestMain removes them when the tests end.
+var sharedDirs []string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range sharedDirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
 // pkg packages dir. Under the race detector it ships a small stand-in for
 // ONNX Runtime: compressing, zipping, hashing and pushing its 46 MB through
 // race-instrumented code took minutes per test, and the race detector
