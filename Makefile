@@ -121,10 +121,12 @@ test-fullsize: setup tools
 	go test $(TEST_FLAGS) -timeout 20m ./packager/
 
 # go vet (with -race, so that its compiled packages are the ones go test
-# -race uses) and a gofmt check.
+# -race uses) and a gofmt check; with the e2e module's test code, which
+# make test does not vet (see e2e below).
 lint: fmt
 	go vet -race ./...
 	go vet -race -tags nodeploy ./cmd/cortex
+	cd e2e && go vet $(E2E_FLAGS) ./...
 
 fmt:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -145,7 +147,7 @@ E2E_FLAGS := -tags providerless
 # imports, here all of Kubernetes, Knative and etcd: 160 CPU-s of a cold
 # run (2 300 packages type-checked from source again) to vet the two
 # packages of test code this module holds; make test gofmt-checks and
-# compiles them but does not vet them.
+# compiles them, make lint vets them.
 e2e: setup tools
 	cd e2e && go test $(E2E_FLAGS) $(TEST_FLAGS) -vet=off -count=1 -timeout 20m ./...
 
