@@ -18,7 +18,6 @@ CORTEX := $(CURDIR)/bin/cortex
 # same, so the build cache is shared with every other step. Tests run
 # with Go's default: some of them measure their memory.
 COMPILE_ENV := GOGC=400
-COMPILE := $(COMPILE_ENV) go
 
 # go test's flags in make test. -ldflags=-w: test binaries are linked
 # without DWARF, a third less CPU per link (go test links every test
@@ -37,7 +36,7 @@ help:
 # module's build share: with -trimpath it was a tree of its own, 262 CPU-s
 # of a cold make test (BENCHMARKS.md, "CI time").
 build:
-	$(COMPILE) build -o $(CORTEX) ./cmd/cortex
+	$(COMPILE_ENV) go build -o $(CORTEX) ./cmd/cortex
 
 # What running functions needs: the SDK's Go modules and the ONNX Runtime
 # library (from the npm package onnxruntime-node), with the CLI's own setup.
