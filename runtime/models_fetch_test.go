@@ -38,7 +38,9 @@ func pushModel(t *testing.T, files map[string]string) string {
 		tw.Write([]byte(c))
 	}
 	tw.Close()
-	layer, err := tarball.LayerFromReader(bytes.NewReader(b.Bytes()))
+	// From an opener, not LayerFromReader: that buffers into a temporary
+	// file it never removes.
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.Bytes())), nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,9 @@ func TestServeModelByReference(t *testing.T) {
 	tw.WriteHeader(&tar.Header{Name: "models/iris.onnx", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(model))})
 	tw.Write(model)
 	tw.Close()
-	layer, err := tarball.LayerFromReader(bytes.NewReader(tb.Bytes()))
+	// From an opener, not LayerFromReader: that buffers into a temporary
+	// file it never removes.
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tb.Bytes())), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
