@@ -19,22 +19,31 @@ CORTEX := $(CURDIR)/bin/cortex
 # with Go's default: some of them measure their memory.
 COMPILE_ENV := GOGC=400
 
+# Every go command the tasks run, and every one their tests run in turn,
+# builds with -trimpath. Function binaries are always built so (packager/
+# build: reproducible, no path of the building machine in them), and a
+# package compiled with and without it is compiled twice: with it
+# everywhere, the CLI, the tests' helper programs, the e2e module and the
+# function binaries share one compiled tree. Without it, a cold make test
+# compiled the function binaries' packages a second time (437 packages,
+# 123 CPU-s; BENCHMARKS.md, "CI time").
+ifeq ($(filter -trimpath,$(GOFLAGS)),)
+export GOFLAGS := -trimpath $(GOFLAGS)
+endif
+
 # go test's flags in make test. -ldflags=-w: test binaries are linked
 # without DWARF, a third less CPU per link (go test links every test
 # binary on every run; stack traces keep their file:line).
 TEST_FLAGS := -ldflags=-w
 
-.PHONY: help demo test test-fullsize build setup models tools lint fmt unit e2e bench fuzz
+.PHONY: help demo test test-fullsize test-deploy build setup models tools lint fmt unit e2e bench fuzz
 
 help:
 	@echo "make demo | test | build | setup | models | tools | lint | fmt | unit | test-fullsize | e2e | bench | fuzz"
 	@echo "  demo   package the iris sample, serve it with scale-to-zero, send predictions"
 	@echo "  test   every test (gofmt, go vet and go test -race ./..., the full-size packager tests, the deploy tests in e2e/)"
 
-# The CLI, into bin/. Built as go install builds it (no -trimpath), so its
-# compiled packages are the ones the tests' builds of the CLI and the e2e
-# module's build share: with -trimpath it was a tree of its own, 262 CPU-s
-# of a cold make test (BENCHMARKS.md, "CI time").
+# The CLI, into bin/ (with -trimpath, from GOFLAGS above).
 build:
 	$(COMPILE_ENV) go build -o $(CORTEX) ./cmd/cortex
 
@@ -71,9 +80,9 @@ tools:
 # standard library's compiled packages.
 DEMO_CORTEX := $(CURDIR)/bin/demo/cortex
 demo:
-	go build -trimpath -tags nodeploy -o $(DEMO_CORTEX) ./cmd/cortex
+	go build -tags nodeploy -o $(DEMO_CORTEX) ./cmd/cortex
 	$(DEMO_CORTEX) setup >/dev/null
-	go run -trimpath -tags nodeploy ./internal/demo -cortex $(DEMO_CORTEX)
+	go run -tags nodeploy ./internal/demo -cortex $(DEMO_CORTEX)
 
 # A cold run compiles two trees, each once: the race tree (go test -race)
 # and the plain one (make build's CLI, the tests' helper programs, the e2e
@@ -81,17 +90,22 @@ demo:
 # and the e2e build does not wait for the unit tests (BENCHMARKS.md, "CI
 # time"):
 # - go vet runs inside go test (-vet=all: every analyzer, as go vet ./...)
-#   on the packages go test compiles anyway; the nodeploy vet uses -race
-#   for the same reason.
+#   on the packages go test compiles anyway.
+# - the race run builds cmd/cortex with -tags nodeploy and leaves out the
+#   deploy platforms' packages: their tests, the only ones that link
+#   Kubernetes' typed clients and the AWS SDK, run in the plain tree
+#   (test-deploy), so the race tree does not hold those modules.
 # - the race tree is compiled by go test itself, at Go's default GOGC (the
 #   tests inherit go test's environment): compiled first, alone, with
 #   GOGC=400, it saved ~40 CPU-s cold, but its compiles no longer overlapped
 #   the tests that wait on timers and subprocesses: a warm run took 6 min
 #   35 s with it, 5 min 6 s without.
-# - the e2e module compiles in the background at the lowest priority while
-#   the unit tests run: it takes only the CPU they leave idle (waiting on
-#   subprocesses, timers and sockets, and the tail where one slow package
-#   runs alone), and the e2e task then mostly links.
+# - the e2e module compiles in the background at the lowest priority from
+#   the start, while setup, models and tools and then the unit tests run:
+#   it takes only the CPU they leave idle (the textgen model's training
+#   runs on one core, the tools' and models' downloads on none; the tests
+#   wait on subprocesses, timers and sockets, and one slow package runs
+#   alone at the end), and the e2e task then mostly links.
 # - under -race the packager tests ship a 1 MiB stand-in for ONNX Runtime
 #   (46 MB, minutes per test through race-instrumented compression), and
 #   only those that drive one of its concurrent paths run (packager/
@@ -99,19 +113,42 @@ demo:
 #   library (test-fullsize), with the tests that vary inputs or options
 #   (fullsize_test.go) and those that validate, unpack and run the
 #   full-size image (e2e_test.go, arm64_test.go).
-# - test-fullsize and e2e run side by side: neither keeps both cores busy
-#   (one runs an arm64 binary under qemu on one core, the other waits on
-#   its API servers and Knative's controllers), and each prints its output
-#   whole when it ends (--output-sync).
-test: fmt setup models tools
-	@echo "go test -race -vet=all -timeout 20m ./...   (and, niced, the e2e module's compile)"
+# - test-fullsize, test-deploy and e2e run two at a time: none keeps both
+#   cores busy (test-fullsize runs an arm64 binary under qemu on one core,
+#   e2e waits on its API servers and Knative's controllers), and each
+#   prints its output whole when it ends (--output-sync).
+test: fmt
+	@echo "the e2e module's compile, niced, in the background; then setup, models, tools and go test -race (all but the deploy platforms)"
 	@(cd e2e && exec env $(COMPILE_ENV) nice -n 19 go list $(E2E_FLAGS) -export -deps -test ./... >/dev/null 2>&1) & prebuild=$$!; \
-	status=0; go test -race -vet=all $(TEST_FLAGS) -timeout 20m ./... || status=$$?; \
+	status=0; $(MAKE) --no-print-directory setup models tools || status=$$?; \
+	if [ $$status -eq 0 ]; then \
+		echo "go test -race -vet=all -tags nodeploy $(TEST_FLAGS) -timeout 20m ./... but $(DEPLOY_PKGS)"; \
+		go test -race -vet=all -tags nodeploy $(TEST_FLAGS) -timeout 20m $(RACE_PKGS) || status=$$?; \
+	fi; \
 	if [ $$status -ne 0 ]; then kill $$prebuild 2>/dev/null; fi; \
 	wait $$prebuild; exit $$status
-	go vet -race -tags nodeploy ./cmd/cortex
-	@echo "the full-size packager tests and the deploy tests, side by side"
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fullsize e2e
+	@echo "the full-size packager tests, the deploy platforms' tests and the deploy tests in e2e/, two at a time"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fullsize test-deploy e2e
+
+# Every package but the deploy platforms', whose tests run without -race
+# (test-deploy).
+DEPLOY_PKGS := ./packager/deploy/knative/... ./packager/deploy/lambda/...
+RACE_PKGS = $$(go list ./... | grep -v -e /packager/deploy/knative -e /packager/deploy/lambda)
+
+# The tests of the deploy platforms and of the CLI's deploy commands (the
+# test files of cmd/cortex built only without -tags nodeploy), without
+# -race: they are the only tests that link Kubernetes' typed clients and
+# the AWS SDK, 218 packages the race tree would compile for them alone
+# (~110 CPU-s of a cold run), and the deploy code starts no goroutine of
+# its own for the race detector to watch; e2e/ drives the same code,
+# without -race, against a real API server. Their packages are the plain
+# tree's, which make build and e2e/ compile anyway; go test vets them here
+# with the CLI's default tags (the race run vets cmd/cortex's nodeploy
+# build).
+DEPLOY_TESTS = $$(grep -h '^func Test' $$(grep -l '^//go:build !nodeploy' cmd/cortex/*_test.go) | sed 's/^func \(Test[A-Za-z0-9_]*\).*/\1/' | paste -sd'|')
+test-deploy: setup
+	go test -vet=all $(TEST_FLAGS) -timeout 20m $(DEPLOY_PKGS)
+	go test -vet=all $(TEST_FLAGS) -timeout 20m -run "^($(DEPLOY_TESTS))$$" ./cmd/cortex
 
 # The packager tests without -race, on the real ONNX Runtime: with them the
 # ones built only without -race (packager/e2e_test.go: the full-size image

@@ -32,9 +32,10 @@ const repoRoot = ".."
 var cliDir string
 
 // cortexCLI builds the cortex command once per run, from the main module,
-// with make build's flags (none: no -trimpath), so that in make test it
-// shares the compiled packages of that build, of e2e/outside's and of this
-// module's own tree (Kubernetes' clients) and only links.
+// with make build's flags (-trimpath, which make test gives every go
+// command in GOFLAGS), so that in make test it shares the compiled packages
+// of that build, of e2e/outside's and of this module's own tree
+// (Kubernetes' clients) and only links.
 var cortexCLI = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "cortex-e2e-cli-")
 	if err != nil {

@@ -5,6 +5,7 @@ package main
 import (
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -134,5 +135,53 @@ func TestDeployVerifiesTheSignature(t *testing.T) {
 	}
 	if _, errOut, err := run(t, "", "deploy", fn, "--target", "lambda", "--verify", filepath.Join(keys, "cosign.pub")); err == nil || !strings.Contains(err.Error(), "--verify is for Knative") {
 		t.Errorf("deploy --target lambda --verify: %v\n%s", err, errOut)
+	}
+}
+
+// TestDeployDryRunNeedsNoCluster: a client dry run packages and prints the
+// Service with no kubeconfig and no registry; a real deploy without a
+// cluster fails before it packages anything.
+func TestDeployDryRunNeedsNoCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a function")
+	}
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	// A newcomer's cortex cache is empty; their Go build and module caches
+	// are the machine's, as e2e/outside keeps them (with HOME alone moved,
+	// go would compile the standard library and every module afresh: 80 s
+	// of a race-instrumented test run spent on what no cortex code does).
+	for _, name := range []string{"GOCACHE", "GOMODCACHE"} {
+		out, err := exec.Command("go", "env", name).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv(name, strings.TrimSpace(string(out)))
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("CORTEX_CACHE", t.TempDir())
+	fn := filepath.Join(t.TempDir(), "echo-go")
+	if err := os.CopyFS(fn, os.DirFS(echoDir)); err != nil {
+		t.Fatal(err)
+	}
+
+	_, errOut, err := run(t, "", "deploy", fn, "--registry", "example.com/acme")
+	if err == nil || !strings.Contains(err.Error(), "kubeconfig") {
+		t.Errorf("deploy without a cluster: %v, want an error about the kubeconfig", err)
+	}
+	if strings.Contains(errOut, "building") || strings.Contains(errOut, "assembling") {
+		t.Errorf("deploy packaged before finding there is no cluster:\n%s", errOut)
+	}
+
+	out, errOut, err := run(t, "", "deploy", fn, "--dry-run", "-o", "yaml")
+	if err != nil {
+		t.Fatalf("deploy --dry-run: %v\n%s", err, errOut)
+	}
+	for _, want := range []string{"dry_run: true", "kind: Service", "name: echo-go", "image: cortex.local/echo-go@sha256:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("deploy --dry-run -o yaml lacks %q:\n%s", want, out)
+		}
+	}
+	if _, _, err := run(t, "", "deploy", fn, "--dry-run=later"); err == nil || !strings.Contains(err.Error(), "use client") {
+		t.Errorf("--dry-run=later: %v", err)
 	}
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,94 +49,6 @@ func TestVersionFlag(t *testing.T) {
 	var v VersionInfo
 	if err != nil || json.Unmarshal([]byte(out), &v) != nil || v.Version != cortex.Version {
 		t.Errorf("cortex version -o json: %q, %v; want version %s", out, err, cortex.Version)
-	}
-}
-
-// TestDeployDryRunNeedsNoCluster: a client dry run packages and prints the
-// Service with no kubeconfig and no registry; a real deploy without a
-// cluster fails before it packages anything.
-func TestDeployDryRunNeedsNoCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a function")
-	}
-	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
-	// A newcomer's cortex cache is empty; their Go build and module caches
-	// are the machine's, as e2e/outside keeps them (with HOME alone moved,
-	// go would compile the standard library and every module afresh: 80 s
-	// of a race-instrumented test run spent on what no cortex code does).
-	for _, name := range []string{"GOCACHE", "GOMODCACHE"} {
-		out, err := exec.Command("go", "env", name).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Setenv(name, strings.TrimSpace(string(out)))
-	}
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("CORTEX_CACHE", t.TempDir())
-	fn := filepath.Join(t.TempDir(), "echo-go")
-	if err := os.CopyFS(fn, os.DirFS(echoDir)); err != nil {
-		t.Fatal(err)
-	}
-
-	_, errOut, err := run(t, "", "deploy", fn, "--registry", "example.com/acme")
-	if err == nil || !strings.Contains(err.Error(), "kubeconfig") {
-		t.Errorf("deploy without a cluster: %v, want an error about the kubeconfig", err)
-	}
-	if strings.Contains(errOut, "building") || strings.Contains(errOut, "assembling") {
-		t.Errorf("deploy packaged before finding there is no cluster:\n%s", errOut)
-	}
-
-	out, errOut, err := run(t, "", "deploy", fn, "--dry-run", "-o", "yaml")
-	if err != nil {
-		t.Fatalf("deploy --dry-run: %v\n%s", err, errOut)
-	}
-	for _, want := range []string{"dry_run: true", "kind: Service", "name: echo-go", "image: cortex.local/echo-go@sha256:"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("deploy --dry-run -o yaml lacks %q:\n%s", want, out)
-		}
-	}
-	if _, _, err := run(t, "", "deploy", fn, "--dry-run=later"); err == nil || !strings.Contains(err.Error(), "use client") {
-		t.Errorf("--dry-run=later: %v", err)
-	}
-}
-
-// TestPredictServeLayout: cortex predict NAME finds the function under
-// cortex serve's /NAME/ when serve lists it, and -o json prints the whole
-// answer.
-func TestPredictServeLayout(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/-/status":
-			io.WriteString(w, `{"functions":[{"name":"greeter","state":"idle"}]}`)
-		case "/greeter/predict":
-			b, _ := io.ReadAll(r.Body)
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"got":`+string(b)+`}`)
-		default:
-			http.Error(w, `{"error":"not found"}`, http.StatusNotFound)
-		}
-	}))
-	defer srv.Close()
-	addr := strings.TrimPrefix(srv.URL, "http://")
-
-	out, errOut, err := run(t, "", "predict", "greeter", "--serve-addr", addr, "-d", `{"name":"Ada"}`)
-	if err != nil || strings.TrimSpace(out) != `{"got":{"name":"Ada"}}` || !strings.Contains(errOut, "cortex serve at "+addr) {
-		t.Errorf("predict greeter: %q %q %v", out, errOut, err)
-	}
-	out, _, err = run(t, "", "predict", "greeter", "--serve-addr", addr, "-d", `{"name":"Ada"}`, "-o", "json")
-	var res PredictResult
-	var body bytes.Buffer
-	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Status != 200 || json.Compact(&body, res.Body) != nil || body.String() != `{"got":{"name":"Ada"}}` {
-		t.Errorf("predict -o json: %q %v", out, err)
-	}
-	out, _, err = run(t, "", "predict", "--url", srv.URL, "--path", "/nope", "-o", "json")
-	if err == nil || json.Unmarshal([]byte(out), &res) != nil || res.Status != 404 {
-		t.Errorf("predict -o json of a 404: %q %v, want the answer on stdout and a failure", out, err)
-	}
-	// A function serve does not list is looked up where it is deployed.
-	_, _, err = run(t, "", "predict", "other", "--serve-addr", addr, "--kubeconfig", filepath.Join(t.TempDir(), "none"))
-	if err == nil || !strings.Contains(err.Error(), "kubeconfig") {
-		t.Errorf("predict other: %v, want the Knative lookup's error", err)
 	}
 }
 
