@@ -11,8 +11,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +37,10 @@ import (
 func TestMain(m *testing.M) {
 	// Knative's code finds its namespace here, as its Deployments set it.
 	os.Setenv("SYSTEM_NAMESPACE", systemNamespace)
+	if err := findAPIServerFixtures(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	framework.EtcdMain(func() int {
 		code := m.Run()
 		removeCLI()
@@ -496,4 +504,26 @@ func TestDeployFailures(t *testing.T) {
 			t.Fatalf("error %v", err)
 		}
 	})
+}
+
+// findAPIServerFixtures lets kube-apiserver's test server find its
+// package's testdata when this test binary is built with -trimpath, as make
+// test builds everything (so that one compiled tree serves the CLI, the
+// function binaries and this module). The server finds that directory
+// through runtime.Caller, which -trimpath leaves as "module@version/dir";
+// for Bazel, which trims paths too, it joins TEST_SRCDIR and TEST_WORKSPACE
+// before it: set to the module cache and ".", they make the module cache's
+// copy of the package, which is where a trimmed module path is.
+func findAPIServerFixtures() error {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok || filepath.IsAbs(file) {
+		return nil // not trimmed: the server finds its testdata itself
+	}
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMODCACHE, for kube-apiserver's test fixtures: %v", err)
+	}
+	os.Setenv("TEST_SRCDIR", strings.TrimSpace(string(out)))
+	os.Setenv("TEST_WORKSPACE", ".")
+	return nil
 }
