@@ -26,7 +26,7 @@ COMPILE_ENV := GOGC=400
 # everywhere, the CLI, the tests' helper programs, the e2e module and the
 # function binaries share one compiled tree. Without it, a cold make test
 # compiled the function binaries' packages a second time (437 packages,
-# 123 CPU-s; BENCHMARKS.md, "CI time").
+# 133 CPU-s; BENCHMARKS.md, "CI time").
 ifeq ($(filter -trimpath,$(GOFLAGS)),)
 export GOFLAGS := -trimpath $(GOFLAGS)
 endif
@@ -36,12 +36,12 @@ endif
 # binary on every run; stack traces keep their file:line).
 TEST_FLAGS := -ldflags=-w
 
-.PHONY: help demo test test-fullsize test-deploy build setup models tools lint fmt unit e2e bench fuzz
+.PHONY: help demo test test-fullsize test-deploy build setup models tools lint fmt e2e bench fuzz
 
 help:
-	@echo "make demo | test | build | setup | models | tools | lint | fmt | unit | test-fullsize | e2e | bench | fuzz"
+	@echo "make demo | test | build | setup | models | tools | lint | fmt | test-fullsize | test-deploy | e2e | bench | fuzz"
 	@echo "  demo   package the iris sample, serve it with scale-to-zero, send predictions"
-	@echo "  test   every test (gofmt, go vet and go test -race ./..., the full-size packager tests, the deploy tests in e2e/)"
+	@echo "  test   every test (gofmt, go vet and go test -race ./..., the full-size packager tests, the deploy platforms' tests, the deploy tests in e2e/)"
 
 # The CLI, into bin/ (with -trimpath, from GOFLAGS above).
 build:
@@ -84,9 +84,10 @@ demo:
 	$(DEMO_CORTEX) setup >/dev/null
 	go run -tags nodeploy ./internal/demo -cortex $(DEMO_CORTEX)
 
-# A cold run compiles two trees, each once: the race tree (go test -race)
-# and the plain one (make build's CLI, the tests' helper programs, the e2e
-# module with all of Kubernetes). So that neither is compiled twice
+# A cold run compiles two trees for linux/amd64, each once: the race tree
+# (go test -race) and the plain one (make build's CLI, the tests' helper
+# programs, the e2e module with all of Kubernetes, the function binaries
+# the tests package; all -trimpath). So that neither is compiled twice
 # and the e2e build does not wait for the unit tests (BENCHMARKS.md, "CI
 # time"):
 # - go vet runs inside go test (-vet=all: every analyzer, as go vet ./...)
@@ -139,7 +140,7 @@ RACE_PKGS = $$(go list ./... | grep -v -e /packager/deploy/knative -e /packager/
 # test files of cmd/cortex built only without -tags nodeploy), without
 # -race: they are the only tests that link Kubernetes' typed clients and
 # the AWS SDK, 218 packages the race tree would compile for them alone
-# (~110 CPU-s of a cold run), and the deploy code starts no goroutine of
+# (145 CPU-s of a cold run), and the deploy code starts no goroutine of
 # its own for the race detector to watch; e2e/ drives the same code,
 # without -race, against a real API server. Their packages are the plain
 # tree's, which make build and e2e/ compile anyway; go test vets them here
