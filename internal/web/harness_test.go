@@ -134,6 +134,9 @@ func browser(t *testing.T) (context.Context, func() []string) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Its scratch directories (org.chromium.Chromium.*) in the
+		// test's, which the test removes: in TMPDIR, each run left some.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.WindowSize(1000, 760),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
