@@ -215,7 +215,8 @@ const jsonContentType = "application/json"
 //
 // What it copies: each input once, from the members' decoded requests into
 // the tensor the model reads (not at all for a group of one), and each
-// output once, from ONNX Runtime into Go memory. The outputs are split by
+// output at most once, from ONNX Runtime into Go memory (not at all when
+// runModel shapes the outputs before the run). The outputs are split by
 // slicing, and every member's answer is encoded straight into one buffer
 // the whole group shares, with one allocation for all their responses.
 func (p *Predictor) runGroup(ctx context.Context, g []*batchMember, resps []*functions.Response) error {
@@ -246,11 +247,11 @@ func (p *Predictor) runGroup(ctx context.Context, g []*batchMember, resps []*fun
 			return fmt.Errorf("input %q: %w", in.Name, err)
 		}
 	}
-	outputs := make([]ort.Value, len(p.outputs))
-	defer destroyAll(outputs)
-	if err := p.run(ctx, inputs, outputs); err != nil {
+	outputs, err := p.runModel(ctx, inputs, total)
+	if err != nil {
 		return err
 	}
+	defer destroyAll(outputs)
 
 	// The outputs asked for, whole; each member's answer is its rows.
 	var whole []oip.ResponseOutput

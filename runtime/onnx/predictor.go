@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -45,6 +46,9 @@ type Predictor struct {
 
 	// runOpts keeps idle RunOptions (each wraps a C object) for reuse.
 	runOpts chan *ort.RunOptions
+	// noGuess is set once ONNX Runtime refused outputs shaped before the
+	// run (see runModel).
+	noGuess atomic.Bool
 }
 
 // New returns a Predictor; it loads nothing until Init.
@@ -302,11 +306,17 @@ func (p *Predictor) Predict(ctx context.Context, req *functions.Request) (*funct
 		}
 	}
 
-	outputs := make([]ort.Value, len(p.outputs)) // nil: allocated by Run
-	defer destroyAll(outputs)
-	if err := p.run(ctx, inputs, outputs); err != nil {
+	var rows int64 // the first input's first dimension: the rows of a batch
+	if len(inputs) > 0 {
+		if s := inputs[0].GetShape(); len(s) > 0 {
+			rows = s[0]
+		}
+	}
+	outputs, err := p.runModel(ctx, inputs, rows)
+	if err != nil {
 		return nil, err
 	}
+	defer destroyAll(outputs)
 
 	resp := oip.InferenceResponse{ModelName: p.name, ID: ir.ID, Outputs: make([]oip.ResponseOutput, 0, len(outputs))}
 	for i, v := range outputs {

@@ -369,3 +369,28 @@ func BenchmarkPredict(b *testing.B) {
 		})
 	}
 }
+
+// TestOutputsShapedBeforeTheRun: iris's outputs ([-1] and [-1, 3]) are
+// allocated before the run, with the request's rows; a predictor misled
+// about an output's shape (as by a model whose dynamic first output
+// dimension is not its rows) is refused by ONNX Runtime, answers the same
+// from a second run whose outputs ONNX Runtime allocates, and stops
+// guessing.
+func TestOutputsShapedBeforeTheRun(t *testing.T) {
+	body := `{"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2,6.3,3.3,6.0,2.5]}]}`
+	p := newIris(t)
+	want := jsonOf(predict(t, p, body))
+	if !onnx.GuessesOutputs(p) {
+		t.Fatal("iris's outputs were not shaped before the run")
+	}
+	misled := newIris(t)
+	onnx.SetOutputShape(misled, 1, []int64{-1, 4})
+	for i := range 2 {
+		if got := jsonOf(predict(t, misled, body)); got != want {
+			t.Errorf("misled predictor, prediction %d: %s, want %s", i+1, got, want)
+		}
+		if onnx.GuessesOutputs(misled) {
+			t.Errorf("prediction %d: the predictor still guesses after ONNX Runtime refused its outputs", i+1)
+		}
+	}
+}

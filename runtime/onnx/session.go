@@ -133,19 +133,24 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 		}
 		values[i] = v
 	}
-	outputs := make([]ort.Value, len(p.outputs)) // nil: allocated by Run
-	defer destroyAll(outputs)
-	if err := p.run(ctx, values, outputs); err != nil {
+	var rows int64
+	if len(values) > 0 {
+		rows = int64(values[0].GetShape()[0]) // every input has a dimension: checked above
+	}
+	outputs, err := p.runModel(ctx, values, rows)
+	if err != nil {
 		return nil, err
 	}
+	defer destroyAll(outputs)
 	out := make([]Tensor, len(outputs))
 	for i, v := range outputs {
 		t, ok := v.(*ort.Tensor[float32])
 		if !ok {
 			return nil, fmt.Errorf("onnx: output %q is a %T, not a float32 tensor", p.outputs[i].Name, v)
 		}
-		// GetData is the Go slice onnxruntime_go copied the result into: it
-		// outlives the value destroyed above.
+		// GetData is the Go slice the result is in (written there by ONNX
+		// Runtime or copied there by onnxruntime_go): it outlives the value
+		// destroyed above.
 		out[i] = Tensor{Shape: slices.Clone([]int64(t.GetShape())), Data: t.GetData()}
 	}
 	return out, nil

@@ -50,7 +50,7 @@ func newValue(in *oip.RequestInput) (ort.Value, error) {
 }
 
 // toOutput turns an output value into an OIP output. The data is the slice
-// onnxruntime_go copied the result into, so it outlives the value.
+// the result is in (Go memory: see runModel), so it outlives the value.
 func toOutput(name string, v ort.Value) (oip.ResponseOutput, error) {
 	shape := []int64(v.GetShape())
 	switch t := v.(type) {
