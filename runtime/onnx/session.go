@@ -135,7 +135,7 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 	}
 	var rows int64
 	if len(values) > 0 {
-		rows = int64(values[0].GetShape()[0]) // every input has a dimension: checked above
+		rows = values[0].GetShape()[0] // every input has a dimension: checked above
 	}
 	outputs, err := p.runModel(ctx, values, rows)
 	if err != nil {
