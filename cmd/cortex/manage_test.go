@@ -3,9 +3,9 @@
 package main
 
 // The tests of the commands that reach deployed functions (predict by
-// name, get, delete, rollback) through the AWS SDK: a CLI built with -tags
-// nodeploy has none of them, and make test runs these without -race (see
-// the Makefile's test-deploy).
+// name, which looks beyond cortex serve; get, delete and rollback, through
+// the AWS SDK): a CLI built with -tags nodeploy has none of that, and make
+// test runs these without -race (see the Makefile's test-deploy).
 
 import (
 	"bytes"
