@@ -7,4 +7,4 @@ func SetOutputShape(p *Predictor, i int, shape []int64) { p.outputs[i].Shape = s
 
 // GuessesOutputs reports whether the predictor still shapes the outputs
 // before the run.
-func GuessesOutputs(p *Predictor) bool { return !p.noGuess.Load() }
+func GuessesOutputs(p *Predictor) bool { return p.guess.Load() }

@@ -46,9 +46,10 @@ type Predictor struct {
 
 	// runOpts keeps idle RunOptions (each wraps a C object) for reuse.
 	runOpts chan *ort.RunOptions
-	// noGuess is set once ONNX Runtime refused outputs shaped before the
-	// run (see runModel).
-	noGuess atomic.Bool
+	// guess is whether runModel allocates the outputs before the run: set
+	// in Init when the outputs' shapes allow it, cleared once ONNX Runtime
+	// refused outputs so shaped.
+	guess atomic.Bool
 }
 
 // New returns a Predictor; it loads nothing until Init.
@@ -127,6 +128,7 @@ func (p *Predictor) Init(ctx context.Context, cfg functions.Config) error {
 	p.load = read + time.Since(sessionStart)
 	p.mu.Lock()
 	p.session, p.name, p.served, p.inputs, p.outputs = session, cfg.Name, []string{cfg.Name}, inputs, outputs
+	p.guess.Store(shapedOutputs(outputs))
 	p.meta = metadata(cfg.Name, inputs, outputs)
 	p.runOpts = make(chan *ort.RunOptions, 64)
 	p.mu.Unlock()
@@ -298,18 +300,15 @@ func (p *Predictor) Predict(ctx context.Context, req *functions.Request) (*funct
 	// and every model input is there: check made sure.
 	inputs := make([]ort.Value, len(p.inputs))
 	defer destroyAll(inputs)
+	var rows int64 // the model's first input's first dimension: the rows of a batch
 	for i := range ir.Inputs {
 		in := &ir.Inputs[i]
 		idx := p.inputIndex(in.Name)
 		if inputs[idx], err = newValue(in); err != nil {
 			return nil, fmt.Errorf("onnx: input %q: %w", in.Name, err)
 		}
-	}
-
-	var rows int64 // the first input's first dimension: the rows of a batch
-	if len(inputs) > 0 {
-		if s := inputs[0].GetShape(); len(s) > 0 {
-			rows = s[0]
+		if idx == 0 && len(in.Shape) > 0 {
+			rows = in.Shape[0]
 		}
 	}
 	outputs, err := p.runModel(ctx, inputs, rows)

@@ -134,8 +134,8 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 		values[i] = v
 	}
 	var rows int64
-	if len(values) > 0 {
-		rows = values[0].GetShape()[0] // every input has a dimension: checked above
+	if len(inputs) > 0 {
+		rows = inputs[0].Shape[0] // every input has a dimension: checked above
 	}
 	outputs, err := p.runModel(ctx, values, rows)
 	if err != nil {
