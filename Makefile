@@ -134,7 +134,7 @@ test: fmt
 # Every package but the deploy platforms', whose tests run without -race
 # (test-deploy).
 DEPLOY_PKGS := ./packager/deploy/knative/... ./packager/deploy/lambda/...
-RACE_PKGS = $$(go list ./... | grep -v -e /packager/deploy/knative -e /packager/deploy/lambda)
+RACE_PKGS = $$(go list ./... | grep -vxF "$$(go list $(DEPLOY_PKGS))")
 
 # The tests of the deploy platforms and of the CLI's deploy commands (the
 # test files of cmd/cortex built only without -tags nodeploy), without
