@@ -1,8 +1,6 @@
 package runtime_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"io"
 	"log"
@@ -14,12 +12,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	ggcrempty "github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/cortexfn/cortex/functions"
+	"github.com/cortexfn/cortex/internal/testutil/ocitest"
 	"github.com/cortexfn/cortex/runtime"
 	_ "github.com/cortexfn/cortex/runtime/modelfetch/oci" // as a generated main imports it
 )
@@ -31,23 +27,11 @@ func pushModel(t *testing.T, files map[string]string) string {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
+	paths := make(map[string][]byte, len(files))
 	for n, c := range files {
-		tw.WriteHeader(&tar.Header{Name: "models/" + n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(c))})
-		tw.Write([]byte(c))
+		paths["models/"+n] = []byte(c)
 	}
-	tw.Close()
-	// From an opener, not LayerFromReader: that buffers into a temporary
-	// file it never removes.
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.Append(ggcrempty.Image, mutate.Addendum{Layer: layer})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := ocitest.Image(t, paths)
 	ref := strings.TrimPrefix(srv.URL, "http://") + "/models/m:1"
 	r, err := name.ParseReference(ref)
 	if err != nil {

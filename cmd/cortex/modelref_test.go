@@ -1,8 +1,6 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
@@ -17,12 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexfn/cortex/internal/testutil/ocitest"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // TestServeModelByReference serves the iris sample three ways under one
@@ -50,21 +46,7 @@ func TestServeModelByReference(t *testing.T) {
 	host := strings.TrimPrefix(srv.URL, "http://")
 
 	// A ModelCar image: the model under /models.
-	var tb bytes.Buffer
-	tw := tar.NewWriter(&tb)
-	tw.WriteHeader(&tar.Header{Name: "models/iris.onnx", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(model))})
-	tw.Write(model)
-	tw.Close()
-	// From an opener, not LayerFromReader: that buffers into a temporary
-	// file it never removes.
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tb.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := ocitest.Image(t, map[string][]byte{"models/iris.onnx": model})
 	ref, err := name.ParseReference(host + "/models/iris:1")
 	if err != nil {
 		t.Fatal(err)

@@ -25,9 +25,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/cortexfn/cortex/internal/testutil/ocitest"
 	"github.com/cortexfn/cortex/runtime/modelfetch"
 	_ "github.com/cortexfn/cortex/runtime/modelfetch/oci"
 )
@@ -72,32 +72,15 @@ func newRegistry(t testing.TB) *countingRegistry {
 	return r
 }
 
-// modelImage is an image whose one layer holds files under models/,
-// gzip-compressed as most images' layers are.
+// modelImage is an image whose one layer holds files under models/ and,
+// not part of the model, etc/passwd.
 func modelImage(t testing.TB, files map[string][]byte) v1.Image {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "models/", Typeflag: tar.TypeDir, Mode: 0o755})
+	paths := map[string][]byte{"models/": nil, "etc/passwd": []byte("x")}
 	for n, b := range files {
-		tw.WriteHeader(&tar.Header{Name: "models/" + n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))})
-		tw.Write(b)
+		paths["models/"+n] = b
 	}
-	// Not under models/: not part of the model.
-	tw.WriteHeader(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
-	tw.Write([]byte("x"))
-	tw.Close()
-	// From an opener, not LayerFromReader: that buffers into a temporary
-	// file it never removes.
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return ocitest.Image(t, paths)
 }
 
 func push(t testing.TB, r *countingRegistry, repo string, img v1.Image) (tagRef, digestRef string) {
