@@ -168,3 +168,54 @@ func TestProcessDeathMidBodyIs502(t *testing.T) {
 		t.Errorf("crashes: %d, want 1", got)
 	}
 }
+
+// TestKeepAliveAfterEarlyAnswer: the function answers a body over its
+// limits.max_body (413) before the host has sent it all, and the caller
+// sends its next request on the same connection. The front relays in full
+// duplex, so net/http does not consume the body when the answer starts: it
+// read the rest when the handler had returned, the read's end started
+// net/http's background read too late to be stopped, and the connection's
+// next read panicked ("invalid concurrent Body.Read call",
+// golang/go#68560): the next request was lost with the connection.
+// internal/bench/faults saw it as a transport error every run.
+func TestKeepAliveAfterEarlyAnswer(t *testing.T) {
+	const maxBody = 64 << 10
+	e := start(t, []host.Function{function("echo", host.Autoscaling{}, maxBodyConfig(t, maxBody))})
+	if a := e.post(t, "/echo/predict", "warm"); a.status != http.StatusOK {
+		t.Fatalf("warm-up: %d %s", a.status, a.body)
+	}
+	u, err := url.Parse(e.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	big := strings.Repeat(" ", 2*maxBody)
+	for i := range 20 {
+		fmt.Fprintf(c, "POST /echo/predict HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", u.Host, len(big), big)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d, over max_body: no answer: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("request %d, over max_body: %d, want 413", i, resp.StatusCode)
+		}
+		fmt.Fprintf(c, "POST /echo/predict HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nsmall", u.Host)
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d, the next on the connection: no answer: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("request %d, the next on the connection: %d %s, want 200", i, resp.StatusCode, b)
+		}
+	}
+}

@@ -554,6 +554,17 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, f *function
 	if h.servePageShell(w, r, path) {
 		return
 	}
+	// The caller's body is closed before the handler returns, after the
+	// process is released (this defer runs last). The proxy relays in full
+	// duplex (below), so net/http does not consume the body when the answer
+	// starts: left to net/http, the rest of a body the process answered
+	// early (a 413) is read after the handler returns, and reaching its end
+	// then starts a background read of the connection that nothing stops;
+	// the connection's next request panics net/http ("invalid concurrent
+	// Body.Read call", golang/go#68560) and is lost. Read here, its end
+	// starts that read while net/http can still stop it. A server request's
+	// Body is never nil.
+	defer r.Body.Close()
 	sw := &statusWriter{ResponseWriter: w}
 	w = sw
 	defer func() {
