@@ -32,10 +32,19 @@ func BenchmarkHandler(b *testing.B) {
 }
 
 // BenchmarkHandlerOIP is BenchmarkHandler's request on the Open Inference
-// Protocol route, /v2/models/iris/infer, with batching off: the request
-// of the serving benchmark (internal/bench/serving).
+// Protocol route, /v2/models/iris/infer: the request of the serving
+// benchmark (internal/bench/serving) with batching off, and of the floor
+// bench's batching row (internal/bench/floor) with it on.
 func BenchmarkHandlerOIP(b *testing.B) {
-	benchHandler(b, runtime.Batching{}, "/v2/models/iris/infer")
+	for _, bc := range []struct {
+		name     string
+		batching runtime.Batching
+	}{
+		{"batching=off", runtime.Batching{}},
+		{"batching=on", runtime.Batching{MaxBatchSize: 32, BatchInterval: runtime.Duration(time.Millisecond)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchHandler(b, bc.batching, "/v2/models/iris/infer") })
+	}
 }
 
 func benchHandler(b *testing.B, batching runtime.Batching, path string) {

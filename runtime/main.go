@@ -51,8 +51,11 @@ func Main(p functions.Predictor, opts ...Option) {
 
 // Run is Main without the process exit: it serves p until ctx ends, then
 // drains. It returns the error that stopped serving, if any: one that
-// wraps ErrReplace when the process must be replaced.
+// wraps ErrReplace when the process must be replaced. It keeps the garbage
+// collector's heap goal at a floor for the rest of the process, unless
+// GOGC or GOMEMLIMIT is set (see gcfloor.go).
 func Run(ctx context.Context, p functions.Predictor, opts ...Option) error {
+	startGCFloor()
 	cfg, err := configFromEnv()
 	if err != nil {
 		return err
