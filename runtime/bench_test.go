@@ -19,23 +19,16 @@ import (
 // ONNX predictor), one single-row request per op, from parallel callers,
 // with batching off and on. Its allocs/op are the runtime's per-request
 // allocations; BENCHMARKS.md has the figures over the network.
-func BenchmarkHandler(b *testing.B) {
-	for _, bc := range []struct {
-		name     string
-		batching runtime.Batching
-	}{
-		{"batching=off", runtime.Batching{}},
-		{"batching=on", runtime.Batching{MaxBatchSize: 32, BatchInterval: runtime.Duration(time.Millisecond)}},
-	} {
-		b.Run(bc.name, func(b *testing.B) { benchHandler(b, bc.batching, "/predict") })
-	}
-}
+func BenchmarkHandler(b *testing.B) { benchHandlers(b, "/predict") }
 
 // BenchmarkHandlerOIP is BenchmarkHandler's request on the Open Inference
 // Protocol route, /v2/models/iris/infer: the request of the serving
 // benchmark (internal/bench/serving) with batching off, and of the floor
 // bench's batching row (internal/bench/floor) with it on.
-func BenchmarkHandlerOIP(b *testing.B) {
+func BenchmarkHandlerOIP(b *testing.B) { benchHandlers(b, "/v2/models/iris/infer") }
+
+// benchHandlers runs benchHandler on path with batching off and on.
+func benchHandlers(b *testing.B, path string) {
 	for _, bc := range []struct {
 		name     string
 		batching runtime.Batching
@@ -43,7 +36,7 @@ func BenchmarkHandlerOIP(b *testing.B) {
 		{"batching=off", runtime.Batching{}},
 		{"batching=on", runtime.Batching{MaxBatchSize: 32, BatchInterval: runtime.Duration(time.Millisecond)}},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchHandler(b, bc.batching, "/v2/models/iris/infer") })
+		b.Run(bc.name, func(b *testing.B) { benchHandler(b, bc.batching, path) })
 	}
 }
 
