@@ -38,6 +38,19 @@ func TestGCFloorFor(t *testing.T) {
 			t.Errorf("gcFloorFor(%d) = %d, want %d", c.limit, got, c.want)
 		}
 	}
+	for _, c := range []struct {
+		file string
+		want uint64
+	}{
+		{"536870912\n", 512 << 20},   // v2 or v1, a limit
+		{"max\n", 0},                 // v2, none
+		{"9223372036854771712\n", 0}, // v1, none
+		{"", 0},
+	} {
+		if got := parseMemoryLimit([]byte(c.file)); got != c.want {
+			t.Errorf("parseMemoryLimit(%q) = %d, want %d", c.file, got, c.want)
+		}
+	}
 	t.Setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
 	if got := memoryLimit(); got != 128<<20 {
 		t.Errorf("memoryLimit with a 128 MB Lambda function: %d, want %d", got, 128<<20)
