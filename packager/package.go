@@ -93,6 +93,7 @@ import (
 	"github.com/cortexfn/cortex/packager/artifact"
 	"github.com/cortexfn/cortex/packager/build"
 	"github.com/cortexfn/cortex/packager/knative"
+	"github.com/cortexfn/cortex/packager/lambdazip"
 	"github.com/cortexfn/cortex/packager/oci"
 	"github.com/cortexfn/cortex/packager/onnxruntime"
 	"github.com/cortexfn/cortex/packager/sign"
@@ -361,6 +362,13 @@ func Package(ctx context.Context, dir string, o Options) (*Result, error) {
 func PackageSpec(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
 	if o.started.IsZero() {
 		o.started = time.Now()
+	}
+	// Once the package is written (or has failed), the layers and zip
+	// entries unused for days go, as the go command trims its cache on
+	// exit: everything this package used has been marked used by then.
+	if root, err := build.CacheRoot(o.CacheDir); err == nil {
+		defer oci.TrimCache(root)
+		defer lambdazip.TrimCache(root)
 	}
 	// The outputs are checked before anything is built.
 	outs, err := o.outputs()

@@ -2,12 +2,15 @@ package lambdazip_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,4 +264,74 @@ func TestGLIBCNeeded(t *testing.T) {
 	if _, err := lambdazip.GLIBCNeeded("lambdazip_test.go"); err == nil {
 		t.Error("a Go source file was read as ELF")
 	}
+}
+
+// TestCacheTrimmed: the deflated files' cache forgets what is not used. A
+// zip that takes a file from the cache marks its entry used; TrimCache
+// (the packager's, once a package is written) removes the entries unused
+// for five days.
+func TestCacheTrimmed(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	large := func(name string, b byte) artifact.File {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, bytes.Repeat([]byte{b}, 2<<20), 0o644); err != nil { // over the cache's 1 MiB floor
+			t.Fatal(err)
+		}
+		return artifact.File{Path: name, Src: path}
+	}
+	write := func(files ...artifact.File) {
+		t.Helper()
+		if _, err := lambdazip.Write(filepath.Join(dir, "f.zip"), files, lambdazip.Options{Modified: time.Unix(0, 0), CacheDir: cache}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries := func() []string {
+		t.Helper()
+		m, err := filepath.Glob(filepath.Join(cache, "zip", "*", "*.deflate"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	old, used := large("old", 'o'), large("used", 'u')
+	write(old, used)
+	if n := len(entries()); n != 2 {
+		t.Fatalf("%d cache entries, want 2", n)
+	}
+	// Both last used six days ago; the last trim long ago.
+	week := time.Now().Add(-6 * 24 * time.Hour)
+	files, _ := filepath.Glob(filepath.Join(cache, "zip", "*", "*"))
+	for _, f := range files {
+		if err := os.Chtimes(f, week, week); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(used) // a hit: used again
+	for _, f := range files {
+		if filepath.Base(f) == "trim.txt" {
+			os.Remove(f)
+		}
+	}
+	write(used, large("new", 'n'))
+	lambdazip.TrimCache(cache)
+	got := entries()
+	if len(got) != 2 {
+		t.Fatalf("cache entries after the trim: %v, want the used one and the new one", got)
+	}
+	for _, f := range got {
+		b, err := os.ReadFile(strings.TrimSuffix(f, ".deflate") + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(sha256Hex(bytes.Repeat([]byte{'o'}, 2<<20)))) {
+			t.Errorf("the entry unused for six days is still there: %s", f)
+		}
+	}
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zip"
 
+	"github.com/cortexfn/cortex/internal/cachetrim"
 	"github.com/cortexfn/cortex/packager/artifact"
 )
 
@@ -252,6 +253,24 @@ func NewerThanLambda(path string) (need string, newer bool, err error) {
 // cacheMin is the smallest file whose deflated bytes are cached.
 const cacheMin = 1 << 20
 
+// The deflated files' cache is trimmed as the go command trims its build
+// cache (internal/cachetrim): entries unused for five days go, then the
+// least recently used while it holds more than $CORTEX_PACKAGE_CACHE_MAX
+// bytes (default 16 GiB). A hit marks its entry used. Before it the cache
+// kept a deflated copy of every model and library a zip ever held.
+var cachePolicy = cachetrim.Packaged()
+
+// TrimCache trims the deflated files' cache under cacheDir
+// (Options.CacheDir). The packager calls it once a package is written, as
+// the go command trims its cache on exit.
+func TrimCache(cacheDir string) {
+	dirs, _ := filepath.Glob(filepath.Join(cacheDir, "zip", "deflate-*"))
+	now := time.Now()
+	for _, dir := range dirs {
+		cachePolicy.Trim(dir, now)
+	}
+}
+
 type deflated struct {
 	CRC32        uint32 `json:"crc32"`
 	Size         uint64 `json:"size"`
@@ -285,6 +304,8 @@ func writeCached(zw *zip.Writer, fh *zip.FileHeader, f artifact.File, size int64
 		if d, err = deflateInto(in, dir, blob, meta, sum); err != nil {
 			return false, err
 		}
+	} else {
+		cachePolicy.Touch(meta, time.Now())
 	}
 	raw, err := os.Open(blob)
 	if err != nil {

@@ -426,6 +426,7 @@ func (b *layerBuilder) cached(blob, meta string, diffID v1.Hash) (*blobLayer, bo
 	if st, err := os.Stat(blob); err != nil || st.Size() != e.Size {
 		return nil, false
 	}
+	cachePolicy.Touch(meta, time.Now())
 	return &blobLayer{path: blob, diffID: diffID, digest: d, size: e.Size, compression: b.compression}, true
 }
 

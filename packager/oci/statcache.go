@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/cortexfn/cortex/internal/cachetrim"
 	"github.com/cortexfn/cortex/packager/artifact"
 )
 
@@ -115,7 +117,8 @@ func FileDigest(cacheDir string, f artifact.File) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	m, err := os.ReadFile(filepath.Join(cacheDir, layersDir, "files", key+".json"))
+	path := filepath.Join(cacheDir, layersDir, "files", key+".json")
+	m, err := os.ReadFile(path)
 	if err != nil {
 		return "", false
 	}
@@ -126,6 +129,7 @@ func FileDigest(cacheDir string, f artifact.File) (string, bool) {
 	if _, err := hex.DecodeString(e.SHA256); err != nil {
 		return "", false
 	}
+	cachePolicy.Touch(path, time.Now())
 	return e.SHA256, true
 }
 
@@ -176,7 +180,41 @@ func (b *layerBuilder) byStat(dir, key string) (*blobLayer, bool) {
 	if st, err := os.Stat(blob); err != nil || st.Size() != e.Size {
 		return nil, false
 	}
+	now := time.Now()
+	cachePolicy.Touch(filepath.Join(dir, diffID.Hex+".json"), now) // the blob's entry
+	cachePolicy.Touch(filepath.Join(dir, "stat", key+".json"), now)
 	return &blobLayer{path: blob, diffID: diffID, digest: digest, size: e.Size, compression: b.compression}, true
+}
+
+// The layer cache is trimmed as the go command trims its build cache
+// (internal/cachetrim): in each of its directories (a compression and
+// level's blobs, their stat entries, the files' digests) entries unused
+// for five days go, then the least recently used while the directory
+// holds more than $CORTEX_PACKAGE_CACHE_MAX bytes (default 16 GiB). A
+// hit marks the blob's entry used (cached, byStat); a trimmed entry only
+// means that the next build reads and compresses again. Before it the
+// layers grew by a copy of every model and runtime a build compressed.
+var cachePolicy = cachetrim.Packaged()
+
+// TrimCache trims the layer cache under cacheDir (Options.CacheDir). The
+// packager calls it once a package is written, as the go command trims
+// its cache on exit: every layer the package used has been marked used by
+// then, so none of them goes while a build is about to read it.
+func TrimCache(cacheDir string) {
+	root := filepath.Join(cacheDir, layersDir)
+	des, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	for _, de := range des {
+		if !de.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, de.Name())
+		cachePolicy.Trim(dir, now) // blobs, or the files' digests
+		cachePolicy.Trim(filepath.Join(dir, "stat"), now)
+	}
 }
 
 // remember records l under key. A failure is ignored: the next build

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +133,51 @@ func TestFileDigestRecordedByTheModelLayer(t *testing.T) {
 	}
 	if sum, ok := oci.FileDigest(cache, small); ok {
 		t.Errorf("FileDigest(small.bin) after a rewrite = %s; want unknown", sum)
+	}
+}
+
+// TestTrimCache: TrimCache removes the layer cache's entries unused for
+// five days (a blob with its record, a stat entry, a file's digest) and
+// keeps those a build or FileDigest used since.
+func TestTrimCache(t *testing.T) {
+	cache := t.TempDir()
+	layers := filepath.Join(cache, "layers")
+	week := time.Now().Add(-6 * 24 * time.Hour)
+	write := func(rel string) string {
+		t.Helper()
+		path := filepath.Join(layers, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("{}"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, week, week); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	gone := []string{write("gzip-0/aa.blob"), write("gzip-0/aa.json"), write("gzip-0/stat/bb.json"), write("files/cc.json")}
+	// A file whose digest a build recorded six days ago, asked for now.
+	src := filepath.Join(t.TempDir(), "model.onnx")
+	if err := os.WriteFile(src, []byte("weights"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := artifact.File{Path: "model.onnx", Src: src}
+	kept := oci.RecordFileDigest(t, cache, f, strings.Repeat("ab", 32))
+	if err := os.Chtimes(kept, week, week); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := oci.FileDigest(cache, f); !ok {
+		t.Fatal("FileDigest did not find the recorded digest")
+	}
+	oci.TrimCache(cache)
+	for _, p := range gone {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s, unused for six days, is still there", p)
+		}
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Errorf("the digest FileDigest used was removed: %v", err)
 	}
 }
