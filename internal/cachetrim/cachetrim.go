@@ -2,9 +2,10 @@
 // growing without end, as the go command trims its build cache (cmd/go's
 // cache.Trim): an entry's modification time records its last use
 // (refreshed at most once per TouchEvery, so a hit costs a stat, rarely a
-// utimes), and at most once per TrimEvery a run that added an entry
-// removes the entries unused for MaxUnused, then, while the directory
-// holds more than MaxBytes, the least recently used. An entry used within
+// utimes), and a trim, at most once per TrimEvery (the build cache trims
+// when it adds an entry, the packager once a package is written), removes
+// the entries unused for MaxUnused, then, while the directory holds more
+// than MaxBytes, the least recently used. An entry used within
 // TouchEvery is never removed: a run may be about to read it.
 //
 // Written here rather than taken from a library: the go command's own
