@@ -3,6 +3,7 @@ package oci_test
 import (
 	"crypto/sha256"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -179,5 +180,43 @@ func TestTrimCache(t *testing.T) {
 	}
 	if _, err := os.Stat(kept); err != nil {
 		t.Errorf("the digest FileDigest used was removed: %v", err)
+	}
+}
+
+// TestTrimCacheKeepsWhatABuildUsed: layers a build took from the cache,
+// by the stat cache (the model, the config) or by its hash (the binary,
+// written again with the same bytes), are marked used and survive a trim
+// of entries unused for five days; a layer no build has used since goes.
+func TestTrimCacheKeepsWhatABuildUsed(t *testing.T) {
+	dir, cache := t.TempDir(), t.TempDir()
+	old := layerByName(t, build(t, contents(t, dir, "v0"), oci.Options{CacheDir: cache}), "binary")
+	build(t, contents(t, dir, "v1"), oci.Options{CacheDir: cache})
+	week := time.Now().Add(-6 * 24 * time.Hour)
+	err := filepath.WalkDir(filepath.Join(cache, "layers"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			err = os.Chtimes(path, week, week)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := build(t, contents(t, dir, "v1"), oci.Options{CacheDir: cache})
+	oci.TrimCache(cache)
+	blob := func(l oci.LayerInfo) bool {
+		m, _ := filepath.Glob(filepath.Join(cache, "layers", "*", strings.TrimPrefix(l.DiffID, "sha256:")+".blob"))
+		return len(m) == 1
+	}
+	for _, name := range []string{"model", "binary", "config"} {
+		l := layerByName(t, again, name)
+		if !l.Cached {
+			t.Errorf("%s layer: built again, want it from the cache", name)
+		}
+		if !blob(l) {
+			t.Errorf("%s layer, used by the last build: its blob was trimmed", name)
+		}
+	}
+	if blob(old) {
+		t.Error("the v0 binary layer, unused for six days, is still in the cache")
 	}
 }
